@@ -1,0 +1,1 @@
+//! Hyper-V layer: hypercalls, synthetic MSRs, CPUID, SynIC message slots and event flags.

@@ -1,0 +1,78 @@
+//! The `Kernel` seam: the capability operations the driver needs from seL4 (DESIGN.md §4).
+//!
+//! The driver PD holds the original frame capability of every pool page. Granting a page to a
+//! client copies that capability and maps the copy into the client's window; revoking the original
+//! deletes every copy and with them every client mapping. The seL4 implementation lives in
+//! `components/`, the simulated one in `tests/`.
+
+use core::fmt;
+
+use crate::ids::{ClientId, PageId};
+
+/// Size of a hypervisor page and of a pool page.
+pub const PAGE_SIZE: usize = 4096;
+
+/// Why a kernel operation failed. None of these is caused by peer data: they are driver bugs or
+/// resource exhaustion, and the driver treats them as such.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KernelError {
+    /// The pool has no free page.
+    PoolEmpty,
+    /// The page id names no page of the pool.
+    NoSuchPage,
+    /// The client id names no client of the system.
+    NoSuchClient,
+    /// The window page index is outside the client's window.
+    OutsideWindow,
+    /// The window page is already mapped.
+    WindowSlotBusy,
+    /// An access to page memory went past the end of the page.
+    OutOfBounds,
+    /// The kernel refused the operation with this error code.
+    Refused(u32),
+}
+
+impl fmt::Display for KernelError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::PoolEmpty => f.write_str("ring-page pool is empty"),
+            Self::NoSuchPage => f.write_str("no such pool page"),
+            Self::NoSuchClient => f.write_str("no such client"),
+            Self::OutsideWindow => f.write_str("window page outside the client's window"),
+            Self::WindowSlotBusy => f.write_str("window page already mapped"),
+            Self::OutOfBounds => f.write_str("access past the end of a page"),
+            Self::Refused(code) => write!(f, "kernel refused the operation (error {code})"),
+        }
+    }
+}
+
+/// Capability operations of the driver PD.
+pub trait Kernel {
+    /// Takes a free page from the pool. Pool pages are zero and mapped nowhere but in the driver.
+    fn take_page(&mut self) -> Result<PageId, KernelError>;
+    /// Returns a page to the pool. The caller has revoked it and zeroed it.
+    fn return_page(&mut self, page: PageId) -> Result<(), KernelError>;
+    /// Guest-physical frame number (4 KiB units) of a pool page, for GPADLs.
+    fn page_frame(&self, page: PageId) -> Result<u64, KernelError>;
+    /// Copies `data` into the driver's own mapping of `page` at `offset`.
+    fn write_page(&mut self, page: PageId, offset: usize, data: &[u8]) -> Result<(), KernelError>;
+    /// Copies bytes out of the driver's own mapping of `page` at `offset`.
+    fn read_page(&self, page: PageId, offset: usize, buf: &mut [u8]) -> Result<(), KernelError>;
+    /// Fills `page` with zeroes.
+    fn zero_page(&mut self, page: PageId) -> Result<(), KernelError>;
+    /// Copies the page's original capability and maps the copy at page `window_page` of the
+    /// client's channel window (read-write, uncached attributes as the kernel's default).
+    fn grant(
+        &mut self,
+        page: PageId,
+        client: ClientId,
+        window_page: usize,
+    ) -> Result<(), KernelError>;
+    /// Revokes the page's original capability: every derived capability and every client mapping
+    /// of the page is gone when this returns. Revoking a page with no derived capability is a no-op.
+    fn revoke(&mut self, page: PageId) -> Result<(), KernelError>;
+    /// Signals the client's notification from the driver.
+    fn notify(&mut self, client: ClientId) -> Result<(), KernelError>;
+    /// Acknowledges the VMBus interrupt so the next one can be delivered.
+    fn ack_irq(&mut self) -> Result<(), KernelError>;
+}

@@ -1,0 +1,9 @@
+//! Portable `no_std` core of the seL4 VMBus driver: Hyper-V and VMBus wire formats, ring buffer,
+//! channel lifetime.
+#![no_std]
+#![forbid(unsafe_code)]
+
+pub mod hv;
+pub mod ids;
+pub mod kernel;
+pub mod msg;

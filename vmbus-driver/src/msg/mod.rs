@@ -1,0 +1,1 @@
+//! VMBus channel messages: typed values, encoding and decoding of untrusted bytes.
