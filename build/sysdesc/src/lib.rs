@@ -1,0 +1,1 @@
+//! The system description: parse, validate and generate from system.xml.

@@ -1,0 +1,1 @@
+//! A deterministic model of the seL4 mechanisms the product uses.
