@@ -1,26 +1,39 @@
-//! Project commands: `cargo xtask check | gen | image | qemu | qemu-test | run`.
+//! Project commands: `cargo xtask check | gen | image | qemu | qemu-test`.
 
 use std::process::ExitCode;
 
-fn usage() -> ExitCode {
-    eprintln!(
-        "usage: cargo xtask <command> [args]\n\
-         commands:\n  \
-         check [PATH]   validate a system description (default: system.xml)\n"
-    );
-    ExitCode::from(2)
-}
+mod check;
+mod gen;
+mod image;
+
+const USAGE: &str = "usage: cargo xtask <command> [args]
+commands:
+  check [PATH]   validate a system description (default: system.xml)
+  gen [ARGS]     generate per-PD constants from a system description
+  image [ARGS]   build the seL4 kernel, the PD programs and the boot image
+  qemu [ARGS]    boot the image under QEMU
+  qemu-test      boot the image under QEMU and check the verdict";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(cmd) = args.first() else {
-        return usage();
+        eprintln!("{USAGE}");
+        return ExitCode::from(2);
     };
     let rest = &args[1..];
     match cmd.as_str() {
-        _ => {
-            let _ = rest;
-            usage()
+        "check" => check::main(rest),
+        "gen" => gen::main(rest),
+        "image" => image::image(rest),
+        "qemu" => image::qemu(rest),
+        "qemu-test" => image::qemu_test(rest),
+        "help" | "--help" | "-h" => {
+            println!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        other => {
+            eprintln!("unknown command `{other}`\n{USAGE}");
+            ExitCode::from(2)
         }
     }
 }
