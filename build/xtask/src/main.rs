@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 mod check;
-mod gen;
+mod generate;
 mod image;
 
 const USAGE: &str = "usage: cargo xtask <command> [args]
@@ -23,7 +23,7 @@ fn main() -> ExitCode {
     let rest = &args[1..];
     match cmd.as_str() {
         "check" => check::main(rest),
-        "gen" => gen::main(rest),
+        "gen" => generate::main(rest),
         "image" => image::image(rest),
         "qemu" => image::qemu(rest),
         "qemu-test" => image::qemu_test(rest),
