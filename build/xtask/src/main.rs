@@ -1,10 +1,11 @@
-//! Project commands: `cargo xtask check | gen | image | qemu | qemu-test`.
+//! Project commands: `cargo xtask check | gen | image | qemu | qemu-test | test`.
 
 use std::process::ExitCode;
 
 mod check;
 mod generate;
 mod image;
+mod test;
 
 const USAGE: &str = "usage: cargo xtask <command> [args]
 commands:
@@ -12,7 +13,8 @@ commands:
   gen [ARGS]     generate per-PD constants from a system description
   image [ARGS]   build the seL4 kernel, the PD programs and the boot image
   qemu [ARGS]    boot the image under QEMU
-  qemu-test      boot the image under QEMU and check the verdict";
+  qemu-test      boot the image under QEMU and check the verdict
+  test [--quick] the whole test suite (--quick: workspace tests only)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -27,6 +29,7 @@ fn main() -> ExitCode {
         "image" => image::image(rest),
         "qemu" => image::qemu(rest),
         "qemu-test" => image::qemu_test(rest),
+        "test" => test::main(rest),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             ExitCode::SUCCESS
