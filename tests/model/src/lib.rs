@@ -1,0 +1,1 @@
+//! Executable, model-checked specification of the VMBus channel lifetime.
