@@ -3,7 +3,11 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
+pub mod gpadl;
+pub mod guid;
 pub mod hv;
 pub mod ids;
 pub mod kernel;
 pub mod msg;
+pub mod version;
+pub mod ring;

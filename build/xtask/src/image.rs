@@ -1,18 +1,151 @@
 //! `cargo xtask image | qemu | qemu-test`: the real seL4 image.
+//!
+//! `image` fetches the seL4 5.0.0 source through cargo, configures it with kconfiglib in a
+//! virtual environment it creates, builds the kernel, regenerates and checks our bindings, builds
+//! the PD programs and the root task for `x86_64-unknown-none`, and leaves everything in
+//! `build/out/`. `qemu` boots that image; `qemu-test` boots it and turns the root task's verdict
+//! (written to QEMU's `isa-debug-exit` port) into the exit status.
 
+mod bindings;
+mod kernel;
+mod pds;
+mod qemu;
+mod source;
+mod tools;
+
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-pub fn image(_args: &[String]) -> ExitCode {
-    eprintln!("xtask image: not built yet");
-    ExitCode::FAILURE
+use tools::Timings;
+
+/// The repository root (two levels above this crate).
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap_or_else(|_| PathBuf::from("."))
 }
 
-pub fn qemu(_args: &[String]) -> ExitCode {
-    eprintln!("xtask qemu: not built yet");
-    ExitCode::FAILURE
+/// Where every output goes (ignored by git).
+fn out_dir() -> PathBuf {
+    root().join("build/out")
 }
 
-pub fn qemu_test(_args: &[String]) -> ExitCode {
-    eprintln!("xtask qemu-test: not built yet");
-    ExitCode::FAILURE
+fn finish(r: Result<(), String>, what: &str) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask {what}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Options of `image`.
+#[derive(Debug, Default)]
+struct ImageOpts {
+    /// Rewrite `components/sel4-sys/src/generated.rs` instead of failing when it differs.
+    bless: bool,
+}
+
+fn parse_image_opts(args: &[String]) -> Result<ImageOpts, String> {
+    let mut o = ImageOpts::default();
+    for a in args {
+        match a.as_str() {
+            "--bless" => o.bless = true,
+            other => return Err(format!("unknown option `{other}` (image takes --bless)")),
+        }
+    }
+    Ok(o)
+}
+
+/// `cargo xtask image [--bless]`.
+pub fn image(args: &[String]) -> ExitCode {
+    let r = parse_image_opts(args).and_then(|o| {
+        let mut t = Timings::default();
+        build_image(&o, &mut t).map(|_| ())?;
+        eprintln!("xtask image: timings\n{}", t.summary());
+        Ok(())
+    });
+    finish(r, "image")
+}
+
+/// What `image` produced.
+#[derive(Debug)]
+pub struct Image {
+    /// Kernel for QEMU (32-bit ELF).
+    pub kernel32: PathBuf,
+    /// Root task ELF (the first multiboot module).
+    pub roottask: PathBuf,
+}
+
+fn build_image(o: &ImageOpts, t: &mut Timings) -> Result<Image, String> {
+    let root = root();
+    let out = out_dir();
+    std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let registry = t.step("fetch seL4 source (cargo)", || source::locate(&root))?;
+    let sel4 = out.join("sel4");
+    t.step("copy seL4 source", || source::copy(&registry, &sel4))?;
+    let venv = t.step("python venv (kconfiglib)", || kernel::venv(&out))?;
+    let autoconf = t.step("configure (kconfiglib)", || kernel::configure(&sel4, &venv, &out))?;
+    let k = t.step("build kernel (make)", || kernel::build(&sel4, &venv, &autoconf, &out))?;
+    t.step("generate sel4-sys bindings", || check_bindings(&root, &sel4, &k.autoconf, o.bless))?;
+    let built = t.step("build PDs and root task", || pds::build(&root, &out))?;
+    let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    eprintln!(
+        "xtask image: kernel {} ({} bytes), root task {} ({} bytes, PD programs embedded: {})",
+        k.elf32.display(),
+        size(&k.elf32),
+        built.roottask.display(),
+        size(&built.roottask),
+        built.programs.join(", ")
+    );
+    Ok(Image { kernel32: k.elf32, roottask: built.roottask })
+}
+
+fn check_bindings(root: &Path, sel4: &Path, autoconf: &Path, bless: bool) -> Result<(), String> {
+    let conf = std::fs::read_to_string(autoconf).map_err(|e| e.to_string())?;
+    let fresh = bindings::generate(sel4, &conf)?;
+    let path = root.join(bindings::OUTPUT);
+    let current = std::fs::read_to_string(&path).unwrap_or_default();
+    if current == fresh {
+        return Ok(());
+    }
+    if bless {
+        tools::write_if_changed(&path, &fresh)?;
+        eprintln!("xtask image: rewrote {}", bindings::OUTPUT);
+        return Ok(());
+    }
+    let fresh_path = out_dir().join("generated.rs");
+    tools::write_if_changed(&fresh_path, &fresh)?;
+    Err(format!(
+        "{} differs from what the kernel's interface files generate ({}); run `cargo xtask image --bless` and commit it",
+        bindings::OUTPUT,
+        fresh_path.display()
+    ))
+}
+
+/// `cargo xtask qemu [--timeout SECS]`: build the image, then boot it with the serial log on
+/// the terminal and in `build/out/serial.log`.
+pub fn qemu(args: &[String]) -> ExitCode {
+    let r = (|| {
+        let opts = qemu::Opts::parse(args)?;
+        let mut t = Timings::default();
+        let img = build_image(&ImageOpts::default(), &mut t)?;
+        let run = t.step("boot under QEMU", || qemu::boot(&img, &out_dir(), &opts))?;
+        eprintln!("xtask qemu: {run}\n{}", t.summary());
+        Ok(())
+    })();
+    finish(r, "qemu")
+}
+
+/// `cargo xtask qemu-test [--timeout SECS]`: build, boot, and pass only when the root task
+/// reports success through `isa-debug-exit`.
+pub fn qemu_test(args: &[String]) -> ExitCode {
+    let r = (|| {
+        let opts = qemu::Opts::parse(args)?;
+        let mut t = Timings::default();
+        let img = build_image(&ImageOpts::default(), &mut t)?;
+        let run = t.step("boot under QEMU", || qemu::boot(&img, &out_dir(), &opts))?;
+        eprintln!("xtask qemu-test: timings\n{}", t.summary());
+        run.verdict()
+    })();
+    finish(r, "qemu-test")
 }

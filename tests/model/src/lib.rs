@@ -1,1 +1,19 @@
-//! Executable, model-checked specification of the VMBus channel lifetime.
+//! Executable, model-checked specification of the VMBus channel lifetime (DESIGN.md §3), with a
+//! conformance harness that drives an implementation with the model's traces.
+//!
+//! The model ([`model::LifetimeModel`]) is a `stateright` model of the host, the driver PD, the
+//! clients and the kernel's capabilities and mappings; [`properties`] are its invariants,
+//! [`explore`] adds the graph checks stateright cannot express (liveness under a quiescent
+//! environment), and [`conformance`] compares an implementation's abstract state with the
+//! model's after every step.
+
+pub mod config;
+pub mod driver;
+pub mod host;
+pub mod model;
+pub mod properties;
+pub mod state;
+
+pub use config::{Config, Variant};
+pub use model::{Action, LifetimeModel};
+pub use state::State;

@@ -1,1 +1,23 @@
 //! Hyper-V layer: hypercalls, synthetic MSRs, CPUID, SynIC message slots and event flags.
+//!
+//! Wire formats are in [`hypercall`], [`msr`], [`cpuid`] and [`synic`]; the [`Hypervisor`] seam
+//! in [`seam`] is what the driver logic calls, and [`consume_message`] / [`scan_events`] are the
+//! guest-side SynIC procedures written once over it.
+
+pub mod cpuid;
+pub mod hypercall;
+pub mod msr;
+pub mod seam;
+pub mod synic;
+
+pub use cpuid::{CpuidError, CpuidWarnings, HypervInfo, VmbusSupport, check_vmbus, detect};
+pub use hypercall::{
+    HVCALL_POST_MESSAGE, HVCALL_SIGNAL_EVENT, HvStatus, HypercallControl, HypercallResult,
+    PostMessageError, PostMessageInput, SignalEventError, SignalEventInput,
+};
+pub use msr::{GuestOsId, HypercallMsr, MsrError, Scontrol, Sint, SynicPageMsr};
+pub use seam::Hypervisor;
+pub use synic::{
+    EventScan, HvMessageType, SlotError, SynicMessage, VMBUS_SINT, consume_message,
+    parse_message_slot, scan_event_bytes, scan_event_words, scan_events,
+};

@@ -1,0 +1,80 @@
+//! Diagnostics: one problem in a description, with the file and line it is about.
+
+use core::fmt;
+
+/// What class of problem a diagnostic reports (lets tests and tools match without parsing text).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// The file is not well-formed XML, or could not be read.
+    Xml,
+    /// An element Microkit (or our extensions) does not know, or one in the wrong place.
+    UnknownElement,
+    /// An attribute the element does not have.
+    UnknownAttribute,
+    /// A required attribute is absent.
+    MissingAttribute,
+    /// An attribute value is malformed or out of range.
+    BadValue,
+    /// Elements in the wrong number (two `program_image`, a channel without two ends, ...).
+    Structure,
+    /// Two PDs, regions, virtual machines or domains share a name.
+    DuplicateName,
+    /// A reference to a PD, region or domain that does not exist.
+    UnknownName,
+    /// Two mappings (or a window and a mapping) overlap in one address space.
+    Overlap,
+    /// A size or address that is not a page multiple.
+    Alignment,
+    /// A channel, interrupt or child id that is reused in one PD.
+    DuplicateId,
+    /// A protected call to a PD of lower or equal priority.
+    Priority,
+    /// The VMBus extension elements are inconsistent (driver, clients, windows, classes).
+    Vmbus,
+}
+
+/// One problem: `file:line: message`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// The file name as given to the parser.
+    pub file: String,
+    /// 1-based line the problem is about (0 when no line applies).
+    pub line: u32,
+    /// The class of problem.
+    pub kind: ErrorKind,
+    /// What is wrong, naming the element and the values involved.
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}", self.file, self.line, self.message)
+    }
+}
+
+impl std::error::Error for Diagnostic {}
+
+/// Collects diagnostics for one file.
+#[derive(Debug)]
+pub(crate) struct Sink {
+    pub file: String,
+    pub diags: Vec<Diagnostic>,
+}
+
+impl Sink {
+    pub fn new(file: &str) -> Self {
+        Sink {
+            file: file.to_string(),
+            diags: Vec::new(),
+        }
+    }
+
+    pub fn push(&mut self, line: u32, kind: ErrorKind, message: impl Into<String>) {
+        self.diags.push(Diagnostic {
+            file: self.file.clone(),
+            line,
+            kind,
+            message: message.into(),
+        });
+    }
+}

@@ -1,0 +1,341 @@
+//! Ring throughput: a writer thread and a reader thread stream packets through a 256 KiB ring,
+//! against three baselines on the same payloads (plain memcpy, a cross-core hand-off through one
+//! atomic index per packet, and bbqueue), then a ratio table.
+//!
+//! Run: `cargo bench -p vmbus-driver --bench ring_throughput`
+
+use std::collections::BTreeMap;
+use std::hint::{black_box, spin_loop};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use bbqueue::nicknames::Churrasco;
+use criterion::{BenchmarkId, Criterion, Throughput};
+use vmbus_driver::ring::{
+    FEATURE_PENDING_SEND_SZ, FlatHeader, FlatRingMem, RingError, RingReader, RingWriter,
+    SpaceWait, init_ring,
+};
+
+/// Data area of the ring (the 256 KiB).
+const RING: usize = 256 * 1024;
+/// Payload sizes measured.
+const SIZES: [usize; 4] = [64, 256, 1500, 4096];
+/// Most packets the writer puts in one batch (one write-index publish).
+const BATCH_MAX: u32 = 64;
+/// Empty polls before the reader re-enables interrupts and sleeps.
+const IDLE_SPINS: u32 = 20_000;
+/// Space a blocked writer asks for: a quarter of the ring, so it is not woken for every packet.
+const WAKE_SPACE: u32 = (RING / 4) as u32;
+
+/// Totals per (implementation, payload size): packets, time, signals to the reader, signals to
+/// the writer.
+type Totals = BTreeMap<(&'static str, usize), (u64, Duration, u64, u64)>;
+static TOTALS: Mutex<Totals> = Mutex::new(BTreeMap::new());
+
+fn record(name: &'static str, size: usize, packets: u64, t: Duration, to_r: u64, to_w: u64) {
+    let mut totals = TOTALS.lock().unwrap();
+    let e = totals.entry((name, size)).or_default();
+    e.0 += packets;
+    e.1 += t;
+    e.2 += to_r;
+    e.3 += to_w;
+}
+
+/// A doorbell: a signal bumps a counter; a waiter spins (then yields) until it changes. Models
+/// a Hyper-V signal / seL4 notification: a signal sent before the wait is not lost.
+#[derive(Default)]
+struct Doorbell {
+    count: AtomicU64,
+}
+
+impl Doorbell {
+    fn ring(&self) {
+        self.count.fetch_add(1, Ordering::Release);
+    }
+    fn seen(&self) -> u64 {
+        self.count.load(Ordering::Acquire)
+    }
+    fn wait(&self, seen: u64, stop: &AtomicBool) {
+        let mut spins = 0u32;
+        while self.count.load(Ordering::Acquire) == seen && !stop.load(Ordering::Relaxed) {
+            spins += 1;
+            if spins < 1000 {
+                spin_loop();
+            } else {
+                thread::yield_now();
+            }
+        }
+    }
+}
+
+fn words(bytes: usize) -> Vec<std::sync::atomic::AtomicU64> {
+    (0..bytes / 8)
+        .map(|_| std::sync::atomic::AtomicU64::new(0))
+        .collect()
+}
+
+/// Our ring: the writer batches up to `BATCH_MAX` packets per publish and blocks through
+/// pending_send_sz when full; the reader polls with interrupts masked while it finds data and
+/// re-enables them (with the re-check) before it sleeps.
+fn run_ring(size: usize, packets: u64) -> Duration {
+    let header = FlatHeader::new();
+    let data = words(RING);
+    let mem = FlatRingMem::new(&header, &data);
+    init_ring(&mem, FEATURE_PENDING_SEND_SZ);
+    let to_reader = Doorbell::default();
+    let to_writer = Doorbell::default();
+    let stop = AtomicBool::new(false);
+    let src = vec![0x5au8; size];
+    let total_len = RingWriter::<FlatRingMem<'_>>::inband_len(size) as u32;
+    let (mut sig_r, mut sig_w) = (0u64, 0u64);
+    let start = Instant::now();
+    thread::scope(|s| {
+        let reader = s.spawn(|| {
+            let mut r = RingReader::new(mem).unwrap();
+            let mut dst = vec![0u8; size];
+            let (mut next, mut signals, mut idle) = (0u64, 0u64, 0u32);
+            r.disable_interrupts();
+            while next < packets {
+                let seen = to_reader.seen();
+                match r.batch() {
+                    Ok(mut b) => {
+                        while let Some(p) = b.next_packet().unwrap() {
+                            assert_eq!(p.transaction_id(), next, "lost or reordered packet");
+                            p.read_payload(0, &mut dst).unwrap();
+                            next += 1;
+                        }
+                        black_box(&dst);
+                        if b.commit().unwrap().signal {
+                            signals += 1;
+                            to_writer.ring();
+                        }
+                        idle = 0;
+                    }
+                    Err(RingError::Empty) => {
+                        idle += 1;
+                        if idle < IDLE_SPINS {
+                            spin_loop();
+                            continue;
+                        }
+                        idle = 0;
+                        if !r.enable_interrupts().unwrap() {
+                            to_reader.wait(seen, &stop);
+                        }
+                        r.disable_interrupts();
+                    }
+                    Err(e) => panic!("reader: {e}"),
+                }
+            }
+            signals
+        });
+        let mut w = RingWriter::new(mem).unwrap();
+        let mut seq = 0u64;
+        while seq < packets {
+            let mut b = w.batch().unwrap();
+            let mut full = false;
+            while seq < packets && b.packets() < BATCH_MAX {
+                match b.write_inband(seq, false, &src) {
+                    Ok(()) => seq += 1,
+                    Err(RingError::Full) => {
+                        full = true;
+                        break;
+                    }
+                    Err(e) => panic!("writer: {e}"),
+                }
+            }
+            let written = b.packets();
+            if b.commit().signal {
+                sig_r += 1;
+                to_reader.ring();
+            }
+            if full && written == 0 {
+                let seen = to_writer.seen();
+                let want = WAKE_SPACE.max(total_len);
+                if w.request_space(want, true).unwrap() == SpaceWait::WaitForSignal {
+                    to_writer.wait(seen, &stop);
+                }
+            }
+        }
+        sig_w = reader.join().unwrap();
+    });
+    let t = start.elapsed();
+    record("ring", size, packets, t, sig_r, sig_w);
+    t
+}
+
+/// Baseline 1: plain memcpy of the same bytes on one core.
+fn run_memcpy(size: usize, packets: u64) -> Duration {
+    let src = vec![0x5au8; size];
+    let mut dst = vec![0u8; size];
+    let start = Instant::now();
+    for _ in 0..packets {
+        dst.copy_from_slice(black_box(&src));
+        black_box(&mut dst);
+    }
+    let t = start.elapsed();
+    record("memcpy", size, packets, t, 0, 0);
+    t
+}
+
+/// Baseline 2: the cross-core limit: the same bytes through the same kind of memory (relaxed
+/// `AtomicU64` words of a 256 KiB area), one slot per packet, the writer publishing one atomic
+/// index per packet and the reader one per packet.
+fn run_handoff(size: usize, packets: u64) -> Duration {
+    let slot_words = size.div_ceil(8);
+    let slots = (RING / 8 / slot_words) as u64;
+    let area = words(RING);
+    let head = AtomicU64::new(0);
+    let tail = AtomicU64::new(0);
+    let src = vec![0x5au8; size];
+    let start = Instant::now();
+    thread::scope(|s| {
+        s.spawn(|| {
+            let mut dst = vec![0u8; size];
+            for i in 0..packets {
+                // Acquire pairs with the writer's Release store of head.
+                while head.load(Ordering::Acquire) <= i {
+                    spin_loop();
+                }
+                let base = (i % slots) as usize * slot_words;
+                for (k, chunk) in dst.chunks_mut(8).enumerate() {
+                    let v = area[base + k].load(Ordering::Relaxed).to_le_bytes();
+                    chunk.copy_from_slice(&v[..chunk.len()]);
+                }
+                black_box(&dst);
+                // Release pairs with the writer's Acquire load of tail.
+                tail.store(i + 1, Ordering::Release);
+            }
+        });
+        for i in 0..packets {
+            while i - tail.load(Ordering::Acquire) >= slots {
+                spin_loop();
+            }
+            let base = (i % slots) as usize * slot_words;
+            for (k, chunk) in src.chunks(8).enumerate() {
+                let mut v = [0u8; 8];
+                v[..chunk.len()].copy_from_slice(chunk);
+                area[base + k].store(u64::from_le_bytes(v), Ordering::Relaxed);
+            }
+            head.store(i + 1, Ordering::Release);
+        }
+    });
+    let t = start.elapsed();
+    record("handoff", size, packets, t, 0, 0);
+    t
+}
+
+/// Baseline 3: bbqueue (framed producer/consumer, one frame per packet) over 256 KiB.
+static BBQ: Churrasco<RING> = Churrasco::new();
+
+fn run_bbqueue(size: usize, packets: u64) -> Duration {
+    let prod = BBQ.framed_producer();
+    let cons = BBQ.framed_consumer();
+    let src = vec![0x5au8; size];
+    let len = u16::try_from(size).unwrap();
+    let start = Instant::now();
+    thread::scope(|s| {
+        s.spawn(|| {
+            let mut dst = vec![0u8; size];
+            let mut got = 0;
+            while got < packets {
+                match cons.read() {
+                    Ok(g) => {
+                        dst.copy_from_slice(&g[..size]);
+                        black_box(&dst);
+                        g.release();
+                        got += 1;
+                    }
+                    Err(_) => spin_loop(),
+                }
+            }
+        });
+        let mut sent = 0;
+        while sent < packets {
+            match prod.grant(len) {
+                Ok(mut g) => {
+                    g[..size].copy_from_slice(&src);
+                    g.commit(len);
+                    sent += 1;
+                }
+                Err(_) => spin_loop(),
+            }
+        }
+    });
+    let t = start.elapsed();
+    record("bbqueue", size, packets, t, 0, 0);
+    t
+}
+
+fn bench(c: &mut Criterion) {
+    for size in SIZES {
+        let mut g = c.benchmark_group(format!("ring_{size}B"));
+        g.throughput(Throughput::Bytes(size as u64));
+        g.sample_size(10);
+        g.warm_up_time(Duration::from_millis(300));
+        g.measurement_time(Duration::from_secs(2));
+        let runs: [(&str, fn(usize, u64) -> Duration); 4] = [
+            ("ring", run_ring),
+            ("memcpy", run_memcpy),
+            ("handoff", run_handoff),
+            ("bbqueue", run_bbqueue),
+        ];
+        for (name, run) in runs {
+            g.bench_with_input(BenchmarkId::new(name, size), &size, |b, &size| {
+                b.iter_custom(|iters| run(size, iters));
+            });
+        }
+        g.finish();
+    }
+}
+
+fn rate(t: &Totals, name: &'static str, size: usize) -> f64 {
+    let (p, d, _, _) = t.get(&(name, size)).copied().unwrap_or_default();
+    p as f64 / d.as_secs_f64().max(1e-12)
+}
+
+fn print_table() {
+    let t = TOTALS.lock().unwrap();
+    println!();
+    println!("ring_throughput: mean over every criterion sample (256 KiB ring)");
+    println!(
+        "{:>6} | {:>12} {:>10} {:>9} {:>9} | {:>12} {:>12} {:>12} | {:>8} {:>8} {:>8}",
+        "size", "ring pkt/s", "ring MB/s", "sig->rd", "sig->wr", "memcpy pkt/s", "handoff pk/s",
+        "bbqueue pk/s", "x memcpy", "x handof", "x bbq"
+    );
+    for size in SIZES {
+        let ours = rate(&t, "ring", size);
+        let (p, _, to_r, to_w) = t.get(&("ring", size)).copied().unwrap_or_default();
+        let per_k = |n: u64| n as f64 * 1000.0 / (p.max(1) as f64);
+        let (m, h, b) = (
+            rate(&t, "memcpy", size),
+            rate(&t, "handoff", size),
+            rate(&t, "bbqueue", size),
+        );
+        println!(
+            "{:>6} | {:>12.0} {:>10.1} {:>9.3} {:>9.3} | {:>12.0} {:>12.0} {:>12.0} | {:>8.3} {:>8.3} {:>8.3}",
+            size,
+            ours,
+            ours * size as f64 / 1e6,
+            per_k(to_r),
+            per_k(to_w),
+            m,
+            h,
+            b,
+            ours / m,
+            ours / h,
+            ours / b
+        );
+    }
+    println!("sig->rd / sig->wr: signals per 1000 packets to the reader / to the blocked writer.");
+    println!("Ratios are packets/s (equal to bytes/s ratios: same payloads).");
+    println!("Targets: x bbq >= 1.0 at every size; x handoff >= 0.7 at 4096; sig->rd <= 1.");
+}
+
+fn main() {
+    let mut c = Criterion::default().configure_from_args();
+    bench(&mut c);
+    c.final_summary();
+    print_table();
+}

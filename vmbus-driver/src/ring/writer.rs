@@ -1,0 +1,339 @@
+//! The producer side of a ring (VMBUS-PROTOCOL.md §5.4, §5.5): packet encoding, the full rule,
+//! batched writes with one index publish, the signal decision and `pending_send_sz`.
+
+use core::sync::atomic::Ordering;
+
+use super::mem::{Control, RingMem};
+use super::packet::{
+    DESCRIPTOR_LEN, Descriptor, FLAG_COMPLETION_REQUESTED, GpaRange, MAX_PACKET_LEN, PacketType,
+    TRAILER_LEN,
+};
+use super::{RingError, advance, checked_index, checked_size, copy_in, distance};
+
+/// Result of [`RingWriter::request_space`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpaceWait {
+    /// The packet fits now; write it.
+    Ready,
+    /// `pending_send_sz` is set: wait for the consumer's signal, then try again.
+    WaitForSignal,
+    /// The peer does not honour `pending_send_sz`: poll for space.
+    Poll,
+}
+
+/// Result of committing a [`WriteBatch`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommitOutcome {
+    /// Packets published.
+    pub packets: u32,
+    /// The consumer must be signalled: its interrupt mask was clear and the ring was empty
+    /// before this batch (§5.5 steps 5 and 6).
+    pub signal: bool,
+}
+
+/// The producer side of one ring.
+#[derive(Debug)]
+pub struct RingWriter<M: RingMem> {
+    mem: M,
+    size: u32,
+    /// The write index we published last; never re-read from shared memory.
+    write_index: u32,
+    /// Whether we left a non-zero `pending_send_sz` in the header.
+    pending_set: bool,
+}
+
+impl<M: RingMem> RingWriter<M> {
+    /// A writer over `mem`, continuing from the write index found in its header (zero after
+    /// [`init_ring`](super::init_ring)).
+    pub fn new(mem: M) -> Result<Self, RingError> {
+        let size = checked_size(&mem)?;
+        // Relaxed: we are the only writer of this word; whoever initialised it handed the ring to
+        // us through a synchronising operation.
+        let write_index = checked_index(mem.load(Control::WriteIndex, Ordering::Relaxed), size)?;
+        Ok(Self {
+            mem,
+            size,
+            write_index,
+            pending_set: false,
+        })
+    }
+
+    /// The ring memory.
+    pub fn mem(&self) -> &M {
+        &self.mem
+    }
+
+    /// Data size of the ring in bytes.
+    pub fn data_size(&self) -> u32 {
+        self.size
+    }
+
+    /// The write index published last.
+    pub fn write_index(&self) -> u32 {
+        self.write_index
+    }
+
+    /// Total ring bytes (descriptor, payload, padding, trailer) of an in-band or completion packet
+    /// with `payload_len` payload bytes.
+    pub fn inband_len(payload_len: usize) -> usize {
+        DESCRIPTOR_LEN as usize + payload_len.next_multiple_of(8) + TRAILER_LEN as usize
+    }
+
+    /// Loads the consumer's read index (§5.5 step 1) and checks it.
+    fn peer_read_index(&self) -> Result<u32, RingError> {
+        // Acquire: pairs with the consumer's Release store of read_index in `ReadBatch::commit`,
+        // so its reads of the bytes it freed are done before we overwrite them.
+        checked_index(self.mem.load(Control::ReadIndex, Ordering::Acquire), self.size)
+    }
+
+    /// Free bytes given the consumer's read index (`size - used`; a packet of `T` bytes fits
+    /// only if `T < free`, §5.4).
+    fn free(&self, read_index: u32) -> u32 {
+        self.size - distance(read_index, self.write_index, self.size)
+    }
+
+    /// Starts a batch of packets published together by [`WriteBatch::commit`]. Loads and checks
+    /// the consumer's read index once; the batch writes into the space free at that moment.
+    pub fn batch(&mut self) -> Result<WriteBatch<'_, M>, RingError> {
+        let read_index = self.peer_read_index()?;
+        let free = self.free(read_index);
+        Ok(WriteBatch {
+            start: self.write_index,
+            pos: self.write_index,
+            free,
+            packets: 0,
+            writer: self,
+        })
+    }
+
+    /// Prepares to wait until a packet of `total_len` ring bytes fits (§5.5 step 1).
+    ///
+    /// `peer_honours_pending` is feature bit 0 of the opposite (peer-produced) ring's header. If
+    /// it is set, this stores `pending_send_sz` and re-checks the read index after a full barrier,
+    /// so a consumer that freed the space meanwhile is never missed. The value is cleared again
+    /// by the next packet written, or by [`clear_pending_send_sz`](Self::clear_pending_send_sz).
+    pub fn request_space(
+        &mut self,
+        total_len: u32,
+        peer_honours_pending: bool,
+    ) -> Result<SpaceWait, RingError> {
+        if total_len > self.size - 8 {
+            return Err(RingError::TooBig);
+        }
+        if total_len < self.free(self.peer_read_index()?) {
+            self.clear_pending_send_sz();
+            return Ok(SpaceWait::Ready);
+        }
+        if !peer_honours_pending {
+            return Ok(SpaceWait::Poll);
+        }
+        // Rounded up to 8 and at most size - 8 (§5.5 step 1); total_len <= size - 8 already.
+        let pending = total_len.next_multiple_of(8).min(self.size - 8);
+        // Relaxed: the fence below orders it before the re-check.
+        self.mem
+            .store(Control::PendingSendSz, pending, Ordering::Relaxed);
+        self.pending_set = true;
+        // Full barrier: pairs with the consumer's SeqCst fence between its read_index store and
+        // its pending_send_sz load (§5.6 step 5). Either it sees our request or we see its index.
+        self.mem.fence(Ordering::SeqCst);
+        if total_len < self.free(self.peer_read_index()?) {
+            self.clear_pending_send_sz();
+            return Ok(SpaceWait::Ready);
+        }
+        Ok(SpaceWait::WaitForSignal)
+    }
+
+    /// Clears `pending_send_sz` if this writer set it (§5.5 step 7).
+    pub fn clear_pending_send_sz(&mut self) {
+        if self.pending_set {
+            // Relaxed: a late clear costs at most one spurious signal from the consumer.
+            self.mem.store(Control::PendingSendSz, 0, Ordering::Relaxed);
+            self.pending_set = false;
+        }
+    }
+}
+
+/// Extended descriptor of a packet being written.
+#[derive(Clone, Copy)]
+enum Ext<'a> {
+    None,
+    Gpa(&'a [GpaRange<'a>]),
+}
+
+/// Packets written but not yet published; [`commit`](Self::commit) publishes them with one store
+/// of the write index. Dropping a batch without committing discards its packets.
+#[derive(Debug)]
+pub struct WriteBatch<'w, M: RingMem> {
+    writer: &'w mut RingWriter<M>,
+    /// Write index before the batch.
+    start: u32,
+    /// Where the next packet goes.
+    pos: u32,
+    /// Free bytes left (a packet of `T` bytes fits only if `T < free`).
+    free: u32,
+    packets: u32,
+}
+
+impl<M: RingMem> WriteBatch<'_, M> {
+    /// Packets written so far in this batch.
+    pub fn packets(&self) -> u32 {
+        self.packets
+    }
+
+    /// Largest total packet length (with trailer) that still fits in this batch.
+    pub fn room(&self) -> u32 {
+        self.free.saturating_sub(8)
+    }
+
+    /// Writes an in-band data packet (type 6).
+    pub fn write_inband(
+        &mut self,
+        transaction_id: u64,
+        completion_requested: bool,
+        payload: &[u8],
+    ) -> Result<(), RingError> {
+        self.write(
+            PacketType::DATA_INBAND,
+            completion_requested,
+            transaction_id,
+            Ext::None,
+            payload,
+        )
+    }
+
+    /// Writes a completion packet (type 0xB) answering the request `transaction_id`.
+    pub fn write_completion(&mut self, transaction_id: u64, payload: &[u8]) -> Result<(), RingError> {
+        self.write(PacketType::COMP, false, transaction_id, Ext::None, payload)
+    }
+
+    /// Writes a GPA-direct packet (type 9): the extended descriptor lists `ranges` of external
+    /// buffers, followed by the in-band `payload`.
+    pub fn write_gpa_direct(
+        &mut self,
+        transaction_id: u64,
+        completion_requested: bool,
+        ranges: &[GpaRange<'_>],
+        payload: &[u8],
+    ) -> Result<(), RingError> {
+        if ranges.is_empty() || ranges.iter().any(|r| r.checked_pages().is_none()) {
+            return Err(RingError::BadRange);
+        }
+        self.write(
+            PacketType::DATA_USING_GPA_DIRECT,
+            completion_requested,
+            transaction_id,
+            Ext::Gpa(ranges),
+            payload,
+        )
+    }
+
+    /// Copies bytes in at the cursor, wrapping, and moves the cursor.
+    fn put(&mut self, bytes: &[u8]) {
+        let w = &*self.writer;
+        copy_in(&w.mem, w.size, self.pos, bytes);
+        // bytes.len() < size: the caller checked the packet fits.
+        self.pos = advance(self.pos, bytes.len() as u32, w.size);
+    }
+
+    fn write(
+        &mut self,
+        packet_type: PacketType,
+        completion_requested: bool,
+        transaction_id: u64,
+        ext: Ext<'_>,
+        payload: &[u8],
+    ) -> Result<(), RingError> {
+        let (ext_len, range_count) = match ext {
+            Ext::None => (0usize, 0usize),
+            Ext::Gpa(ranges) => (
+                8 + ranges.iter().map(GpaRange::encoded_len).sum::<usize>(),
+                ranges.len(),
+            ),
+        };
+        let offset = DESCRIPTOR_LEN as usize + ext_len;
+        let len = offset + payload.len().next_multiple_of(8);
+        let size = self.writer.size;
+        if len > MAX_PACKET_LEN as usize
+            || range_count > u32::MAX as usize
+            || len + (TRAILER_LEN as usize) > (size - 8) as usize
+        {
+            return Err(RingError::TooBig);
+        }
+        // Both fit in u32 and u16 units: len <= MAX_PACKET_LEN.
+        let total = len as u32 + TRAILER_LEN;
+        if total >= self.free {
+            return Err(RingError::Full);
+        }
+        let start = self.pos;
+        let desc = Descriptor {
+            packet_type,
+            offset8: (offset / 8) as u16,
+            len8: (len / 8) as u16,
+            flags: if completion_requested {
+                FLAG_COMPLETION_REQUESTED
+            } else {
+                0
+            },
+            transaction_id,
+        };
+        self.put(&desc.to_bytes());
+        if let Ext::Gpa(ranges) = ext {
+            let mut head = [0u8; 8];
+            head[4..].copy_from_slice(&(range_count as u32).to_le_bytes());
+            self.put(&head);
+            for r in ranges {
+                let mut rh = [0u8; 8];
+                rh[..4].copy_from_slice(&r.byte_count.to_le_bytes());
+                rh[4..].copy_from_slice(&r.byte_offset.to_le_bytes());
+                self.put(&rh);
+                for pfn in r.pfns {
+                    self.put(&pfn.to_le_bytes());
+                }
+            }
+        }
+        // Whole words straight from the payload; the last partial word with its zero padding.
+        let whole = payload.len() & !7;
+        self.put(&payload[..whole]);
+        if whole < payload.len() {
+            let mut last = [0u8; 8];
+            last[..payload.len() - whole].copy_from_slice(&payload[whole..]);
+            self.put(&last);
+        }
+        // Trailer: bits 63:32 = where this packet starts (§5.3).
+        self.put(&(u64::from(start) << 32).to_le_bytes());
+        self.free -= total;
+        self.packets += 1;
+        self.writer.clear_pending_send_sz();
+        Ok(())
+    }
+
+    /// Publishes the batch with one store of the write index and decides whether to signal the
+    /// consumer (§5.5 steps 3 to 6). An empty batch publishes nothing and never signals.
+    pub fn commit(self) -> CommitOutcome {
+        if self.packets == 0 {
+            return CommitOutcome {
+                packets: 0,
+                signal: false,
+            };
+        }
+        let w = self.writer;
+        // Release (§5.5 step 3): pairs with the consumer's Acquire load of write_index in
+        // `RingReader::batch`, so the packet bytes are visible before the index that covers them.
+        w.mem.store(Control::WriteIndex, self.pos, Ordering::Release);
+        w.write_index = self.pos;
+        // Full barrier (§5.5 step 5): pairs with the consumer's SeqCst fence after it clears
+        // interrupt_mask (`RingReader::enable_interrupts`): either its re-check of write_index sees
+        // our store above, or we see its cleared mask and its final read_index below.
+        w.mem.fence(Ordering::SeqCst);
+        // Acquire: ordered after the store by the fence above; its acquire keeps the read_index
+        // load below after it (the read barrier of §5.5 step 6).
+        let masked = w.mem.load(Control::InterruptMask, Ordering::Acquire) != 0;
+        // Acquire: pairs with the consumer's Release store of read_index. Any value that is not our old index, valid or
+        // not, means "not empty before": no signal.
+        let read_index = w.mem.load(Control::ReadIndex, Ordering::Acquire);
+        CommitOutcome {
+            packets: self.packets,
+            signal: !masked && read_index == self.start,
+        }
+    }
+}
