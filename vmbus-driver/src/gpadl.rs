@@ -37,7 +37,10 @@ impl fmt::Display for GpadlBuildError {
         match self {
             GpadlBuildError::Empty => f.write_str("a GPADL needs at least one page"),
             GpadlBuildError::TooManyPfns { count, max } => {
-                write!(f, "{count} pages exceed the {max} one GPADL range can describe")
+                write!(
+                    f,
+                    "{count} pages exceed the {max} one GPADL range can describe"
+                )
             }
         }
     }
@@ -192,7 +195,10 @@ impl fmt::Display for ReassemblyError {
                 write!(f, "GPADL body for {got}, expected {expected}")
             }
             ReassemblyError::MultiRange { rangecount } => {
-                write!(f, "GPADL describes {rangecount} ranges; only one is supported")
+                write!(
+                    f,
+                    "GPADL describes {rangecount} ranges; only one is supported"
+                )
             }
             ReassemblyError::RangeInvalid => f.write_str("GPADL range is not page-aligned"),
             ReassemblyError::TooManyPfns { count, capacity } => {

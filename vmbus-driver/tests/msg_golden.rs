@@ -109,7 +109,10 @@ fn offerchannel_is_196_bytes_with_every_field_at_its_offset() {
         connection_id: ConnectionId(0x10042),
     };
     assert!(offer.is_hvsock());
-    assert_eq!(offer.pipe_mode(), Some(u32::from_le_bytes([ud[0], ud[1], ud[2], ud[3]])));
+    assert_eq!(
+        offer.pipe_mode(),
+        Some(u32::from_le_bytes([ud[0], ud[1], ud[2], ud[3]]))
+    );
     check(M::OfferChannel(offer), &g, None);
     check(M::OfferChannel(offer), &g, Some(Version::WIN10_V5_3));
 }
@@ -118,7 +121,9 @@ fn offerchannel_is_196_bytes_with_every_field_at_its_offset() {
 fn offer_reserved_bits_beside_monitor_and_dedicated_flags_are_ignored() {
     let mut g = G::new(196, 1);
     g.u8(189, 0xfe).u16(190, 0xfffe);
-    let Ok(M::OfferChannel(o)) = decode(&g.0, None) else { panic!("offer") };
+    let Ok(M::OfferChannel(o)) = decode(&g.0, None) else {
+        panic!("offer")
+    };
     assert!(!o.monitor_allocated && !o.is_dedicated_interrupt);
 }
 
@@ -126,7 +131,13 @@ fn offer_reserved_bits_beside_monitor_and_dedicated_flags_are_ignored() {
 fn rescind_is_12_bytes() {
     let mut g = G::new(12, 2);
     g.u32(8, 77);
-    check(M::RescindChannelOffer(RescindChannelOffer { child_relid: RelId(77) }), &g, None);
+    check(
+        M::RescindChannelOffer(RescindChannelOffer {
+            child_relid: RelId(77),
+        }),
+        &g,
+        None,
+    );
 }
 
 #[test]
@@ -146,7 +157,12 @@ fn header_only_messages_are_8_bytes() {
 
 fn open_golden(len: usize) -> G {
     let mut g = G::new(len, 5);
-    g.u32(8, 5).u32(12, 0xabcd).u32(16, 0x1001).u32(20, 3).u32(24, 17).raw(28, &user_pattern());
+    g.u32(8, 5)
+        .u32(12, 0xabcd)
+        .u32(16, 0x1001)
+        .u32(20, 3)
+        .u32(24, 17)
+        .raw(28, &user_pattern());
     g
 }
 
@@ -166,7 +182,11 @@ fn open_value() -> OpenChannel {
 fn openchannel_is_148_bytes() {
     check(M::OpenChannel(open_value()), &open_golden(148), None);
     // At 6.0 the short form is still what 148 bytes mean.
-    check(M::OpenChannel(open_value()), &open_golden(148), Some(Version::WIN10_V6_0));
+    check(
+        M::OpenChannel(open_value()),
+        &open_golden(148),
+        Some(Version::WIN10_V6_0),
+    );
 }
 
 #[test]
@@ -181,14 +201,21 @@ fn openchannel_6_0_form_is_156_bytes() {
     });
     check(M::OpenChannel(v), &g, Some(Version::WIN10_V6_0));
     // Before 6.0 the extra 8 bytes are trailing bytes, ignored.
-    assert_eq!(decode(&g.0, Some(Version::WIN10_V5_3)), Ok(M::OpenChannel(open_value())));
+    assert_eq!(
+        decode(&g.0, Some(Version::WIN10_V5_3)),
+        Ok(M::OpenChannel(open_value()))
+    );
 }
 
 #[test]
 fn openchannel_result_is_20_bytes() {
     let mut g = G::new(20, 6);
     g.u32(8, 5).u32(12, 0xabcd).u32(16, 0xC000_0001);
-    let m = OpenChannelResult { child_relid: RelId(5), openid: 0xabcd, status: 0xC000_0001 };
+    let m = OpenChannelResult {
+        child_relid: RelId(5),
+        openid: 0xabcd,
+        status: 0xC000_0001,
+    };
     check(M::OpenChannelResult(m), &g, None);
 }
 
@@ -196,14 +223,26 @@ fn openchannel_result_is_20_bytes() {
 fn closechannel_is_12_bytes() {
     let mut g = G::new(12, 7);
     g.u32(8, 9);
-    check(M::CloseChannel(CloseChannel { child_relid: RelId(9) }), &g, None);
+    check(
+        M::CloseChannel(CloseChannel {
+            child_relid: RelId(9),
+        }),
+        &g,
+        None,
+    );
 }
 
 #[test]
 fn gpadl_header_of_one_page_is_36_bytes() {
     let mut g = G::new(36, 8);
     // relid 4, gpadl 0xE1E10, buflen 16, rangecount 1, byte_count 4096, byte_offset 0, pfn.
-    g.u32(8, 4).u32(12, 0xE1E10).u16(16, 16).u16(18, 1).u32(20, 4096).u32(24, 0).u64(28, 0x12345);
+    g.u32(8, 4)
+        .u32(12, 0xE1E10)
+        .u16(16, 16)
+        .u16(18, 1)
+        .u32(20, 4096)
+        .u32(24, 0)
+        .u64(28, 0x12345);
     let h = GpadlHeader {
         child_relid: RelId(4),
         gpadl: GpadlId(0xE1E10),
@@ -220,7 +259,12 @@ fn gpadl_header_of_one_page_is_36_bytes() {
 fn gpadl_header_with_26_pfns_is_236_bytes_and_announces_the_rest() {
     // 40 pages: 26 here, 14 in a body. range_buflen = 8 + 8*40 = 328.
     let mut g = G::new(236, 8);
-    g.u32(8, 4).u32(12, 7).u16(16, 328).u16(18, 1).u32(20, 40 * 4096).u32(24, 0);
+    g.u32(8, 4)
+        .u32(12, 7)
+        .u16(16, 328)
+        .u16(18, 1)
+        .u32(20, 40 * 4096)
+        .u32(24, 0);
     let mut words = vec![40 * 4096u64];
     for i in 0..26u64 {
         g.u64(28 + 8 * i as usize, 0x1000 + i);
@@ -245,7 +289,11 @@ fn gpadl_body_is_16_plus_8_per_pfn() {
         for (i, p) in pfns.iter().enumerate() {
             g.u64(16 + 8 * i, *p);
         }
-        let b = GpadlBody { msgnumber: 0, gpadl: GpadlId(7), pfns: PfnList::from_slice(&pfns).unwrap() };
+        let b = GpadlBody {
+            msgnumber: 0,
+            gpadl: GpadlId(7),
+            pfns: PfnList::from_slice(&pfns).unwrap(),
+        };
         check(M::GpadlBody(b), &g, None);
     }
 }
@@ -255,25 +303,50 @@ fn gpadl_created_teardown_torndown_relid_released() {
     let mut g = G::new(20, 10);
     g.u32(8, 4).u32(12, 7).u32(16, 0x8000_FFFF);
     check(
-        M::GpadlCreated(GpadlCreated { child_relid: RelId(4), gpadl: GpadlId(7), creation_status: 0x8000_FFFF }),
+        M::GpadlCreated(GpadlCreated {
+            child_relid: RelId(4),
+            gpadl: GpadlId(7),
+            creation_status: 0x8000_FFFF,
+        }),
         &g,
         None,
     );
     let mut g = G::new(16, 11);
     g.u32(8, 4).u32(12, 7);
-    check(M::GpadlTeardown(GpadlTeardown { child_relid: RelId(4), gpadl: GpadlId(7) }), &g, None);
+    check(
+        M::GpadlTeardown(GpadlTeardown {
+            child_relid: RelId(4),
+            gpadl: GpadlId(7),
+        }),
+        &g,
+        None,
+    );
     let mut g = G::new(12, 12);
     g.u32(8, 7);
-    check(M::GpadlTorndown(GpadlTorndown { gpadl: GpadlId(7) }), &g, None);
+    check(
+        M::GpadlTorndown(GpadlTorndown { gpadl: GpadlId(7) }),
+        &g,
+        None,
+    );
     let mut g = G::new(12, 13);
     g.u32(8, 4);
-    check(M::RelIdReleased(RelIdReleased { child_relid: RelId(4) }), &g, None);
+    check(
+        M::RelIdReleased(RelIdReleased {
+            child_relid: RelId(4),
+        }),
+        &g,
+        None,
+    );
 }
 
 #[test]
 fn initiate_contact_below_5_0_carries_the_interrupt_page() {
     let mut g = G::new(40, 14);
-    g.u32(8, 0x0004_0000).u32(12, 0).u64(16, 0x7_F000).u64(24, 0x8_0000).u64(32, 0x8_1000);
+    g.u32(8, 0x0004_0000)
+        .u32(12, 0)
+        .u64(16, 0x7_F000)
+        .u64(24, 0x8_0000)
+        .u64(32, 0x8_1000);
     let m = InitiateContact {
         version_requested: Version::WIN10,
         target_vcpu: VpIndex(0),
@@ -288,23 +361,40 @@ fn initiate_contact_below_5_0_carries_the_interrupt_page() {
 #[test]
 fn initiate_contact_from_5_0_carries_msg_sint_and_vtl() {
     let mut g = G::new(40, 14);
-    g.u32(8, 0x0005_0003).u32(12, 1).u8(16, 2).u8(17, 0).u64(24, 0x8_0000).u64(32, 0x8_1000);
+    g.u32(8, 0x0005_0003)
+        .u32(12, 1)
+        .u8(16, 2)
+        .u8(17, 0)
+        .u64(24, 0x8_0000)
+        .u64(32, 0x8_1000);
     let m = InitiateContact {
         version_requested: Version::WIN10_V5_3,
         target_vcpu: VpIndex(1),
-        target: ContactTarget::MessageSint { msg_sint: 2, msg_vtl: 0, feature_flags: FeatureFlags::NONE },
+        target: ContactTarget::MessageSint {
+            msg_sint: 2,
+            msg_vtl: 0,
+            feature_flags: FeatureFlags::NONE,
+        },
         monitor_page1: 0x8_0000,
         monitor_page2: 0x8_1000,
         client_id: None,
     };
     check(M::InitiateContact(m), &g, None);
-    assert_eq!(Version::WIN10_V5_3.initiate_contact_connection_id(), ConnectionId(4));
+    assert_eq!(
+        Version::WIN10_V5_3.initiate_contact_connection_id(),
+        ConnectionId(4)
+    );
 }
 
 #[test]
 fn initiate_contact_6_0_with_client_id_is_56_bytes() {
     let mut g = G::new(56, 14);
-    g.u32(8, 0x0006_0000).u32(12, 0).u8(16, 2).u8(17, 0).u32(20, 0x18).raw(40, &ID_A);
+    g.u32(8, 0x0006_0000)
+        .u32(12, 0)
+        .u8(16, 2)
+        .u8(17, 0)
+        .u32(20, 0x18)
+        .raw(40, &ID_A);
     let m = InitiateContact {
         version_requested: Version::WIN10_V6_0,
         target_vcpu: VpIndex(0),
@@ -347,11 +437,17 @@ fn version_response_6_0_forms_are_20_and_40_bytes() {
     };
     check(M::VersionResponse(m), &g, Some(Version::WIN10_V6_0));
     // Without a 6.0 request the same bytes read as the 16-byte form.
-    let Ok(M::VersionResponse(short)) = decode(&g.0, None) else { panic!() };
+    let Ok(M::VersionResponse(short)) = decode(&g.0, None) else {
+        panic!()
+    };
     assert_eq!(short.ext, VersionResponseExt::None);
 
     let mut g = G::new(40, 15);
-    g.u8(8, 1).u32(12, 1).u32(16, 0x40).u64(24, 0x32_1000).u64(32, 0x12_3000);
+    g.u8(8, 1)
+        .u32(12, 1)
+        .u32(16, 0x40)
+        .u64(24, 0x32_1000)
+        .u64(32, 0x12_3000);
     let m = VersionResponse {
         version_supported: true,
         connection_state: ConnectionState(0),
@@ -379,22 +475,39 @@ fn reserved_channel_messages_18_19_20() {
     check(M::OpenReservedChannel(m), &g, Some(Version::WIN10));
     let mut g = G::new(20, 19);
     g.u32(8, 3).u32(12, 1).u32(16, 2);
-    let m = CloseReservedChannel { channel_id: RelId(3), target_vp: VpIndex(1), target_sint: 2 };
+    let m = CloseReservedChannel {
+        channel_id: RelId(3),
+        target_vp: VpIndex(1),
+        target_sint: 2,
+    };
     check(M::CloseReservedChannel(m), &g, Some(Version::WS2008));
     let mut g = G::new(12, 20);
     g.u32(8, 3);
-    check(M::CloseReservedResponse(CloseReservedResponse { channel_id: RelId(3) }), &g, Some(Version::WIN10));
+    check(
+        M::CloseReservedResponse(CloseReservedResponse {
+            channel_id: RelId(3),
+        }),
+        &g,
+        Some(Version::WIN10),
+    );
 }
 
 #[test]
 fn tl_connect_request_is_40_bytes_and_56_with_silo_id() {
     let mut g = G::new(40, 21);
     g.raw(8, &ID_A).raw(24, &NET_WIRE);
-    let m = TlConnectRequest { guest_endpoint_id: Guid(ID_A), host_service_id: guid::NETWORK, silo_id: None };
+    let m = TlConnectRequest {
+        guest_endpoint_id: Guid(ID_A),
+        host_service_id: guid::NETWORK,
+        silo_id: None,
+    };
     check(M::TlConnectRequest(m), &g, Some(Version::WIN10));
     let mut g = G::new(56, 21);
     g.raw(8, &ID_A).raw(24, &NET_WIRE).raw(40, &DM_WIRE);
-    let m = TlConnectRequest { silo_id: Some(guid::DYNAMIC_MEMORY), ..m };
+    let m = TlConnectRequest {
+        silo_id: Some(guid::DYNAMIC_MEMORY),
+        ..m
+    };
     check(M::TlConnectRequest(m), &g, Some(Version::WIN10_V5_2));
 }
 
@@ -402,33 +515,65 @@ fn tl_connect_request_is_40_bytes_and_56_with_silo_id() {
 fn modifychannel_tl_connect_result_and_modifychannel_response() {
     let mut g = G::new(16, 22);
     g.u32(8, 6).u32(12, 2);
-    check(M::ModifyChannel(ModifyChannel { child_relid: RelId(6), target_vp: VpIndex(2) }), &g, Some(Version::WIN10_V4_1));
+    check(
+        M::ModifyChannel(ModifyChannel {
+            child_relid: RelId(6),
+            target_vp: VpIndex(2),
+        }),
+        &g,
+        Some(Version::WIN10_V4_1),
+    );
     let mut g = G::new(44, 23);
     g.raw(8, &ID_A).raw(24, &DM_WIRE).u32(40, 0xC000_0236);
-    let m = TlConnectResult { endpoint_id: Guid(ID_A), service_id: guid::DYNAMIC_MEMORY, status: 0xC000_0236 };
+    let m = TlConnectResult {
+        endpoint_id: Guid(ID_A),
+        service_id: guid::DYNAMIC_MEMORY,
+        status: 0xC000_0236,
+    };
     check(M::TlConnectResult(m), &g, Some(Version::WIN10_V4_1));
     let mut g = G::new(16, 24);
     g.u32(8, 6).u32(12, 0);
-    check(M::ModifyChannelResponse(ModifyChannelResponse { child_relid: RelId(6), status: 0 }), &g, Some(Version::WIN10_V5_3));
+    check(
+        M::ModifyChannelResponse(ModifyChannelResponse {
+            child_relid: RelId(6),
+            status: 0,
+        }),
+        &g,
+        Some(Version::WIN10_V5_3),
+    );
 }
 
 #[test]
 fn modify_connection_24_and_its_response_9_bytes() {
     let mut g = G::new(24, 25);
     g.u64(8, 0x5000).u64(16, 0x6000);
-    let m = ModifyConnection { parent_to_child_monitor_page: 0x5000, child_to_parent_monitor_page: 0x6000 };
+    let m = ModifyConnection {
+        parent_to_child_monitor_page: 0x5000,
+        child_to_parent_monitor_page: 0x6000,
+    };
     check(M::ModifyConnection(m), &g, Some(Version::WIN10_V6_0));
     let mut g = G::new(9, 26);
     g.u8(8, 1);
-    let m = ModifyConnectionResponse { connection_state: ConnectionState::FAILED_LOW_RESOURCES };
-    check(M::ModifyConnectionResponse(m), &g, Some(Version::WIN10_V6_0));
+    let m = ModifyConnectionResponse {
+        connection_state: ConnectionState::FAILED_LOW_RESOURCES,
+    };
+    check(
+        M::ModifyConnectionResponse(m),
+        &g,
+        Some(Version::WIN10_V6_0),
+    );
 }
 
 #[test]
 fn header_padding_and_trailing_bytes_are_ignored_like_linux() {
     let mut g = G::new(24, 7);
     g.u32(4, 0xdead_beef).u32(8, 9).u32(12, 0xffff_ffff);
-    assert_eq!(decode(&g.0, None), Ok(M::CloseChannel(CloseChannel { child_relid: RelId(9) })));
+    assert_eq!(
+        decode(&g.0, None),
+        Ok(M::CloseChannel(CloseChannel {
+            child_relid: RelId(9)
+        }))
+    );
 }
 
 #[test]
@@ -436,21 +581,44 @@ fn truncated_message_is_too_short_naming_its_type() {
     let g = open_golden(148);
     assert_eq!(
         decode(&g.0[..147], None),
-        Err(DecodeError::TooShort { msgtype: MessageType::OPENCHANNEL, len: 147, min: 148 })
+        Err(DecodeError::TooShort {
+            msgtype: MessageType::OPENCHANNEL,
+            len: 147,
+            min: 148
+        })
     );
     let e = decode(&G::new(195, 1).0, None).unwrap_err();
-    assert_eq!(e, DecodeError::TooShort { msgtype: MessageType::OFFERCHANNEL, len: 195, min: 196 });
+    assert_eq!(
+        e,
+        DecodeError::TooShort {
+            msgtype: MessageType::OFFERCHANNEL,
+            len: 195,
+            min: 196
+        }
+    );
     assert!(e.to_string().contains("OFFERCHANNEL"));
 }
 
 #[test]
 fn unknown_types_oversize_and_headerless_input_are_errors() {
-    assert_eq!(decode(&G::new(8, 0).0, None), Err(DecodeError::UnknownType(0)));
-    assert_eq!(decode(&G::new(64, 30).0, None), Err(DecodeError::UnknownType(30)));
-    assert_eq!(decode(&[1, 0, 0], None), Err(DecodeError::HeaderTooShort { len: 3 }));
+    assert_eq!(
+        decode(&G::new(8, 0).0, None),
+        Err(DecodeError::UnknownType(0))
+    );
+    assert_eq!(
+        decode(&G::new(64, 30).0, None),
+        Err(DecodeError::UnknownType(30))
+    );
+    assert_eq!(
+        decode(&[1, 0, 0], None),
+        Err(DecodeError::HeaderTooShort { len: 3 })
+    );
     assert_eq!(
         decode(&G::new(241, 1).0, None),
-        Err(DecodeError::TooLong { msgtype: MessageType::OFFERCHANNEL, len: 241 })
+        Err(DecodeError::TooLong {
+            msgtype: MessageType::OFFERCHANNEL,
+            len: 241
+        })
     );
 }
 
@@ -460,7 +628,10 @@ fn message_newer_than_the_negotiated_version_is_refused() {
     g.u32(8, 6);
     assert_eq!(
         decode(&g.0, Some(Version::WIN10_V5_2)),
-        Err(DecodeError::NotInVersion { msgtype: MessageType::MODIFYCHANNEL_RESPONSE, version: Version::WIN10_V5_2 })
+        Err(DecodeError::NotInVersion {
+            msgtype: MessageType::MODIFYCHANNEL_RESPONSE,
+            version: Version::WIN10_V5_2
+        })
     );
     // Before negotiation nothing is gated.
     assert!(decode(&g.0, None).is_ok());
@@ -472,7 +643,12 @@ fn gpadl_field_error(g: &G) -> Result<M, DecodeError> {
 
 #[test]
 fn gpadl_header_with_inconsistent_ranges_is_refused() {
-    let bad = |field| Err(DecodeError::BadField { msgtype: MessageType::GPADL_HEADER, field });
+    let bad = |field| {
+        Err(DecodeError::BadField {
+            msgtype: MessageType::GPADL_HEADER,
+            field,
+        })
+    };
     // rangecount 0.
     let mut g = G::new(36, 8);
     g.u16(16, 16).u16(18, 0).u32(20, 4096);
@@ -494,12 +670,18 @@ fn gpadl_header_with_inconsistent_ranges_is_refused() {
     g.u16(16, 24).u16(18, 1).u32(20, 8192);
     assert_eq!(
         gpadl_field_error(&g),
-        Err(DecodeError::BadLength { msgtype: MessageType::GPADL_HEADER, len: 40 })
+        Err(DecodeError::BadLength {
+            msgtype: MessageType::GPADL_HEADER,
+            len: 40
+        })
     );
     // A body that is not a whole number of PFNs.
     let g = G::new(28, 9);
     assert_eq!(
         decode(&g.0, None),
-        Err(DecodeError::BadLength { msgtype: MessageType::GPADL_BODY, len: 28 })
+        Err(DecodeError::BadLength {
+            msgtype: MessageType::GPADL_BODY,
+            len: 28
+        })
     );
 }

@@ -6,7 +6,9 @@ use vmbus_driver::gpadl::{
     message_count,
 };
 use vmbus_driver::ids::{GpadlId, RelId};
-use vmbus_driver::msg::{ChannelMessage as M, GpadlBody, GpadlHeader, PfnList, RangeWords, decode, encode};
+use vmbus_driver::msg::{
+    ChannelMessage as M, GpadlBody, GpadlHeader, PfnList, RangeWords, decode, encode,
+};
 use vmbus_driver::version::Version;
 
 const RELID: RelId = RelId(7);
@@ -21,7 +23,11 @@ fn round_trip(n: usize) -> Vec<u64> {
     let list = pfns(n);
     let msgs: Vec<M> = gpadl_messages(RELID, ID, &list).unwrap().collect();
     // Expected message count computed from the document: 26 in the header, 28 per body.
-    let expected = if n <= 26 { 1 } else { 1 + (n - 26).div_ceil(28) };
+    let expected = if n <= 26 {
+        1
+    } else {
+        1 + (n - 26).div_ceil(28)
+    };
     assert_eq!(msgs.len(), expected, "messages for {n} PFNs");
     assert_eq!(message_count(n), expected);
 
@@ -55,7 +61,12 @@ fn round_trip(n: usize) -> Vec<u64> {
         let last = i + 1 == msgs.len();
         assert_eq!(progress == Progress::Complete, last);
         if !last {
-            assert_eq!(progress, Progress::NeedMore { remaining: n - sent });
+            assert_eq!(
+                progress,
+                Progress::NeedMore {
+                    remaining: n - sent
+                }
+            );
         }
     }
     let done = host.complete().expect("complete");
@@ -99,11 +110,17 @@ fn maximum_pfns_is_what_a_u16_range_buflen_allows() {
 
 #[test]
 fn empty_and_oversized_pfn_lists_are_refused() {
-    assert_eq!(gpadl_messages(RELID, ID, &[]).unwrap_err(), GpadlBuildError::Empty);
+    assert_eq!(
+        gpadl_messages(RELID, ID, &[]).unwrap_err(),
+        GpadlBuildError::Empty
+    );
     let big = pfns(MAX_PFNS + 1);
     assert_eq!(
         gpadl_messages(RELID, ID, &big).unwrap_err(),
-        GpadlBuildError::TooManyPfns { count: MAX_PFNS + 1, max: MAX_PFNS }
+        GpadlBuildError::TooManyPfns {
+            count: MAX_PFNS + 1,
+            max: MAX_PFNS
+        }
     );
 }
 
@@ -120,23 +137,36 @@ fn header(n: usize, carried: usize) -> GpadlHeader {
 }
 
 fn body(gpadl: GpadlId, k: usize) -> GpadlBody {
-    GpadlBody { msgnumber: 0, gpadl, pfns: PfnList::from_slice(&pfns(k)).unwrap() }
+    GpadlBody {
+        msgnumber: 0,
+        gpadl,
+        pfns: PfnList::from_slice(&pfns(k)).unwrap(),
+    }
 }
 
 #[test]
 fn body_before_any_header_is_refused() {
     let mut r = Reassembler::<64>::new();
-    assert_eq!(r.body(&body(ID, 1)), Err(ReassemblyError::BodyWithoutHeader { gpadl: ID }));
+    assert_eq!(
+        r.body(&body(ID, 1)),
+        Err(ReassemblyError::BodyWithoutHeader { gpadl: ID })
+    );
 }
 
 #[test]
 fn body_for_another_gpadl_is_refused_and_the_current_one_continues() {
     let mut r = Reassembler::<64>::new();
-    assert_eq!(r.header(&header(30, 26)), Ok(Progress::NeedMore { remaining: 4 }));
+    assert_eq!(
+        r.header(&header(30, 26)),
+        Ok(Progress::NeedMore { remaining: 4 })
+    );
     let other = GpadlId(99);
     assert_eq!(
         r.body(&body(other, 4)),
-        Err(ReassemblyError::UnknownGpadl { expected: ID, got: other })
+        Err(ReassemblyError::UnknownGpadl {
+            expected: ID,
+            got: other
+        })
     );
     assert_eq!(r.body(&body(ID, 4)), Ok(Progress::Complete));
 }
@@ -145,15 +175,27 @@ fn body_for_another_gpadl_is_refused_and_the_current_one_continues() {
 fn body_carrying_more_pfns_than_announced_overflows_and_abandons() {
     let mut r = Reassembler::<64>::new();
     r.header(&header(30, 26)).unwrap();
-    assert_eq!(r.body(&body(ID, 5)), Err(ReassemblyError::Overflow { gpadl: ID }));
+    assert_eq!(
+        r.body(&body(ID, 5)),
+        Err(ReassemblyError::Overflow { gpadl: ID })
+    );
     assert!(r.complete().is_none());
-    assert_eq!(r.body(&body(ID, 4)), Err(ReassemblyError::BodyWithoutHeader { gpadl: ID }));
+    assert_eq!(
+        r.body(&body(ID, 4)),
+        Err(ReassemblyError::BodyWithoutHeader { gpadl: ID })
+    );
 }
 
 #[test]
 fn gpadl_larger_than_capacity_is_refused() {
     let mut r = Reassembler::<16>::new();
-    assert_eq!(r.header(&header(17, 17)), Err(ReassemblyError::TooManyPfns { count: 17, capacity: 16 }));
+    assert_eq!(
+        r.header(&header(17, 17)),
+        Err(ReassemblyError::TooManyPfns {
+            count: 17,
+            capacity: 16
+        })
+    );
 }
 
 #[test]
@@ -162,7 +204,10 @@ fn multi_range_and_unaligned_ranges_are_refused() {
     let mut h = header(2, 2);
     h.rangecount = 2;
     h.range_buflen += 8;
-    assert_eq!(r.header(&h), Err(ReassemblyError::MultiRange { rangecount: 2 }));
+    assert_eq!(
+        r.header(&h),
+        Err(ReassemblyError::MultiRange { rangecount: 2 })
+    );
     // byte_offset 16 into the first page.
     let mut h = header(1, 1);
     h.range_data = RangeWords::from_slice(&[4096 | (16u64 << 32), 5]).unwrap();
@@ -183,7 +228,13 @@ fn second_header_while_one_is_in_progress_is_refused() {
     r.header(&header(30, 26)).unwrap();
     let mut h2 = header(1, 1);
     h2.gpadl = GpadlId(5);
-    assert_eq!(r.header(&h2), Err(ReassemblyError::HeaderWhileBusy { current: ID, got: GpadlId(5) }));
+    assert_eq!(
+        r.header(&h2),
+        Err(ReassemblyError::HeaderWhileBusy {
+            current: ID,
+            got: GpadlId(5)
+        })
+    );
     r.reset();
     assert_eq!(r.header(&h2), Ok(Progress::Complete));
     assert_eq!(r.complete().unwrap().pfns, &pfns(1)[..]);

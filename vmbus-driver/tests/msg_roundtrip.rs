@@ -30,28 +30,45 @@ fn bytes120() -> impl Strategy<Value = [u8; 120]> {
 
 fn offer() -> impl Strategy<Value = M> {
     (
-        (guid(), guid(), any::<u64>(), any::<u64>(), any::<u16>(), any::<u16>()),
+        (
+            guid(),
+            guid(),
+            any::<u64>(),
+            any::<u64>(),
+            any::<u16>(),
+            any::<u16>(),
+        ),
         bytes120(),
-        (any::<u16>(), any::<u16>(), any::<u32>(), any::<u8>(), any::<bool>(), any::<bool>(), any::<u32>()),
+        (
+            any::<u16>(),
+            any::<u16>(),
+            any::<u32>(),
+            any::<u8>(),
+            any::<bool>(),
+            any::<bool>(),
+            any::<u32>(),
+        ),
     )
-        .prop_map(|((t, i, r1, r2, fl, mmio), ud, (sub, opt, relid, mon, ma, ded, conn))| {
-            M::OfferChannel(OfferChannel {
-                if_type: t,
-                if_instance: i,
-                reserved1: r1,
-                reserved2: r2,
-                chn_flags: OfferFlags(fl),
-                mmio_megabytes: mmio,
-                user_def: ud,
-                sub_channel_index: sub,
-                mmio_megabytes_optional: opt,
-                child_relid: RelId(relid),
-                monitor_id: mon,
-                monitor_allocated: ma,
-                is_dedicated_interrupt: ded,
-                connection_id: ConnectionId(conn),
-            })
-        })
+        .prop_map(
+            |((t, i, r1, r2, fl, mmio), ud, (sub, opt, relid, mon, ma, ded, conn))| {
+                M::OfferChannel(OfferChannel {
+                    if_type: t,
+                    if_instance: i,
+                    reserved1: r1,
+                    reserved2: r2,
+                    chn_flags: OfferFlags(fl),
+                    mmio_megabytes: mmio,
+                    user_def: ud,
+                    sub_channel_index: sub,
+                    mmio_megabytes_optional: opt,
+                    child_relid: RelId(relid),
+                    monitor_id: mon,
+                    monitor_allocated: ma,
+                    is_dedicated_interrupt: ded,
+                    connection_id: ConnectionId(conn),
+                })
+            },
+        )
 }
 
 fn open_channel() -> impl Strategy<Value = M> {
@@ -79,26 +96,37 @@ fn open_channel() -> impl Strategy<Value = M> {
 
 /// A valid single-range GPADL header: n pages, k <= min(n, 26) of them carried here.
 fn gpadl_header() -> impl Strategy<Value = M> {
-    (1usize..=200, any::<u32>(), any::<u32>(), any::<u64>()).prop_flat_map(|(n, relid, id, seed)| {
-        (0..=n.min(26)).prop_map(move |k| {
-            let mut words = vec![(n as u64) * 4096];
-            words.extend((0..k as u64).map(|i| seed.wrapping_add(i)));
-            // A header that does not carry every PFN must end on a whole word: it does.
-            M::GpadlHeader(GpadlHeader {
-                child_relid: RelId(relid),
-                gpadl: GpadlId(id),
-                range_buflen: (8 + 8 * n) as u16,
-                rangecount: 1,
-                range_data: RangeWords::from_slice(&words).unwrap(),
+    (1usize..=200, any::<u32>(), any::<u32>(), any::<u64>()).prop_flat_map(
+        |(n, relid, id, seed)| {
+            (0..=n.min(26)).prop_map(move |k| {
+                let mut words = vec![(n as u64) * 4096];
+                words.extend((0..k as u64).map(|i| seed.wrapping_add(i)));
+                // A header that does not carry every PFN must end on a whole word: it does.
+                M::GpadlHeader(GpadlHeader {
+                    child_relid: RelId(relid),
+                    gpadl: GpadlId(id),
+                    range_buflen: (8 + 8 * n) as u16,
+                    rangecount: 1,
+                    range_data: RangeWords::from_slice(&words).unwrap(),
+                })
             })
-        })
-    })
+        },
+    )
 }
 
 fn gpadl_body() -> impl Strategy<Value = M> {
-    (any::<u32>(), any::<u32>(), prop::collection::vec(any::<u64>(), 1..=28)).prop_map(|(n, g, p)| {
-        M::GpadlBody(GpadlBody { msgnumber: n, gpadl: GpadlId(g), pfns: PfnList::from_slice(&p).unwrap() })
-    })
+    (
+        any::<u32>(),
+        any::<u32>(),
+        prop::collection::vec(any::<u64>(), 1..=28),
+    )
+        .prop_map(|(n, g, p)| {
+            M::GpadlBody(GpadlBody {
+                msgnumber: n,
+                gpadl: GpadlId(g),
+                pfns: PfnList::from_slice(&p).unwrap(),
+            })
+        })
 }
 
 fn initiate_contact() -> impl Strategy<Value = M> {
@@ -113,7 +141,11 @@ fn initiate_contact() -> impl Strategy<Value = M> {
     )
         .prop_map(|(v, vp, page, (sint, vtl, ff), m1, m2, cid)| {
             let target = if v.uses_msg_sint() {
-                ContactTarget::MessageSint { msg_sint: sint, msg_vtl: vtl, feature_flags: FeatureFlags(ff) }
+                ContactTarget::MessageSint {
+                    msg_sint: sint,
+                    msg_vtl: vtl,
+                    feature_flags: FeatureFlags(ff),
+                }
             } else {
                 ContactTarget::InterruptPage(page)
             };
@@ -129,8 +161,16 @@ fn initiate_contact() -> impl Strategy<Value = M> {
 }
 
 fn version_response() -> impl Strategy<Value = M> {
-    (any::<bool>(), any::<u8>(), any::<u32>(), 0u8..3, any::<u32>(), any::<u64>(), any::<u64>()).prop_map(
-        |(ok, st, conn, form, f, p2c, c2p)| {
+    (
+        any::<bool>(),
+        any::<u8>(),
+        any::<u32>(),
+        0u8..3,
+        any::<u32>(),
+        any::<u64>(),
+        any::<u64>(),
+    )
+        .prop_map(|(ok, st, conn, form, f, p2c, c2p)| {
             let ext = match form {
                 0 => VersionResponseExt::None,
                 1 => VersionResponseExt::Features(FeatureFlags(f)),
@@ -146,14 +186,15 @@ fn version_response() -> impl Strategy<Value = M> {
                 msg_conn_id: ConnectionId(conn),
                 ext,
             })
-        },
-    )
+        })
 }
 
 fn small_messages() -> impl Strategy<Value = M> {
     let u = any::<u32>;
     prop_oneof![
-        u().prop_map(|r| M::RescindChannelOffer(RescindChannelOffer { child_relid: RelId(r) })),
+        u().prop_map(|r| M::RescindChannelOffer(RescindChannelOffer {
+            child_relid: RelId(r)
+        })),
         Just(M::RequestOffers),
         Just(M::AllOffersDelivered),
         (u(), u(), u()).prop_map(|(a, b, c)| M::OpenChannelResult(OpenChannelResult {
@@ -161,15 +202,22 @@ fn small_messages() -> impl Strategy<Value = M> {
             openid: b,
             status: c
         })),
-        u().prop_map(|r| M::CloseChannel(CloseChannel { child_relid: RelId(r) })),
+        u().prop_map(|r| M::CloseChannel(CloseChannel {
+            child_relid: RelId(r)
+        })),
         (u(), u(), u()).prop_map(|(a, b, c)| M::GpadlCreated(GpadlCreated {
             child_relid: RelId(a),
             gpadl: GpadlId(b),
             creation_status: c
         })),
-        (u(), u()).prop_map(|(a, b)| M::GpadlTeardown(GpadlTeardown { child_relid: RelId(a), gpadl: GpadlId(b) })),
+        (u(), u()).prop_map(|(a, b)| M::GpadlTeardown(GpadlTeardown {
+            child_relid: RelId(a),
+            gpadl: GpadlId(b)
+        })),
         u().prop_map(|g| M::GpadlTorndown(GpadlTorndown { gpadl: GpadlId(g) })),
-        u().prop_map(|r| M::RelIdReleased(RelIdReleased { child_relid: RelId(r) })),
+        u().prop_map(|r| M::RelIdReleased(RelIdReleased {
+            child_relid: RelId(r)
+        })),
         Just(M::Unload),
         Just(M::UnloadResponse),
         any::<[u32; 5]>().prop_map(|f| M::OpenReservedChannel(OpenReservedChannel {
@@ -184,11 +232,20 @@ fn small_messages() -> impl Strategy<Value = M> {
             target_vp: VpIndex(b),
             target_sint: c
         })),
-        u().prop_map(|r| M::CloseReservedResponse(CloseReservedResponse { channel_id: RelId(r) })),
+        u().prop_map(|r| M::CloseReservedResponse(CloseReservedResponse {
+            channel_id: RelId(r)
+        })),
         (guid(), guid(), prop::option::of(guid())).prop_map(|(e, s, silo)| M::TlConnectRequest(
-            TlConnectRequest { guest_endpoint_id: e, host_service_id: s, silo_id: silo }
+            TlConnectRequest {
+                guest_endpoint_id: e,
+                host_service_id: s,
+                silo_id: silo
+            }
         )),
-        (u(), u()).prop_map(|(a, b)| M::ModifyChannel(ModifyChannel { child_relid: RelId(a), target_vp: VpIndex(b) })),
+        (u(), u()).prop_map(|(a, b)| M::ModifyChannel(ModifyChannel {
+            child_relid: RelId(a),
+            target_vp: VpIndex(b)
+        })),
         (guid(), guid(), u()).prop_map(|(e, s, st)| M::TlConnectResult(TlConnectResult {
             endpoint_id: e,
             service_id: s,
@@ -244,7 +301,11 @@ fn doc_min_size(t: u32) -> usize {
 }
 
 fn versions() -> impl Strategy<Value = Option<Version>> {
-    prop_oneof![Just(None), prop::sample::select(Version::ALL.to_vec()).prop_map(Some), any::<u32>().prop_map(|v| Some(Version(v)))]
+    prop_oneof![
+        Just(None),
+        prop::sample::select(Version::ALL.to_vec()).prop_map(Some),
+        any::<u32>().prop_map(|v| Some(Version(v)))
+    ]
 }
 
 proptest! {

@@ -15,7 +15,11 @@ fuzz_target!(|data: &[u8]| {
             let mut buf = [0u8; 240];
             let n = encode(&msg, &mut buf).expect("a decoded message always re-encodes");
             assert!(n <= 240);
-            assert_eq!(decode(&buf[..n], version), Ok(msg), "decode(encode(x)) != x");
+            assert_eq!(
+                decode(&buf[..n], version),
+                Ok(msg),
+                "decode(encode(x)) != x"
+            );
         }
     }
 });

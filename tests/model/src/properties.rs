@@ -130,50 +130,50 @@ pub fn all() -> Vec<Property<LifetimeModel>> {
         Property::always(POOL_NO_GPADL, pool_no_gpadl),
         Property::always(POOL_ZERO, pool_zero),
         Property::always(CLIENT_REACH, client_reach),
-        Property::always(NO_REUSE, |_, s| ok(s, Violation::PageReusedUnderLiveGpadl)),
-        Property::always(TEARDOWN_ONCE, |_, s| ok(s, Violation::GpadlTornDownTwice)),
-        Property::always(RELEASE_ONCE, |_, s| ok(s, Violation::ReleaseWithoutRescind)),
-        Property::always(NO_RELEASED_RELID, |_, s| ok(s, Violation::NamesReleasedRelid)),
-        Property::always(NO_TORN_GPADL, |_, s| ok(s, Violation::NamesTornDownGpadl)),
-        Property::always(NO_STRAY_EVENT, |_, s| ok(s, Violation::StrayEvent)),
-        Property::always(CLOSE_BEFORE_TEARDOWN, |_, s| {
+        Property::always(NO_REUSE, |_, s: &State| ok(s, Violation::PageReusedUnderLiveGpadl)),
+        Property::always(TEARDOWN_ONCE, |_, s: &State| ok(s, Violation::GpadlTornDownTwice)),
+        Property::always(RELEASE_ONCE, |_, s: &State| ok(s, Violation::ReleaseWithoutRescind)),
+        Property::always(NO_RELEASED_RELID, |_, s: &State| ok(s, Violation::NamesReleasedRelid)),
+        Property::always(NO_TORN_GPADL, |_, s: &State| ok(s, Violation::NamesTornDownGpadl)),
+        Property::always(NO_STRAY_EVENT, |_, s: &State| ok(s, Violation::StrayEvent)),
+        Property::always(CLOSE_BEFORE_TEARDOWN, |_, s: &State| {
             ok(s, Violation::TeardownWhileOpen)
         }),
-        Property::always(TEARDOWN_BEFORE_RELEASE, |_, s| {
+        Property::always(TEARDOWN_BEFORE_RELEASE, |_, s: &State| {
             ok(s, Violation::ReleaseWithLiveGpadl)
         }),
-        Property::always(UNLOAD_LAST, |_, s| {
+        Property::always(UNLOAD_LAST, |_, s: &State| {
             ok(s, Violation::MessageAfterUnload) && ok(s, Violation::UnloadWithOpenChannel)
         }),
         Property::always(HANDLES_AGREE, handles_agree),
-        Property::always(BOUNDS, |_, s| ok(s, Violation::QueueOverflow)),
+        Property::always(BOUNDS, |_, s: &State| ok(s, Violation::QueueOverflow)),
         Property::eventually(NO_DEADLOCK, |m, s| m.is_final(s) && settled(s)),
         // Coverage: each must be reached, or the model is not exercising the lifetime rule.
-        Property::sometimes("sometimes: a channel is open", |_, s| {
+        Property::sometimes("sometimes: a channel is open", |_, s: &State| {
             s.drv.iter().any(|c| c.phase == Phase::Open)
         }),
-        Property::sometimes("sometimes: both clients hold a channel", |_, s| {
+        Property::sometimes("sometimes: both clients hold a channel", |_, s: &State| {
             s.kernel.maps[0] != 0 && s.kernel.maps[1] != 0
         }),
-        Property::sometimes("sometimes: a rescind interrupts an open", |_, s| {
+        Property::sometimes("sometimes: a rescind interrupts an open", |_, s: &State| {
             s.drv.iter().any(|c| c.phase == Phase::Teardown && c.rescinded)
                 && s.to_host.iter().all(|m| {
                     !matches!(m, crate::state::GuestMsg::CloseChannel { .. })
                 })
         }),
-        Property::sometimes("sometimes: a re-offered relid is open again", |_, s| {
+        Property::sometimes("sometimes: a re-offered relid is open again", |_, s: &State| {
             s.drv.iter().any(|c| c.phase == Phase::Open && c.inc > 0)
         }),
-        Property::sometimes("sometimes: a page is quarantined", |_, s| {
+        Property::sometimes("sometimes: a page is quarantined", |_, s: &State| {
             s.kernel.pages.contains(&PageState::Quarantined)
         }),
-        Property::sometimes("sometimes: the pool is empty while a relid is free", |m, s| {
+        Property::sometimes("sometimes: the pool is empty while a relid is free", |m: &LifetimeModel, s: &State| {
             s.kernel.pages[..m.cfg.pages]
                 .iter()
                 .all(|p| *p != PageState::Pool)
                 && s.drv.iter().any(|c| c.phase == Phase::Offered)
         }),
-        Property::sometimes("sometimes: the bus is unloaded", |_, s| {
+        Property::sometimes("sometimes: the bus is unloaded", |_, s: &State| {
             s.conn == Conn::Unloaded
         }),
     ]

@@ -53,7 +53,12 @@ impl Sim {
 
     /// The CDT parent a capability derived from `src` gets: the nearest of `src` and its
     /// ancestors that is an MDB parent of the new capability.
-    pub(crate) fn parent_for(&self, src: SlotRef, new: &Cap, first_badged: bool) -> Option<SlotRef> {
+    pub(crate) fn parent_for(
+        &self,
+        src: SlotRef,
+        new: &Cap,
+        first_badged: bool,
+    ) -> Option<SlotRef> {
         let mut candidate = Some(src);
         while let Some(c) = candidate {
             if self.is_mdb_parent_of(c, new, first_badged) {
@@ -66,7 +71,9 @@ impl Sim {
 
     /// Makes `child` (an unlinked slot) the first child of `parent`, or a root.
     pub(crate) fn cdt_link(&mut self, parent: Option<SlotRef>, child: SlotRef) {
-        let old_first = parent.and_then(|p| self.slot(p).ok()).and_then(|s| s.mdb.first_child);
+        let old_first = parent
+            .and_then(|p| self.slot(p).ok())
+            .and_then(|s| s.mdb.first_child);
         if let Ok(c) = self.slot_mut(child) {
             c.mdb.parent = parent;
             c.mdb.prev_sib = None;

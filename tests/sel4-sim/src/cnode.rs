@@ -116,7 +116,7 @@ impl Sim {
         if let Err(e) = self.slot(slot) {
             return self.refuse(e);
         }
-        let mut victims = self.cdt_descendants(slot); victims.push(slot);
+        let victims = self.cdt_descendants(slot);
         for v in &victims {
             self.delete_cap(*v);
         }
@@ -139,9 +139,18 @@ impl Sim {
         let src_cap = self.slot(src)?.cap.ok_or(Error::FailedLookup)?;
         let masked = mask_rights(src_cap, rights);
         let updated = match (masked, badge) {
-            (Cap::Notification { badge: 0, id, rights }, Some(b)) => {
-                Cap::Notification { id, badge: b, rights }
-            }
+            (
+                Cap::Notification {
+                    badge: 0,
+                    id,
+                    rights,
+                },
+                Some(b),
+            ) => Cap::Notification {
+                id,
+                badge: b,
+                rights,
+            },
             (Cap::Notification { .. }, Some(_)) => return Err(Error::IllegalOperation),
             (c, _) => c,
         };
@@ -152,7 +161,11 @@ impl Sim {
                 }
                 updated
             }
-            Cap::Frame { id, rights, .. } => Cap::Frame { id, rights, mapped: None },
+            Cap::Frame { id, rights, .. } => Cap::Frame {
+                id,
+                rights,
+                mapped: None,
+            },
             c => c,
         };
         let revocable = match (new_cap, src_cap) {
@@ -177,7 +190,11 @@ impl Sim {
     ) {
         self.set_cap(dest, Some(cap));
         if let Ok(s) = self.slot_mut(dest) {
-            s.mdb = Mdb { revocable, first_badged: revocable, ..Mdb::default() };
+            s.mdb = Mdb {
+                revocable,
+                first_badged: revocable,
+                ..Mdb::default()
+            };
         }
         self.cdt_link(parent, dest);
         self.add_ref(&cap);
@@ -185,9 +202,16 @@ impl Sim {
 
     /// Deletes the (present) capability in `slot`: finalises it, unlinks it, empties the slot.
     pub(crate) fn delete_cap(&mut self, slot: SlotRef) {
-        let Some(cap) = self.slot(slot).ok().and_then(|s| s.cap) else { return };
+        let Some(cap) = self.slot(slot).ok().and_then(|s| s.cap) else {
+            return;
+        };
         let last = self.is_last_ref(&cap);
-        if let Cap::Frame { id, mapped: Some(at), .. } = cap {
+        if let Cap::Frame {
+            id,
+            mapped: Some(at),
+            ..
+        } = cap
+        {
             if last || !self.config.sel4_5_0_x86_unmap_only_final {
                 self.remove_mapping(at.vspace, at.vaddr);
             } else {
@@ -223,15 +247,21 @@ impl Sim {
 
     fn is_last_ref(&self, cap: &Cap) -> bool {
         match *cap {
-            Cap::Frame { id, .. } => {
-                self.frames.get(id.0 as usize).and_then(Option::as_ref).is_some_and(|f| f.caps <= 1)
-            }
-            Cap::Notification { id, .. } => {
-                self.ntfns.get(id.0 as usize).and_then(Option::as_ref).is_some_and(|n| n.refs <= 1)
-            }
-            Cap::Untyped { id } => {
-                self.untypeds.get(id.0 as usize).and_then(Option::as_ref).is_some_and(|u| u.caps <= 1)
-            }
+            Cap::Frame { id, .. } => self
+                .frames
+                .get(id.0 as usize)
+                .and_then(Option::as_ref)
+                .is_some_and(|f| f.caps <= 1),
+            Cap::Notification { id, .. } => self
+                .ntfns
+                .get(id.0 as usize)
+                .and_then(Option::as_ref)
+                .is_some_and(|n| n.refs <= 1),
+            Cap::Untyped { id } => self
+                .untypeds
+                .get(id.0 as usize)
+                .and_then(Option::as_ref)
+                .is_some_and(|u| u.caps <= 1),
             Cap::IrqHandler { irq } => self.irqs.get(&irq).is_some_and(|s| s.handler_caps <= 1),
             // VSpaces live as long as their PD.
             Cap::VSpace { .. } => false,
@@ -275,10 +305,16 @@ impl Sim {
 /// seL4's `maskCapRights`: intersect the rights a capability carries with `mask`.
 fn mask_rights(cap: Cap, mask: CapRights) -> Cap {
     match cap {
-        Cap::Frame { id, rights, mapped } => Cap::Frame { id, rights: rights.mask(mask), mapped },
-        Cap::Notification { id, badge, rights } => {
-            Cap::Notification { id, badge, rights: rights.intersect(mask) }
-        }
+        Cap::Frame { id, rights, mapped } => Cap::Frame {
+            id,
+            rights: rights.mask(mask),
+            mapped,
+        },
+        Cap::Notification { id, badge, rights } => Cap::Notification {
+            id,
+            badge,
+            rights: rights.intersect(mask),
+        },
         c => c,
     }
 }

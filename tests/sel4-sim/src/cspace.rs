@@ -63,7 +63,9 @@ impl CSpace {
 
     /// Mutable slot at `ptr`. Setting `cap` must go through [`CSpace::set_cap`].
     pub fn get_mut(&mut self, ptr: CapPtr) -> Result<&mut Slot, Error> {
-        self.slots.get_mut(ptr.0 as usize).ok_or(Error::FailedLookup)
+        self.slots
+            .get_mut(ptr.0 as usize)
+            .ok_or(Error::FailedLookup)
     }
 
     /// Stores `cap` in slot `ptr` (which exists), keeping the free set in step.

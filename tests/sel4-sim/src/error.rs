@@ -57,7 +57,9 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let text = match self {
             Self::InvalidArgument => "invalid argument",
-            Self::InvalidCapability => "invalid capability (wrong type, missing right or already mapped)",
+            Self::InvalidCapability => {
+                "invalid capability (wrong type, missing right or already mapped)"
+            }
             Self::IllegalOperation => "illegal operation on this capability",
             Self::RangeError => "argument out of range",
             Self::AlignmentError => "address not aligned",

@@ -64,7 +64,11 @@ pub(crate) struct FaultState {
 
 impl FaultState {
     pub fn new() -> Self {
-        Self { handler: None, inbox: VecDeque::new(), state: PdState::Running }
+        Self {
+            handler: None,
+            inbox: VecDeque::new(),
+            state: PdState::Running,
+        }
     }
 }
 
@@ -83,7 +87,11 @@ impl Sim {
 
     /// Raises a fault for `pd`: stops it, logs the fault and queues it for its handler.
     pub(crate) fn raise_fault(&mut self, pd: PdId, kind: FaultKind) -> FaultMessage {
-        let msg = FaultMessage { pd, kind, seq: self.fault_log.len() as u64 };
+        let msg = FaultMessage {
+            pd,
+            kind,
+            seq: self.fault_log.len() as u64,
+        };
         self.fault_log.push(msg);
         self.counters.faults += 1;
         let handler = match self.pd_mut(pd) {

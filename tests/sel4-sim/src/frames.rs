@@ -27,7 +27,13 @@ pub(crate) struct FrameObj {
 
 impl FrameObj {
     pub fn new(paddr: u64, untyped: Option<UntypedId>) -> Self {
-        Self { paddr, data: Box::new([0; PAGE_SIZE]), caps: 0, orphan_maps: 0, untyped }
+        Self {
+            paddr,
+            data: Box::new([0; PAGE_SIZE]),
+            caps: 0,
+            orphan_maps: 0,
+            untyped,
+        }
     }
 }
 
@@ -69,7 +75,9 @@ impl Sim {
     /// As [`Sim::frame_of`].
     pub fn frame_paddr(&self, slot: SlotRef) -> Result<u64, Error> {
         let id = self.frame_of(slot)?;
-        self.frame_obj(id).map(|f| f.paddr).ok_or(Error::InvalidCapability)
+        self.frame_obj(id)
+            .map(|f| f.paddr)
+            .ok_or(Error::InvalidCapability)
     }
 
     /// Whether the frame object still exists (some capability or mapping refers to it).

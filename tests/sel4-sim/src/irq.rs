@@ -55,8 +55,15 @@ impl Sim {
             Ok(s) => s,
             Err(e) => return self.refuse(e),
         };
-        self.irqs
-            .insert(irq, IrqState { handler_caps: 0, bound: None, masked: false, latched: false });
+        self.irqs.insert(
+            irq,
+            IrqState {
+                handler_caps: 0,
+                bound: None,
+                masked: false,
+                latched: false,
+            },
+        );
         self.insert_cap(SlotRef::new(pd, slot), Cap::IrqHandler { irq }, None, true);
         Ok(slot)
     }
@@ -85,7 +92,10 @@ impl Sim {
             Err(e) => return self.refuse(e),
         };
         self.ntfn_add_ref(id);
-        let old = self.irqs.get_mut(&irq).and_then(|s| s.bound.replace((id, badge)));
+        let old = self
+            .irqs
+            .get_mut(&irq)
+            .and_then(|s| s.bound.replace((id, badge)));
         if let Some((old_id, _)) = old {
             self.ntfn_drop_ref(old_id);
         }
@@ -114,7 +124,9 @@ impl Sim {
 
     /// The hardware raises interrupt `irq`.
     pub fn raise_irq(&mut self, irq: u32) -> IrqOutcome {
-        let Some(state) = self.irqs.get_mut(&irq) else { return IrqOutcome::NoHandler };
+        let Some(state) = self.irqs.get_mut(&irq) else {
+            return IrqOutcome::NoHandler;
+        };
         if state.masked {
             state.latched = true;
             return IrqOutcome::Latched;

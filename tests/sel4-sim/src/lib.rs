@@ -8,6 +8,19 @@
 //! source (the kernel this project builds), with one deliberate exception documented at
 //! [`SimConfig::sel4_5_0_x86_unmap_only_final`].
 //!
+//! Where the model knowingly differs from seL4:
+//! - no page tables: any aligned user address can take a mapping (seL4 would first need the
+//!   covering page table, else `FailedLookup`);
+//! - no threads, IPC or protected procedure calls: `wait` returns `None` where a thread would
+//!   block, and PDs act only when a test calls on their behalf;
+//! - a signal, wait or IRQ binding through an unusable capability returns `InvalidCapability`
+//!   (seL4 drops a `Signal` silently and raises a capability fault for a `Wait`);
+//! - an IRQ's notification binding holds a reference to the notification but is not a CDT node;
+//! - VSpaces live as long as their PD; deleting a VSpace capability never tears one down;
+//! - a PD memory access is checked on every page before any byte moves, so a faulting access
+//!   changes nothing;
+//! - an interrupt raised while its line is masked is latched and delivered at the ack.
+//!
 //! ```
 //! use sel4_sim::{CapRights, Sim, SlotRef, SLOT_VSPACE};
 //! let mut sim = Sim::new();
@@ -23,6 +36,7 @@
 //! assert!(sim.read_u32(b, 0x20_0010).is_err());
 //! ```
 
+mod builder;
 mod cap;
 mod cdt;
 mod cnode;
@@ -41,6 +55,7 @@ mod sim;
 mod untyped;
 mod vspace;
 
+pub use builder::MAX_CHANNEL_ID;
 pub use cap::{Cap, MappedAt};
 pub use counters::Counters;
 pub use error::Error;

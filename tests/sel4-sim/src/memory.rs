@@ -26,12 +26,24 @@ impl fmt::Display for MemError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Fault(m) => match m.kind {
-                FaultKind::VmFault { vaddr, access, present } => write!(
+                FaultKind::VmFault {
+                    vaddr,
+                    access,
+                    present,
+                } => write!(
                     f,
                     "pd{} faulted: {} at {vaddr:#x} ({})",
                     m.pd.0,
-                    if access == Access::Write { "write" } else { "read" },
-                    if present { "not permitted" } else { "not mapped" }
+                    if access == Access::Write {
+                        "write"
+                    } else {
+                        "read"
+                    },
+                    if present {
+                        "not permitted"
+                    } else {
+                        "not mapped"
+                    }
                 ),
             },
             Self::Stopped(pd) => write!(f, "pd{} is stopped by a fault", pd.0),
@@ -126,7 +138,9 @@ impl Sim {
             Ok(p) if p.fault.state == PdState::Running => {}
             _ => return Err(None),
         }
-        let pieces = self.pieces(pd, vaddr, buf.len(), Access::Read).map_err(Some)?;
+        let pieces = self
+            .pieces(pd, vaddr, buf.len(), Access::Read)
+            .map_err(Some)?;
         for (frame, off, range) in pieces {
             if let Some(f) = self.frame_obj(frame) {
                 let len = range.len();
@@ -154,18 +168,32 @@ impl Sim {
     }
 
     /// Splits an access into per-page pieces, or names the fault it raises.
-    fn pieces(&self, pd: PdId, vaddr: u64, len: usize, access: Access) -> Result<Vec<Piece>, FaultKind> {
+    fn pieces(
+        &self,
+        pd: PdId,
+        vaddr: u64,
+        len: usize,
+        access: Access,
+    ) -> Result<Vec<Piece>, FaultKind> {
         let write = access == Access::Write;
         let mut out = Vec::new();
         let mut done = 0usize;
         while done < len {
             let Some(addr) = vaddr.checked_add(done as u64) else {
                 // Wrapping past the top of the address space: nothing is mapped there.
-                return Err(FaultKind::VmFault { vaddr, access, present: false });
+                return Err(FaultKind::VmFault {
+                    vaddr,
+                    access,
+                    present: false,
+                });
             };
-            let (frame, off) = self
-                .translate(pd, addr, write)
-                .map_err(|present| FaultKind::VmFault { vaddr: addr, access, present })?;
+            let (frame, off) =
+                self.translate(pd, addr, write)
+                    .map_err(|present| FaultKind::VmFault {
+                        vaddr: addr,
+                        access,
+                        present,
+                    })?;
             let chunk = (PAGE_SIZE - off).min(len - done);
             out.push((frame, off, done..done + chunk));
             done += chunk;

@@ -23,7 +23,12 @@ pub(crate) struct NtfnObj {
 
 impl NtfnObj {
     pub fn new(untyped: Option<UntypedId>) -> Self {
-        Self { word: 0, pending: false, refs: 0, untyped }
+        Self {
+            word: 0,
+            pending: false,
+            refs: 0,
+            untyped,
+        }
     }
 }
 

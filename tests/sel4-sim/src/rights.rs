@@ -19,15 +19,40 @@ pub struct CapRights {
 
 impl CapRights {
     /// All rights (`seL4_AllRights`).
-    pub const ALL: Self = Self { read: true, write: true, grant: true, grant_reply: true };
+    pub const ALL: Self = Self {
+        read: true,
+        write: true,
+        grant: true,
+        grant_reply: true,
+    };
     /// Read and write only (`seL4_ReadWrite`).
-    pub const READ_WRITE: Self = Self { read: true, write: true, grant: false, grant_reply: false };
+    pub const READ_WRITE: Self = Self {
+        read: true,
+        write: true,
+        grant: false,
+        grant_reply: false,
+    };
     /// Read only (`seL4_CanRead`).
-    pub const READ: Self = Self { read: true, write: false, grant: false, grant_reply: false };
+    pub const READ: Self = Self {
+        read: true,
+        write: false,
+        grant: false,
+        grant_reply: false,
+    };
     /// Write only (`seL4_CanWrite`).
-    pub const WRITE: Self = Self { read: false, write: true, grant: false, grant_reply: false };
+    pub const WRITE: Self = Self {
+        read: false,
+        write: true,
+        grant: false,
+        grant_reply: false,
+    };
     /// No rights (`seL4_NoRights`).
-    pub const NONE: Self = Self { read: false, write: false, grant: false, grant_reply: false };
+    pub const NONE: Self = Self {
+        read: false,
+        write: false,
+        grant: false,
+        grant_reply: false,
+    };
 
     /// The rights present in both `self` and `mask`.
     #[must_use]

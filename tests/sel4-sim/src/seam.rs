@@ -132,10 +132,13 @@ impl DriverSeam {
         sim.pd(d)?;
         let page = PAGE_SIZE as u64;
         let check_range = |base: u64, pages: u64| -> Result<(), Error> {
-            if base % page != 0 {
+            if !base.is_multiple_of(page) {
                 return Err(Error::AlignmentError);
             }
-            match pages.checked_mul(page).and_then(|len| base.checked_add(len)) {
+            match pages
+                .checked_mul(page)
+                .and_then(|len| base.checked_add(len))
+            {
                 Some(end) if end <= USER_TOP => Ok(()),
                 _ => Err(Error::InvalidArgument),
             }
@@ -152,10 +155,19 @@ impl DriverSeam {
         }
         let mut pages = Vec::with_capacity(setup.pool_pages as usize);
         if setup.pool_pages > 0 {
-            for (i, cap) in sim.create_frames(d, setup.pool_pages)?.into_iter().enumerate() {
+            for (i, cap) in sim
+                .create_frames(d, setup.pool_pages)?
+                .into_iter()
+                .enumerate()
+            {
                 let vaddr = setup.pool_base + i as u64 * page;
                 sim.map_own(d, cap, vaddr, CapRights::READ_WRITE)?;
-                pages.push(PoolPage { original: cap, vaddr, taken: false, grants: Vec::new() });
+                pages.push(PoolPage {
+                    original: cap,
+                    vaddr,
+                    taken: false,
+                    grants: Vec::new(),
+                });
             }
         }
         let mut clients = Vec::with_capacity(setup.clients.len());
@@ -163,8 +175,12 @@ impl DriverSeam {
             let vspace_cap =
                 sim.copy_to_free(SlotRef::new(c.pd, SLOT_VSPACE), d, CapRights::ALL)?;
             let client_ntfn = sim.create_notification(c.pd)?;
-            let notify_cap =
-                sim.mint_to_free(SlotRef::new(c.pd, client_ntfn), d, CapRights::WRITE, c.badge)?;
+            let notify_cap = sim.mint_to_free(
+                SlotRef::new(c.pd, client_ntfn),
+                d,
+                CapRights::WRITE,
+                c.badge,
+            )?;
             clients.push(ClientLink {
                 setup: *c,
                 vspace_cap,
@@ -176,7 +192,8 @@ impl DriverSeam {
         let (irq_handler, driver_ntfn) = match setup.irq {
             Some(irq) => {
                 let ntfn = sim.create_notification(d)?;
-                let badged = sim.mint_to_free(SlotRef::new(d, ntfn), d, CapRights::WRITE, irq.badge)?;
+                let badged =
+                    sim.mint_to_free(SlotRef::new(d, ntfn), d, CapRights::WRITE, irq.badge)?;
                 let handler = sim.create_irq_handler(d, irq.irq)?;
                 sim.irq_set_notification(SlotRef::new(d, handler), SlotRef::new(d, badged))?;
                 (Some(handler), Some(ntfn))
@@ -184,7 +201,14 @@ impl DriverSeam {
             None => (None, None),
         };
         let free = (0..setup.pool_pages).rev().map(PageId).collect();
-        Ok(Self { driver: d, pages, free, clients, irq_handler, driver_ntfn })
+        Ok(Self {
+            driver: d,
+            pages,
+            free,
+            clients,
+            irq_handler,
+            driver_ntfn,
+        })
     }
 
     /// The driver PD.
@@ -214,7 +238,9 @@ impl DriverSeam {
     /// Number of client mappings `page` has.
     #[must_use]
     pub fn grant_count(&self, page: PageId) -> usize {
-        self.pages.get(page.0 as usize).map_or(0, |p| p.grants.len())
+        self.pages
+            .get(page.0 as usize)
+            .map_or(0, |p| p.grants.len())
     }
 
     /// Number of pages in the free pool.
@@ -230,11 +256,16 @@ impl DriverSeam {
     }
 
     fn page(&self, page: PageId) -> Result<&PoolPage, KernelError> {
-        self.pages.get(page.0 as usize).ok_or(KernelError::NoSuchPage)
+        self.pages
+            .get(page.0 as usize)
+            .ok_or(KernelError::NoSuchPage)
     }
 
     fn client_index(&self, id: ClientId) -> Result<usize, KernelError> {
-        self.clients.iter().position(|c| c.setup.id == id).ok_or(KernelError::NoSuchClient)
+        self.clients
+            .iter()
+            .position(|c| c.setup.id == id)
+            .ok_or(KernelError::NoSuchClient)
     }
 
     /// [`Kernel::take_page`].
@@ -263,7 +294,8 @@ impl DriverSeam {
             return Err(refused(Error::RevokeFirst));
         }
         let mut buf = [0u8; PAGE_SIZE];
-        sim.peek(self.driver, p.vaddr, &mut buf).map_err(|_| refused(Error::FailedLookup))?;
+        sim.peek(self.driver, p.vaddr, &mut buf)
+            .map_err(|_| refused(Error::FailedLookup))?;
         if buf.iter().any(|&b| b != 0) {
             return Err(refused(Error::IllegalOperation));
         }
@@ -280,7 +312,9 @@ impl DriverSeam {
     /// `NoSuchPage`, `Refused`.
     pub fn page_frame(&self, sim: &Sim, page: PageId) -> Result<u64, KernelError> {
         let p = self.page(page)?;
-        let paddr = sim.frame_paddr(SlotRef::new(self.driver, p.original)).map_err(refused)?;
+        let paddr = sim
+            .frame_paddr(SlotRef::new(self.driver, p.original))
+            .map_err(refused)?;
         Ok(paddr / PAGE_SIZE as u64)
     }
 
@@ -304,7 +338,8 @@ impl DriverSeam {
         data: &[u8],
     ) -> Result<(), KernelError> {
         let vaddr = self.span(page, offset, data.len())?;
-        sim.write(self.driver, vaddr, data).map_err(|_| refused(Error::FailedLookup))
+        sim.write(self.driver, vaddr, data)
+            .map_err(|_| refused(Error::FailedLookup))
     }
 
     /// [`Kernel::read_page`], through the driver's own mapping.
@@ -319,7 +354,8 @@ impl DriverSeam {
         buf: &mut [u8],
     ) -> Result<(), KernelError> {
         let vaddr = self.span(page, offset, buf.len())?;
-        sim.peek(self.driver, vaddr, buf).map_err(|_| refused(Error::FailedLookup))
+        sim.peek(self.driver, vaddr, buf)
+            .map_err(|_| refused(Error::FailedLookup))
     }
 
     /// [`Kernel::zero_page`].
@@ -360,7 +396,11 @@ impl DriverSeam {
         let vaddr = link.window_vaddr(window_page);
         let vspace = SlotRef::new(self.driver, link.vspace_cap);
         let copy = sim
-            .copy_to_free(SlotRef::new(self.driver, original), self.driver, CapRights::READ_WRITE)
+            .copy_to_free(
+                SlotRef::new(self.driver, original),
+                self.driver,
+                CapRights::READ_WRITE,
+            )
             .map_err(refused)?;
         let copy_ref = SlotRef::new(self.driver, copy);
         if let Err(e) = sim.map(copy_ref, vspace, vaddr, CapRights::READ_WRITE) {
@@ -370,7 +410,11 @@ impl DriverSeam {
         }
         self.clients[ci].window[window_page] = Some(page);
         if let Some(p) = self.pages.get_mut(page.0 as usize) {
-            p.grants.push(Grant { client: ci, window_page, copy });
+            p.grants.push(Grant {
+                client: ci,
+                window_page,
+                copy,
+            });
         }
         Ok(())
     }
@@ -387,12 +431,18 @@ impl DriverSeam {
         let grants = p.grants.clone();
         if sim.config().sel4_5_0_x86_unmap_only_final {
             for g in &grants {
-                sim.unmap(SlotRef::new(self.driver, g.copy)).map_err(refused)?;
+                sim.unmap(SlotRef::new(self.driver, g.copy))
+                    .map_err(refused)?;
             }
         }
-        sim.revoke(SlotRef::new(self.driver, original)).map_err(refused)?;
+        sim.revoke(SlotRef::new(self.driver, original))
+            .map_err(refused)?;
         for g in grants {
-            if let Some(slot) = self.clients.get_mut(g.client).and_then(|c| c.window.get_mut(g.window_page)) {
+            if let Some(slot) = self
+                .clients
+                .get_mut(g.client)
+                .and_then(|c| c.window.get_mut(g.window_page))
+            {
                 *slot = None;
             }
         }
@@ -419,7 +469,8 @@ impl DriverSeam {
     /// `Refused`.
     pub fn ack_irq(&mut self, sim: &mut Sim) -> Result<(), KernelError> {
         let handler = self.irq_handler.ok_or(refused(Error::InvalidCapability))?;
-        sim.irq_ack(SlotRef::new(self.driver, handler)).map_err(refused)
+        sim.irq_ack(SlotRef::new(self.driver, handler))
+            .map_err(refused)
     }
 }
 
@@ -453,7 +504,10 @@ impl SimKernel {
 
     /// A borrowed [`DriverView`] of this kernel.
     pub fn view(&mut self) -> DriverView<'_> {
-        DriverView { sim: &mut self.sim, seam: &mut self.seam }
+        DriverView {
+            sim: &mut self.sim,
+            seam: &mut self.seam,
+        }
     }
 }
 

@@ -34,7 +34,10 @@ pub struct SimConfig {
 
 impl Default for SimConfig {
     fn default() -> Self {
-        Self { cspace_slots: DEFAULT_CSPACE_SLOTS, sel4_5_0_x86_unmap_only_final: false }
+        Self {
+            cspace_slots: DEFAULT_CSPACE_SLOTS,
+            sel4_5_0_x86_unmap_only_final: false,
+        }
     }
 }
 
@@ -46,6 +49,11 @@ pub(crate) struct Pd {
     pub cspace: CSpace,
     pub vspace: VSpaceId,
     pub fault: FaultState,
+    /// The PD's own notification (Microkit's event source), created on first use.
+    pub notification: Option<CapPtr>,
+    /// Microkit channels: for each channel id, the slot of the badged capability that signals
+    /// the other end.
+    pub channels: BTreeMap<u8, CapPtr>,
 }
 
 /// The simulated seL4 kernel: every kernel object, every PD, and the counters.
@@ -114,7 +122,11 @@ impl Sim {
         let mut cspace = CSpace::new(self.config.cspace_slots.max(2));
         cspace.set_cap(SLOT_VSPACE, Some(Cap::VSpace { id: vspace }));
         if let Ok(slot) = cspace.get_mut(SLOT_VSPACE) {
-            slot.mdb = Mdb { revocable: true, first_badged: true, ..Mdb::default() };
+            slot.mdb = Mdb {
+                revocable: true,
+                first_badged: true,
+                ..Mdb::default()
+            };
         }
         self.pds.push(Pd {
             name: name.to_owned(),
@@ -122,6 +134,8 @@ impl Sim {
             cspace,
             vspace,
             fault: FaultState::new(),
+            notification: None,
+            channels: BTreeMap::new(),
         });
         id
     }
@@ -171,7 +185,10 @@ impl Sim {
     /// # Errors
     /// [`Error::NoSuchPd`], or [`Error::NotEnoughMemory`] when the CSpace is full.
     pub fn free_slot(&self, pd: PdId) -> Result<CapPtr, Error> {
-        self.pd(pd)?.cspace.first_free().ok_or(Error::NotEnoughMemory)
+        self.pd(pd)?
+            .cspace
+            .first_free()
+            .ok_or(Error::NotEnoughMemory)
     }
 
     /// Number of empty slots of `pd`'s CSpace (slot 0 excluded).

@@ -60,7 +60,12 @@ impl Sim {
         let base = self.next_paddr.next_multiple_of(size);
         self.next_paddr = base + size;
         let id = UntypedId(u32::try_from(self.untypeds.len()).unwrap_or(u32::MAX));
-        self.untypeds.push(Some(UntypedObj { base, size_bits, free_index: 0, caps: 0 }));
+        self.untypeds.push(Some(UntypedObj {
+            base,
+            size_bits,
+            free_index: 0,
+            caps: 0,
+        }));
         self.insert_cap(SlotRef::new(pd, slot), Cap::Untyped { id }, None, true);
         Ok(slot)
     }
@@ -136,12 +141,20 @@ impl Sim {
                 ObjectType::Frame4K => {
                     let fid = FrameId(u32::try_from(self.frames.len()).unwrap_or(u32::MAX));
                     self.frames.push(Some(FrameObj::new(paddr, Some(id))));
-                    Cap::Frame { id: fid, rights: VmRights::ReadWrite, mapped: None }
+                    Cap::Frame {
+                        id: fid,
+                        rights: VmRights::ReadWrite,
+                        mapped: None,
+                    }
                 }
                 ObjectType::Notification => {
                     let nid = NtfnId(u32::try_from(self.ntfns.len()).unwrap_or(u32::MAX));
                     self.ntfns.push(Some(NtfnObj::new(Some(id))));
-                    Cap::Notification { id: nid, badge: 0, rights: CapRights::ALL }
+                    Cap::Notification {
+                        id: nid,
+                        badge: 0,
+                        rights: CapRights::ALL,
+                    }
                 }
             };
             self.insert_cap(SlotRef::new(dest.pd, *s), cap, Some(ut), true);
@@ -189,7 +202,11 @@ impl Sim {
         };
         let id = NtfnId(u32::try_from(self.ntfns.len()).unwrap_or(u32::MAX));
         self.ntfns.push(Some(NtfnObj::new(None)));
-        let cap = Cap::Notification { id, badge: 0, rights: CapRights::ALL };
+        let cap = Cap::Notification {
+            id,
+            badge: 0,
+            rights: CapRights::ALL,
+        };
         self.insert_cap(SlotRef::new(pd, slot), cap, None, true);
         Ok(slot)
     }

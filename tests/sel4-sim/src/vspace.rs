@@ -38,7 +38,10 @@ pub(crate) struct VSpaceObj {
 
 impl VSpaceObj {
     pub fn new(owner: PdId) -> Self {
-        Self { owner, pages: BTreeMap::new() }
+        Self {
+            owner,
+            pages: BTreeMap::new(),
+        }
     }
 }
 
@@ -75,7 +78,12 @@ impl Sim {
         vaddr: u64,
         rights: CapRights,
     ) -> Result<(), Error> {
-        let Some(Cap::Frame { id, rights: cap_rights, mapped }) = self.slot(frame)?.cap else {
+        let Some(Cap::Frame {
+            id,
+            rights: cap_rights,
+            mapped,
+        }) = self.slot(frame)?.cap
+        else {
             return Err(Error::InvalidCapability);
         };
         if mapped.is_some() {
@@ -84,21 +92,38 @@ impl Sim {
         let Some(Cap::VSpace { id: vs }) = self.slot(vspace)?.cap else {
             return Err(Error::InvalidCapability);
         };
-        if vaddr.checked_add(PAGE_SIZE as u64).is_none_or(|top| top > USER_TOP) {
+        if vaddr
+            .checked_add(PAGE_SIZE as u64)
+            .is_none_or(|top| top > USER_TOP)
+        {
             return Err(Error::InvalidArgument);
         }
-        if vaddr % PAGE_SIZE as u64 != 0 {
+        if !vaddr.is_multiple_of(PAGE_SIZE as u64) {
             return Err(Error::AlignmentError);
         }
         let vm_rights = cap_rights.mask(rights);
-        let space = self.vspaces.get_mut(vs.0 as usize).ok_or(Error::InvalidCapability)?;
+        let space = self
+            .vspaces
+            .get_mut(vs.0 as usize)
+            .ok_or(Error::InvalidCapability)?;
         let vpn = vaddr >> PAGE_BITS;
         if space.pages.contains_key(&vpn) {
             return Err(Error::DeleteFirst);
         }
-        space.pages.insert(vpn, PageMapping { frame: id, rights: vm_rights, cap: Some(frame) });
+        space.pages.insert(
+            vpn,
+            PageMapping {
+                frame: id,
+                rights: vm_rights,
+                cap: Some(frame),
+            },
+        );
         let at = MappedAt { vspace: vs, vaddr };
-        self.slot_mut(frame)?.cap = Some(Cap::Frame { id, rights: cap_rights, mapped: Some(at) });
+        self.slot_mut(frame)?.cap = Some(Cap::Frame {
+            id,
+            rights: cap_rights,
+            mapped: Some(at),
+        });
         Ok(())
     }
 
@@ -114,7 +139,12 @@ impl Sim {
         vaddr: u64,
         rights: CapRights,
     ) -> Result<(), Error> {
-        self.map(SlotRef::new(pd, frame), SlotRef::new(pd, SLOT_VSPACE), vaddr, rights)
+        self.map(
+            SlotRef::new(pd, frame),
+            SlotRef::new(pd, SLOT_VSPACE),
+            vaddr,
+            rights,
+        )
     }
 
     /// `X86_Page_Unmap`: removes the mapping made with frame capability `frame`; an unmapped
@@ -132,7 +162,14 @@ impl Sim {
         };
         if let Some(at) = mapped {
             self.remove_mapping(at.vspace, at.vaddr);
-            self.set_cap(frame, Some(Cap::Frame { id, rights, mapped: None }));
+            self.set_cap(
+                frame,
+                Some(Cap::Frame {
+                    id,
+                    rights,
+                    mapped: None,
+                }),
+            );
         }
         Ok(())
     }
@@ -198,7 +235,9 @@ impl Sim {
         vaddr: u64,
         write: bool,
     ) -> Result<(FrameId, usize), bool> {
-        let Ok(p) = self.pd(pd) else { return Err(false) };
+        let Ok(p) = self.pd(pd) else {
+            return Err(false);
+        };
         let Some(m) = self
             .vspaces
             .get(p.vspace.0 as usize)
@@ -206,7 +245,11 @@ impl Sim {
         else {
             return Err(false);
         };
-        let allowed = if write { m.rights.can_write() } else { m.rights.can_read() };
+        let allowed = if write {
+            m.rights.can_write()
+        } else {
+            m.rights.can_read()
+        };
         if !allowed || self.frame_obj(m.frame).is_none() {
             return Err(true);
         }

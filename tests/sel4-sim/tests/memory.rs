@@ -24,7 +24,8 @@ fn system() -> (Sim, PdId, PdId, PdId, SlotRef) {
 
 fn map_copy_in(sim: &mut Sim, orig: SlotRef, pd: PdId, vaddr: u64, rights: CapRights) -> SlotRef {
     let c = SlotRef::new(pd, sim.copy_to_free(orig, pd, CapRights::ALL).unwrap());
-    sim.map(c, SlotRef::new(pd, SLOT_VSPACE), vaddr, rights).unwrap();
+    sim.map(c, SlotRef::new(pd, SLOT_VSPACE), vaddr, rights)
+        .unwrap();
     c
 }
 
@@ -38,7 +39,11 @@ fn two_pds_mapping_one_frame_see_each_others_writes() {
     assert_eq!(&buf, b"hello");
     sim.write_u64(b, B_BASE + 8, 0x1122_3344_5566_7788).unwrap();
     assert_eq!(sim.read_u64(a, A_BASE + 8).unwrap(), 0x1122_3344_5566_7788);
-    assert_eq!(sim.read_u32(a, A_BASE + 8).unwrap(), 0x5566_7788, "not little-endian");
+    assert_eq!(
+        sim.read_u32(a, A_BASE + 8).unwrap(),
+        0x5566_7788,
+        "not little-endian"
+    );
 }
 
 #[test]
@@ -49,8 +54,14 @@ fn revoke_removes_derived_mappings_and_the_next_access_faults_to_the_handler() {
     sim.revoke(orig).unwrap();
     assert_eq!(sim.mapping(b, B_BASE).unwrap(), None);
     let err = sim.read_u32(b, B_BASE + 0x24).unwrap_err();
-    let expected = FaultKind::VmFault { vaddr: B_BASE + 0x24, access: Access::Read, present: false };
-    let MemError::Fault(msg) = err else { panic!("expected a fault, got {err}") };
+    let expected = FaultKind::VmFault {
+        vaddr: B_BASE + 0x24,
+        access: Access::Read,
+        present: false,
+    };
+    let MemError::Fault(msg) = err else {
+        panic!("expected a fault, got {err}")
+    };
     assert_eq!((msg.pd, msg.kind), (b, expected));
     assert_eq!(sim.take_fault(parent).unwrap(), Some(msg));
     assert_eq!(sim.pd_state(b).unwrap(), PdState::Stopped);
@@ -63,9 +74,19 @@ fn mapping_an_already_mapped_frame_cap_is_invalid_capability() {
     let (mut sim, _, a, b, orig) = system();
     // Same VSpace, other address; and another VSpace: both refused, as seL4 5.0 does.
     let own = SlotRef::new(a, SLOT_VSPACE);
-    assert_eq!(sim.map(orig, own, A_BASE + 0x1000, CapRights::ALL), Err(Error::InvalidCapability));
-    let bvs = SlotRef::new(a, sim.copy_to_free(SlotRef::new(b, SLOT_VSPACE), a, CapRights::ALL).unwrap());
-    assert_eq!(sim.map(orig, bvs, B_BASE, CapRights::ALL), Err(Error::InvalidCapability));
+    assert_eq!(
+        sim.map(orig, own, A_BASE + 0x1000, CapRights::ALL),
+        Err(Error::InvalidCapability)
+    );
+    let bvs = SlotRef::new(
+        a,
+        sim.copy_to_free(SlotRef::new(b, SLOT_VSPACE), a, CapRights::ALL)
+            .unwrap(),
+    );
+    assert_eq!(
+        sim.map(orig, bvs, B_BASE, CapRights::ALL),
+        Err(Error::InvalidCapability)
+    );
     assert_eq!(sim.mapped_page_count(b).unwrap(), 0);
     assert_eq!(sim.counters().maps, 1);
 }
@@ -75,12 +96,28 @@ fn map_rejects_occupied_unaligned_and_kernel_addresses() {
     let (mut sim, _, a, _, orig) = system();
     let own = SlotRef::new(a, SLOT_VSPACE);
     let c = SlotRef::new(a, sim.copy_to_free(orig, a, CapRights::ALL).unwrap());
-    assert_eq!(sim.map(c, own, A_BASE, CapRights::ALL), Err(Error::DeleteFirst));
-    assert_eq!(sim.map(c, own, A_BASE + 0x1008, CapRights::ALL), Err(Error::AlignmentError));
-    assert_eq!(sim.map(c, own, USER_TOP & !0xfff, CapRights::ALL), Err(Error::InvalidArgument));
-    assert_eq!(sim.map(c, own, u64::MAX & !0xfff, CapRights::ALL), Err(Error::InvalidArgument));
-    assert_eq!(sim.map(own, own, A_BASE + 0x2000, CapRights::ALL), Err(Error::InvalidCapability));
-    sim.map(c, own, (USER_TOP & !0xfff) - 0x1000, CapRights::ALL).unwrap();
+    assert_eq!(
+        sim.map(c, own, A_BASE, CapRights::ALL),
+        Err(Error::DeleteFirst)
+    );
+    assert_eq!(
+        sim.map(c, own, A_BASE + 0x1008, CapRights::ALL),
+        Err(Error::AlignmentError)
+    );
+    assert_eq!(
+        sim.map(c, own, USER_TOP & !0xfff, CapRights::ALL),
+        Err(Error::InvalidArgument)
+    );
+    assert_eq!(
+        sim.map(c, own, !0xfff_u64, CapRights::ALL),
+        Err(Error::InvalidArgument)
+    );
+    assert_eq!(
+        sim.map(own, own, A_BASE + 0x2000, CapRights::ALL),
+        Err(Error::InvalidCapability)
+    );
+    sim.map(c, own, (USER_TOP & !0xfff) - 0x1000, CapRights::ALL)
+        .unwrap();
 }
 
 #[test]
@@ -90,18 +127,40 @@ fn read_only_mapping_refuses_writes_with_a_protection_fault() {
     sim.write_u32(a, A_BASE + 4, 9).unwrap();
     assert_eq!(sim.read_u32(b, B_BASE + 4).unwrap(), 9);
     let err = sim.write_u32(b, B_BASE + 4, 1).unwrap_err();
-    let MemError::Fault(msg) = err else { panic!("{err}") };
-    assert_eq!(msg.kind, FaultKind::VmFault { vaddr: B_BASE + 4, access: Access::Write, present: true });
+    let MemError::Fault(msg) = err else {
+        panic!("{err}")
+    };
+    assert_eq!(
+        msg.kind,
+        FaultKind::VmFault {
+            vaddr: B_BASE + 4,
+            access: Access::Write,
+            present: true
+        }
+    );
     assert_eq!(sim.pending_faults(parent).unwrap().len(), 1);
-    assert_eq!(sim.read_u32(a, A_BASE + 4).unwrap(), 9, "refused write changed memory");
+    assert_eq!(
+        sim.read_u32(a, A_BASE + 4).unwrap(),
+        9,
+        "refused write changed memory"
+    );
 }
 
 #[test]
 fn read_only_capability_maps_read_only_even_when_asked_for_write() {
     let (mut sim, _, _, b, orig) = system();
     let ro = SlotRef::new(b, sim.copy_to_free(orig, b, CapRights::READ).unwrap());
-    sim.map(ro, SlotRef::new(b, SLOT_VSPACE), B_BASE, CapRights::READ_WRITE).unwrap();
-    assert!(matches!(sim.write_u32(b, B_BASE, 1), Err(MemError::Fault(_))));
+    sim.map(
+        ro,
+        SlotRef::new(b, SLOT_VSPACE),
+        B_BASE,
+        CapRights::READ_WRITE,
+    )
+    .unwrap();
+    assert!(matches!(
+        sim.write_u32(b, B_BASE, 1),
+        Err(MemError::Fault(_))
+    ));
 }
 
 #[test]
@@ -121,7 +180,8 @@ fn unmap_removes_the_mapping_and_allows_a_new_one() {
     assert!(matches!(sim.read_u32(a, A_BASE), Err(MemError::Fault(_))));
     sim.resume(a).unwrap();
     sim.unmap(orig).unwrap(); // unmapping an unmapped frame cap succeeds, as in seL4
-    sim.map_own(a, orig.slot, A_BASE + 0x3000, CapRights::READ_WRITE).unwrap();
+    sim.map_own(a, orig.slot, A_BASE + 0x3000, CapRights::READ_WRITE)
+        .unwrap();
     sim.write_u32(a, A_BASE + 0x3000, 5).unwrap();
 }
 
@@ -130,7 +190,11 @@ fn stopped_pd_does_nothing_until_resumed() {
     let (mut sim, parent, a, _, _) = system();
     assert!(matches!(sim.read_u32(a, 0x1000), Err(MemError::Fault(_))));
     assert_eq!(sim.write_u32(a, A_BASE, 1), Err(MemError::Stopped(a)));
-    assert_eq!(sim.pending_faults(parent).unwrap().len(), 1, "a stopped PD faulted again");
+    assert_eq!(
+        sim.pending_faults(parent).unwrap().len(),
+        1,
+        "a stopped PD faulted again"
+    );
     sim.resume(a).unwrap();
     sim.write_u32(a, A_BASE, 1).unwrap();
     assert_eq!(sim.read_u32(a, A_BASE).unwrap(), 1);
@@ -140,8 +204,17 @@ fn stopped_pd_does_nothing_until_resumed() {
 fn access_crossing_into_an_unmapped_page_faults_there_and_changes_nothing() {
     let (mut sim, _, a, _, _) = system();
     let err = sim.write(a, A_BASE + 4094, &[1, 2, 3, 4]).unwrap_err();
-    let MemError::Fault(msg) = err else { panic!("{err}") };
-    assert_eq!(msg.kind, FaultKind::VmFault { vaddr: A_BASE + 4096, access: Access::Write, present: false });
+    let MemError::Fault(msg) = err else {
+        panic!("{err}")
+    };
+    assert_eq!(
+        msg.kind,
+        FaultKind::VmFault {
+            vaddr: A_BASE + 4096,
+            access: Access::Write,
+            present: false
+        }
+    );
     sim.resume(a).unwrap();
     let mut buf = [9; 2];
     sim.read(a, A_BASE + 4094, &mut buf).unwrap();
@@ -154,9 +227,12 @@ fn access_spanning_two_mapped_pages_is_split_across_frames() {
     let a = sim.create_pd("a", 1);
     let fs = sim.create_frames(a, 2).unwrap();
     // Map the frames in reverse order so contiguity in memory cannot fake the result.
-    sim.map_own(a, fs[1], A_BASE, CapRights::READ_WRITE).unwrap();
-    sim.map_own(a, fs[0], A_BASE + 4096, CapRights::READ_WRITE).unwrap();
-    sim.write_u64(a, A_BASE + 4092, 0x0807_0605_0403_0201).unwrap();
+    sim.map_own(a, fs[1], A_BASE, CapRights::READ_WRITE)
+        .unwrap();
+    sim.map_own(a, fs[0], A_BASE + 4096, CapRights::READ_WRITE)
+        .unwrap();
+    sim.write_u64(a, A_BASE + 4092, 0x0807_0605_0403_0201)
+        .unwrap();
     let f1 = sim.frame_of(SlotRef::new(a, fs[1])).unwrap();
     let f0 = sim.frame_of(SlotRef::new(a, fs[0])).unwrap();
     assert_eq!(&sim.frame_bytes(f1).unwrap()[4092..], &[1, 2, 3, 4]);

@@ -8,8 +8,14 @@ fn badges_or_together_and_wait_clears() {
     let rx = sim.create_pd("rx", 1);
     let tx = sim.create_pd("tx", 1);
     let n = SlotRef::new(rx, sim.create_notification(rx).unwrap());
-    let b1 = SlotRef::new(tx, sim.mint_to_free(n, tx, CapRights::WRITE, 0b0001).unwrap());
-    let b4 = SlotRef::new(tx, sim.mint_to_free(n, tx, CapRights::WRITE, 0b0100).unwrap());
+    let b1 = SlotRef::new(
+        tx,
+        sim.mint_to_free(n, tx, CapRights::WRITE, 0b0001).unwrap(),
+    );
+    let b4 = SlotRef::new(
+        tx,
+        sim.mint_to_free(n, tx, CapRights::WRITE, 0b0100).unwrap(),
+    );
     sim.signal(b1).unwrap();
     sim.signal(b4).unwrap();
     sim.signal(b1).unwrap();
@@ -24,7 +30,10 @@ fn poll_takes_the_word_or_returns_zero() {
     let mut sim = Sim::new();
     let p = sim.create_pd("p", 1);
     let n = SlotRef::new(p, sim.create_notification(p).unwrap());
-    let b = SlotRef::new(p, sim.mint_to_free(n, p, CapRights::WRITE, 1 << 63).unwrap());
+    let b = SlotRef::new(
+        p,
+        sim.mint_to_free(n, p, CapRights::WRITE, 1 << 63).unwrap(),
+    );
     assert_eq!(sim.poll(n).unwrap(), 0);
     sim.signal(b).unwrap();
     assert_eq!(sim.pending_word(n).unwrap(), Some(1 << 63));
@@ -61,13 +70,22 @@ fn deleting_the_last_notification_cap_destroys_it_and_revoke_cuts_signallers() {
     let p = sim.create_pd("p", 1);
     let n = SlotRef::new(p, sim.create_notification(p).unwrap());
     let b = SlotRef::new(p, sim.mint_to_free(n, p, CapRights::WRITE, 8).unwrap());
-    let Some(Cap::Notification { id, .. }) = sim.cap(n).unwrap() else { panic!() };
+    let Some(Cap::Notification { id, .. }) = sim.cap(n).unwrap() else {
+        panic!()
+    };
     sim.revoke(n).unwrap();
-    assert_eq!(sim.signal(b), Err(Error::InvalidCapability), "revoked signaller still works");
+    assert_eq!(
+        sim.signal(b),
+        Err(Error::InvalidCapability),
+        "revoked signaller still works"
+    );
     assert!(sim.notification_exists(id));
     sim.delete(n).unwrap();
     assert_eq!(sim.cap(n).unwrap(), None);
-    assert!(!sim.notification_exists(id), "last capability deleted, object survives");
+    assert!(
+        !sim.notification_exists(id),
+        "last capability deleted, object survives"
+    );
 }
 
 fn irq_system() -> (Sim, SlotRef, SlotRef) {
@@ -104,13 +122,18 @@ fn an_irq_has_one_handler_until_it_is_deleted() {
     let (mut sim, n, h) = irq_system();
     assert_eq!(sim.create_irq_handler(h.pd, 7), Err(Error::RevokeFirst));
     assert_eq!(sim.create_irq_handler(h.pd, 224), Err(Error::RangeError));
-    let Some(Cap::Notification { id, .. }) = sim.cap(n).unwrap() else { panic!() };
+    let Some(Cap::Notification { id, .. }) = sim.cap(n).unwrap() else {
+        panic!()
+    };
     // The binding keeps the notification alive although its minted capability is revoked.
     sim.revoke(n).unwrap();
     sim.delete(n).unwrap();
     assert!(sim.notification_exists(id));
     sim.delete(h).unwrap();
-    assert!(!sim.notification_exists(id), "unbinding the last reference kept the object");
+    assert!(
+        !sim.notification_exists(id),
+        "unbinding the last reference kept the object"
+    );
     assert_eq!(sim.raise_irq(7), IrqOutcome::NoHandler);
     let h2 = SlotRef::new(h.pd, sim.create_irq_handler(h.pd, 7).unwrap());
     assert_eq!(sim.raise_irq(7), IrqOutcome::Undelivered);
@@ -121,7 +144,13 @@ fn an_irq_has_one_handler_until_it_is_deleted() {
 fn irq_binding_needs_a_signalling_notification_cap() {
     let (mut sim, n, h) = irq_system();
     let ro = SlotRef::new(n.pd, sim.mint_to_free(n, n.pd, CapRights::READ, 3).unwrap());
-    assert_eq!(sim.irq_set_notification(h, ro), Err(Error::InvalidCapability));
-    assert_eq!(sim.irq_set_notification(n, n), Err(Error::InvalidCapability));
+    assert_eq!(
+        sim.irq_set_notification(h, ro),
+        Err(Error::InvalidCapability)
+    );
+    assert_eq!(
+        sim.irq_set_notification(n, n),
+        Err(Error::InvalidCapability)
+    );
     assert_eq!(sim.irq_ack(n), Err(Error::InvalidCapability));
 }

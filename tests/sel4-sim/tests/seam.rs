@@ -32,10 +32,25 @@ fn world(pool_pages: u32) -> World {
         pool_pages,
         pool_base: POOL_BASE,
         clients: vec![
-            ClientSetup { id: ClientId(0), pd: a, window_base: WIN_A, window_pages: 4, badge: 1 << 1 },
-            ClientSetup { id: ClientId(1), pd: b, window_base: WIN_B, window_pages: 2, badge: 1 << 2 },
+            ClientSetup {
+                id: ClientId(0),
+                pd: a,
+                window_base: WIN_A,
+                window_pages: 4,
+                badge: 1 << 1,
+            },
+            ClientSetup {
+                id: ClientId(1),
+                pd: b,
+                window_base: WIN_B,
+                window_pages: 2,
+                badge: 1 << 2,
+            },
         ],
-        irq: Some(IrqSetup { irq: IRQ, badge: 1 << 0 }),
+        irq: Some(IrqSetup {
+            irq: IRQ,
+            badge: 1 << 0,
+        }),
     };
     let k = SimKernel::new(sim, &setup).unwrap();
     World { k, monitor, a, b }
@@ -50,7 +65,9 @@ fn grant_lets_the_client_see_the_drivers_bytes_and_its_writes_come_back() {
     let mut buf = [0; 4];
     w.k.sim.read(w.a, WIN_A + 2 * 4096 + 16, &mut buf).unwrap();
     assert_eq!(&buf, b"ring");
-    w.k.sim.write_u32(w.a, WIN_A + 2 * 4096 + 100, 0xfeed).unwrap();
+    w.k.sim
+        .write_u32(w.a, WIN_A + 2 * 4096 + 100, 0xfeed)
+        .unwrap();
     let mut back = [0; 4];
     w.k.read_page(p, 100, &mut back).unwrap();
     assert_eq!(u32::from_le_bytes(back), 0xfeed);
@@ -65,9 +82,18 @@ fn revoke_makes_the_clients_next_access_fault_at_the_window_address() {
     w.k.sim.read_u64(w.b, addr).unwrap();
     w.k.revoke(p).unwrap();
     let err = w.k.sim.read_u64(w.b, addr).unwrap_err();
-    let MemError::Fault(msg) = err else { panic!("{err}") };
+    let MemError::Fault(msg) = err else {
+        panic!("{err}")
+    };
     assert_eq!(msg.pd, w.b);
-    assert_eq!(msg.kind, FaultKind::VmFault { vaddr: addr, access: Access::Read, present: false });
+    assert_eq!(
+        msg.kind,
+        FaultKind::VmFault {
+            vaddr: addr,
+            access: Access::Read,
+            present: false
+        }
+    );
     assert_eq!(w.k.sim.take_fault(w.monitor).unwrap(), Some(msg));
     // The driver still reaches the page through its own mapping.
     w.k.write_page(p, 0, &[1]).unwrap();
@@ -130,10 +156,17 @@ fn page_frames_are_stable_and_distinct() {
     w.k.revoke(p).unwrap();
     assert_eq!(w.k.page_frame(p).unwrap(), frames[p.0 as usize]);
     // The frame number is the page's physical address as the client's mapping sees it.
-    let m = w.k.sim.mapping(w.k.seam.driver(), POOL_BASE + u64::from(p.0) * 4096).unwrap().unwrap();
+    let m =
+        w.k.sim
+            .mapping(w.k.seam.driver(), POOL_BASE + u64::from(p.0) * 4096)
+            .unwrap()
+            .unwrap();
     let orig = SlotRef::new(w.k.seam.driver(), w.k.seam.original_cap(p).unwrap());
     assert_eq!(sim_frame(&w, orig), m.frame);
-    assert_eq!(w.k.sim.frame_paddr(orig).unwrap() / 4096, frames[p.0 as usize]);
+    assert_eq!(
+        w.k.sim.frame_paddr(orig).unwrap() / 4096,
+        frames[p.0 as usize]
+    );
     assert_eq!(w.k.page_frame(PageId(8)), Err(KernelError::NoSuchPage));
 }
 
@@ -171,13 +204,26 @@ fn grant_checks_page_client_window_and_busy_slot() {
     let mut w = world(3);
     let p = w.k.take_page().unwrap();
     let q = w.k.take_page().unwrap();
-    assert_eq!(w.k.grant(PageId(99), ClientId(0), 0), Err(KernelError::NoSuchPage));
+    assert_eq!(
+        w.k.grant(PageId(99), ClientId(0), 0),
+        Err(KernelError::NoSuchPage)
+    );
     assert_eq!(w.k.grant(p, ClientId(7), 0), Err(KernelError::NoSuchClient));
-    assert_eq!(w.k.grant(p, ClientId(1), 2), Err(KernelError::OutsideWindow));
+    assert_eq!(
+        w.k.grant(p, ClientId(1), 2),
+        Err(KernelError::OutsideWindow)
+    );
     w.k.grant(p, ClientId(1), 1).unwrap();
-    assert_eq!(w.k.grant(q, ClientId(1), 1), Err(KernelError::WindowSlotBusy));
+    assert_eq!(
+        w.k.grant(q, ClientId(1), 1),
+        Err(KernelError::WindowSlotBusy)
+    );
     let free = PageId(2);
-    assert_eq!(w.k.grant(free, ClientId(0), 0), Err(KernelError::Refused(3)), "granted a free page");
+    assert_eq!(
+        w.k.grant(free, ClientId(0), 0),
+        Err(KernelError::Refused(3)),
+        "granted a free page"
+    );
     assert_eq!(w.k.seam.grant_count(q), 0);
 }
 
@@ -185,9 +231,15 @@ fn grant_checks_page_client_window_and_busy_slot() {
 fn page_access_past_the_end_is_out_of_bounds() {
     let mut w = world(1);
     let p = w.k.take_page().unwrap();
-    assert_eq!(w.k.write_page(p, 4090, &[0; 7]), Err(KernelError::OutOfBounds));
+    assert_eq!(
+        w.k.write_page(p, 4090, &[0; 7]),
+        Err(KernelError::OutOfBounds)
+    );
     let mut b = [0; 2];
-    assert_eq!(w.k.read_page(p, usize::MAX, &mut b), Err(KernelError::OutOfBounds));
+    assert_eq!(
+        w.k.read_page(p, usize::MAX, &mut b),
+        Err(KernelError::OutOfBounds)
+    );
     w.k.write_page(p, 4089, &[0; 7]).unwrap();
 }
 
@@ -198,8 +250,14 @@ fn notify_signals_the_client_with_its_badge() {
     w.k.notify(ClientId(1)).unwrap();
     let link_b = w.k.seam.client(ClientId(1)).unwrap().clone();
     let link_a = w.k.seam.client(ClientId(0)).unwrap().clone();
-    assert_eq!(w.k.sim.wait(SlotRef::new(w.b, link_b.client_ntfn)).unwrap(), Some(1 << 2));
-    assert_eq!(w.k.sim.wait(SlotRef::new(w.a, link_a.client_ntfn)).unwrap(), None);
+    assert_eq!(
+        w.k.sim.wait(SlotRef::new(w.b, link_b.client_ntfn)).unwrap(),
+        Some(1 << 2)
+    );
+    assert_eq!(
+        w.k.sim.wait(SlotRef::new(w.a, link_a.client_ntfn)).unwrap(),
+        None
+    );
     assert_eq!(w.k.notify(ClientId(9)), Err(KernelError::NoSuchClient));
 }
 
@@ -226,7 +284,17 @@ fn counters_count_the_kernel_work_of_a_grant_cycle() {
     w.k.revoke(p).unwrap();
     w.k.notify(ClientId(0)).unwrap();
     let c = *w.k.sim.counters();
-    assert_eq!((c.copies, c.maps, c.revokes, c.revoked_caps, c.unmaps, c.signals), (2, 2, 1, 2, 2, 1));
+    assert_eq!(
+        (
+            c.copies,
+            c.maps,
+            c.revokes,
+            c.revoked_caps,
+            c.unmaps,
+            c.signals
+        ),
+        (2, 2, 1, 2, 2, 1)
+    );
     assert_eq!(c.errors, 0);
 }
 
@@ -248,18 +316,80 @@ fn setup_rejects_bad_layouts() {
     let mut sim = Sim::new();
     let d = sim.create_pd("d", 1);
     let a = sim.create_pd("a", 1);
-    let client = ClientSetup { id: ClientId(0), pd: a, window_base: 0x1001, window_pages: 1, badge: 1 };
-    let mut setup = DriverSetup { driver: d, pool_pages: 1, pool_base: POOL_BASE, clients: vec![client], irq: None };
-    assert_eq!(sel4_sim::DriverSeam::new(&mut sim, &setup), Err(sel4_sim::Error::AlignmentError));
+    let client = ClientSetup {
+        id: ClientId(0),
+        pd: a,
+        window_base: 0x1001,
+        window_pages: 1,
+        badge: 1,
+    };
+    let mut setup = DriverSetup {
+        driver: d,
+        pool_pages: 1,
+        pool_base: POOL_BASE,
+        clients: vec![client],
+        irq: None,
+    };
+    assert_eq!(
+        sel4_sim::DriverSeam::new(&mut sim, &setup),
+        Err(sel4_sim::Error::AlignmentError)
+    );
     setup.clients[0].window_base = 0x7fff_ffff_f000;
     setup.clients[0].window_pages = 2;
-    assert_eq!(sel4_sim::DriverSeam::new(&mut sim, &setup).map(|_| ()), Err(sel4_sim::Error::InvalidArgument));
-    let mut k = SimKernel::new(Sim::new(), &DriverSetup { driver: PdId(0), pool_pages: 0, pool_base: 0, clients: vec![], irq: None });
+    assert_eq!(
+        sel4_sim::DriverSeam::new(&mut sim, &setup).map(|_| ()),
+        Err(sel4_sim::Error::InvalidArgument)
+    );
+    let mut k = SimKernel::new(
+        Sim::new(),
+        &DriverSetup {
+            driver: PdId(0),
+            pool_pages: 0,
+            pool_base: 0,
+            clients: vec![],
+            irq: None,
+        },
+    );
     assert!(k.is_err(), "setup for a PD that does not exist");
     let mut sim2 = Sim::new();
     let d2 = sim2.create_pd("d", 1);
-    k = SimKernel::new(sim2, &DriverSetup { driver: d2, pool_pages: 0, pool_base: 0, clients: vec![], irq: None });
+    k = SimKernel::new(
+        sim2,
+        &DriverSetup {
+            driver: d2,
+            pool_pages: 0,
+            pool_base: 0,
+            clients: vec![],
+            irq: None,
+        },
+    );
     let mut k = k.unwrap();
     assert_eq!(k.ack_irq(), Err(KernelError::Refused(2)));
     assert_eq!(k.take_page(), Err(KernelError::PoolEmpty));
+}
+
+#[test]
+fn a_grant_the_kernel_refuses_leaves_no_copy_behind() {
+    let mut w = world(1);
+    let driver = w.k.seam.driver();
+    // The client already has its own page where window page 0 would go.
+    let own = w.k.sim.create_frames(w.a, 1).unwrap()[0];
+    w.k.sim
+        .map_own(w.a, own, WIN_A, sel4_sim::CapRights::READ)
+        .unwrap();
+    let free = w.k.sim.free_slot_count(driver).unwrap();
+    let p = w.k.take_page().unwrap();
+    assert_eq!(w.k.grant(p, ClientId(0), 0), Err(KernelError::Refused(8)));
+    assert_eq!(
+        w.k.sim.free_slot_count(driver).unwrap(),
+        free,
+        "copy left in a slot"
+    );
+    assert_eq!(w.k.seam.grant_count(p), 0);
+    assert_eq!(w.k.seam.client(ClientId(0)).unwrap().window_page(0), None);
+    w.k.grant(p, ClientId(0), 1).unwrap();
+    assert_eq!(
+        w.k.seam.client(ClientId(0)).unwrap().window_page(1),
+        Some(p)
+    );
 }

@@ -8,7 +8,10 @@ use vmbus_driver::ids::ClientId;
 use vmbus_driver::kernel::Kernel;
 
 fn quirky() -> Sim {
-    Sim::with_config(SimConfig { sel4_5_0_x86_unmap_only_final: true, ..SimConfig::default() })
+    Sim::with_config(SimConfig {
+        sel4_5_0_x86_unmap_only_final: true,
+        ..SimConfig::default()
+    })
 }
 
 #[test]
@@ -17,9 +20,16 @@ fn revoking_the_original_leaves_a_stale_client_mapping_on_sel4_5_0() {
     let a = sim.create_pd("a", 1);
     let b = sim.create_pd("b", 1);
     let f = SlotRef::new(a, sim.create_frames(a, 1).unwrap()[0]);
-    sim.map_own(a, f.slot, 0x1000, CapRights::READ_WRITE).unwrap();
+    sim.map_own(a, f.slot, 0x1000, CapRights::READ_WRITE)
+        .unwrap();
     let c = SlotRef::new(b, sim.copy_to_free(f, b, CapRights::ALL).unwrap());
-    sim.map(c, SlotRef::new(b, SLOT_VSPACE), 0x2000, CapRights::READ_WRITE).unwrap();
+    sim.map(
+        c,
+        SlotRef::new(b, SLOT_VSPACE),
+        0x2000,
+        CapRights::READ_WRITE,
+    )
+    .unwrap();
     sim.revoke(f).unwrap();
     assert_eq!(sim.cap(c).unwrap(), None);
     // The copy is gone but its mapping is not: the client still reaches the frame.
@@ -32,7 +42,13 @@ fn revoking_the_original_leaves_a_stale_client_mapping_on_sel4_5_0() {
     let b = sim.create_pd("b", 1);
     let f = SlotRef::new(a, sim.create_frames(a, 1).unwrap()[0]);
     let c = SlotRef::new(b, sim.copy_to_free(f, b, CapRights::ALL).unwrap());
-    sim.map(c, SlotRef::new(b, SLOT_VSPACE), 0x2000, CapRights::READ_WRITE).unwrap();
+    sim.map(
+        c,
+        SlotRef::new(b, SLOT_VSPACE),
+        0x2000,
+        CapRights::READ_WRITE,
+    )
+    .unwrap();
     sim.revoke(f).unwrap();
     assert!(matches!(sim.read_u32(b, 0x2000), Err(MemError::Fault(_))));
 }
@@ -46,7 +62,13 @@ fn the_seam_unmaps_copies_before_revoking_on_sel4_5_0() {
         driver: d,
         pool_pages: 1,
         pool_base: 0x10_0000,
-        clients: vec![ClientSetup { id: ClientId(0), pd: a, window_base: 0x20_0000, window_pages: 1, badge: 1 }],
+        clients: vec![ClientSetup {
+            id: ClientId(0),
+            pd: a,
+            window_base: 0x20_0000,
+            window_pages: 1,
+            badge: 1,
+        }],
         irq: None,
     };
     let mut k = SimKernel::new(sim, &setup).unwrap();
@@ -54,5 +76,8 @@ fn the_seam_unmaps_copies_before_revoking_on_sel4_5_0() {
     k.grant(p, ClientId(0), 0).unwrap();
     k.sim.read_u32(a, 0x20_0000).unwrap();
     k.revoke(p).unwrap();
-    assert!(matches!(k.sim.read_u32(a, 0x20_0000), Err(MemError::Fault(_))));
+    assert!(matches!(
+        k.sim.read_u32(a, 0x20_0000),
+        Err(MemError::Fault(_))
+    ));
 }

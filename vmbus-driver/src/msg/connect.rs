@@ -175,7 +175,8 @@ impl VersionResponse {
     pub fn supported_features(&self) -> FeatureFlags {
         match self.ext {
             VersionResponseExt::None => FeatureFlags::NONE,
-            VersionResponseExt::Features(f) | VersionResponseExt::MonitorPages { features: f, .. } => f,
+            VersionResponseExt::Features(f)
+            | VersionResponseExt::MonitorPages { features: f, .. } => f,
         }
     }
 

@@ -61,7 +61,10 @@ impl fmt::Display for DecodeError {
                 write!(f, "channel message of {len} bytes has no 8-byte header")
             }
             DecodeError::TooLong { msgtype, len } => {
-                write!(f, "{msgtype}: {len} bytes exceed the 240-byte SynIC payload")
+                write!(
+                    f,
+                    "{msgtype}: {len} bytes exceed the 240-byte SynIC payload"
+                )
             }
             DecodeError::UnknownType(t) => write!(f, "unknown channel message type {t}"),
             DecodeError::NotInVersion { msgtype, version } => {
@@ -71,7 +74,10 @@ impl fmt::Display for DecodeError {
                 write!(f, "{msgtype}: {len} bytes, at least {min} needed")
             }
             DecodeError::BadLength { msgtype, len } => {
-                write!(f, "{msgtype}: length {len} is not a whole number of entries")
+                write!(
+                    f,
+                    "{msgtype}: length {len} is not a whole number of entries"
+                )
             }
             DecodeError::BadField { msgtype, field } => {
                 write!(f, "{msgtype}: invalid {field}")
@@ -111,7 +117,10 @@ impl fmt::Display for EncodeError {
                 have,
             } => write!(f, "{msgtype}: needs {needed} bytes, buffer has {have}"),
             EncodeError::LayoutMismatch { msgtype, field } => {
-                write!(f, "{msgtype}: {field} does not fit the layout of this version")
+                write!(
+                    f,
+                    "{msgtype}: {field} does not fit the layout of this version"
+                )
             }
         }
     }

@@ -141,7 +141,10 @@ impl GpadlHeader {
         let mut range_data = RangeWords::new();
         for i in 0..carried / 8 {
             // carried <= 220, so at most 27 words: push cannot fail.
-            if range_data.push(u64_at(b, Self::FIXED_SIZE + 8 * i)).is_err() {
+            if range_data
+                .push(u64_at(b, Self::FIXED_SIZE + 8 * i))
+                .is_err()
+            {
                 return Err(bad("range_buflen"));
             }
         }

@@ -49,7 +49,7 @@ use core::fmt;
 
 pub use channel::{
     CloseChannel, CloseReservedChannel, CloseReservedResponse, ModifyChannel,
-    ModifyChannelResponse, OpenChannel, OpenChannelFlags, OpenChannelSignal, OpenChannelResult,
+    ModifyChannelResponse, OpenChannel, OpenChannelFlags, OpenChannelResult, OpenChannelSignal,
     OpenReservedChannel, RelIdReleased, RescindChannelOffer, TlConnectRequest, TlConnectResult,
 };
 pub use codec::{decode, encode};
