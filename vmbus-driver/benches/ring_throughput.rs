@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use bbqueue::nicknames::Churrasco;
 use criterion::{BenchmarkId, Criterion, Throughput};
 use vmbus_driver::ring::{
-    FEATURE_PENDING_SEND_SZ, FlatHeader, FlatRingMem, RingError, RingReader, RingWriter,
-    SpaceWait, init_ring,
+    FEATURE_PENDING_SEND_SZ, FlatHeader, FlatRingMem, RingError, RingReader, RingWriter, SpaceWait,
+    init_ring,
 };
 
 /// Data area of the ring (the 256 KiB).
@@ -301,8 +301,17 @@ fn print_table() {
     println!("ring_throughput: mean over every criterion sample (256 KiB ring)");
     println!(
         "{:>6} | {:>12} {:>10} {:>9} {:>9} | {:>12} {:>12} {:>12} | {:>8} {:>8} {:>8}",
-        "size", "ring pkt/s", "ring MB/s", "sig->rd", "sig->wr", "memcpy pkt/s", "handoff pk/s",
-        "bbqueue pk/s", "x memcpy", "x handof", "x bbq"
+        "size",
+        "ring pkt/s",
+        "ring MB/s",
+        "sig->rd",
+        "sig->wr",
+        "memcpy pkt/s",
+        "handoff pk/s",
+        "bbqueue pk/s",
+        "x memcpy",
+        "x handof",
+        "x bbq"
     );
     for size in SIZES {
         let ours = rate(&t, "ring", size);

@@ -133,25 +133,27 @@ impl fmt::Debug for Guid {
 // Class GUIDs. Each is checked against two public sources, named in its comment:
 // L  = Linux include/linux/hyperv.h (HV_*_GUID),
 // O  = OpenVMM vm/devices/vmbus/vmbus_core/src/protocol.rs (OfferChannel::inspect_extra),
-// M  = ProjectMile/Mile.HyperV headers (Mile.HyperV.Guest.Protocols.h / Mile.HyperV.VMBus.h,
-//      derived from Microsoft's mu_msvm MsvmPkg headers and Windows driver symbols),
-// Q  = QEMU include/hw/hyperv/dynmem-proto.h / hv-balloon.c.
+// M  = ProjectMile/Mile.HyperV: Mile.HyperV/Mile.HyperV.Guest.Protocols.h (Mp) and
+//      Mile.HyperV/Mile.HyperV.VMBus.h (Mv), derived from Microsoft's mu_msvm MsvmPkg headers and
+//      Windows driver symbols,
+// F  = FreeBSD sys/dev/hyperv/storvsc/hv_storvsc_drv_freebsd.c (wire-order byte arrays),
+// Q  = QEMU hw/hyperv/hv-balloon.c (HV_BALLOON_GUID).
 
-/// Synthetic network adapter (netvsc). L `HV_NIC_GUID`, O `NET`.
+/// Synthetic network adapter (netvsc). L `HV_NIC_GUID`, O `NET`, Mp `NVSP_CONTROL_CLASS_ID`.
 pub const NETWORK: Guid = Guid::from_fields(
     0xf861_5163,
     0xdf3e,
     0x46c5,
     [0x91, 0x3f, 0xf2, 0xd2, 0xf9, 0x65, 0xed, 0x0e],
 );
-/// Synthetic SCSI controller (storvsc). L `HV_SCSI_GUID`, O `SCSI`.
+/// Synthetic SCSI controller (storvsc). L `HV_SCSI_GUID`, O `SCSI`, F `gStorVscDeviceType`.
 pub const SCSI: Guid = Guid::from_fields(
     0xba61_63d9,
     0x04a1,
     0x4d29,
     [0xb6, 0x05, 0x72, 0xe2, 0xff, 0xb1, 0xdc, 0x7f],
 );
-/// Synthetic IDE controller (accelerator channel). L `HV_IDE_GUID`, M `VMIDE_ACCELERATOR_CLASS_ID`.
+/// Synthetic IDE controller (accelerator channel). L `HV_IDE_GUID`, F `gBlkVscDeviceType`.
 pub const IDE: Guid = Guid::from_fields(
     0x3241_2632,
     0x86cb,
@@ -193,42 +195,42 @@ pub const VSS: Guid = Guid::from_fields(
     0x4236,
     [0x96, 0xae, 0x3a, 0x6e, 0xba, 0xcb, 0xa4, 0x40],
 );
-/// Dynamic memory (balloon). L `HV_DM_GUID`, Q (hv-balloon's class id).
+/// Dynamic memory (balloon). L `HV_DM_GUID`, Q `HV_BALLOON_GUID`.
 pub const DYNAMIC_MEMORY: Guid = Guid::from_fields(
     0x5250_74dc,
     0x8985,
     0x46e2,
     [0x80, 0x57, 0xa3, 0x07, 0xdc, 0x18, 0xa5, 0x02],
 );
-/// Synthetic keyboard. L `HV_KBD_GUID`, M `HK_CLASS_ID`.
+/// Synthetic keyboard. L `HV_KBD_GUID`, Mp `HK_CONTROL_CLASS_ID`.
 pub const KEYBOARD: Guid = Guid::from_fields(
     0xf912_ad6d,
     0x2b17,
     0x48ea,
     [0xbd, 0x65, 0xf9, 0x27, 0xa6, 0x1c, 0x76, 0x84],
 );
-/// Synthetic mouse (synthetic HID). L `HV_MOUSE_GUID`, M `SYNTHHID_CONTROL_CLASS_ID`.
+/// Synthetic mouse (synthetic HID). L `HV_MOUSE_GUID`, Mv `SYNTHHID_CONTROL_CLASS_ID`.
 pub const MOUSE: Guid = Guid::from_fields(
     0xcfa8_b69e,
     0x5b4a,
     0x4cc0,
     [0xb9, 0x8b, 0x8b, 0xa1, 0xa1, 0xf3, 0xf9, 0x5a],
 );
-/// Synthetic video (framebuffer). L `HV_SYNTHVID_GUID`, M `SYNTHVID_CLASS_ID`.
+/// Synthetic video (framebuffer). L `HV_SYNTHVID_GUID`, Mp `SYNTHVID_CONTROL_CLASS_ID`.
 pub const SYNTHETIC_VIDEO: Guid = Guid::from_fields(
     0xda0a_7802,
     0xe377,
     0x4aac,
     [0x8e, 0x77, 0x05, 0x58, 0xeb, 0x10, 0x73, 0xf8],
 );
-/// PCI Express pass-through (vPCI). L `HV_PCIE_GUID`, O `VPCI`.
+/// PCI Express pass-through (vPCI). L `HV_PCIE_GUID`, O `VPCI`, Mp `VPCI_CONTROL_CLASS_ID`.
 pub const PCI_PASSTHROUGH: Guid = Guid::from_fields(
     0x44c4_f61d,
     0x4444,
     0x4400,
     [0x9d, 0x52, 0x80, 0x2e, 0x27, 0xed, 0xe1, 0x9f],
 );
-/// Guest file copy ("guest services") integration service. L `HV_FCOPY_GUID`, M
+/// Guest file copy ("guest services") integration service. L `HV_FCOPY_GUID`, Mv
 /// `IC_GUESTSVC_CONTROL_CLASS_ID`.
 pub const FILE_COPY: Guid = Guid::from_fields(
     0x34d1_4be3,
@@ -237,7 +239,11 @@ pub const FILE_COPY: Guid = Guid::from_fields(
     [0x9a, 0xe7, 0x6b, 0x17, 0x49, 0x77, 0xc1, 0x92],
 );
 /// Remote desktop virtualization (RDV) integration service; Linux names it `HV_RDV_GUID` and does
-/// not drive it. L `HV_RDV_GUID`, O `RDV_IC`, M `IC_RDV_CONTROL_CLASS_ID`.
+/// not drive it. L `HV_RDV_GUID`, O `RDV_IC`, Mv `IC_RDV_CONTROL_CLASS_ID`.
+///
+/// Not to be confused with the synthetic RDP control/data channels (Mv `SYNTHRDP_CONTROL_CLASS_ID`
+/// f8e65716-3cb3-4a06-9a60-1889c5cccab5, which Linux instead labels `HV_AVMA1_GUID`, and
+/// `SYNTHRDP_DATA_CLASS_ID` f9e9c0d3-b511-4a48-8046-d38079a8830c); those are not constants here.
 pub const REMOTE_DESKTOP: Guid = Guid::from_fields(
     0x276a_acf4,
     0xac15,

@@ -75,4 +75,29 @@ pub trait Kernel {
     fn notify(&mut self, client: ClientId) -> Result<(), KernelError>;
     /// Acknowledges the VMBus interrupt so the next one can be delivered.
     fn ack_irq(&mut self) -> Result<(), KernelError>;
+    /// Copies bytes out of `client`'s control page (the 4 KiB page shared by the driver and that
+    /// client only, layout in [`crate::control`]) at `offset`.
+    ///
+    /// The default refuses with `NoSuchClient`, for seams that serve no clients (unit tests of
+    /// other parts); every seam the driver core runs on overrides it.
+    fn control_read(
+        &self,
+        client: ClientId,
+        offset: usize,
+        buf: &mut [u8],
+    ) -> Result<(), KernelError> {
+        let _ = (client, offset, buf);
+        Err(KernelError::NoSuchClient)
+    }
+    /// Copies `data` into `client`'s control page at `offset`. Default as for
+    /// [`Kernel::control_read`].
+    fn control_write(
+        &mut self,
+        client: ClientId,
+        offset: usize,
+        data: &[u8],
+    ) -> Result<(), KernelError> {
+        let _ = (client, offset, data);
+        Err(KernelError::NoSuchClient)
+    }
 }

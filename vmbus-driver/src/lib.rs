@@ -3,11 +3,13 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
+pub mod control;
+pub mod driver;
 pub mod gpadl;
 pub mod guid;
 pub mod hv;
 pub mod ids;
 pub mod kernel;
 pub mod msg;
-pub mod version;
 pub mod ring;
+pub mod version;

@@ -420,7 +420,19 @@ fn version_response_is_16_bytes() {
         msg_conn_id: ConnectionId(4),
         ext: VersionResponseExt::None,
     };
-    assert!(m.is_success());
+    assert!(m.is_success(Version::WIN10_V5_3));
+    let refused = VersionResponse {
+        connection_state: ConnectionState(1),
+        ..m
+    };
+    assert!(!refused.is_success(Version::WIN10_V5_3));
+    // Below 2.4 the state byte is not meaningful and is ignored.
+    assert!(refused.is_success(Version::WIN7));
+    let rejected = VersionResponse {
+        version_supported: false,
+        ..m
+    };
+    assert!(!rejected.is_success(Version::WIN7));
     check(M::VersionResponse(m), &g, None);
     check(M::VersionResponse(m), &g, Some(Version::WIN10_V5_3));
 }

@@ -32,6 +32,21 @@ fn dynamic_memory_guid_uses_the_mixed_endian_wire_order_of_the_document() {
 }
 
 #[test]
+fn ide_guid_matches_freebsd_storvsc_wire_bytes() {
+    // FreeBSD's storvsc writes its class GUIDs as wire-order byte arrays.
+    let ide = [
+        0x32, 0x26, 0x41, 0x32, 0xcb, 0x86, 0xa2, 0x44, 0x9b, 0x5c, 0x50, 0xd1, 0x41, 0x73, 0x54,
+        0xf5,
+    ];
+    let scsi = [
+        0xd9, 0x63, 0x61, 0xba, 0xa1, 0x04, 0x29, 0x4d, 0xb6, 0x05, 0x72, 0xe2, 0xff, 0xb1, 0xdc,
+        0x7f,
+    ];
+    assert_eq!(guid::IDE.0, ide);
+    assert_eq!(guid::SCSI.0, scsi);
+}
+
+#[test]
 fn class_guid_constants_print_as_the_document_table() {
     // Strings copied from the §3.5 table and the Linux header comments.
     let table = [

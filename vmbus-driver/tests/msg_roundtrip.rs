@@ -355,6 +355,48 @@ proptest! {
     }
 
     #[test]
+    fn gpadl_shaped_input_never_panics_and_reencodes_stably(
+        rangecount in 0u16..4,
+        // Mostly consistent lengths (multiples of 8), so that many inputs decode.
+        buflen in prop_oneof![3 => (0u16..50).prop_map(|k| k * 8), 1 => any::<u16>()],
+        pages in 0u32..40,
+        tail in 0u32..4096,
+        offset in prop_oneof![Just(0u32), 0u32..5000],
+        len in 20usize..=248,
+        fill in any::<u64>(),
+    ) {
+        let mut bytes = vec![0u8; len];
+        bytes[..4].copy_from_slice(&8u32.to_le_bytes());
+        bytes[16..18].copy_from_slice(&buflen.to_le_bytes());
+        bytes[18..20].copy_from_slice(&rangecount.to_le_bytes());
+        if len >= 28 {
+            let byte_count = pages * 4096 + tail % 2;
+            bytes[20..24].copy_from_slice(&byte_count.to_le_bytes());
+            bytes[24..28].copy_from_slice(&offset.to_le_bytes());
+        }
+        for (i, b) in bytes.iter_mut().enumerate().skip(28) {
+            *b = (fill >> (i % 8 * 8)) as u8;
+        }
+        match decode(&bytes, None) {
+            Ok(m) => {
+                let mut buf = [0u8; 240];
+                let n = encode(&m, &mut buf).unwrap();
+                prop_assert_eq!(decode(&buf[..n], None), Ok(m));
+            }
+            Err(e) => {
+                let expected = matches!(
+                    e,
+                    DecodeError::TooShort { .. }
+                        | DecodeError::TooLong { .. }
+                        | DecodeError::BadField { .. }
+                        | DecodeError::BadLength { .. }
+                );
+                prop_assert!(expected, "unexpected error {:?}", e);
+            }
+        }
+    }
+
+    #[test]
     fn fully_random_input_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..300), v in versions()) {
         let r = decode(&bytes, v);
         if let Err(e) = r {

@@ -52,14 +52,20 @@ impl RingMem for LoomMem {
         fence(order);
     }
     fn read_data(&self, offset: u32, buf: &mut [u8]) {
-        assert!(offset % 8 == 0 && buf.len() % 8 == 0, "model uses whole words");
+        assert!(
+            offset % 8 == 0 && buf.len() % 8 == 0,
+            "model uses whole words"
+        );
         for (i, chunk) in buf.chunks_exact_mut(8).enumerate() {
             let v = self.data[offset as usize / 8 + i].load(Ordering::Relaxed);
             chunk.copy_from_slice(&v.to_le_bytes());
         }
     }
     fn write_data(&self, offset: u32, data: &[u8]) {
-        assert!(offset % 8 == 0 && data.len() % 8 == 0, "model uses whole words");
+        assert!(
+            offset % 8 == 0 && data.len() % 8 == 0,
+            "model uses whole words"
+        );
         for (i, chunk) in data.chunks_exact(8).enumerate() {
             let v = u64::from_le_bytes(chunk.try_into().unwrap());
             self.data[offset as usize / 8 + i].store(v, Ordering::Relaxed);

@@ -20,7 +20,10 @@ enum Kind {
 #[derive(Debug, Clone)]
 enum Op {
     /// Write these packets in one batch; commit unless `drop`.
-    Write { packets: Vec<(Kind, Vec<u8>)>, drop: bool },
+    Write {
+        packets: Vec<(Kind, Vec<u8>)>,
+        drop: bool,
+    },
     /// Read up to `max` packets in one batch; commit unless `drop`.
     Read { max: usize, drop: bool },
     /// Set the consumer's interrupt mask.

@@ -107,7 +107,8 @@ fn completion_packet_has_type_0xb_and_echoes_the_transaction_id() {
     let r = Ring::new(128);
     let mut w = RingWriter::new(r.mem()).unwrap();
     let mut b = w.batch().unwrap();
-    b.write_completion(0xabcd, &[1, 2, 3, 4, 5, 6, 7, 8, 9]).unwrap();
+    b.write_completion(0xabcd, &[1, 2, 3, 4, 5, 6, 7, 8, 9])
+        .unwrap();
     b.commit();
     let mut want = desc(0xB, 2, 4, 0, 0xabcd);
     want.extend_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 0, 0, 0, 0, 0, 0]);
@@ -122,8 +123,16 @@ fn gpa_direct_packet_carries_ranges_in_the_extended_descriptor() {
     let pfns_a = [0x1000u64, 0x1001];
     let pfns_b = [0x2222u64];
     let ranges = [
-        GpaRange { byte_count: 5000, byte_offset: 100, pfns: &pfns_a },
-        GpaRange { byte_count: 16, byte_offset: 0, pfns: &pfns_b },
+        GpaRange {
+            byte_count: 5000,
+            byte_offset: 100,
+            pfns: &pfns_a,
+        },
+        GpaRange {
+            byte_count: 16,
+            byte_offset: 0,
+            pfns: &pfns_b,
+        },
     ];
     let mut b = w.batch().unwrap();
     b.write_gpa_direct(5, true, &ranges, &[0x55; 8]).unwrap();
@@ -162,13 +171,32 @@ fn malformed_gpa_ranges_are_refused_before_touching_the_ring() {
     let one = [1u64];
     let bad = [
         vec![],
-        vec![GpaRange { byte_count: 0, byte_offset: 0, pfns: &one }],
-        vec![GpaRange { byte_count: 8, byte_offset: 4096, pfns: &one }],
-        vec![GpaRange { byte_count: 4000, byte_offset: 100, pfns: &one }],
-        vec![GpaRange { byte_count: 8, byte_offset: 0, pfns: &[1, 2] }],
+        vec![GpaRange {
+            byte_count: 0,
+            byte_offset: 0,
+            pfns: &one,
+        }],
+        vec![GpaRange {
+            byte_count: 8,
+            byte_offset: 4096,
+            pfns: &one,
+        }],
+        vec![GpaRange {
+            byte_count: 4000,
+            byte_offset: 100,
+            pfns: &one,
+        }],
+        vec![GpaRange {
+            byte_count: 8,
+            byte_offset: 0,
+            pfns: &[1, 2],
+        }],
     ];
     for ranges in &bad {
-        assert_eq!(b.write_gpa_direct(1, false, ranges, &[]), Err(RingError::BadRange));
+        assert_eq!(
+            b.write_gpa_direct(1, false, ranges, &[]),
+            Err(RingError::BadRange)
+        );
     }
     assert_eq!(b.packets(), 0);
     assert_eq!(b.commit().packets, 0);
@@ -228,13 +256,25 @@ fn batch_publishes_write_index_once_at_commit_and_drop_discards() {
 #[test]
 fn writer_signals_only_when_ring_was_empty_before_the_write() {
     let r = Ring::new(256);
-    assert_eq!(write_one(&r, &[1; 8]), Ok(true), "empty -> non-empty must signal");
-    assert_eq!(write_one(&r, &[2; 8]), Ok(false), "ring not empty: Hyper-V throttles this");
+    assert_eq!(
+        write_one(&r, &[1; 8]),
+        Ok(true),
+        "empty -> non-empty must signal"
+    );
+    assert_eq!(
+        write_one(&r, &[2; 8]),
+        Ok(false),
+        "ring not empty: Hyper-V throttles this"
+    );
     let mut rd = RingReader::new(r.mem()).unwrap();
     let mut b = rd.batch().unwrap();
     while b.next_packet().unwrap().is_some() {}
     b.commit().unwrap();
-    assert_eq!(write_one(&r, &[3; 8]), Ok(true), "drained ring is empty again");
+    assert_eq!(
+        write_one(&r, &[3; 8]),
+        Ok(true),
+        "drained ring is empty again"
+    );
 }
 
 #[test]
@@ -270,7 +310,11 @@ fn blocked_writer_sets_pending_send_sz_only_if_peer_has_feature_bit() {
     assert_eq!(r.get(Control::PendingSendSz), 48);
     // A packet that fits needs no wait.
     assert_eq!(w.request_space(32, true), Ok(SpaceWait::Ready));
-    assert_eq!(r.get(Control::PendingSendSz), 0, "cleared once the wait is over");
+    assert_eq!(
+        r.get(Control::PendingSendSz),
+        0,
+        "cleared once the wait is over"
+    );
 }
 
 #[test]
@@ -334,7 +378,9 @@ fn read_raw(bytes: &[u8], write_index: u32) -> Result<Option<(u16, usize)>, Ring
     r.set(Control::WriteIndex, write_index);
     let mut rd = RingReader::new(r.mem()).unwrap();
     let mut b = rd.batch()?;
-    let got = b.next_packet()?.map(|p| (p.packet_type().0, p.payload_len()));
+    let got = b
+        .next_packet()?
+        .map(|p| (p.packet_type().0, p.payload_len()));
     Ok(got)
 }
 
@@ -361,7 +407,10 @@ fn reader_rejects_payload_offset_inside_the_descriptor() {
 fn reader_rejects_length_below_payload_offset() {
     assert_eq!(
         read_raw(&raw_packet(6, 4, 3, 0), 32),
-        Err(RingError::Corrupt(Corruption::LengthBelowOffset { offset8: 4, len8: 3 }))
+        Err(RingError::Corrupt(Corruption::LengthBelowOffset {
+            offset8: 4,
+            len8: 3
+        }))
     );
 }
 
@@ -370,7 +419,10 @@ fn reader_rejects_packet_running_past_the_write_index() {
     // len8 3 -> 24 + 8 trailer = 32 bytes, but only 24 readable.
     assert_eq!(
         read_raw(&raw_packet(6, 2, 3, 0), 24),
-        Err(RingError::Corrupt(Corruption::PastWriteIndex { needed: 32, available: 24 }))
+        Err(RingError::Corrupt(Corruption::PastWriteIndex {
+            needed: 32,
+            available: 24
+        }))
     );
     // A huge len8 must not wrap around the ring either.
     assert_eq!(
@@ -466,7 +518,8 @@ fn packet_and_descriptor_split_across_the_wrap_read_back_intact() {
     r.set(Control::ReadIndex, 56);
     let mut w = RingWriter::new(r.mem()).unwrap();
     let mut b = w.batch().unwrap();
-    b.write_inband(0x0102_0304_0506_0708, false, b"wrapping!").unwrap();
+    b.write_inband(0x0102_0304_0506_0708, false, b"wrapping!")
+        .unwrap();
     assert_eq!(b.commit().packets, 1);
     // 16 + 16 + 8 = 40 bytes from 56: ends at 32 after the wrap.
     assert_eq!(r.get(Control::WriteIndex), 32);
@@ -577,7 +630,11 @@ fn enable_interrupts_reports_data_that_arrived_while_masked() {
     let rd = RingReader::new(r.mem()).unwrap();
     rd.disable_interrupts();
     assert_eq!(write_one(&r, &[1; 8]), Ok(false));
-    assert_eq!(rd.enable_interrupts(), Ok(true), "sleeping now would lose the packet");
+    assert_eq!(
+        rd.enable_interrupts(),
+        Ok(true),
+        "sleeping now would lose the packet"
+    );
     assert_eq!(r.get(Control::InterruptMask), 0);
     let r2 = Ring::new(256);
     let rd2 = RingReader::new(r2.mem()).unwrap();
@@ -594,6 +651,12 @@ fn producer_features_are_read_from_the_ring_header() {
 #[test]
 fn errors_display_what_was_wrong() {
     let e = RingError::Corrupt(Corruption::IndexMisaligned(12));
-    assert_eq!(e.to_string(), "peer corrupted the ring: ring index 12 is not a multiple of 8");
-    assert_eq!(RingError::Full.to_string(), "not enough free space in the ring");
+    assert_eq!(
+        e.to_string(),
+        "peer corrupted the ring: ring index 12 is not a multiple of 8"
+    );
+    assert_eq!(
+        RingError::Full.to_string(),
+        "not enough free space in the ring"
+    );
 }

@@ -7,10 +7,12 @@
 //! (written to QEMU's `isa-debug-exit` port) into the exit status.
 
 mod bindings;
+mod crosscheck;
 mod kernel;
 mod pds;
 mod qemu;
 mod source;
+mod system;
 mod tools;
 
 use std::path::{Path, PathBuf};
@@ -20,7 +22,10 @@ use tools::Timings;
 
 /// The repository root (two levels above this crate).
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap_or_else(|_| PathBuf::from("."))
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap_or_else(|_| PathBuf::from("."))
 }
 
 /// Where every output goes (ignored by git).
@@ -84,9 +89,23 @@ fn build_image(o: &ImageOpts, t: &mut Timings) -> Result<Image, String> {
     let sel4 = out.join("sel4");
     t.step("copy seL4 source", || source::copy(&registry, &sel4))?;
     let venv = t.step("python venv (kconfiglib)", || kernel::venv(&out))?;
-    let autoconf = t.step("configure (kconfiglib)", || kernel::configure(&sel4, &venv, &out))?;
-    let k = t.step("build kernel (make)", || kernel::build(&sel4, &venv, &autoconf, &out))?;
-    t.step("generate sel4-sys bindings", || check_bindings(&root, &sel4, &k.autoconf, o.bless))?;
+    let autoconf = t.step("configure (kconfiglib)", || {
+        kernel::configure(&sel4, &venv, &out)
+    })?;
+    let k = t.step("build kernel (make)", || {
+        kernel::build(&sel4, &venv, &autoconf, &out)
+    })?;
+    t.step("generate sel4-sys bindings", || {
+        check_bindings(&root, &sel4, &k.autoconf, o.bless)
+    })?;
+    t.step("cross-check labels (gcc)", || {
+        let conf = std::fs::read_to_string(&k.autoconf).map_err(|e| e.to_string())?;
+        let ours = bindings::labels(&sel4, &conf)?;
+        let gen_dir = k.autoconf.parent().ok_or("bad autoconf path")?;
+        let n = crosscheck::labels(&out.join("kernel/build"), gen_dir, &out.join("kernel"), &ours)?;
+        eprintln!("xtask image: {n} invocation labels agree with the kernel's own generated headers");
+        Ok(())
+    })?;
     let built = t.step("build PDs and root task", || pds::build(&root, &out))?;
     let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
     eprintln!(
@@ -97,12 +116,15 @@ fn build_image(o: &ImageOpts, t: &mut Timings) -> Result<Image, String> {
         size(&built.roottask),
         built.programs.join(", ")
     );
-    Ok(Image { kernel32: k.elf32, roottask: built.roottask })
+    Ok(Image {
+        kernel32: k.elf32,
+        roottask: built.roottask,
+    })
 }
 
 fn check_bindings(root: &Path, sel4: &Path, autoconf: &Path, bless: bool) -> Result<(), String> {
     let conf = std::fs::read_to_string(autoconf).map_err(|e| e.to_string())?;
-    let fresh = bindings::generate(sel4, &conf)?;
+    let fresh = rustfmt(&bindings::generate(sel4, &conf)?)?;
     let path = root.join(bindings::OUTPUT);
     let current = std::fs::read_to_string(&path).unwrap_or_default();
     if current == fresh {
@@ -120,6 +142,25 @@ fn check_bindings(root: &Path, sel4: &Path, autoconf: &Path, bless: bool) -> Res
         bindings::OUTPUT,
         fresh_path.display()
     ))
+}
+
+/// Formats generated code the way `cargo fmt` leaves it, so the checked-in copy stays stable.
+fn rustfmt(code: &str) -> Result<String, String> {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("rustfmt")
+        .args(["--edition", "2024", "--emit", "stdout"])
+        .current_dir(root())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run rustfmt: {e}"))?;
+    child.stdin.take().ok_or("no stdin")?.write_all(code.as_bytes()).map_err(|e| e.to_string())?;
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err("rustfmt rejected the generated bindings".into());
+    }
+    String::from_utf8(out.stdout).map_err(|e| e.to_string())
 }
 
 /// `cargo xtask qemu [--timeout SECS]`: build the image, then boot it with the serial log on

@@ -1,1 +1,36 @@
 //! Client-side VMBus channel library for client PDs: list offers, open, send and receive, close.
+//!
+//! A client PD talks to the driver PD through its control page (postcard-encoded requests and
+//! responses, plus a status record per channel slot) and a protected call, and to the host
+//! directly through ring pages the driver maps into its window. Everything platform-specific is
+//! behind the [`ClientEnv`] seam, so the same code runs on seL4 and in the simulation.
+//!
+//! ```ignore
+//! let offers = vmbus_client::list_offers(&mut env, Some(class))?;
+//! let mut ch = vmbus_client::open(&mut env, offers[0].relid, 4, 4)?;
+//! ch.send(&mut env, b"ping")?;
+//! let mut buf = [0u8; 64];
+//! if let Some(pkt) = ch.recv(&mut env, &mut buf)? { /* buf[..pkt.len] */ }
+//! ch.close(&mut env)?;
+//! ```
+//!
+//! A channel the host rescinded (or the driver tore down) surfaces as
+//! [`ClientError::ChannelGone`] from the next operation, which checks the channel's status
+//! record before touching ring memory.
+#![no_std]
+#![forbid(unsafe_code)]
+
+mod channel;
+mod client;
+mod env;
+mod error;
+#[cfg(test)]
+mod tests;
+
+pub use channel::{Channel, ChannelCounters, Received};
+pub use client::{
+    MAX_LISTED_OFFERS, OfferList, PendingOpen, call, list_offers, open, start_open, status,
+};
+pub use env::{ClientEnv, WindowLayout};
+pub use error::ClientError;
+pub use vmbus_driver::control::{ChannelHandle, ChannelStatus, OfferInfo, StatusRecord};

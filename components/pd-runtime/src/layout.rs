@@ -6,6 +6,10 @@
 /// Highest channel id: notification badges are single bits below the flag bits of [`badge`].
 pub const MAX_CHANNEL: u8 = 23;
 
+/// The notification bit a PD signals itself with ([`crate::notify_self`]), to finish work after
+/// a handler that must not block (a fault report is answered first).
+pub const SELF_CHANNEL: u8 = MAX_CHANNEL + 1;
+
 /// Where the root task maps each PD's IPC buffer (below `sel4::mem::REGION_START`).
 pub const IPC_BUFFER: u64 = 0x1000_0000;
 
@@ -25,6 +29,8 @@ pub mod slot {
     pub const FAULT_EP: u64 = 5;
     /// Endpoint to the root task for reports (badged with the PD).
     pub const MONITOR: u64 = 6;
+    /// The PD's own notification, badged with [`super::SELF_CHANNEL`].
+    pub const SELF_NOTIFY: u64 = 7;
     /// Notification capabilities: `NOTIFY_BASE + channel`.
     pub const NOTIFY_BASE: u64 = 10;
     /// Endpoint capabilities for protected calls: `PPCALL_BASE + channel`.
@@ -54,32 +60,17 @@ pub mod badge {
     pub const CHANNEL_MASK: u64 = 0xff;
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn slot_ranges_do_not_overlap() {
-        let ranges = [
-            (slot::NOTIFY_BASE, slot::NOTIFY_BASE + u64::from(MAX_CHANNEL) + 1),
-            (slot::PPCALL_BASE, slot::PPCALL_BASE + u64::from(MAX_CHANNEL) + 1),
-            (slot::IRQ_BASE, slot::IRQ_BASE + u64::from(MAX_CHANNEL) + 1),
-            (slot::VSPACE_CAP_BASE, slot::POOL_BASE),
-            (slot::POOL_BASE, slot::FREE_BASE),
-            (slot::FREE_BASE, slot::COUNT),
-        ];
-        assert!(slot::MONITOR < slot::NOTIFY_BASE);
-        for w in ranges.windows(2) {
-            assert!(w[0].0 < w[0].1 && w[0].1 <= w[1].0, "{w:?}");
-        }
-    }
-
-    #[test]
-    fn notification_bits_never_collide_with_flag_bits() {
-        let all_channels: u64 = (0..=MAX_CHANNEL).map(|c| 1u64 << c).sum();
-        for flag in [badge::PPCALL, badge::FAULT, badge::MONITOR] {
-            assert_eq!(all_channels & flag, 0);
-            assert!(flag < 1 << 28);
-        }
-    }
-}
+// The layout's invariants, checked when the crate compiles: slot ranges in order and disjoint,
+// channel bits (with the self bit) clear of the flag bits, and badges within seL4 5.0.0's 28 bits.
+const _: () = {
+    let m = MAX_CHANNEL as u64 + 1;
+    assert!(slot::MONITOR < slot::SELF_NOTIFY && slot::SELF_NOTIFY < slot::NOTIFY_BASE);
+    assert!(slot::NOTIFY_BASE + m <= slot::PPCALL_BASE);
+    assert!(slot::PPCALL_BASE + m <= slot::IRQ_BASE);
+    assert!(slot::IRQ_BASE + m <= slot::VSPACE_CAP_BASE);
+    assert!(slot::VSPACE_CAP_BASE < slot::POOL_BASE && slot::POOL_BASE < slot::FREE_BASE);
+    assert!(slot::FREE_BASE < slot::COUNT);
+    let channel_bits = (1u64 << (SELF_CHANNEL + 1)) - 1;
+    assert!(channel_bits & (badge::PPCALL | badge::FAULT | badge::MONITOR) == 0);
+    assert!(badge::PPCALL < 1 << 28 && badge::FAULT < 1 << 28 && badge::MONITOR < 1 << 28);
+};

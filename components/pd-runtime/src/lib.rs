@@ -83,6 +83,12 @@ pub fn notify(ch: Channel) {
     Notification(slot::NOTIFY_BASE + Word::from(ch.0)).signal();
 }
 
+/// Signals this PD itself: `notified(Channel(layout::SELF_CHANNEL))` runs after the current
+/// handler returns (Microkit's deferred actions serve the same need).
+pub fn notify_self() {
+    Notification(slot::SELF_NOTIFY).signal();
+}
+
 /// Makes a protected call on channel `ch` and returns the reply.
 pub fn ppcall(ch: Channel, msg: Message) -> Message {
     Endpoint(slot::PPCALL_BASE + Word::from(ch.0)).call(msg)
@@ -111,11 +117,14 @@ pub fn run<H: Handler>(mut h: H) -> ! {
         let reply = if from & badge::PPCALL != 0 {
             Some(h.protected(Channel((from & badge::CHANNEL_MASK) as u8), msg))
         } else if from & badge::FAULT != 0 {
-            let report = FaultReport { label: msg.label(), words: msg.words };
+            let report = FaultReport {
+                label: msg.label(),
+                words: msg.words,
+            };
             let action = h.fault(Child((from & badge::CHANNEL_MASK) as u8), report);
             Some(Message::new(u64::from(action == FaultAction::Restart), &[]))
         } else {
-            for ch in 0..=layout::MAX_CHANNEL {
+            for ch in 0..=layout::SELF_CHANNEL {
                 if from & (1 << ch) != 0 {
                     h.notified(Channel(ch));
                 }

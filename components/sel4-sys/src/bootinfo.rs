@@ -66,7 +66,10 @@ impl BootInfo {
     }
 
     fn region(&self, off: usize) -> SlotRegion {
-        SlotRegion { start: self.word(off), end: self.word(off + 8) }
+        SlotRegion {
+            start: self.word(off),
+            end: self.word(off + 8),
+        }
     }
 
     /// ID of this node (0 on a uniprocessor kernel).
@@ -122,7 +125,8 @@ mod tests {
     fn fields_are_read_from_the_packed_offsets_of_the_header() {
         // A page laid out by hand from bootinfo_types.h: 8-byte words, packed.
         let mut page = [0u8; 256];
-        let put = |p: &mut [u8; 256], at: usize, v: u64| p[at..at + 8].copy_from_slice(&v.to_le_bytes());
+        let put =
+            |p: &mut [u8; 256], at: usize, v: u64| p[at..at + 8].copy_from_slice(&v.to_le_bytes());
         put(&mut page, 32, 0x5000); // ipcBuffer
         put(&mut page, 40, 30); // empty.start
         put(&mut page, 48, 4096); // empty.end
@@ -137,10 +141,30 @@ mod tests {
         // SAFETY: the array outlives `bi` and is as large as every offset read below.
         let bi = unsafe { BootInfo::from_raw(page.as_ptr()) };
         assert_eq!(bi.ipc_buffer(), 0x5000);
-        assert_eq!(bi.empty(), SlotRegion { start: 30, end: 4096 });
+        assert_eq!(
+            bi.empty(),
+            SlotRegion {
+                start: 30,
+                end: 4096
+            }
+        );
         assert_eq!(bi.cnode_size_bits(), 12);
-        assert_eq!(bi.untyped_desc(0), Some(UntypedDesc { paddr: 0x10_0000, size_bits: 20, is_device: false }));
-        assert_eq!(bi.untyped_desc(1), Some(UntypedDesc { paddr: 0xfee0_0000, size_bits: 12, is_device: true }));
+        assert_eq!(
+            bi.untyped_desc(0),
+            Some(UntypedDesc {
+                paddr: 0x10_0000,
+                size_bits: 20,
+                is_device: false
+            })
+        );
+        assert_eq!(
+            bi.untyped_desc(1),
+            Some(UntypedDesc {
+                paddr: 0xfee0_0000,
+                size_bits: 12,
+                is_device: true
+            })
+        );
         assert_eq!(bi.untyped_desc(2), None);
     }
 }

@@ -335,6 +335,23 @@ impl Error {
             other => Err(Error::Unknown(other)),
         }
     }
+
+    /// The kernel's error number.
+    pub fn code(self) -> Word {
+        match self {
+            Error::InvalidArgument => 1,
+            Error::InvalidCapability => 2,
+            Error::IllegalOperation => 3,
+            Error::RangeError => 4,
+            Error::AlignmentError => 5,
+            Error::FailedLookup => 6,
+            Error::TruncatedMessage => 7,
+            Error::DeleteFirst => 8,
+            Error::RevokeFirst => 9,
+            Error::NotEnoughMemory => 10,
+            Error::Unknown(l) => l,
+        }
+    }
 }
 
 impl core::fmt::Display for Error {
@@ -404,9 +421,29 @@ pub mod invocation {
     ///
     /// The calling thread's IPC buffer is set up, and the invocation's effect on address
     /// spaces or capabilities does not invalidate memory that live Rust references point to.
-    #[allow(clippy::too_many_arguments, clippy::unnecessary_cast, clippy::identity_op)]
-    pub unsafe fn untyped_retype(service: CPtr, root: CPtr, r#type: Word, size_bits: Word, node_index: Word, node_depth: Word, node_offset: Word, num_objects: Word) -> Result<(), Error> {
-        let words: [Word; 6] = [(r#type as Word), (size_bits as Word), (node_index as Word), (node_depth as Word), (node_offset as Word), (num_objects as Word)];
+    #[allow(
+        clippy::too_many_arguments,
+        clippy::unnecessary_cast,
+        clippy::identity_op
+    )]
+    pub unsafe fn untyped_retype(
+        service: CPtr,
+        root: CPtr,
+        r#type: Word,
+        size_bits: Word,
+        node_index: Word,
+        node_depth: Word,
+        node_offset: Word,
+        num_objects: Word,
+    ) -> Result<(), Error> {
+        let words: [Word; 6] = [
+            (r#type as Word),
+            (size_bits as Word),
+            (node_index as Word),
+            (node_depth as Word),
+            (node_offset as Word),
+            (num_objects as Word),
+        ];
         // SAFETY: the caller guarantees the IPC buffer and the effect (this function's contract).
         let reply = unsafe { invoke(service, label::UntypedRetype, &[root], &words) };
         Error::check(reply.label())?;
@@ -419,15 +456,47 @@ pub mod invocation {
     ///
     /// The calling thread's IPC buffer is set up, and the invocation's effect on address
     /// spaces or capabilities does not invalidate memory that live Rust references point to.
-    #[allow(clippy::too_many_arguments, clippy::unnecessary_cast, clippy::identity_op)]
-    pub unsafe fn tcb_read_registers(service: CPtr, suspend_source: bool, arch_flags: u8, count: Word) -> Result<UserContext, Error> {
-        let words: [Word; 2] = [(((suspend_source as Word) & 0x1) << 0) | (((arch_flags as Word) & 0xff) << 8), (count as Word)];
+    #[allow(
+        clippy::too_many_arguments,
+        clippy::unnecessary_cast,
+        clippy::identity_op
+    )]
+    pub unsafe fn tcb_read_registers(
+        service: CPtr,
+        suspend_source: bool,
+        arch_flags: u8,
+        count: Word,
+    ) -> Result<UserContext, Error> {
+        let words: [Word; 2] = [
+            (((suspend_source as Word) & 0x1) << 0) | (((arch_flags as Word) & 0xff) << 8),
+            (count as Word),
+        ];
         // SAFETY: the caller guarantees the IPC buffer and the effect (this function's contract).
         let reply = unsafe { invoke(service, label::TCBReadRegisters, &[], &words) };
         Error::check(reply.label())?;
         // SAFETY: `invoke` left the reply's message words in this thread's IPC buffer.
         let r: [Word; 19] = unsafe { reply_words() };
-        Ok(UserContext { rip: r[0], rsp: r[1], rflags: r[2], rax: r[3], rbx: r[4], rcx: r[5], rdx: r[6], rsi: r[7], rdi: r[8], rbp: r[9], r8: r[10], r9: r[11], r10: r[12], r11: r[13], r12: r[14], r13: r[15], r14: r[16], r15: r[17], tls_base: r[18] })
+        Ok(UserContext {
+            rip: r[0],
+            rsp: r[1],
+            rflags: r[2],
+            rax: r[3],
+            rbx: r[4],
+            rcx: r[5],
+            rdx: r[6],
+            rsi: r[7],
+            rdi: r[8],
+            rbp: r[9],
+            r8: r[10],
+            r9: r[11],
+            r10: r[12],
+            r11: r[13],
+            r12: r[14],
+            r13: r[15],
+            r14: r[16],
+            r15: r[17],
+            tls_base: r[18],
+        })
     }
 
     /// `seL4_TCB_WriteRegisters` (label `TCBWriteRegisters`).
@@ -436,9 +505,41 @@ pub mod invocation {
     ///
     /// The calling thread's IPC buffer is set up, and the invocation's effect on address
     /// spaces or capabilities does not invalidate memory that live Rust references point to.
-    #[allow(clippy::too_many_arguments, clippy::unnecessary_cast, clippy::identity_op)]
-    pub unsafe fn tcb_write_registers(service: CPtr, resume_target: bool, arch_flags: u8, count: Word, regs: &UserContext) -> Result<(), Error> {
-        let words: [Word; 21] = [(((resume_target as Word) & 0x1) << 0) | (((arch_flags as Word) & 0xff) << 8), (count as Word), regs.rip, regs.rsp, regs.rflags, regs.rax, regs.rbx, regs.rcx, regs.rdx, regs.rsi, regs.rdi, regs.rbp, regs.r8, regs.r9, regs.r10, regs.r11, regs.r12, regs.r13, regs.r14, regs.r15, regs.tls_base];
+    #[allow(
+        clippy::too_many_arguments,
+        clippy::unnecessary_cast,
+        clippy::identity_op
+    )]
+    pub unsafe fn tcb_write_registers(
+        service: CPtr,
+        resume_target: bool,
+        arch_flags: u8,
+        count: Word,
+        regs: &UserContext,
+    ) -> Result<(), Error> {
+        let words: [Word; 21] = [
+            (((resume_target as Word) & 0x1) << 0) | (((arch_flags as Word) & 0xff) << 8),
+            (count as Word),
+            regs.rip,
+            regs.rsp,
+            regs.rflags,
+            regs.rax,
+            regs.rbx,
+            regs.rcx,
+            regs.rdx,
+            regs.rsi,
+            regs.rdi,
+            regs.rbp,
+            regs.r8,
+            regs.r9,
+            regs.r10,
+            regs.r11,
+            regs.r12,
+            regs.r13,
+            regs.r14,
+            regs.r15,
+            regs.tls_base,
+        ];
         // SAFETY: the caller guarantees the IPC buffer and the effect (this function's contract).
         let reply = unsafe { invoke(service, label::TCBWriteRegisters, &[], &words) };
         Error::check(reply.label())?;
@@ -451,9 +552,25 @@ pub mod invocation {
     ///
     /// The calling thread's IPC buffer is set up, and the invocation's effect on address
     /// spaces or capabilities does not invalidate memory that live Rust references point to.
-    #[allow(clippy::too_many_arguments, clippy::unnecessary_cast, clippy::identity_op)]
-    pub unsafe fn tcb_copy_registers(service: CPtr, source: CPtr, suspend_source: bool, resume_target: bool, transfer_frame: bool, transfer_integer: bool, arch_flags: u8) -> Result<(), Error> {
-        let words: [Word; 1] = [(((suspend_source as Word) & 0x1) << 0) | (((resume_target as Word) & 0x1) << 1) | (((transfer_frame as Word) & 0x1) << 2) | (((transfer_integer as Word) & 0x1) << 3) | (((arch_flags as Word) & 0xff) << 8)];
+    #[allow(
+        clippy::too_many_arguments,
+        clippy::unnecessary_cast,
+        clippy::identity_op
+    )]
+    pub unsafe fn tcb_copy_registers(
+        service: CPtr,
+        source: CPtr,
+        suspend_source: bool,
+        resume_target: bool,
+        transfer_frame: bool,
+        transfer_integer: bool,
+        arch_flags: u8,
+    ) -> Result<(), Error> {
+        let words: [Word; 1] = [(((suspend_source as Word) & 0x1) << 0)
+            | (((resume_target as Word) & 0x1) << 1)
+            | (((transfer_frame as Word) & 0x1) << 2)
+            | (((transfer_integer as Word) & 0x1) << 3)
+            | (((arch_flags as Word) & 0xff) << 8)];
         // SAFETY: the caller guarantees the IPC buffer and the effect (this function's contract).
         let reply = unsafe { invoke(service, label::TCBCopyRegisters, &[source], &words) };
         Error::check(reply.label())?;
@@ -466,11 +583,38 @@ pub mod invocation {
     ///
     /// The calling thread's IPC buffer is set up, and the invocation's effect on address
     /// spaces or capabilities does not invalidate memory that live Rust references point to.
-    #[allow(clippy::too_many_arguments, clippy::unnecessary_cast, clippy::identity_op)]
-    pub unsafe fn tcb_configure(service: CPtr, cspace_root: CPtr, vspace_root: CPtr, bufferFrame: CPtr, fault_ep: Word, priority: Word, cspace_root_data: Word, vspace_root_data: Word, buffer: Word) -> Result<(), Error> {
-        let words: [Word; 5] = [(fault_ep as Word), (priority as Word), (cspace_root_data as Word), (vspace_root_data as Word), (buffer as Word)];
+    #[allow(
+        clippy::too_many_arguments,
+        clippy::unnecessary_cast,
+        clippy::identity_op
+    )]
+    pub unsafe fn tcb_configure(
+        service: CPtr,
+        cspace_root: CPtr,
+        vspace_root: CPtr,
+        bufferFrame: CPtr,
+        fault_ep: Word,
+        priority: Word,
+        cspace_root_data: Word,
+        vspace_root_data: Word,
+        buffer: Word,
+    ) -> Result<(), Error> {
+        let words: [Word; 5] = [
+            (fault_ep as Word),
+            (priority as Word),
+            (cspace_root_data as Word),
+            (vspace_root_data as Word),
+            (buffer as Word),
+        ];
         // SAFETY: the caller guarantees the IPC buffer and the effect (this function's contract).
-        let reply = unsafe { invoke(service, label::TCBConfigure, &[cspace_root, vspace_root, bufferFrame], &words) };
+        let reply = unsafe {
+            invoke(
+                service,
+                label::TCBConfigure,
+                &[cspace_root, vspace_root, bufferFrame],
+                &words,
+            )
+        };
         Error::check(reply.label())?;
         Ok(())
     }
@@ -481,7 +625,11 @@ pub mod invocation {
     ///
     /// The calling thread's IPC buffer is set up, and the invocation's effect on address
     /// spaces or capabilities does not invalidate memory that live Rust references point to.
-    #[allow(clippy::too_many_arguments, clippy::unnecessary_cast, clippy::identity_op)]
+    #[allow(
+        clippy::too_many_arguments,
+        clippy::unnecessary_cast,
+        clippy::identity_op
+    )]
     pub unsafe fn tcb_set_priority(service: CPtr, priority: u8) -> Result<(), Error> {
         let words: [Word; 1] = [(((priority as Word) & 0xff) << 0)];
         // SAFETY: the caller guarantees the IPC buffer and the effect (this function's contract).
@@ -496,7 +644,11 @@ pub mod invocation {
     ///
     /// The calling thread's IPC buffer is set up, and the invocation's effect on address
     /// spaces or capabilities does not invalidate memory that live Rust references point to.
-    #[allow(clippy::too_many_arguments, clippy::unnecessary_cast, clippy::identity_op)]
+    #[allow(
+        clippy::too_many_arguments,
+        clippy::unnecessary_cast,
+        clippy::identity_op
+    )]
     pub unsafe fn tcb_set_mc_priority(service: CPtr, mcp: u8) -> Result<(), Error> {
         let words: [Word; 1] = [(((mcp as Word) & 0xff) << 0)];
         // SAFETY: the caller guarantees the IPC buffer and the effect (this function's contract).
@@ -511,8 +663,16 @@ pub mod invocation {
     ///
     /// The calling thread's IPC buffer is set up, and the invocation's effect on address
     /// spaces or capabilities does not invalidate memory that live Rust references point to.
-    #[allow(clippy::too_many_arguments, clippy::unnecessary_cast, clippy::identity_op)]
-    pub unsafe fn tcb_set_ipc_buffer(service: CPtr, bufferFrame: CPtr, buffer: Word) -> Result<(), Error> {
+    #[allow(
+        clippy::too_many_arguments,
+        clippy::unnecessary_cast,
+        clippy::identity_op
+    )]
+    pub unsafe fn tcb_set_ipc_buffer(
+        service: CPtr,
+        bufferFrame: CPtr,
+        buffer: Word,
+    ) -> Result<(), Error> {
         let words: [Word; 1] = [(buffer as Word)];
         // SAFETY: the caller guarantees the IPC buffer and the effect (this function's contract).
         let reply = unsafe { invoke(service, label::TCBSetIPCBuffer, &[bufferFrame], &words) };
@@ -526,11 +686,33 @@ pub mod invocation {
     ///
     /// The calling thread's IPC buffer is set up, and the invocation's effect on address
     /// spaces or capabilities does not invalidate memory that live Rust references point to.
-    #[allow(clippy::too_many_arguments, clippy::unnecessary_cast, clippy::identity_op)]
-    pub unsafe fn tcb_set_space(service: CPtr, cspace_root: CPtr, vspace_root: CPtr, fault_ep: Word, cspace_root_data: Word, vspace_root_data: Word) -> Result<(), Error> {
-        let words: [Word; 3] = [(fault_ep as Word), (cspace_root_data as Word), (vspace_root_data as Word)];
+    #[allow(
+        clippy::too_many_arguments,
+        clippy::unnecessary_cast,
+        clippy::identity_op
+    )]
+    pub unsafe fn tcb_set_space(
+        service: CPtr,
+        cspace_root: CPtr,
+        vspace_root: CPtr,
+        fault_ep: Word,
+        cspace_root_data: Word,
+        vspace_root_data: Word,
+    ) -> Result<(), Error> {
+        let words: [Word; 3] = [
+            (fault_ep as Word),
+            (cspace_root_data as Word),
+            (vspace_root_data as Word),
+        ];
         // SAFETY: the caller guarantees the IPC buffer and the effect (this function's contract).
-        let reply = unsafe { invoke(service, label::TCBSetSpace, &[cspace_root, vspace_root], &words) };
+        let reply = unsafe {
+            invoke(
+                service,
+                label::TCBSetSpace,
+                &[cspace_root, vspace_root],
+                &words,
+            )
+        };
         Error::check(reply.label())?;
         Ok(())
     }
@@ -541,7 +723,11 @@ pub mod invocation {
     ///
     /// The calling thread's IPC buffer is set up, and the invocation's effect on address
     /// spaces or capabilities does not invalidate memory that live Rust references point to.
-    #[allow(clippy::too_many_arguments, clippy::unnecessary_cast, clippy::identity_op)]
+    #[allow(
+        clippy::too_many_arguments,
+        clippy::unnecessary_cast,
+        clippy::identity_op
+    )]
     pub unsafe fn tcb_suspend(service: CPtr) -> Result<(), Error> {
         let words: [Word; 0] = [];
         // SAFETY: the caller guarantees the IPC buffer and the effect (this function's contract).
@@ -556,7 +742,11 @@ pub mod invocation {
     ///
     /// The calling thread's IPC buffer is set up, and the invocation's effect on address
     /// spaces or capabilities does not invalidate memory that live Rust references point to.
-    #[allow(clippy::too_many_arguments, clippy::unnecessary_cast, clippy::identity_op)]
+    #[allow(
+        clippy::too_many_arguments,
+        clippy::unnecessary_cast,
+        clippy::identity_op
+    )]
     pub unsafe fn tcb_resume(service: CPtr) -> Result<(), Error> {
         let words: [Word; 0] = [];
         // SAFETY: the caller guarantees the IPC buffer and the effect (this function's contract).
@@ -571,7 +761,11 @@ pub mod invocation {
     ///
     /// The calling thread's IPC buffer is set up, and the invocation's effect on address
     /// spaces or capabilities does not invalidate memory that live Rust references point to.
-    #[allow(clippy::too_many_arguments, clippy::unnecessary_cast, clippy::identity_op)]
+    #[allow(
+        clippy::too_many_arguments,
+        clippy::unnecessary_cast,
+        clippy::identity_op
+    )]
     pub unsafe fn tcb_bind_notification(service: CPtr, notification: CPtr) -> Result<(), Error> {
         let words: [Word; 0] = [];
         // SAFETY: the caller guarantees the IPC buffer and the effect (this function's contract).
@@ -586,7 +780,11 @@ pub mod invocation {
     ///
     /// The calling thread's IPC buffer is set up, and the invocation's effect on address
     /// spaces or capabilities does not invalidate memory that live Rust references point to.
-    #[allow(clippy::too_many_arguments, clippy::unnecessary_cast, clippy::identity_op)]
+    #[allow(
+        clippy::too_many_arguments,
+        clippy::unnecessary_cast,
+        clippy::identity_op
+    )]
     pub unsafe fn tcb_unbind_notification(service: CPtr) -> Result<(), Error> {
         let words: [Word; 0] = [];
         // SAFETY: the caller guarantees the IPC buffer and the effect (this function's contract).
@@ -601,7 +799,11 @@ pub mod invocation {
     ///
     /// The calling thread's IPC buffer is set up, and the invocation's effect on address
     /// spaces or capabilities does not invalidate memory that live Rust references point to.
-    #[allow(clippy::too_many_arguments, clippy::unnecessary_cast, clippy::identity_op)]
+    #[allow(
+        clippy::too_many_arguments,
+        clippy::unnecessary_cast,
+        clippy::identity_op
+    )]
     pub unsafe fn cnode_revoke(service: CPtr, index: Word, depth: u8) -> Result<(), Error> {
         let words: [Word; 2] = [(index as Word), (((depth as Word) & 0xff) << 0)];
         // SAFETY: the caller guarantees the IPC buffer and the effect (this function's contract).
@@ -616,7 +818,11 @@ pub mod invocation {
     ///
     /// The calling thread's IPC buffer is set up, and the invocation's effect on address
     /// spaces or capabilities does not invalidate memory that live Rust references point to.
-    #[allow(clippy::too_many_arguments, clippy::unnecessary_cast, clippy::identity_op)]
+    #[allow(
+        clippy::too_many_arguments,
+        clippy::unnecessary_cast,
+        clippy::identity_op
+    )]
     pub unsafe fn cnode_delete(service: CPtr, index: Word, depth: u8) -> Result<(), Error> {
         let words: [Word; 2] = [(index as Word), (((depth as Word) & 0xff) << 0)];
         // SAFETY: the caller guarantees the IPC buffer and the effect (this function's contract).
@@ -631,8 +837,16 @@ pub mod invocation {
     ///
     /// The calling thread's IPC buffer is set up, and the invocation's effect on address
     /// spaces or capabilities does not invalidate memory that live Rust references point to.
-    #[allow(clippy::too_many_arguments, clippy::unnecessary_cast, clippy::identity_op)]
-    pub unsafe fn cnode_cancel_badged_sends(service: CPtr, index: Word, depth: u8) -> Result<(), Error> {
+    #[allow(
+        clippy::too_many_arguments,
+        clippy::unnecessary_cast,
+        clippy::identity_op
+    )]
+    pub unsafe fn cnode_cancel_badged_sends(
+        service: CPtr,
+        index: Word,
+        depth: u8,
+    ) -> Result<(), Error> {
         let words: [Word; 2] = [(index as Word), (((depth as Word) & 0xff) << 0)];
         // SAFETY: the caller guarantees the IPC buffer and the effect (this function's contract).
         let reply = unsafe { invoke(service, label::CNodeCancelBadgedSends, &[], &words) };
@@ -646,9 +860,27 @@ pub mod invocation {
     ///
     /// The calling thread's IPC buffer is set up, and the invocation's effect on address
     /// spaces or capabilities does not invalidate memory that live Rust references point to.
-    #[allow(clippy::too_many_arguments, clippy::unnecessary_cast, clippy::identity_op)]
-    pub unsafe fn cnode_copy(service: CPtr, src_root: CPtr, dest_index: Word, dest_depth: u8, src_index: Word, src_depth: u8, rights: Word) -> Result<(), Error> {
-        let words: [Word; 5] = [(dest_index as Word), (((dest_depth as Word) & 0xff) << 0), (src_index as Word), (((src_depth as Word) & 0xff) << 0), (rights as Word)];
+    #[allow(
+        clippy::too_many_arguments,
+        clippy::unnecessary_cast,
+        clippy::identity_op
+    )]
+    pub unsafe fn cnode_copy(
+        service: CPtr,
+        src_root: CPtr,
+        dest_index: Word,
+        dest_depth: u8,
+        src_index: Word,
+        src_depth: u8,
+        rights: Word,
+    ) -> Result<(), Error> {
+        let words: [Word; 5] = [
+            (dest_index as Word),
+            (((dest_depth as Word) & 0xff) << 0),
+            (src_index as Word),
+            (((src_depth as Word) & 0xff) << 0),
+            (rights as Word),
+        ];
         // SAFETY: the caller guarantees the IPC buffer and the effect (this function's contract).
         let reply = unsafe { invoke(service, label::CNodeCopy, &[src_root], &words) };
         Error::check(reply.label())?;
@@ -661,9 +893,29 @@ pub mod invocation {
     ///
     /// The calling thread's IPC buffer is set up, and the invocation's effect on address
     /// spaces or capabilities does not invalidate memory that live Rust references point to.
-    #[allow(clippy::too_many_arguments, clippy::unnecessary_cast, clippy::identity_op)]
-    pub unsafe fn cnode_mint(service: CPtr, src_root: CPtr, dest_index: Word, dest_depth: u8, src_index: Word, src_depth: u8, rights: Word, badge: Word) -> Result<(), Error> {
-        let words: [Word; 6] = [(dest_index as Word), (((dest_depth as Word) & 0xff) << 0), (src_index as Word), (((src_depth as Word) & 0xff) << 0), (rights as Word), (badge as Word)];
+    #[allow(
+        clippy::too_many_arguments,
+        clippy::unnecessary_cast,
+        clippy::identity_op
+    )]
+    pub unsafe fn cnode_mint(
+        service: CPtr,
+        src_root: CPtr,
+        dest_index: Word,
+        dest_depth: u8,
+        src_index: Word,
+        src_depth: u8,
+        rights: Word,
+        badge: Word,
+    ) -> Result<(), Error> {
+        let words: [Word; 6] = [
+            (dest_index as Word),
+            (((dest_depth as Word) & 0xff) << 0),
+            (src_index as Word),
+            (((src_depth as Word) & 0xff) << 0),
+            (rights as Word),
+            (badge as Word),
+        ];
         // SAFETY: the caller guarantees the IPC buffer and the effect (this function's contract).
         let reply = unsafe { invoke(service, label::CNodeMint, &[src_root], &words) };
         Error::check(reply.label())?;
@@ -676,9 +928,25 @@ pub mod invocation {
     ///
     /// The calling thread's IPC buffer is set up, and the invocation's effect on address
     /// spaces or capabilities does not invalidate memory that live Rust references point to.
-    #[allow(clippy::too_many_arguments, clippy::unnecessary_cast, clippy::identity_op)]
-    pub unsafe fn cnode_move(service: CPtr, src_root: CPtr, dest_index: Word, dest_depth: u8, src_index: Word, src_depth: u8) -> Result<(), Error> {
-        let words: [Word; 4] = [(dest_index as Word), (((dest_depth as Word) & 0xff) << 0), (src_index as Word), (((src_depth as Word) & 0xff) << 0)];
+    #[allow(
+        clippy::too_many_arguments,
+        clippy::unnecessary_cast,
+        clippy::identity_op
+    )]
+    pub unsafe fn cnode_move(
+        service: CPtr,
+        src_root: CPtr,
+        dest_index: Word,
+        dest_depth: u8,
+        src_index: Word,
+        src_depth: u8,
+    ) -> Result<(), Error> {
+        let words: [Word; 4] = [
+            (dest_index as Word),
+            (((dest_depth as Word) & 0xff) << 0),
+            (src_index as Word),
+            (((src_depth as Word) & 0xff) << 0),
+        ];
         // SAFETY: the caller guarantees the IPC buffer and the effect (this function's contract).
         let reply = unsafe { invoke(service, label::CNodeMove, &[src_root], &words) };
         Error::check(reply.label())?;
@@ -691,9 +959,27 @@ pub mod invocation {
     ///
     /// The calling thread's IPC buffer is set up, and the invocation's effect on address
     /// spaces or capabilities does not invalidate memory that live Rust references point to.
-    #[allow(clippy::too_many_arguments, clippy::unnecessary_cast, clippy::identity_op)]
-    pub unsafe fn cnode_mutate(service: CPtr, src_root: CPtr, dest_index: Word, dest_depth: u8, src_index: Word, src_depth: u8, badge: Word) -> Result<(), Error> {
-        let words: [Word; 5] = [(dest_index as Word), (((dest_depth as Word) & 0xff) << 0), (src_index as Word), (((src_depth as Word) & 0xff) << 0), (badge as Word)];
+    #[allow(
+        clippy::too_many_arguments,
+        clippy::unnecessary_cast,
+        clippy::identity_op
+    )]
+    pub unsafe fn cnode_mutate(
+        service: CPtr,
+        src_root: CPtr,
+        dest_index: Word,
+        dest_depth: u8,
+        src_index: Word,
+        src_depth: u8,
+        badge: Word,
+    ) -> Result<(), Error> {
+        let words: [Word; 5] = [
+            (dest_index as Word),
+            (((dest_depth as Word) & 0xff) << 0),
+            (src_index as Word),
+            (((src_depth as Word) & 0xff) << 0),
+            (badge as Word),
+        ];
         // SAFETY: the caller guarantees the IPC buffer and the effect (this function's contract).
         let reply = unsafe { invoke(service, label::CNodeMutate, &[src_root], &words) };
         Error::check(reply.label())?;
@@ -706,9 +992,34 @@ pub mod invocation {
     ///
     /// The calling thread's IPC buffer is set up, and the invocation's effect on address
     /// spaces or capabilities does not invalidate memory that live Rust references point to.
-    #[allow(clippy::too_many_arguments, clippy::unnecessary_cast, clippy::identity_op)]
-    pub unsafe fn cnode_rotate(service: CPtr, pivot_root: CPtr, src_root: CPtr, dest_index: Word, dest_depth: u8, dest_badge: Word, pivot_index: Word, pivot_depth: u8, pivot_badge: Word, src_index: Word, src_depth: u8) -> Result<(), Error> {
-        let words: [Word; 8] = [(dest_index as Word), (((dest_depth as Word) & 0xff) << 0), (dest_badge as Word), (pivot_index as Word), (((pivot_depth as Word) & 0xff) << 0), (pivot_badge as Word), (src_index as Word), (((src_depth as Word) & 0xff) << 0)];
+    #[allow(
+        clippy::too_many_arguments,
+        clippy::unnecessary_cast,
+        clippy::identity_op
+    )]
+    pub unsafe fn cnode_rotate(
+        service: CPtr,
+        pivot_root: CPtr,
+        src_root: CPtr,
+        dest_index: Word,
+        dest_depth: u8,
+        dest_badge: Word,
+        pivot_index: Word,
+        pivot_depth: u8,
+        pivot_badge: Word,
+        src_index: Word,
+        src_depth: u8,
+    ) -> Result<(), Error> {
+        let words: [Word; 8] = [
+            (dest_index as Word),
+            (((dest_depth as Word) & 0xff) << 0),
+            (dest_badge as Word),
+            (pivot_index as Word),
+            (((pivot_depth as Word) & 0xff) << 0),
+            (pivot_badge as Word),
+            (src_index as Word),
+            (((src_depth as Word) & 0xff) << 0),
+        ];
         // SAFETY: the caller guarantees the IPC buffer and the effect (this function's contract).
         let reply = unsafe { invoke(service, label::CNodeRotate, &[pivot_root, src_root], &words) };
         Error::check(reply.label())?;
@@ -721,7 +1032,11 @@ pub mod invocation {
     ///
     /// The calling thread's IPC buffer is set up, and the invocation's effect on address
     /// spaces or capabilities does not invalidate memory that live Rust references point to.
-    #[allow(clippy::too_many_arguments, clippy::unnecessary_cast, clippy::identity_op)]
+    #[allow(
+        clippy::too_many_arguments,
+        clippy::unnecessary_cast,
+        clippy::identity_op
+    )]
     pub unsafe fn cnode_save_caller(service: CPtr, index: Word, depth: u8) -> Result<(), Error> {
         let words: [Word; 2] = [(index as Word), (((depth as Word) & 0xff) << 0)];
         // SAFETY: the caller guarantees the IPC buffer and the effect (this function's contract).
@@ -736,7 +1051,11 @@ pub mod invocation {
     ///
     /// The calling thread's IPC buffer is set up, and the invocation's effect on address
     /// spaces or capabilities does not invalidate memory that live Rust references point to.
-    #[allow(clippy::too_many_arguments, clippy::unnecessary_cast, clippy::identity_op)]
+    #[allow(
+        clippy::too_many_arguments,
+        clippy::unnecessary_cast,
+        clippy::identity_op
+    )]
     pub unsafe fn irq_handler_ack(service: CPtr) -> Result<(), Error> {
         let words: [Word; 0] = [];
         // SAFETY: the caller guarantees the IPC buffer and the effect (this function's contract).
@@ -751,8 +1070,15 @@ pub mod invocation {
     ///
     /// The calling thread's IPC buffer is set up, and the invocation's effect on address
     /// spaces or capabilities does not invalidate memory that live Rust references point to.
-    #[allow(clippy::too_many_arguments, clippy::unnecessary_cast, clippy::identity_op)]
-    pub unsafe fn irq_handler_set_notification(service: CPtr, notification: CPtr) -> Result<(), Error> {
+    #[allow(
+        clippy::too_many_arguments,
+        clippy::unnecessary_cast,
+        clippy::identity_op
+    )]
+    pub unsafe fn irq_handler_set_notification(
+        service: CPtr,
+        notification: CPtr,
+    ) -> Result<(), Error> {
         let words: [Word; 0] = [];
         // SAFETY: the caller guarantees the IPC buffer and the effect (this function's contract).
         let reply = unsafe { invoke(service, label::IRQSetIRQHandler, &[notification], &words) };
@@ -766,7 +1092,11 @@ pub mod invocation {
     ///
     /// The calling thread's IPC buffer is set up, and the invocation's effect on address
     /// spaces or capabilities does not invalidate memory that live Rust references point to.
-    #[allow(clippy::too_many_arguments, clippy::unnecessary_cast, clippy::identity_op)]
+    #[allow(
+        clippy::too_many_arguments,
+        clippy::unnecessary_cast,
+        clippy::identity_op
+    )]
     pub unsafe fn irq_handler_clear(service: CPtr) -> Result<(), Error> {
         let words: [Word; 0] = [];
         // SAFETY: the caller guarantees the IPC buffer and the effect (this function's contract).
@@ -781,7 +1111,11 @@ pub mod invocation {
     ///
     /// The calling thread's IPC buffer is set up, and the invocation's effect on address
     /// spaces or capabilities does not invalidate memory that live Rust references point to.
-    #[allow(clippy::too_many_arguments, clippy::unnecessary_cast, clippy::identity_op)]
+    #[allow(
+        clippy::too_many_arguments,
+        clippy::unnecessary_cast,
+        clippy::identity_op
+    )]
     pub unsafe fn domain_set_set(service: CPtr, thread: CPtr, domain: u8) -> Result<(), Error> {
         let words: [Word; 1] = [(((domain as Word) & 0xff) << 0)];
         // SAFETY: the caller guarantees the IPC buffer and the effect (this function's contract).
@@ -796,8 +1130,17 @@ pub mod invocation {
     ///
     /// The calling thread's IPC buffer is set up, and the invocation's effect on address
     /// spaces or capabilities does not invalidate memory that live Rust references point to.
-    #[allow(clippy::too_many_arguments, clippy::unnecessary_cast, clippy::identity_op)]
-    pub unsafe fn x86_pdpt_map(service: CPtr, pml4: CPtr, vaddr: Word, attr: Word) -> Result<(), Error> {
+    #[allow(
+        clippy::too_many_arguments,
+        clippy::unnecessary_cast,
+        clippy::identity_op
+    )]
+    pub unsafe fn x86_pdpt_map(
+        service: CPtr,
+        pml4: CPtr,
+        vaddr: Word,
+        attr: Word,
+    ) -> Result<(), Error> {
         let words: [Word; 2] = [(vaddr as Word), (attr as Word)];
         // SAFETY: the caller guarantees the IPC buffer and the effect (this function's contract).
         let reply = unsafe { invoke(service, label::X86PDPTMap, &[pml4], &words) };
@@ -811,7 +1154,11 @@ pub mod invocation {
     ///
     /// The calling thread's IPC buffer is set up, and the invocation's effect on address
     /// spaces or capabilities does not invalidate memory that live Rust references point to.
-    #[allow(clippy::too_many_arguments, clippy::unnecessary_cast, clippy::identity_op)]
+    #[allow(
+        clippy::too_many_arguments,
+        clippy::unnecessary_cast,
+        clippy::identity_op
+    )]
     pub unsafe fn x86_pdpt_unmap(service: CPtr) -> Result<(), Error> {
         let words: [Word; 0] = [];
         // SAFETY: the caller guarantees the IPC buffer and the effect (this function's contract).
@@ -826,8 +1173,17 @@ pub mod invocation {
     ///
     /// The calling thread's IPC buffer is set up, and the invocation's effect on address
     /// spaces or capabilities does not invalidate memory that live Rust references point to.
-    #[allow(clippy::too_many_arguments, clippy::unnecessary_cast, clippy::identity_op)]
-    pub unsafe fn x86_page_directory_map(service: CPtr, vroot: CPtr, vaddr: Word, attr: Word) -> Result<(), Error> {
+    #[allow(
+        clippy::too_many_arguments,
+        clippy::unnecessary_cast,
+        clippy::identity_op
+    )]
+    pub unsafe fn x86_page_directory_map(
+        service: CPtr,
+        vroot: CPtr,
+        vaddr: Word,
+        attr: Word,
+    ) -> Result<(), Error> {
         let words: [Word; 2] = [(vaddr as Word), (attr as Word)];
         // SAFETY: the caller guarantees the IPC buffer and the effect (this function's contract).
         let reply = unsafe { invoke(service, label::X86PageDirectoryMap, &[vroot], &words) };
@@ -841,7 +1197,11 @@ pub mod invocation {
     ///
     /// The calling thread's IPC buffer is set up, and the invocation's effect on address
     /// spaces or capabilities does not invalidate memory that live Rust references point to.
-    #[allow(clippy::too_many_arguments, clippy::unnecessary_cast, clippy::identity_op)]
+    #[allow(
+        clippy::too_many_arguments,
+        clippy::unnecessary_cast,
+        clippy::identity_op
+    )]
     pub unsafe fn x86_page_directory_unmap(service: CPtr) -> Result<(), Error> {
         let words: [Word; 0] = [];
         // SAFETY: the caller guarantees the IPC buffer and the effect (this function's contract).
@@ -856,8 +1216,15 @@ pub mod invocation {
     ///
     /// The calling thread's IPC buffer is set up, and the invocation's effect on address
     /// spaces or capabilities does not invalidate memory that live Rust references point to.
-    #[allow(clippy::too_many_arguments, clippy::unnecessary_cast, clippy::identity_op)]
-    pub unsafe fn x86_page_directory_get_status_bits(service: CPtr, vaddr: Word) -> Result<(Word, Word), Error> {
+    #[allow(
+        clippy::too_many_arguments,
+        clippy::unnecessary_cast,
+        clippy::identity_op
+    )]
+    pub unsafe fn x86_page_directory_get_status_bits(
+        service: CPtr,
+        vaddr: Word,
+    ) -> Result<(Word, Word), Error> {
         let words: [Word; 1] = [(vaddr as Word)];
         // SAFETY: the caller guarantees the IPC buffer and the effect (this function's contract).
         let reply = unsafe { invoke(service, label::X86PageDirectoryGetStatusBits, &[], &words) };
@@ -873,8 +1240,17 @@ pub mod invocation {
     ///
     /// The calling thread's IPC buffer is set up, and the invocation's effect on address
     /// spaces or capabilities does not invalidate memory that live Rust references point to.
-    #[allow(clippy::too_many_arguments, clippy::unnecessary_cast, clippy::identity_op)]
-    pub unsafe fn x86_page_table_map(service: CPtr, vroot: CPtr, vaddr: Word, attr: Word) -> Result<(), Error> {
+    #[allow(
+        clippy::too_many_arguments,
+        clippy::unnecessary_cast,
+        clippy::identity_op
+    )]
+    pub unsafe fn x86_page_table_map(
+        service: CPtr,
+        vroot: CPtr,
+        vaddr: Word,
+        attr: Word,
+    ) -> Result<(), Error> {
         let words: [Word; 2] = [(vaddr as Word), (attr as Word)];
         // SAFETY: the caller guarantees the IPC buffer and the effect (this function's contract).
         let reply = unsafe { invoke(service, label::X86PageTableMap, &[vroot], &words) };
@@ -888,7 +1264,11 @@ pub mod invocation {
     ///
     /// The calling thread's IPC buffer is set up, and the invocation's effect on address
     /// spaces or capabilities does not invalidate memory that live Rust references point to.
-    #[allow(clippy::too_many_arguments, clippy::unnecessary_cast, clippy::identity_op)]
+    #[allow(
+        clippy::too_many_arguments,
+        clippy::unnecessary_cast,
+        clippy::identity_op
+    )]
     pub unsafe fn x86_page_table_unmap(service: CPtr) -> Result<(), Error> {
         let words: [Word; 0] = [];
         // SAFETY: the caller guarantees the IPC buffer and the effect (this function's contract).
@@ -903,8 +1283,16 @@ pub mod invocation {
     ///
     /// The calling thread's IPC buffer is set up, and the invocation's effect on address
     /// spaces or capabilities does not invalidate memory that live Rust references point to.
-    #[allow(clippy::too_many_arguments, clippy::unnecessary_cast, clippy::identity_op)]
-    pub unsafe fn x86_io_page_table_map(service: CPtr, iospace: CPtr, ioaddr: Word) -> Result<(), Error> {
+    #[allow(
+        clippy::too_many_arguments,
+        clippy::unnecessary_cast,
+        clippy::identity_op
+    )]
+    pub unsafe fn x86_io_page_table_map(
+        service: CPtr,
+        iospace: CPtr,
+        ioaddr: Word,
+    ) -> Result<(), Error> {
         let words: [Word; 1] = [(ioaddr as Word)];
         // SAFETY: the caller guarantees the IPC buffer and the effect (this function's contract).
         let reply = unsafe { invoke(service, label::X86IOPageTableMap, &[iospace], &words) };
@@ -918,7 +1306,11 @@ pub mod invocation {
     ///
     /// The calling thread's IPC buffer is set up, and the invocation's effect on address
     /// spaces or capabilities does not invalidate memory that live Rust references point to.
-    #[allow(clippy::too_many_arguments, clippy::unnecessary_cast, clippy::identity_op)]
+    #[allow(
+        clippy::too_many_arguments,
+        clippy::unnecessary_cast,
+        clippy::identity_op
+    )]
     pub unsafe fn x86_io_page_table_unmap(service: CPtr) -> Result<(), Error> {
         let words: [Word; 0] = [];
         // SAFETY: the caller guarantees the IPC buffer and the effect (this function's contract).
@@ -933,8 +1325,18 @@ pub mod invocation {
     ///
     /// The calling thread's IPC buffer is set up, and the invocation's effect on address
     /// spaces or capabilities does not invalidate memory that live Rust references point to.
-    #[allow(clippy::too_many_arguments, clippy::unnecessary_cast, clippy::identity_op)]
-    pub unsafe fn x86_page_map(service: CPtr, vroot: CPtr, vaddr: Word, rights: Word, attr: Word) -> Result<(), Error> {
+    #[allow(
+        clippy::too_many_arguments,
+        clippy::unnecessary_cast,
+        clippy::identity_op
+    )]
+    pub unsafe fn x86_page_map(
+        service: CPtr,
+        vroot: CPtr,
+        vaddr: Word,
+        rights: Word,
+        attr: Word,
+    ) -> Result<(), Error> {
         let words: [Word; 3] = [(vaddr as Word), (rights as Word), (attr as Word)];
         // SAFETY: the caller guarantees the IPC buffer and the effect (this function's contract).
         let reply = unsafe { invoke(service, label::X86PageMap, &[vroot], &words) };
@@ -948,8 +1350,17 @@ pub mod invocation {
     ///
     /// The calling thread's IPC buffer is set up, and the invocation's effect on address
     /// spaces or capabilities does not invalidate memory that live Rust references point to.
-    #[allow(clippy::too_many_arguments, clippy::unnecessary_cast, clippy::identity_op)]
-    pub unsafe fn x86_page_remap(service: CPtr, vroot: CPtr, rights: Word, attr: Word) -> Result<(), Error> {
+    #[allow(
+        clippy::too_many_arguments,
+        clippy::unnecessary_cast,
+        clippy::identity_op
+    )]
+    pub unsafe fn x86_page_remap(
+        service: CPtr,
+        vroot: CPtr,
+        rights: Word,
+        attr: Word,
+    ) -> Result<(), Error> {
         let words: [Word; 2] = [(rights as Word), (attr as Word)];
         // SAFETY: the caller guarantees the IPC buffer and the effect (this function's contract).
         let reply = unsafe { invoke(service, label::X86PageRemap, &[vroot], &words) };
@@ -963,7 +1374,11 @@ pub mod invocation {
     ///
     /// The calling thread's IPC buffer is set up, and the invocation's effect on address
     /// spaces or capabilities does not invalidate memory that live Rust references point to.
-    #[allow(clippy::too_many_arguments, clippy::unnecessary_cast, clippy::identity_op)]
+    #[allow(
+        clippy::too_many_arguments,
+        clippy::unnecessary_cast,
+        clippy::identity_op
+    )]
     pub unsafe fn x86_page_unmap(service: CPtr) -> Result<(), Error> {
         let words: [Word; 0] = [];
         // SAFETY: the caller guarantees the IPC buffer and the effect (this function's contract).
@@ -978,8 +1393,17 @@ pub mod invocation {
     ///
     /// The calling thread's IPC buffer is set up, and the invocation's effect on address
     /// spaces or capabilities does not invalidate memory that live Rust references point to.
-    #[allow(clippy::too_many_arguments, clippy::unnecessary_cast, clippy::identity_op)]
-    pub unsafe fn x86_page_map_io(service: CPtr, iospace: CPtr, rights: Word, ioaddr: Word) -> Result<(), Error> {
+    #[allow(
+        clippy::too_many_arguments,
+        clippy::unnecessary_cast,
+        clippy::identity_op
+    )]
+    pub unsafe fn x86_page_map_io(
+        service: CPtr,
+        iospace: CPtr,
+        rights: Word,
+        ioaddr: Word,
+    ) -> Result<(), Error> {
         let words: [Word; 2] = [(rights as Word), (ioaddr as Word)];
         // SAFETY: the caller guarantees the IPC buffer and the effect (this function's contract).
         let reply = unsafe { invoke(service, label::X86PageMapIO, &[iospace], &words) };
@@ -993,7 +1417,11 @@ pub mod invocation {
     ///
     /// The calling thread's IPC buffer is set up, and the invocation's effect on address
     /// spaces or capabilities does not invalidate memory that live Rust references point to.
-    #[allow(clippy::too_many_arguments, clippy::unnecessary_cast, clippy::identity_op)]
+    #[allow(
+        clippy::too_many_arguments,
+        clippy::unnecessary_cast,
+        clippy::identity_op
+    )]
     pub unsafe fn x86_page_get_address(service: CPtr) -> Result<Word, Error> {
         let words: [Word; 0] = [];
         // SAFETY: the caller guarantees the IPC buffer and the effect (this function's contract).
@@ -1010,11 +1438,28 @@ pub mod invocation {
     ///
     /// The calling thread's IPC buffer is set up, and the invocation's effect on address
     /// spaces or capabilities does not invalidate memory that live Rust references point to.
-    #[allow(clippy::too_many_arguments, clippy::unnecessary_cast, clippy::identity_op)]
-    pub unsafe fn x86_asid_control_make_pool(service: CPtr, untyped: CPtr, root: CPtr, index: Word, depth: u8) -> Result<(), Error> {
+    #[allow(
+        clippy::too_many_arguments,
+        clippy::unnecessary_cast,
+        clippy::identity_op
+    )]
+    pub unsafe fn x86_asid_control_make_pool(
+        service: CPtr,
+        untyped: CPtr,
+        root: CPtr,
+        index: Word,
+        depth: u8,
+    ) -> Result<(), Error> {
         let words: [Word; 2] = [(index as Word), (((depth as Word) & 0xff) << 0)];
         // SAFETY: the caller guarantees the IPC buffer and the effect (this function's contract).
-        let reply = unsafe { invoke(service, label::X86ASIDControlMakePool, &[untyped, root], &words) };
+        let reply = unsafe {
+            invoke(
+                service,
+                label::X86ASIDControlMakePool,
+                &[untyped, root],
+                &words,
+            )
+        };
         Error::check(reply.label())?;
         Ok(())
     }
@@ -1025,7 +1470,11 @@ pub mod invocation {
     ///
     /// The calling thread's IPC buffer is set up, and the invocation's effect on address
     /// spaces or capabilities does not invalidate memory that live Rust references point to.
-    #[allow(clippy::too_many_arguments, clippy::unnecessary_cast, clippy::identity_op)]
+    #[allow(
+        clippy::too_many_arguments,
+        clippy::unnecessary_cast,
+        clippy::identity_op
+    )]
     pub unsafe fn x86_asid_pool_assign(service: CPtr, vroot: CPtr) -> Result<(), Error> {
         let words: [Word; 0] = [];
         // SAFETY: the caller guarantees the IPC buffer and the effect (this function's contract).
@@ -1040,7 +1489,11 @@ pub mod invocation {
     ///
     /// The calling thread's IPC buffer is set up, and the invocation's effect on address
     /// spaces or capabilities does not invalidate memory that live Rust references point to.
-    #[allow(clippy::too_many_arguments, clippy::unnecessary_cast, clippy::identity_op)]
+    #[allow(
+        clippy::too_many_arguments,
+        clippy::unnecessary_cast,
+        clippy::identity_op
+    )]
     pub unsafe fn x86_io_port_in8(service: CPtr, port: u16) -> Result<u8, Error> {
         let words: [Word; 1] = [(((port as Word) & 0xffff) << 0)];
         // SAFETY: the caller guarantees the IPC buffer and the effect (this function's contract).
@@ -1057,7 +1510,11 @@ pub mod invocation {
     ///
     /// The calling thread's IPC buffer is set up, and the invocation's effect on address
     /// spaces or capabilities does not invalidate memory that live Rust references point to.
-    #[allow(clippy::too_many_arguments, clippy::unnecessary_cast, clippy::identity_op)]
+    #[allow(
+        clippy::too_many_arguments,
+        clippy::unnecessary_cast,
+        clippy::identity_op
+    )]
     pub unsafe fn x86_io_port_in16(service: CPtr, port: u16) -> Result<u16, Error> {
         let words: [Word; 1] = [(((port as Word) & 0xffff) << 0)];
         // SAFETY: the caller guarantees the IPC buffer and the effect (this function's contract).
@@ -1074,7 +1531,11 @@ pub mod invocation {
     ///
     /// The calling thread's IPC buffer is set up, and the invocation's effect on address
     /// spaces or capabilities does not invalidate memory that live Rust references point to.
-    #[allow(clippy::too_many_arguments, clippy::unnecessary_cast, clippy::identity_op)]
+    #[allow(
+        clippy::too_many_arguments,
+        clippy::unnecessary_cast,
+        clippy::identity_op
+    )]
     pub unsafe fn x86_io_port_in32(service: CPtr, port: u16) -> Result<u32, Error> {
         let words: [Word; 1] = [(((port as Word) & 0xffff) << 0)];
         // SAFETY: the caller guarantees the IPC buffer and the effect (this function's contract).
@@ -1091,7 +1552,11 @@ pub mod invocation {
     ///
     /// The calling thread's IPC buffer is set up, and the invocation's effect on address
     /// spaces or capabilities does not invalidate memory that live Rust references point to.
-    #[allow(clippy::too_many_arguments, clippy::unnecessary_cast, clippy::identity_op)]
+    #[allow(
+        clippy::too_many_arguments,
+        clippy::unnecessary_cast,
+        clippy::identity_op
+    )]
     pub unsafe fn x86_io_port_out8(service: CPtr, port: Word, data: Word) -> Result<(), Error> {
         let words: [Word; 2] = [(port as Word), (data as Word)];
         // SAFETY: the caller guarantees the IPC buffer and the effect (this function's contract).
@@ -1106,7 +1571,11 @@ pub mod invocation {
     ///
     /// The calling thread's IPC buffer is set up, and the invocation's effect on address
     /// spaces or capabilities does not invalidate memory that live Rust references point to.
-    #[allow(clippy::too_many_arguments, clippy::unnecessary_cast, clippy::identity_op)]
+    #[allow(
+        clippy::too_many_arguments,
+        clippy::unnecessary_cast,
+        clippy::identity_op
+    )]
     pub unsafe fn x86_io_port_out16(service: CPtr, port: Word, data: Word) -> Result<(), Error> {
         let words: [Word; 2] = [(port as Word), (data as Word)];
         // SAFETY: the caller guarantees the IPC buffer and the effect (this function's contract).
@@ -1121,7 +1590,11 @@ pub mod invocation {
     ///
     /// The calling thread's IPC buffer is set up, and the invocation's effect on address
     /// spaces or capabilities does not invalidate memory that live Rust references point to.
-    #[allow(clippy::too_many_arguments, clippy::unnecessary_cast, clippy::identity_op)]
+    #[allow(
+        clippy::too_many_arguments,
+        clippy::unnecessary_cast,
+        clippy::identity_op
+    )]
     pub unsafe fn x86_io_port_out32(service: CPtr, port: Word, data: Word) -> Result<(), Error> {
         let words: [Word; 2] = [(port as Word), (data as Word)];
         // SAFETY: the caller guarantees the IPC buffer and the effect (this function's contract).
@@ -1136,9 +1609,31 @@ pub mod invocation {
     ///
     /// The calling thread's IPC buffer is set up, and the invocation's effect on address
     /// spaces or capabilities does not invalidate memory that live Rust references point to.
-    #[allow(clippy::too_many_arguments, clippy::unnecessary_cast, clippy::identity_op)]
-    pub unsafe fn irq_control_get_ioapic(service: CPtr, root: CPtr, index: Word, depth: Word, ioapic: Word, pin: Word, level: Word, polarity: Word, vector: Word) -> Result<(), Error> {
-        let words: [Word; 7] = [(index as Word), (depth as Word), (ioapic as Word), (pin as Word), (level as Word), (polarity as Word), (vector as Word)];
+    #[allow(
+        clippy::too_many_arguments,
+        clippy::unnecessary_cast,
+        clippy::identity_op
+    )]
+    pub unsafe fn irq_control_get_ioapic(
+        service: CPtr,
+        root: CPtr,
+        index: Word,
+        depth: Word,
+        ioapic: Word,
+        pin: Word,
+        level: Word,
+        polarity: Word,
+        vector: Word,
+    ) -> Result<(), Error> {
+        let words: [Word; 7] = [
+            (index as Word),
+            (depth as Word),
+            (ioapic as Word),
+            (pin as Word),
+            (level as Word),
+            (polarity as Word),
+            (vector as Word),
+        ];
         // SAFETY: the caller guarantees the IPC buffer and the effect (this function's contract).
         let reply = unsafe { invoke(service, label::X86IRQIssueIRQHandlerIOAPIC, &[root], &words) };
         Error::check(reply.label())?;
@@ -1151,13 +1646,34 @@ pub mod invocation {
     ///
     /// The calling thread's IPC buffer is set up, and the invocation's effect on address
     /// spaces or capabilities does not invalidate memory that live Rust references point to.
-    #[allow(clippy::too_many_arguments, clippy::unnecessary_cast, clippy::identity_op)]
-    pub unsafe fn irq_control_get_msi(service: CPtr, root: CPtr, index: Word, depth: Word, pci_bus: Word, pci_dev: Word, pci_func: Word, handle: Word, vector: Word) -> Result<(), Error> {
-        let words: [Word; 7] = [(index as Word), (depth as Word), (pci_bus as Word), (pci_dev as Word), (pci_func as Word), (handle as Word), (vector as Word)];
+    #[allow(
+        clippy::too_many_arguments,
+        clippy::unnecessary_cast,
+        clippy::identity_op
+    )]
+    pub unsafe fn irq_control_get_msi(
+        service: CPtr,
+        root: CPtr,
+        index: Word,
+        depth: Word,
+        pci_bus: Word,
+        pci_dev: Word,
+        pci_func: Word,
+        handle: Word,
+        vector: Word,
+    ) -> Result<(), Error> {
+        let words: [Word; 7] = [
+            (index as Word),
+            (depth as Word),
+            (pci_bus as Word),
+            (pci_dev as Word),
+            (pci_func as Word),
+            (handle as Word),
+            (vector as Word),
+        ];
         // SAFETY: the caller guarantees the IPC buffer and the effect (this function's contract).
         let reply = unsafe { invoke(service, label::X86IRQIssueIRQHandlerMSI, &[root], &words) };
         Error::check(reply.label())?;
         Ok(())
     }
-
 }

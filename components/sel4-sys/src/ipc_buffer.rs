@@ -17,7 +17,9 @@ unsafe fn read(offset: usize) -> Word {
     let v: Word;
     // SAFETY: a load from the thread's own IPC buffer (this function's contract); reading it has
     // no side effect.
-    unsafe { core::arch::asm!("mov {v}, qword ptr gs:[{o}]", v = out(reg) v, o = in(reg) offset, options(nostack, readonly, preserves_flags)) };
+    unsafe {
+        core::arch::asm!("mov {v}, qword ptr gs:[{o}]", v = out(reg) v, o = in(reg) offset, options(nostack, readonly, preserves_flags))
+    };
     v
 }
 
@@ -27,7 +29,9 @@ unsafe fn read(offset: usize) -> Word {
 unsafe fn write(offset: usize, value: Word) {
     // SAFETY: a store into the thread's own IPC buffer (this function's contract), which no Rust
     // reference points into.
-    unsafe { core::arch::asm!("mov qword ptr gs:[{o}], {v}", v = in(reg) value, o = in(reg) offset, options(nostack, preserves_flags)) };
+    unsafe {
+        core::arch::asm!("mov qword ptr gs:[{o}], {v}", v = in(reg) value, o = in(reg) offset, options(nostack, preserves_flags))
+    };
 }
 
 fn mr_offset(i: usize) -> usize {

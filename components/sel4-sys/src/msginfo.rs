@@ -11,7 +11,10 @@ impl MessageInfo {
     /// Packs the four fields; each is truncated to its width (20, 3, 2 and 7 bits).
     pub const fn new(label: Word, caps_unwrapped: Word, extra_caps: Word, length: Word) -> Self {
         MessageInfo(
-            (label & 0xf_ffff) << 12 | (caps_unwrapped & 0x7) << 9 | (extra_caps & 0x3) << 7 | (length & 0x7f),
+            (label & 0xf_ffff) << 12
+                | (caps_unwrapped & 0x7) << 9
+                | (extra_caps & 0x3) << 7
+                | (length & 0x7f),
         )
     }
 
@@ -47,7 +50,10 @@ mod tests {
         // label 12-31.
         let m = MessageInfo::new(47, 5, 2, 3);
         assert_eq!(m.0, (47 << 12) | (5 << 9) | (2 << 7) | 3);
-        assert_eq!((m.label(), m.caps_unwrapped(), m.extra_caps(), m.length()), (47, 5, 2, 3));
+        assert_eq!(
+            (m.label(), m.caps_unwrapped(), m.extra_caps(), m.length()),
+            (47, 5, 2, 3)
+        );
     }
 
     #[test]

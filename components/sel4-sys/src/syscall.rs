@@ -148,7 +148,14 @@ pub fn yield_now() {
 /// `seL4_DebugPutChar`: one byte to the kernel's serial console (debug kernels).
 pub fn debug_put_char(c: u8) {
     // SAFETY: printing changes no capability or memory.
-    unsafe { raw(number::DEBUG_PUT_CHAR, Word::from(c), MessageInfo(0), [0; 4]) };
+    unsafe {
+        raw(
+            number::DEBUG_PUT_CHAR,
+            Word::from(c),
+            MessageInfo(0),
+            [0; 4],
+        )
+    };
 }
 
 /// `seL4_DebugHalt`: stop the machine (debug kernels).

@@ -19,7 +19,10 @@ impl Message {
         let mut w = [0; 4];
         let n = words.len().min(4);
         w[..n].copy_from_slice(&words[..n]);
-        Message { info: MessageInfo::new(label, 0, 0, n as Word), words: w }
+        Message {
+            info: MessageInfo::new(label, 0, 0, n as Word),
+            words: w,
+        }
     }
 
     /// The label.

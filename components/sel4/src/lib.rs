@@ -28,7 +28,9 @@ pub use cap::*;
 pub use ipc::{Message, reply};
 pub use object::*;
 pub use sel4_sys::bootinfo::{BootInfo, SlotRegion, UntypedDesc};
-pub use sel4_sys::{Error, MessageInfo, UserContext, Word, consts, fault, label, object as object_type, slot};
+pub use sel4_sys::{
+    Error, MessageInfo, UserContext, Word, consts, fault, label, object as object_type, slot,
+};
 pub use vspace::*;
 
 /// Re-export of the raw layer, for what the typed layer does not cover.

@@ -3,14 +3,16 @@
 //! Such pages are never Rust objects: they appear, change and vanish under the program (a peer
 //! writes them, a revoke unmaps them). The image reserves the virtual range
 //! [`REGION_START`, `REGION_END`) for them in every address space: program segments, stacks and
-//! IPC buffers lie below it. A [`Region`] can only be made inside that range, and it is accessed
+//! IPC buffers lie below it. The range lies below 4 GiB because seL4 5.0.0 reports the address
+//! of a VM fault in 32 bits on x86-64 (`handleVMFault` stores it in a `uint32_t`), and a fault
+//! in a revoked window must be attributable to that window. A [`Region`] can only be made inside that range, and it is accessed
 //! only through volatile reads and writes, so no Rust reference ever points at it; an access to a
 //! page that is not mapped is a page fault for the system to handle, not undefined behaviour.
 
 /// First address of the run-time mapping range.
-pub const REGION_START: usize = 0x10_0000_0000;
+pub const REGION_START: usize = 0x8000_0000;
 /// First address after it.
-pub const REGION_END: usize = 0x20_0000_0000;
+pub const REGION_END: usize = 0xC000_0000;
 
 /// A byte range of the run-time mapping range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,7 +26,7 @@ impl Region {
     /// 8-byte aligned.
     pub fn new(base: usize, len: usize) -> Option<Region> {
         let end = base.checked_add(len)?;
-        (base >= REGION_START && end <= REGION_END && base % 8 == 0).then_some(Region { base, len })
+        (base >= REGION_START && end <= REGION_END && base.is_multiple_of(8)).then_some(Region { base, len })
     }
 
     /// Start address.
@@ -48,7 +50,7 @@ impl Region {
 
     /// Reads the 64-bit word at `offset` (8-byte aligned), or `None` outside the region.
     pub fn read_u64(&self, offset: usize) -> Option<u64> {
-        let p = self.ptr(offset, 8).filter(|_| offset % 8 == 0)?;
+        let p = self.ptr(offset, 8).filter(|_| offset.is_multiple_of(8))?;
         // SAFETY: inside the reserved range (module docs), aligned, no reference formed; an
         // unmapped page faults and is handled by the system.
         Some(unsafe { p.cast::<u64>().read_volatile() })
@@ -56,7 +58,9 @@ impl Region {
 
     /// Writes the 64-bit word at `offset` (8-byte aligned); false outside the region.
     pub fn write_u64(&self, offset: usize, value: u64) -> bool {
-        let Some(p) = self.ptr(offset, 8).filter(|_| offset % 8 == 0) else { return false };
+        let Some(p) = self.ptr(offset, 8).filter(|_| offset.is_multiple_of(8)) else {
+            return false;
+        };
         // SAFETY: as in `read_u64`.
         unsafe { p.cast::<u64>().write_volatile(value) };
         true
@@ -64,7 +68,9 @@ impl Region {
 
     /// Copies bytes in (at `offset`); false if they do not fit.
     pub fn write_bytes(&self, offset: usize, data: &[u8]) -> bool {
-        let Some(p) = self.ptr(offset, data.len()) else { return false };
+        let Some(p) = self.ptr(offset, data.len()) else {
+            return false;
+        };
         for (i, &b) in data.iter().enumerate() {
             // SAFETY: as in `read_u64`; i < data.len() keeps the pointer inside the region.
             unsafe { p.add(i).write_volatile(b) };
@@ -74,7 +80,9 @@ impl Region {
 
     /// Copies bytes out (from `offset`); false if the range leaves the region.
     pub fn read_bytes(&self, offset: usize, out: &mut [u8]) -> bool {
-        let Some(p) = self.ptr(offset, out.len()) else { return false };
+        let Some(p) = self.ptr(offset, out.len()) else {
+            return false;
+        };
         for (i, b) in out.iter_mut().enumerate() {
             // SAFETY: as in `write_bytes`.
             *b = unsafe { p.add(i).read_volatile() };

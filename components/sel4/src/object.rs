@@ -24,13 +24,28 @@ impl CNode {
     /// `revoke` on the source deletes.
     pub fn copy(self, dst: CPtr, from: CNode, src: CPtr, rights: Rights) -> Result<(), Error> {
         // SAFETY: copying a capability changes no memory Rust uses (crate docs).
-        unsafe { inv::cnode_copy(self.cptr, from.cptr, dst, self.depth, src, from.depth, rights.0) }
+        unsafe {
+            inv::cnode_copy(
+                self.cptr, from.cptr, dst, self.depth, src, from.depth, rights.0,
+            )
+        }
     }
 
     /// Like `copy`, with a badge (endpoints, notifications) or guard (CNodes).
-    pub fn mint(self, dst: CPtr, from: CNode, src: CPtr, rights: Rights, badge: Word) -> Result<(), Error> {
+    pub fn mint(
+        self,
+        dst: CPtr,
+        from: CNode,
+        src: CPtr,
+        rights: Rights,
+        badge: Word,
+    ) -> Result<(), Error> {
         // SAFETY: as for `copy`.
-        unsafe { inv::cnode_mint(self.cptr, from.cptr, dst, self.depth, src, from.depth, rights.0, badge) }
+        unsafe {
+            inv::cnode_mint(
+                self.cptr, from.cptr, dst, self.depth, src, from.depth, rights.0, badge,
+            )
+        }
     }
 
     /// Moves a capability (keeping a frame's mapping).
@@ -55,9 +70,27 @@ impl CNode {
 impl Untyped {
     /// Creates `count` objects of `object_type` (sel4_sys::object) with capabilities in
     /// `dest` from slot `offset` on.
-    pub fn retype(self, object_type: Word, size_bits: Word, dest: CNode, offset: CPtr, count: Word) -> Result<(), Error> {
+    pub fn retype(
+        self,
+        object_type: Word,
+        size_bits: Word,
+        dest: CNode,
+        offset: CPtr,
+        count: Word,
+    ) -> Result<(), Error> {
         // SAFETY: new objects come from memory no Rust code uses (untyped memory).
-        unsafe { inv::untyped_retype(self.0, dest.cptr, object_type, size_bits, 0, 0, offset, count) }
+        unsafe {
+            inv::untyped_retype(
+                self.0,
+                dest.cptr,
+                object_type,
+                size_bits,
+                0,
+                0,
+                offset,
+                count,
+            )
+        }
     }
 }
 
@@ -92,7 +125,17 @@ impl Tcb {
         let prio = Word::from(c.priority) | Word::from(c.priority) << 8;
         // SAFETY: configuring another thread changes no memory of the caller.
         unsafe {
-            inv::tcb_configure(self.0, c.cspace, c.vspace.0, c.ipc_buffer.1.0, c.fault_ep, prio, c.cspace_data, 0, c.ipc_buffer.0)
+            inv::tcb_configure(
+                self.0,
+                c.cspace,
+                c.vspace.0,
+                c.ipc_buffer.1.0,
+                c.fault_ep,
+                prio,
+                c.cspace_data,
+                0,
+                c.ipc_buffer.0,
+            )
         }
     }
 

@@ -127,7 +127,12 @@ pub fn receive(s: &mut State, reply: Reply) {
                 s.violate(Violation::ReleaseWithoutRescind);
                 return;
             }
-            if s.host.gpadls.iter().flatten().any(|g| g.relid == relid && g.inc == inc) {
+            if s.host
+                .gpadls
+                .iter()
+                .flatten()
+                .any(|g| g.relid == relid && g.inc == inc)
+            {
                 s.violate(Violation::ReleaseWithLiveGpadl);
             }
             s.host.chans[usize::from(relid)].phase = HostPhase::Absent;
@@ -179,8 +184,7 @@ pub fn rescind(s: &mut State, relid: u8) -> bool {
 pub fn signal(s: &mut State, relid: u8) -> bool {
     let r = usize::from(relid);
     let ch = s.host.chans[r];
-    if s.host.unloaded || ch.phase != HostPhase::Offered || !ch.open || s.host.flags[r].is_some()
-    {
+    if s.host.unloaded || ch.phase != HostPhase::Offered || !ch.open || s.host.flags[r].is_some() {
         return false;
     }
     s.host.flags[r] = ch.inc();

@@ -5,7 +5,9 @@
 use stateright::Property;
 
 use crate::model::LifetimeModel;
-use crate::state::{Conn, Handle, HostGpadl, HostPhase, MAX_PAGES, PageState, Phase, State, Violation};
+use crate::state::{
+    Conn, Handle, HostGpadl, HostPhase, MAX_PAGES, PageState, Phase, State, Violation,
+};
 
 /// Property names, so tests and reports can refer to them.
 pub mod names {
@@ -98,8 +100,8 @@ pub fn handles_agree(m: &LifetimeModel, s: &State) -> bool {
 /// flight, no channel is half open or half torn down, no unload is half done, and every GPADL
 /// the host still has belongs to an open channel.
 pub fn settled(s: &State) -> bool {
-    let no_owed_release = s.host.unloaded
-        || s.host.chans.iter().all(|c| c.phase != HostPhase::Rescinded);
+    let no_owed_release =
+        s.host.unloaded || s.host.chans.iter().all(|c| c.phase != HostPhase::Rescinded);
     let idle = s
         .drv
         .iter()
@@ -130,11 +132,21 @@ pub fn all() -> Vec<Property<LifetimeModel>> {
         Property::always(POOL_NO_GPADL, pool_no_gpadl),
         Property::always(POOL_ZERO, pool_zero),
         Property::always(CLIENT_REACH, client_reach),
-        Property::always(NO_REUSE, |_, s: &State| ok(s, Violation::PageReusedUnderLiveGpadl)),
-        Property::always(TEARDOWN_ONCE, |_, s: &State| ok(s, Violation::GpadlTornDownTwice)),
-        Property::always(RELEASE_ONCE, |_, s: &State| ok(s, Violation::ReleaseWithoutRescind)),
-        Property::always(NO_RELEASED_RELID, |_, s: &State| ok(s, Violation::NamesReleasedRelid)),
-        Property::always(NO_TORN_GPADL, |_, s: &State| ok(s, Violation::NamesTornDownGpadl)),
+        Property::always(NO_REUSE, |_, s: &State| {
+            ok(s, Violation::PageReusedUnderLiveGpadl)
+        }),
+        Property::always(TEARDOWN_ONCE, |_, s: &State| {
+            ok(s, Violation::GpadlTornDownTwice)
+        }),
+        Property::always(RELEASE_ONCE, |_, s: &State| {
+            ok(s, Violation::ReleaseWithoutRescind)
+        }),
+        Property::always(NO_RELEASED_RELID, |_, s: &State| {
+            ok(s, Violation::NamesReleasedRelid)
+        }),
+        Property::always(NO_TORN_GPADL, |_, s: &State| {
+            ok(s, Violation::NamesTornDownGpadl)
+        }),
         Property::always(NO_STRAY_EVENT, |_, s: &State| ok(s, Violation::StrayEvent)),
         Property::always(CLOSE_BEFORE_TEARDOWN, |_, s: &State| {
             ok(s, Violation::TeardownWhileOpen)
@@ -156,23 +168,29 @@ pub fn all() -> Vec<Property<LifetimeModel>> {
             s.kernel.maps[0] != 0 && s.kernel.maps[1] != 0
         }),
         Property::sometimes("sometimes: a rescind interrupts an open", |_, s: &State| {
-            s.drv.iter().any(|c| c.phase == Phase::Teardown && c.rescinded)
-                && s.to_host.iter().all(|m| {
-                    !matches!(m, crate::state::GuestMsg::CloseChannel { .. })
-                })
+            s.drv
+                .iter()
+                .any(|c| c.phase == Phase::Teardown && c.rescinded)
+                && s.to_host
+                    .iter()
+                    .all(|m| !matches!(m, crate::state::GuestMsg::CloseChannel { .. }))
         }),
-        Property::sometimes("sometimes: a re-offered relid is open again", |_, s: &State| {
-            s.drv.iter().any(|c| c.phase == Phase::Open && c.inc > 0)
-        }),
+        Property::sometimes(
+            "sometimes: a re-offered relid is open again",
+            |_, s: &State| s.drv.iter().any(|c| c.phase == Phase::Open && c.inc > 0),
+        ),
         Property::sometimes("sometimes: a page is quarantined", |_, s: &State| {
             s.kernel.pages.contains(&PageState::Quarantined)
         }),
-        Property::sometimes("sometimes: the pool is empty while a relid is free", |m: &LifetimeModel, s: &State| {
-            s.kernel.pages[..m.cfg.pages]
-                .iter()
-                .all(|p| *p != PageState::Pool)
-                && s.drv.iter().any(|c| c.phase == Phase::Offered)
-        }),
+        Property::sometimes(
+            "sometimes: the pool is empty while a relid is free",
+            |m: &LifetimeModel, s: &State| {
+                s.kernel.pages[..m.cfg.pages]
+                    .iter()
+                    .all(|p| *p != PageState::Pool)
+                    && s.drv.iter().any(|c| c.phase == Phase::Offered)
+            },
+        ),
         Property::sometimes("sometimes: the bus is unloaded", |_, s: &State| {
             s.conn == Conn::Unloaded
         }),

@@ -166,9 +166,13 @@ impl VersionResponse {
     pub(crate) const SIZE_V2: usize = 20;
     pub(crate) const SIZE_V3: usize = 40;
 
-    /// Whether the host accepted the version: version_supported and connection_state == 0.
-    pub fn is_success(&self) -> bool {
-        self.version_supported && self.connection_state == ConnectionState::SUCCESSFUL
+    /// Whether the host accepted `requested` (the version of the INITIATE_CONTACT this answers):
+    /// version_supported, and connection_state == 0 from 2.4 on. Below 2.4 connection_state may be
+    /// uninitialised host memory and is not consulted (Microsoft's MsvmPkg-derived VMBus header).
+    pub fn is_success(&self, requested: Version) -> bool {
+        self.version_supported
+            && (!requested.has_per_channel_event_flags()
+                || self.connection_state == ConnectionState::SUCCESSFUL)
     }
 
     /// The host's supported 6.0 features (none in the 16-byte form).

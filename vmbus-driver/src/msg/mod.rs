@@ -28,11 +28,13 @@
 //!   the requested version is >= 6.0 and 56 bytes are present. VERSION_RESPONSE's 20- and 40-byte
 //!   forms, OPENCHANNEL's 156-byte form and TL_CONNECT_REQUEST's silo id (5.2+) are read when the
 //!   version allows them and the bytes are present; otherwise the short form is read.
-//! * GPADL_HEADER: `rangecount >= 1`, `range_buflen` a multiple of 8 large enough for the range
-//!   headers, the first range's `byte_offset < 4096`, and (single range) `range_buflen` equal to
-//!   8 + 8 × pages spanned; the message carries `min(len - 20, range_buflen)` bytes of range
-//!   data, which must be whole u64 words when more data follows in GPADL_BODY messages.
-//!   GPADL_BODY: at least one PFN and a whole number of PFNs.
+//! * GPADL_HEADER: `rangecount >= 1`; `range_buflen` a multiple of 8 large enough for the range
+//!   headers; the first range's `byte_offset < 4096` and `byte_count > 0`; for a single range,
+//!   `range_buflen` equal to 8 + 8 × pages spanned. The message carries
+//!   `min(len - 20, range_buflen)` bytes of range data, which must be whole u64 words when more
+//!   data follows in GPADL_BODY messages. Multi-range headers decode (the protocol allows them);
+//!   [`crate::gpadl::Reassembler`] refuses them.
+//! * GPADL_BODY: at least one PFN and a whole number of PFNs (at most 28).
 //!
 //! Encoding writes zero into every padding and reserved byte. `decode(encode(m))` returns `m`
 //! for every value `decode` can return, with the same `version`.

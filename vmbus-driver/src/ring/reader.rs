@@ -5,10 +5,12 @@
 use core::sync::atomic::Ordering;
 
 use super::mem::{Control, RingMem};
-use super::packet::{DESCRIPTOR_LEN, Descriptor, FLAG_COMPLETION_REQUESTED, PacketType, TRAILER_LEN};
+use super::packet::{
+    DESCRIPTOR_LEN, Descriptor, FLAG_COMPLETION_REQUESTED, PacketType, TRAILER_LEN,
+};
 use super::{
-    Corruption, FEATURE_PENDING_SEND_SZ, RingError, advance, checked_index, checked_size,
-    copy_out, distance,
+    Corruption, FEATURE_PENDING_SEND_SZ, RingError, advance, checked_index, checked_size, copy_out,
+    distance,
 };
 
 /// Result of committing a [`ReadBatch`].
@@ -72,7 +74,10 @@ impl<M: RingMem> RingReader<M> {
     fn peer_write_index(&self) -> Result<u32, RingError> {
         // Acquire: pairs with the producer's Release store of write_index in
         // `WriteBatch::commit`, so the packet bytes it covers are visible to our copies.
-        checked_index(self.mem.load(Control::WriteIndex, Ordering::Acquire), self.size)
+        checked_index(
+            self.mem.load(Control::WriteIndex, Ordering::Acquire),
+            self.size,
+        )
     }
 
     /// Whether packets are waiting (loads and checks the write index).
@@ -300,7 +305,12 @@ impl<M: RingMem> PacketView<'_, M> {
 
     /// Copies payload bytes `at .. at + buf.len()` into `buf`.
     pub fn read_payload(&self, at: usize, buf: &mut [u8]) -> Result<(), RingError> {
-        self.read_at(usize::from(self.desc.offset8) * 8, self.payload_len(), at, buf)
+        self.read_at(
+            usize::from(self.desc.offset8) * 8,
+            self.payload_len(),
+            at,
+            buf,
+        )
     }
 
     /// Copies extended-descriptor bytes `at .. at + buf.len()` into `buf`.

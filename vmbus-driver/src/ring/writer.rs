@@ -83,7 +83,10 @@ impl<M: RingMem> RingWriter<M> {
     fn peer_read_index(&self) -> Result<u32, RingError> {
         // Acquire: pairs with the consumer's Release store of read_index in `ReadBatch::commit`,
         // so its reads of the bytes it freed are done before we overwrite them.
-        checked_index(self.mem.load(Control::ReadIndex, Ordering::Acquire), self.size)
+        checked_index(
+            self.mem.load(Control::ReadIndex, Ordering::Acquire),
+            self.size,
+        )
     }
 
     /// Free bytes given the consumer's read index (`size - used`; a packet of `T` bytes fits
@@ -202,7 +205,11 @@ impl<M: RingMem> WriteBatch<'_, M> {
     }
 
     /// Writes a completion packet (type 0xB) answering the request `transaction_id`.
-    pub fn write_completion(&mut self, transaction_id: u64, payload: &[u8]) -> Result<(), RingError> {
+    pub fn write_completion(
+        &mut self,
+        transaction_id: u64,
+        payload: &[u8],
+    ) -> Result<(), RingError> {
         self.write(PacketType::COMP, false, transaction_id, Ext::None, payload)
     }
 
@@ -319,7 +326,8 @@ impl<M: RingMem> WriteBatch<'_, M> {
         let w = self.writer;
         // Release (§5.5 step 3): pairs with the consumer's Acquire load of write_index in
         // `RingReader::batch`, so the packet bytes are visible before the index that covers them.
-        w.mem.store(Control::WriteIndex, self.pos, Ordering::Release);
+        w.mem
+            .store(Control::WriteIndex, self.pos, Ordering::Release);
         w.write_index = self.pos;
         // Full barrier (§5.5 step 5): pairs with the consumer's SeqCst fence after it clears
         // interrupt_mask (`RingReader::enable_interrupts`): either its re-check of write_index sees

@@ -51,14 +51,26 @@ pub fn venv(out: &Path) -> Result<PathBuf, String> {
         let make = || tools::run(Command::new("python3").args(["-m", "venv"]).arg(&venv));
         if make().is_err() {
             let _ = std::fs::remove_dir_all(&venv);
-            tools::apt_install(&["python3-venv"], "the kernel's configuration needs a Python virtual environment")?;
+            tools::apt_install(
+                &["python3-venv"],
+                "the kernel's configuration needs a Python virtual environment",
+            )?;
             make()?;
         }
     }
     let stamp = venv.join(".packages");
     if std::fs::read_to_string(&stamp).ok().as_deref() != Some(&PY_PACKAGES.join(" ")) {
-        tools::run(Command::new(&python).args(["-m", "pip", "install", "-q", "--disable-pip-version-check"]).args(PY_PACKAGES))
-            .map_err(|e| format!("pip could not install {} from PyPI: {e}", PY_PACKAGES.join(" ")))?;
+        tools::run(
+            Command::new(&python)
+                .args(["-m", "pip", "install", "-q", "--disable-pip-version-check"])
+                .args(PY_PACKAGES),
+        )
+        .map_err(|e| {
+            format!(
+                "pip could not install {} from PyPI: {e}",
+                PY_PACKAGES.join(" ")
+            )
+        })?;
         std::fs::write(&stamp, PY_PACKAGES.join(" ")).map_err(|e| e.to_string())?;
     }
     Ok(venv)
@@ -93,8 +105,16 @@ pub fn build(sel4: &Path, venv: &Path, autoconf: &Path, out: &Path) -> Result<Ke
     tools::ensure("objcopy", "binutils", "multiboot needs a 32-bit ELF")?;
     let dir = out.join("kernel/build");
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let inc = autoconf.parent().ok_or("bad autoconf path")?.display().to_string();
-    let path = format!("{}:{}", venv.join("bin").display(), std::env::var("PATH").unwrap_or_default());
+    let inc = autoconf
+        .parent()
+        .ok_or("bad autoconf path")?
+        .display()
+        .to_string();
+    let path = format!(
+        "{}:{}",
+        venv.join("bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     let jobs = std::thread::available_parallelism().map_or(2, |n| n.get());
     // gcc 12 prints a few dozen warnings about the 2017 code; keep them in a log, not the terminal.
     let log_path = out.join("kernel/make.log");
@@ -105,14 +125,24 @@ pub fn build(sel4: &Path, venv: &Path, autoconf: &Path, out: &Path) -> Result<Ke
             .arg("-f")
             .arg(sel4.join("Makefile"))
             .arg(format!("SOURCE_ROOT={}", sel4.display()))
-            .args(["ARCH=x86", "SEL4_ARCH=x86_64", "PLAT=pc99", "DEBUG=1", "CIRCULAR_INCLUDES=true", "XMLLINT_PATH=true"])
+            .args([
+                "ARCH=x86",
+                "SEL4_ARCH=x86_64",
+                "PLAT=pc99",
+                "DEBUG=1",
+                "CIRCULAR_INCLUDES=true",
+                "XMLLINT_PATH=true",
+            ])
             .arg(format!("WARNINGS={WARNINGS}"))
             .arg(format!("-j{jobs}"))
             .arg("kernel.elf")
             .env("PATH", path)
             .env("VIRTUAL_ENV", venv)
             .env("CPPFLAGS", format!("-I{inc}"))
-            .env("CFLAGS", format!("-I{inc} -fno-pie -fcf-protection=none -fno-stack-protector -mno-red-zone"))
+            .env(
+                "CFLAGS",
+                format!("-I{inc} -fno-pie -fcf-protection=none -fno-stack-protector -mno-red-zone"),
+            )
             .env("LDFLAGS", "-no-pie")
             .current_dir(&dir)
             .stdout(log)
@@ -122,10 +152,22 @@ pub fn build(sel4: &Path, venv: &Path, autoconf: &Path, out: &Path) -> Result<Ke
         let text = std::fs::read_to_string(&log_path).unwrap_or_default();
         let tail: Vec<&str> = text.lines().rev().take(30).collect();
         let tail: Vec<&str> = tail.into_iter().rev().collect();
-        return Err(format!("{e}\n{}\n(full log: {})", tail.join("\n"), log_path.display()));
+        return Err(format!(
+            "{e}\n{}\n(full log: {})",
+            tail.join("\n"),
+            log_path.display()
+        ));
     }
     let elf = dir.join("kernel.elf");
     let elf32 = out.join("kernel32.elf");
-    tools::run(Command::new("objcopy").args(["-O", "elf32-i386"]).arg(&elf).arg(&elf32))?;
-    Ok(Kernel { elf32, autoconf: autoconf.to_path_buf() })
+    tools::run(
+        Command::new("objcopy")
+            .args(["-O", "elf32-i386"])
+            .arg(&elf)
+            .arg(&elf32),
+    )?;
+    Ok(Kernel {
+        elf32,
+        autoconf: autoconf.to_path_buf(),
+    })
 }

@@ -13,6 +13,9 @@ pub const PASS_VALUE: i32 = 0x10;
 /// The line the root task prints after every check passed.
 pub const PASS_LINE: &str = "qemu-test: PASS";
 
+/// The root task's first line.
+const ROOT_FIRST_LINE: &str = "root: seL4 root task started";
+
 /// Options of `qemu` and `qemu-test`.
 #[derive(Debug)]
 pub struct Opts {
@@ -23,13 +26,16 @@ pub struct Opts {
 impl Opts {
     /// `--timeout SECS` (default 60).
     pub fn parse(args: &[String]) -> Result<Self, String> {
-        let mut o = Opts { timeout: Duration::from_secs(60) };
+        let mut o = Opts {
+            timeout: Duration::from_secs(60),
+        };
         let mut it = args.iter();
         while let Some(a) = it.next() {
             match a.as_str() {
                 "--timeout" => {
                     let v = it.next().ok_or("--timeout needs seconds")?;
-                    o.timeout = Duration::from_secs(v.parse().map_err(|_| format!("bad --timeout `{v}`"))?);
+                    o.timeout =
+                        Duration::from_secs(v.parse().map_err(|_| format!("bad --timeout `{v}`"))?);
                 }
                 other => return Err(format!("unknown option `{other}` (takes --timeout SECS)")),
             }
@@ -45,6 +51,8 @@ pub struct Run {
     pub status: Option<i32>,
     /// Wall time from QEMU's start to its exit.
     pub secs: f64,
+    /// Wall time from QEMU's start to the root task's first line (polled every 20 ms).
+    pub first_output: Option<f64>,
     /// The serial log.
     pub log: String,
 }
@@ -52,8 +60,12 @@ pub struct Run {
 impl std::fmt::Display for Run {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.status {
-            Some(s) => write!(f, "QEMU exited with {s} after {:.2} s", self.secs),
-            None => write!(f, "QEMU killed at the timeout after {:.2} s", self.secs),
+            Some(s) => write!(f, "QEMU exited with {s} after {:.2} s", self.secs)?,
+            None => write!(f, "QEMU killed at the timeout after {:.2} s", self.secs)?,
+        }
+        match self.first_output {
+            Some(t) => write!(f, "; root task's first output after {t:.2} s"),
+            None => Ok(()),
         }
     }
 }
@@ -67,32 +79,64 @@ impl Run {
                 eprintln!("xtask qemu-test: PASS ({self})");
                 Ok(())
             }
-            Some(s) if s == want => Err(format!("exit status says pass but the log lacks `{PASS_LINE}` ({self})")),
-            Some(s) if s & 1 == 1 => Err(format!("the root task reported failure (value {:#x}; {self})", s >> 1)),
-            Some(_) => Err(format!("QEMU stopped without a verdict (reset or crash; {self})")),
-            None => Err(format!("no verdict before the timeout ({self}); the kernel may have halted")),
+            Some(s) if s == want => Err(format!(
+                "exit status says pass but the log lacks `{PASS_LINE}` ({self})"
+            )),
+            Some(s) if s & 1 == 1 => Err(format!(
+                "the root task reported failure (value {:#x}; {self})",
+                s >> 1
+            )),
+            Some(_) => Err(format!(
+                "QEMU stopped without a verdict (reset or crash; {self})"
+            )),
+            None => Err(format!(
+                "no verdict before the timeout ({self}); the kernel may have halted"
+            )),
         }
     }
 }
 
 /// Boots the image; the serial log is printed after the run and kept in `out/serial.log`.
 pub fn boot(img: &Image, out: &Path, o: &Opts) -> Result<Run, String> {
-    tools::ensure("qemu-system-x86_64", "qemu-system-x86", "the image boots under QEMU")?;
+    tools::ensure(
+        "qemu-system-x86_64",
+        "qemu-system-x86",
+        "the image boots under QEMU",
+    )?;
     let log_path = out.join("serial.log");
     let _ = std::fs::remove_file(&log_path);
     let mut cmd = Command::new("qemu-system-x86_64");
-    cmd.args(["-machine", "pc", "-cpu", "qemu64,+fsgsbase,+pdpe1gb", "-m", "512", "-display", "none"])
-        .args(["-no-reboot", "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
-        .arg("-serial")
-        .arg(format!("file:{}", log_path.display()))
-        .arg("-kernel")
-        .arg(&img.kernel32)
-        .arg("-initrd")
-        .arg(&img.roottask)
-        .stdin(Stdio::null());
+    cmd.args([
+        "-machine",
+        "pc",
+        "-cpu",
+        "qemu64,+fsgsbase,+pdpe1gb",
+        "-m",
+        "512",
+        "-display",
+        "none",
+    ])
+    .args([
+        "-no-reboot",
+        "-device",
+        "isa-debug-exit,iobase=0xf4,iosize=0x04",
+    ])
+    .arg("-serial")
+    .arg(format!("file:{}", log_path.display()))
+    .arg("-kernel")
+    .arg(&img.kernel32)
+    .arg("-initrd")
+    .arg(&img.roottask)
+    .stdin(Stdio::null());
     let start = Instant::now();
     let mut child = cmd.spawn().map_err(|e| format!("cannot start QEMU: {e}"))?;
+    let mut first_output = None;
     let status = loop {
+        if first_output.is_none()
+            && std::fs::read_to_string(&log_path).is_ok_and(|l| l.contains(ROOT_FIRST_LINE))
+        {
+            first_output = Some(start.elapsed().as_secs_f64());
+        }
         if let Some(st) = child.try_wait().map_err(|e| e.to_string())? {
             break st.code();
         }
@@ -105,6 +149,9 @@ pub fn boot(img: &Image, out: &Path, o: &Opts) -> Result<Run, String> {
     };
     let secs = start.elapsed().as_secs_f64();
     let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-    println!("---- serial log ({}) ----\n{log}---- end of serial log ----", log_path.display());
-    Ok(Run { status, secs, log })
+    println!(
+        "---- serial log ({}) ----\n{log}---- end of serial log ----",
+        log_path.display()
+    );
+    Ok(Run { status, secs, first_output, log })
 }

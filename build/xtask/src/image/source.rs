@@ -16,19 +16,44 @@ pub fn locate(root: &Path) -> Result<PathBuf, String> {
     let manifest = root.join("build/sel4-source/Cargo.toml");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     // --locked keeps the pinned lock file; fetch needs the network only the first time.
-    tools::run(Command::new(&cargo).args(["fetch", "--locked", "--manifest-path"]).arg(&manifest))
-        .map_err(|e| format!("cannot fetch the seL4 source ({PACKAGE} {VERSION} from crates.io): {e}"))?;
+    tools::run(
+        Command::new(&cargo)
+            .args(["fetch", "--locked", "--manifest-path"])
+            .arg(&manifest),
+    )
+    .map_err(|e| {
+        format!("cannot fetch the seL4 source ({PACKAGE} {VERSION} from crates.io): {e}")
+    })?;
     let json = tools::output(
-        Command::new(&cargo).args(["metadata", "--offline", "--locked", "--format-version", "1", "--manifest-path"]).arg(&manifest),
+        Command::new(&cargo)
+            .args([
+                "metadata",
+                "--offline",
+                "--locked",
+                "--format-version",
+                "1",
+                "--manifest-path",
+            ])
+            .arg(&manifest),
     )?;
     // The manifest path of the package: find `"name":"sel4-sys","version":"0.0.28"` and the
     // `manifest_path` of that object. The JSON is cargo's own; a small scan avoids a JSON crate.
     let key = format!("\"name\":\"{PACKAGE}\",\"version\":\"{VERSION}\"");
-    let at = json.find(&key).ok_or(format!("cargo metadata does not list {PACKAGE} {VERSION}"))?;
+    let at = json
+        .find(&key)
+        .ok_or(format!("cargo metadata does not list {PACKAGE} {VERSION}"))?;
     let rest = &json[at..];
-    let mp = rest.find("\"manifest_path\":\"").ok_or("cargo metadata: no manifest_path")? + 17;
-    let end = rest[mp..].find('"').ok_or("cargo metadata: bad manifest_path")?;
-    let dir = Path::new(&rest[mp..mp + end]).parent().ok_or("bad manifest path")?.join("seL4");
+    let mp = rest
+        .find("\"manifest_path\":\"")
+        .ok_or("cargo metadata: no manifest_path")?
+        + 17;
+    let end = rest[mp..]
+        .find('"')
+        .ok_or("cargo metadata: bad manifest_path")?;
+    let dir = Path::new(&rest[mp..mp + end])
+        .parent()
+        .ok_or("bad manifest path")?
+        .join("seL4");
     if !dir.join("Makefile").is_file() || !dir.join("libsel4").is_dir() {
         return Err(format!("{} does not hold the seL4 source", dir.display()));
     }

@@ -6,31 +6,53 @@ use std::time::Instant;
 
 /// Runs a command to completion; a non-zero exit is an error naming the command.
 pub fn run(cmd: &mut Command) -> Result<(), String> {
-    let status = cmd.status().map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
-    if status.success() { Ok(()) } else { Err(format!("{cmd:?} failed: {status}")) }
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{cmd:?} failed: {status}"))
+    }
 }
 
 /// Runs a command and returns its standard output.
 pub fn output(cmd: &mut Command) -> Result<String, String> {
-    let out = cmd.output().map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
+    let out = cmd
+        .output()
+        .map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
     if !out.status.success() {
-        return Err(format!("{cmd:?} failed: {}\n{}", out.status, String::from_utf8_lossy(&out.stderr)));
+        return Err(format!(
+            "{cmd:?} failed: {}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ));
     }
     String::from_utf8(out.stdout).map_err(|e| format!("{cmd:?}: {e}"))
 }
 
 /// Whether a program is on PATH.
 pub fn have(program: &str) -> bool {
-    Command::new("sh").args(["-c", &format!("command -v {program}")]).output().is_ok_and(|o| o.status.success())
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 /// Installs Debian packages (`apt-get`), saying clearly what is missing when that cannot work.
 pub fn apt_install(packages: &[&str], why: &str) -> Result<(), String> {
     eprintln!("xtask: installing {} ({why})", packages.join(" "));
     if !have("apt-get") {
-        return Err(format!("{why}: install the Debian packages {} (no apt-get here)", packages.join(" ")));
+        return Err(format!(
+            "{why}: install the Debian packages {} (no apt-get here)",
+            packages.join(" ")
+        ));
     }
-    let sudo: &[&str] = if output(Command::new("id").arg("-u")).is_ok_and(|u| u.trim() == "0") { &[] } else { &["sudo"] };
+    let sudo: &[&str] = if output(Command::new("id").arg("-u")).is_ok_and(|u| u.trim() == "0") {
+        &[]
+    } else {
+        &["sudo"]
+    };
     let apt = |args: &[&str]| {
         let mut all: Vec<&str> = sudo.to_vec();
         all.push("apt-get");
@@ -51,7 +73,13 @@ pub fn ensure(program: &str, package: &str, why: &str) -> Result<(), String> {
         return Ok(());
     }
     apt_install(&[package], why)?;
-    if have(program) { Ok(()) } else { Err(format!("{program} still missing after installing {package}")) }
+    if have(program) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{program} still missing after installing {package}"
+        ))
+    }
 }
 
 /// Times named steps and prints them.
@@ -60,19 +88,29 @@ pub struct Timings(Vec<(String, f64)>);
 
 impl Timings {
     /// Runs one step and records its duration.
-    pub fn step<T>(&mut self, name: &str, f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+    pub fn step<T>(
+        &mut self,
+        name: &str,
+        f: impl FnOnce() -> Result<T, String>,
+    ) -> Result<T, String> {
         eprintln!("xtask: {name} ...");
         let t = Instant::now();
         let r = f();
         let secs = t.elapsed().as_secs_f64();
-        eprintln!("xtask: {name}: {secs:.1} s{}", if r.is_err() { " (failed)" } else { "" });
+        eprintln!(
+            "xtask: {name}: {secs:.1} s{}",
+            if r.is_err() { " (failed)" } else { "" }
+        );
         self.0.push((name.to_string(), secs));
         r
     }
 
     /// The recorded steps, for the summary.
     pub fn summary(&self) -> String {
-        self.0.iter().map(|(n, s)| format!("  {n:<28} {s:>6.1} s\n")).collect()
+        self.0
+            .iter()
+            .map(|(n, s)| format!("  {n:<28} {s:>6.1} s\n"))
+            .collect()
     }
 }
 

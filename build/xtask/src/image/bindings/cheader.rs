@@ -76,7 +76,11 @@ fn strip_comments(text: &str) -> String {
 
 /// All enumerators of all `enum` bodies in a header, in order, with their values. Names of
 /// earlier enumerators (from this call's `known` list too) may appear in later value expressions.
-pub fn enums(text: &str, defs: &Defines, known: &mut Vec<Constant>) -> Result<Vec<Constant>, String> {
+pub fn enums(
+    text: &str,
+    defs: &Defines,
+    known: &mut Vec<Constant>,
+) -> Result<Vec<Constant>, String> {
     let mut out = Vec::new();
     let mut ifs = IfStack(Vec::new());
     let mut in_enum = false;
@@ -109,7 +113,10 @@ pub fn enums(text: &str, defs: &Defines, known: &mut Vec<Constant>) -> Result<Ve
                 Some((n, v)) => (n.trim(), eval_with(v.trim(), defs, known)?),
                 None => (item, next),
             };
-            let c = Constant { name: name.to_string(), value };
+            let c = Constant {
+                name: name.to_string(),
+                value,
+            };
             known.push(c.clone());
             out.push(c);
             next = value + 1;
@@ -129,7 +136,8 @@ fn eval_with(expr: &str, defs: &Defines, known: &[Constant]) -> Result<i64, Stri
     // An enumerator that names an unknown symbol would silently read 0 in C's `#if`; here it
     // is an error, since an enum value must be fully determined.
     for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
-        if word.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') && d.get(word).is_none() {
+        if word.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') && d.get(word).is_none()
+        {
             return Err(format!("enum value `{expr}` names unknown `{word}`"));
         }
     }
@@ -159,8 +167,13 @@ pub fn bf_tags(text: &str, union: &str, defs: &Defines) -> Result<Vec<Constant>,
         }
         let words: Vec<&str> = line.split_whitespace().collect();
         if let ["tag", name, value] = words.as_slice() {
-            let value = value.parse().map_err(|_| format!("bad tag value in `{line}`"))?;
-            out.push(Constant { name: (*name).to_string(), value });
+            let value = value
+                .parse()
+                .map_err(|_| format!("bad tag value in `{line}`"))?;
+            out.push(Constant {
+                name: (*name).to_string(),
+                value,
+            });
         }
     }
     if out.is_empty() {
@@ -192,7 +205,10 @@ mod tests {
 ";
 
     fn known() -> Vec<Constant> {
-        vec![Constant { name: "seL4_ModeObjectTypeCount".into(), value: 7 }]
+        vec![Constant {
+            name: "seL4_ModeObjectTypeCount".into(),
+            value: 7,
+        }]
     }
 
     #[test]
@@ -218,7 +234,13 @@ mod tests {
         defs.set("CONFIG_VTX", 1);
         let got = enums(OBJ, &defs, &mut known()).unwrap();
         assert_eq!(got[2].name, "seL4_X86_IOPageTableObject");
-        assert_eq!(got[3], Constant { name: "seL4_X86_VCPUObject".into(), value: 10 });
+        assert_eq!(
+            got[3],
+            Constant {
+                name: "seL4_X86_VCPUObject".into(),
+                value: 10
+            }
+        );
         assert_eq!(got[4].value, 11);
     }
 
@@ -230,7 +252,8 @@ mod tests {
 
     #[test]
     fn forced_long_padding_is_not_an_enumerator() {
-        let text = "enum {\n seL4_VMFault_IP,\n seL4_VMFault_Addr,\n SEL4_FORCE_LONG_ENUM(x),\n} t;\n";
+        let text =
+            "enum {\n seL4_VMFault_IP,\n seL4_VMFault_Addr,\n SEL4_FORCE_LONG_ENUM(x),\n} t;\n";
         let got = enums(text, &Defines::default(), &mut Vec::new()).unwrap();
         assert_eq!(got.len(), 2);
         assert_eq!(got[1].value, 1);
@@ -241,6 +264,12 @@ mod tests {
         let bf = "tagged_union seL4_Fault seL4_FaultType {\n tag NullFault 0\n#ifdef CONFIG_HARDWARE_DEBUG_API\n tag DebugException 4\n#endif\n tag VMFault 5 -- arch\n}\n";
         let got = bf_tags(bf, "seL4_Fault", &Defines::default()).unwrap();
         assert_eq!(got.len(), 2);
-        assert_eq!(got[1], Constant { name: "VMFault".into(), value: 5 });
+        assert_eq!(
+            got[1],
+            Constant {
+                name: "VMFault".into(),
+                value: 5
+            }
+        );
     }
 }

@@ -49,7 +49,11 @@ impl Defines {
     /// Evaluates an integer expression; undefined identifiers are 0, as in C's `#if`.
     pub fn eval(&self, expr: &str) -> Result<i64, String> {
         let tokens = tokenize(expr)?;
-        let mut p = Parser { tokens: &tokens, pos: 0, defs: self };
+        let mut p = Parser {
+            tokens: &tokens,
+            pos: 0,
+            defs: self,
+        };
         let v = p.or()?;
         if p.pos != tokens.len() {
             return Err(format!("unexpected `{}` in `{expr}`", tokens[p.pos]));
@@ -183,7 +187,11 @@ impl Parser<'_> {
         }
         if self.eat("(") {
             let v = self.or()?;
-            return if self.eat(")") { Ok(v) } else { Err("missing `)`".into()) };
+            return if self.eat(")") {
+                Ok(v)
+            } else {
+                Err("missing `)`".into())
+            };
         }
         let Some(tok) = self.peek().map(str::to_string) else {
             return Err("expression ends early".into());
@@ -232,7 +240,10 @@ mod tests {
         assert!(d.holds("defined(CONFIG_XAPIC)").unwrap());
         assert!(d.holds("defined CONFIG_NAME").unwrap());
         assert!(!d.holds("defined(CONFIG_VTX)").unwrap());
-        assert!(d.holds("!defined(CONFIG_VTX) && (defined(CONFIG_XAPIC) || 0)").unwrap());
+        assert!(
+            d.holds("!defined(CONFIG_VTX) && (defined(CONFIG_XAPIC) || 0)")
+                .unwrap()
+        );
     }
 
     #[test]

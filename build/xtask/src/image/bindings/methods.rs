@@ -67,15 +67,25 @@ pub struct Sources<'a> {
 
 /// Numbers every method of the three files under the configuration. Returns the surviving
 /// methods and the total label count (`nArchInvocationLabels`).
-pub fn number(src: &Sources<'_>, defs: &Defines) -> Result<(Vec<Method>, Vec<Struct>, u64), String> {
+pub fn number(
+    src: &Sources<'_>,
+    defs: &Defines,
+) -> Result<(Vec<Method>, Vec<Struct>, u64), String> {
     let mut out = Vec::new();
     let mut structs = Vec::new();
     let mut next = 1; // 0 is InvalidInvocation
-    for (file, text) in [("sel4.xml", src.generic), ("x86_64 sel4arch.xml", src.sel4_arch), ("x86 sel4arch.xml", src.arch)] {
+    for (file, text) in [
+        ("sel4.xml", src.generic),
+        ("x86_64 sel4arch.xml", src.sel4_arch),
+        ("x86 sel4arch.xml", src.arch),
+    ] {
         let doc = roxmltree::Document::parse(text).map_err(|e| format!("{file}: {e}"))?;
         for st in doc.descendants().filter(|n| n.has_tag_name("struct")) {
             structs.push(Struct {
-                name: st.attribute("name").ok_or(format!("{file}: struct without name"))?.to_string(),
+                name: st
+                    .attribute("name")
+                    .ok_or(format!("{file}: struct without name"))?
+                    .to_string(),
                 members: st
                     .children()
                     .filter(|n| n.has_tag_name("member"))
@@ -84,7 +94,9 @@ pub fn number(src: &Sources<'_>, defs: &Defines) -> Result<(Vec<Method>, Vec<Str
             });
         }
         for iface in doc.descendants().filter(|n| n.has_tag_name("interface")) {
-            let iname = iface.attribute("name").ok_or(format!("{file}: interface without name"))?;
+            let iname = iface
+                .attribute("name")
+                .ok_or(format!("{file}: interface without name"))?;
             for m in iface.children().filter(|n| n.has_tag_name("method")) {
                 let cond = m.attribute("condition").unwrap_or("");
                 let holds = defs.holds(cond).map_err(|e| format!("{file}: {e}"))?;
@@ -102,8 +114,14 @@ pub fn number(src: &Sources<'_>, defs: &Defines) -> Result<(Vec<Method>, Vec<Str
                     .collect();
                 out.push(Method {
                     interface: iname.to_string(),
-                    name: m.attribute("name").ok_or(format!("{file}: method without name"))?.to_string(),
-                    id: m.attribute("id").ok_or(format!("{file}: method without id"))?.to_string(),
+                    name: m
+                        .attribute("name")
+                        .ok_or(format!("{file}: method without name"))?
+                        .to_string(),
+                    id: m
+                        .attribute("id")
+                        .ok_or(format!("{file}: method without id"))?
+                        .to_string(),
                     label: next,
                     params,
                 });
@@ -127,18 +145,53 @@ fn kind(ty: &str, structs: &[Struct]) -> Option<Kind> {
         return Some(Kind::Struct(st.clone()));
     }
     Some(match ty {
-        "seL4_Bool" => Kind::Bits { bits: 1, rust: "bool" },
-        "seL4_Uint8" => Kind::Bits { bits: 8, rust: "u8" },
-        "seL4_Uint16" => Kind::Bits { bits: 16, rust: "u16" },
-        "seL4_Uint32" => Kind::Bits { bits: 32, rust: "u32" },
-        "seL4_Uint64" | "seL4_Word" | "seL4_CapData_t" | "seL4_PrioProps_t" | "seL4_CapRights_t"
-        | "seL4_X86_VMAttributes" => Kind::Bits { bits: 64, rust: "Word" },
-        "seL4_CPtr" | "seL4_CNode" | "seL4_IRQHandler" | "seL4_IRQControl" | "seL4_TCB"
-        | "seL4_Untyped" | "seL4_DomainSet" | "seL4_X86_IOPort" | "seL4_X86_ASIDControl"
-        | "seL4_X86_ASIDPool" | "seL4_X86_IOSpace" | "seL4_X86_Page" | "seL4_X64_PML4"
-        | "seL4_X86_PDPT" | "seL4_X86_PageDirectory" | "seL4_X86_PageTable"
-        | "seL4_X86_IOPageTable" | "seL4_X86_VCPU" | "seL4_X86_EPTPML4" | "seL4_X86_EPTPDPT"
-        | "seL4_X86_EPTPD" | "seL4_X86_EPTPT" => Kind::Cap,
+        "seL4_Bool" => Kind::Bits {
+            bits: 1,
+            rust: "bool",
+        },
+        "seL4_Uint8" => Kind::Bits {
+            bits: 8,
+            rust: "u8",
+        },
+        "seL4_Uint16" => Kind::Bits {
+            bits: 16,
+            rust: "u16",
+        },
+        "seL4_Uint32" => Kind::Bits {
+            bits: 32,
+            rust: "u32",
+        },
+        "seL4_Uint64"
+        | "seL4_Word"
+        | "seL4_CapData_t"
+        | "seL4_PrioProps_t"
+        | "seL4_CapRights_t"
+        | "seL4_X86_VMAttributes" => Kind::Bits {
+            bits: 64,
+            rust: "Word",
+        },
+        "seL4_CPtr"
+        | "seL4_CNode"
+        | "seL4_IRQHandler"
+        | "seL4_IRQControl"
+        | "seL4_TCB"
+        | "seL4_Untyped"
+        | "seL4_DomainSet"
+        | "seL4_X86_IOPort"
+        | "seL4_X86_ASIDControl"
+        | "seL4_X86_ASIDPool"
+        | "seL4_X86_IOSpace"
+        | "seL4_X86_Page"
+        | "seL4_X64_PML4"
+        | "seL4_X86_PDPT"
+        | "seL4_X86_PageDirectory"
+        | "seL4_X86_PageTable"
+        | "seL4_X86_IOPageTable"
+        | "seL4_X86_VCPU"
+        | "seL4_X86_EPTPML4"
+        | "seL4_X86_EPTPDPT"
+        | "seL4_X86_EPTPD"
+        | "seL4_X86_EPTPT" => Kind::Cap,
         _ => return None, // a type this generator does not know: no stub
     })
 }
@@ -152,7 +205,10 @@ pub fn snake(interface: &str, method: &str) -> String {
         if c.is_ascii_uppercase() && i > 0 {
             let prev = chars[i - 1];
             let next_lower = chars.get(i + 1).is_some_and(char::is_ascii_lowercase);
-            if prev.is_ascii_lowercase() || prev.is_ascii_digit() || (prev.is_ascii_uppercase() && next_lower) {
+            if prev.is_ascii_lowercase()
+                || prev.is_ascii_digit()
+                || (prev.is_ascii_uppercase() && next_lower)
+            {
                 out.push('_');
             }
         }
@@ -185,7 +241,11 @@ fn positions(params: &[Placed<'_>]) -> Vec<u32> {
 }
 
 fn ident(n: &str) -> String {
-    if n == "type" { "r#type".to_string() } else { n.to_string() }
+    if n == "type" {
+        "r#type".to_string()
+    } else {
+        n.to_string()
+    }
 }
 
 /// Renders the stub of one method, or `None` when a parameter's type is unknown.
@@ -200,7 +260,12 @@ pub fn render_stub(m: &Method, structs: &[Struct]) -> Option<String> {
                 continue;
             }
             Kind::Cap => return None,
-            Kind::Bits { bits, rust } => Placed { p, bits, rust: rust.to_string(), st: None },
+            Kind::Bits { bits, rust } => Placed {
+                p,
+                bits,
+                rust: rust.to_string(),
+                st: None,
+            },
             Kind::Struct(st) => Placed {
                 p,
                 bits: 64 * st.members.len() as u32,
@@ -208,7 +273,11 @@ pub fn render_stub(m: &Method, structs: &[Struct]) -> Option<String> {
                 st: Some(st),
             },
         };
-        if p.out { outs.push(placed) } else { ins.push(placed) }
+        if p.out {
+            outs.push(placed)
+        } else {
+            ins.push(placed)
+        }
     }
     let mut args = vec!["service: CPtr".to_string()];
     args.extend(caps.iter().map(|p| format!("{}: CPtr", ident(&p.name))));
@@ -219,7 +288,13 @@ pub fn render_stub(m: &Method, structs: &[Struct]) -> Option<String> {
     let ret = match outs.as_slice() {
         [] => "()".to_string(),
         [one] => one.rust.clone(),
-        many => format!("({})", many.iter().map(|pl| pl.rust.as_str()).collect::<Vec<_>>().join(", ")),
+        many => format!(
+            "({})",
+            many.iter()
+                .map(|pl| pl.rust.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     };
 
     let mut words: Vec<Vec<String>> = Vec::new();
@@ -235,43 +310,107 @@ pub fn render_stub(m: &Method, structs: &[Struct]) -> Option<String> {
         } else if pl.bits == 64 {
             words[w].push(format!("({name} as Word)"));
         } else {
-            words[w].push(format!("((({name} as Word) & {:#x}) << {})", (1u64 << pl.bits) - 1, at % 64));
+            words[w].push(format!(
+                "((({name} as Word) & {:#x}) << {})",
+                (1u64 << pl.bits) - 1,
+                at % 64
+            ));
         }
     }
-    let words: Vec<String> = words.into_iter().map(|w| if w.is_empty() { "0".into() } else { w.join(" | ") }).collect();
+    let words: Vec<String> = words
+        .into_iter()
+        .map(|w| {
+            if w.is_empty() {
+                "0".into()
+            } else {
+                w.join(" | ")
+            }
+        })
+        .collect();
 
     let fname = snake(&m.interface, &m.name);
     let mut s = String::new();
     let _ = writeln!(s, "/// `{}_{}` (label `{}`).", m.interface, m.name, m.id);
-    let _ = writeln!(s, "///\n/// # Safety\n///\n/// The calling thread's IPC buffer is set up, and the invocation's effect on address");
-    let _ = writeln!(s, "/// spaces or capabilities does not invalidate memory that live Rust references point to.");
-    let _ = writeln!(s, "#[allow(clippy::too_many_arguments, clippy::unnecessary_cast, clippy::identity_op)]");
-    let _ = writeln!(s, "pub unsafe fn {fname}({}) -> Result<{ret}, Error> {{", args.join(", "));
-    let caps_list = caps.iter().map(|p| ident(&p.name)).collect::<Vec<_>>().join(", ");
-    let _ = writeln!(s, "    let words: [Word; {}] = [{}];", words.len(), words.join(", "));
-    let _ = writeln!(s, "    // SAFETY: the caller guarantees the IPC buffer and the effect (this function's contract).");
-    let _ = writeln!(s, "    let reply = unsafe {{ invoke(service, label::{}, &[{caps_list}], &words) }};", m.id);
+    let _ = writeln!(
+        s,
+        "///\n/// # Safety\n///\n/// The calling thread's IPC buffer is set up, and the invocation's effect on address"
+    );
+    let _ = writeln!(
+        s,
+        "/// spaces or capabilities does not invalidate memory that live Rust references point to."
+    );
+    let _ = writeln!(
+        s,
+        "#[allow(clippy::too_many_arguments, clippy::unnecessary_cast, clippy::identity_op)]"
+    );
+    let _ = writeln!(
+        s,
+        "pub unsafe fn {fname}({}) -> Result<{ret}, Error> {{",
+        args.join(", ")
+    );
+    let caps_list = caps
+        .iter()
+        .map(|p| ident(&p.name))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let _ = writeln!(
+        s,
+        "    let words: [Word; {}] = [{}];",
+        words.len(),
+        words.join(", ")
+    );
+    let _ = writeln!(
+        s,
+        "    // SAFETY: the caller guarantees the IPC buffer and the effect (this function's contract)."
+    );
+    let _ = writeln!(
+        s,
+        "    let reply = unsafe {{ invoke(service, label::{}, &[{caps_list}], &words) }};",
+        m.id
+    );
     let _ = writeln!(s, "    Error::check(reply.label())?;");
     if outs.is_empty() {
         let _ = writeln!(s, "    Ok(())");
     } else {
         let pos = positions(&outs);
-        let n = outs.iter().zip(&pos).map(|(pl, at)| (at + pl.bits).div_ceil(64)).max().unwrap_or(0);
-        let _ = writeln!(s, "    // SAFETY: `invoke` left the reply's message words in this thread's IPC buffer.");
+        let n = outs
+            .iter()
+            .zip(&pos)
+            .map(|(pl, at)| (at + pl.bits).div_ceil(64))
+            .max()
+            .unwrap_or(0);
+        let _ = writeln!(
+            s,
+            "    // SAFETY: `invoke` left the reply's message words in this thread's IPC buffer."
+        );
         let _ = writeln!(s, "    let r: [Word; {n}] = unsafe {{ reply_words() }};");
         let mut vals = Vec::new();
         for (pl, at) in outs.iter().zip(pos) {
             let w = (at / 64) as usize;
             vals.push(if let Some(st) = &pl.st {
-                let fields: Vec<String> = st.members.iter().enumerate().map(|(i, mem)| format!("{mem}: r[{}]", w + i)).collect();
+                let fields: Vec<String> = st
+                    .members
+                    .iter()
+                    .enumerate()
+                    .map(|(i, mem)| format!("{mem}: r[{}]", w + i))
+                    .collect();
                 format!("{} {{ {} }}", pl.rust, fields.join(", "))
             } else if pl.bits == 64 {
                 format!("r[{w}]")
             } else {
-                format!("(((r[{w}]) >> {}) & {:#x}) as {}", at % 64, (1u64 << pl.bits) - 1, pl.rust)
+                format!(
+                    "(((r[{w}]) >> {}) & {:#x}) as {}",
+                    at % 64,
+                    (1u64 << pl.bits) - 1,
+                    pl.rust
+                )
             });
         }
-        let v = if vals.len() == 1 { vals.remove(0) } else { format!("({})", vals.join(", ")) };
+        let v = if vals.len() == 1 {
+            vals.remove(0)
+        } else {
+            format!("({})", vals.join(", "))
+        };
         let _ = writeln!(s, "    Ok({v})");
     }
     let _ = writeln!(s, "}}\n");
@@ -297,23 +436,41 @@ mod tests {
       <param dir="in" name="port" type="seL4_Uint16"/></method></interface></api>"#;
 
     fn src() -> Sources<'static> {
-        Sources { generic: GENERIC, sel4_arch: SEL4_ARCH, arch: ARCH }
+        Sources {
+            generic: GENERIC,
+            sel4_arch: SEL4_ARCH,
+            arch: ARCH,
+        }
     }
 
     fn labels(defs: &Defines) -> Vec<(String, u64)> {
-        number(&src(), defs).unwrap().0.into_iter().map(|m| (m.id, m.label)).collect()
+        number(&src(), defs)
+            .unwrap()
+            .0
+            .into_iter()
+            .map(|m| (m.id, m.label))
+            .collect()
     }
 
     #[test]
     fn labels_follow_generic_then_word_size_then_arch_order() {
         let got = labels(&Defines::from_autoconf("#define CONFIG_MAX_NUM_NODES 1\n"));
-        let want = [("UntypedRetype", 1), ("TCBReadRegisters", 2), ("TCBSuspend", 3), ("X86PDPTMap", 4), ("X86PageGetAddress", 5), ("X86IOPortIn8", 6)];
+        let want = [
+            ("UntypedRetype", 1),
+            ("TCBReadRegisters", 2),
+            ("TCBSuspend", 3),
+            ("X86PDPTMap", 4),
+            ("X86PageGetAddress", 5),
+            ("X86IOPortIn8", 6),
+        ];
         assert_eq!(got, want.map(|(n, l)| (n.to_string(), l)));
     }
 
     #[test]
     fn enabled_conditional_methods_shift_every_later_label() {
-        let got = labels(&Defines::from_autoconf("#define CONFIG_MAX_NUM_NODES 2\n#define CONFIG_VTX 1\n"));
+        let got = labels(&Defines::from_autoconf(
+            "#define CONFIG_MAX_NUM_NODES 2\n#define CONFIG_VTX 1\n",
+        ));
         assert_eq!(got[3], ("TCBSuspend".to_string(), 4));
         assert_eq!(got[5], ("X86PageMapEPT".to_string(), 6));
         assert_eq!(got[6], ("X86PageGetAddress".to_string(), 7));
@@ -323,7 +480,10 @@ mod tests {
     fn names_become_snake_case_with_acronyms_kept_together() {
         assert_eq!(snake("seL4_X86_ASIDPool", "Assign"), "x86_asid_pool_assign");
         assert_eq!(snake("seL4_CNode", "Copy"), "cnode_copy");
-        assert_eq!(snake("seL4_IRQControl", "GetIOAPIC"), "irq_control_get_ioapic");
+        assert_eq!(
+            snake("seL4_IRQControl", "GetIOAPIC"),
+            "irq_control_get_ioapic"
+        );
         assert_eq!(snake("seL4_TCB", "SetIPCBuffer"), "tcb_set_ipc_buffer");
         assert_eq!(snake("seL4_X64_PML4", "Map"), "x64_pml4_map");
     }
@@ -353,14 +513,23 @@ mod tests {
 
     #[test]
     fn structures_travel_as_whole_words_after_packed_flags() {
-        let regs = Struct { name: "seL4_UserContext".into(), members: vec!["rip".into(), "rsp".into()] };
+        let regs = Struct {
+            name: "seL4_UserContext".into(),
+            members: vec!["rip".into(), "rsp".into()],
+        };
         let (ms, _, _) = number(&src(), &Defines::default()).unwrap();
         let mut m = ms[1].clone();
         m.params[3].out = false;
-        let stub = render_stub(&m, &[regs.clone()]).unwrap();
+        let stub = render_stub(&m, std::slice::from_ref(&regs)).unwrap();
         assert!(stub.contains("regs: &UserContext"), "{stub}");
-        assert!(stub.contains("(count as Word), regs.rip, regs.rsp]"), "{stub}");
+        assert!(
+            stub.contains("(count as Word), regs.rip, regs.rsp]"),
+            "{stub}"
+        );
         let read = render_stub(&ms[1], &[regs]).unwrap();
-        assert!(read.contains("Ok(UserContext { rip: r[0], rsp: r[1] })"), "{read}");
+        assert!(
+            read.contains("Ok(UserContext { rip: r[0], rsp: r[1] })"),
+            "{read}"
+        );
     }
 }

@@ -1,0 +1,452 @@
+//! Builds the described system: per PD a CNode, VSpace, TCB, notification and input endpoint;
+//! the program loaded from its ELF; IPC buffer, windows, pool and shared regions mapped; the
+//! channels' badged capabilities; then every PD started.
+
+use pd_runtime::layout::{IPC_BUFFER, badge, slot as pds};
+use sel4::{
+    AsidPool, CNode, Error, Frame, Notification, Rights, Tcb, TcbConfig, UserContext, VSpace, Word,
+    slot,
+};
+
+use crate::alloc::{Alloc, Kind};
+use crate::elf;
+use crate::system::System;
+use crate::vspace::{self, Spares};
+
+/// Most PDs the root task builds.
+pub const MAX_PDS: usize = 16;
+
+/// The kernel objects of one PD, as capabilities in the root task's CSpace.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PdCaps {
+    /// Thread.
+    pub tcb: Word,
+    /// Root CNode (unguarded in the root task's CSpace: address slots with depth RADIX).
+    pub cnode: Word,
+    /// Address space.
+    pub vspace: Word,
+    /// Bound notification.
+    pub ntfn: Word,
+    /// Input endpoint.
+    pub input: Word,
+}
+
+impl PdCaps {
+    fn cnode(&self) -> CNode {
+        CNode {
+            cptr: self.cnode,
+            depth: pds::RADIX,
+        }
+    }
+}
+
+/// A failure while building, with the step that failed.
+#[derive(Debug, Clone, Copy)]
+pub struct BuildError {
+    /// What was being done.
+    pub step: &'static str,
+    /// The PD concerned.
+    pub pd: &'static str,
+    /// The kernel's answer (or `InvalidArgument` for a bad description or ELF).
+    pub error: Error,
+}
+
+impl core::fmt::Display for BuildError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{} for PD {}: {}", self.step, self.pd, self.error)
+    }
+}
+
+struct Ctx<'a> {
+    a: &'a mut Alloc,
+    sp: Spares,
+    pd: &'static str,
+}
+
+/// Runs one step, naming it and the PD in the error.
+macro_rules! at {
+    ($cx:expr, $step:expr, $e:expr) => {{
+        let pd = $cx.pd;
+        ($e).map_err(|error| BuildError {
+            step: $step,
+            pd,
+            error,
+        })
+    }};
+}
+
+/// The root task's endpoint for faults and reports, and what was built.
+#[derive(Debug)]
+pub struct Built {
+    /// Per PD.
+    pub pds: [PdCaps; MAX_PDS],
+    /// The root task's endpoint.
+    pub monitor: Word,
+}
+
+/// Builds every PD and starts them.
+pub fn build(sys: &System, a: &mut Alloc) -> Result<Built, BuildError> {
+    let root = Alloc::root_cnode();
+    let mut cx = Ctx {
+        a,
+        sp: Spares::default(),
+        pd: "root",
+    };
+    if sys.pds.len() > MAX_PDS {
+        return Err(BuildError {
+            step: "count PDs",
+            pd: "root",
+            error: Error::RangeError,
+        });
+    }
+    let monitor = at!(cx, "monitor endpoint", cx.a.object(Kind::Endpoint, 0))?;
+    let mut caps = [PdCaps::default(); MAX_PDS];
+
+    // Shared regions: frames created once, mapped through copies.
+    let mut region_frames = [[0 as Word; 64]; 8];
+    for (r, region) in sys.regions.iter().enumerate().take(8) {
+        for p in 0..region.pages.min(64) {
+            let f = at!(cx, "region frame", cx.a.object(Kind::Frame, 0))?;
+            vspace::fill(cx.a, &mut cx.sp, Frame(f), |pg| pg.zero()).map_err(|e| BuildError {
+                step: "zero region",
+                pd: region.name,
+                error: e,
+            })?;
+            region_frames[r][p] = f;
+        }
+    }
+
+    for (i, pd) in sys.pds.iter().enumerate() {
+        cx.pd = pd.name;
+        let c = PdCaps {
+            tcb: at!(cx, "TCB", cx.a.object(Kind::Tcb, 0))?,
+            cnode: at!(
+                cx,
+                "CNode",
+                cx.a.object(Kind::CNode, Word::from(pds::RADIX))
+            )?,
+            vspace: at!(cx, "VSpace", cx.a.object(Kind::VSpace, 0))?,
+            ntfn: at!(cx, "notification", cx.a.object(Kind::Notification, 0))?,
+            input: at!(cx, "input endpoint", cx.a.object(Kind::Endpoint, 0))?,
+        };
+        caps[i] = c;
+        let vs = VSpace(c.vspace);
+        at!(
+            cx,
+            "ASID",
+            AsidPool(slot::seL4_CapInitThreadASIDPool).assign(vs)
+        )?;
+        let entry = load(&mut cx, pd.elf, vs)?;
+
+        let ipc = at!(cx, "IPC buffer", cx.a.object(Kind::Frame, 0))?;
+        at!(
+            cx,
+            "zero IPC buffer",
+            vspace::fill(cx.a, &mut cx.sp, Frame(ipc), |pg| pg.zero())
+        )?;
+        at!(
+            cx,
+            "map IPC buffer",
+            vspace::map(
+                cx.a,
+                &mut cx.sp,
+                Frame(ipc),
+                vs,
+                IPC_BUFFER,
+                Rights::READ_WRITE
+            )
+        )?;
+
+        for w in pd.windows {
+            for p in 0..w.pages as Word {
+                at!(
+                    cx,
+                    "window tables",
+                    vspace::tables(cx.a, &mut cx.sp, vs, w.vaddr + p * 4096)
+                )?;
+            }
+        }
+        if let Some(pool) = &pd.pool {
+            for p in 0..pool.pages.min((pds::FREE_BASE - pds::POOL_BASE) as usize) as Word {
+                let f = at!(cx, "pool frame", cx.a.object(Kind::Frame, 0))?;
+                at!(
+                    cx,
+                    "zero pool page",
+                    vspace::fill(cx.a, &mut cx.sp, Frame(f), |pg| pg.zero())
+                )?;
+                at!(
+                    cx,
+                    "map pool page",
+                    vspace::map(
+                        cx.a,
+                        &mut cx.sp,
+                        Frame(f),
+                        vs,
+                        pool.vaddr + p * 4096,
+                        Rights::READ_WRITE
+                    )
+                )?;
+                // Moving keeps the mapping: the PD holds the original capability, mapped in its
+                // own VSpace, from which it derives one copy per client mapping.
+                at!(
+                    cx,
+                    "give pool frame",
+                    c.cnode().move_cap(pds::POOL_BASE + p, root, f)
+                )?;
+            }
+        }
+        for m in pd.maps {
+            let frames = region_frames.get(m.region).ok_or(BuildError {
+                step: "map region",
+                pd: pd.name,
+                error: Error::RangeError,
+            })?;
+            let pages = sys.regions.get(m.region).map_or(0, |r| r.pages.min(64));
+            for (p, &f) in frames.iter().enumerate().take(pages) {
+                let copy = at!(cx, "slot", cx.a.slot())?;
+                at!(
+                    cx,
+                    "copy region frame",
+                    root.copy(copy, root, f, Rights::ALL)
+                )?;
+                let rights = if m.writable {
+                    Rights::READ_WRITE
+                } else {
+                    Rights::READ
+                };
+                at!(
+                    cx,
+                    "map region",
+                    vspace::map(
+                        cx.a,
+                        &mut cx.sp,
+                        Frame(copy),
+                        vs,
+                        m.vaddr + p as Word * 4096,
+                        rights
+                    )
+                )?;
+            }
+        }
+
+        // The PD's own capabilities.
+        let cn = c.cnode();
+        at!(
+            cx,
+            "input cap",
+            cn.copy(pds::INPUT, root, c.input, Rights::ALL)
+        )?;
+        at!(
+            cx,
+            "cnode cap",
+            cn.mint(
+                pds::CNODE,
+                root,
+                c.cnode,
+                Rights::ALL,
+                TcbConfig::guard_for_radix(pds::RADIX)
+            )
+        )?;
+        at!(
+            cx,
+            "vspace cap",
+            cn.copy(pds::VSPACE, root, c.vspace, Rights::ALL)
+        )?;
+        at!(cx, "tcb cap", cn.copy(pds::TCB, root, c.tcb, Rights::ALL))?;
+        at!(
+            cx,
+            "fault cap",
+            cn.mint(
+                pds::FAULT_EP,
+                root,
+                monitor,
+                Rights::ALL,
+                badge::FAULT | i as Word
+            )
+        )?;
+        at!(
+            cx,
+            "monitor cap",
+            cn.mint(
+                pds::MONITOR,
+                root,
+                monitor,
+                Rights::ALL,
+                badge::MONITOR | i as Word
+            )
+        )?;
+        at!(
+            cx,
+            "self cap",
+            cn.mint(
+                pds::SELF_NOTIFY,
+                root,
+                c.ntfn,
+                Rights::ALL,
+                1 << pd_runtime::layout::SELF_CHANNEL
+            )
+        )?;
+
+        let tcb = Tcb(c.tcb);
+        let cfg = TcbConfig {
+            fault_ep: pds::FAULT_EP,
+            priority: pd.priority,
+            cspace: c.cnode,
+            cspace_data: TcbConfig::guard_for_radix(pds::RADIX),
+            vspace: vs,
+            ipc_buffer: (IPC_BUFFER, Frame(ipc)),
+        };
+        at!(cx, "configure TCB", tcb.configure(&cfg))?;
+        at!(
+            cx,
+            "bind notification",
+            tcb.bind_notification(Notification(c.ntfn))
+        )?;
+        let regs = UserContext {
+            rip: entry,
+            ..UserContext::default()
+        };
+        at!(cx, "write registers", tcb.write_registers(&regs))?;
+    }
+
+    // VSpace capabilities (cap_vspace) once every VSpace exists.
+    for (i, pd) in sys.pds.iter().enumerate() {
+        cx.pd = pd.name;
+        for (k, &target) in pd.vspace_caps.iter().enumerate() {
+            let t = caps
+                .get(target)
+                .filter(|_| target < sys.pds.len())
+                .ok_or(BuildError {
+                    step: "cap_vspace",
+                    pd: pd.name,
+                    error: Error::RangeError,
+                })?;
+            at!(
+                cx,
+                "cap_vspace",
+                caps[i].cnode().copy(
+                    pds::VSPACE_CAP_BASE + k as Word,
+                    root,
+                    t.vspace,
+                    Rights::ALL
+                )
+            )?;
+        }
+    }
+
+    for ch in sys.channels {
+        let (a, ia) = ch.a;
+        let (b, ib) = ch.b;
+        cx.pd = "channel";
+        let (ca, cb) = match (
+            caps.get(a).filter(|_| a < sys.pds.len()),
+            caps.get(b).filter(|_| b < sys.pds.len()),
+        ) {
+            (Some(x), Some(y))
+                if ia <= pd_runtime::layout::MAX_CHANNEL
+                    && ib <= pd_runtime::layout::MAX_CHANNEL =>
+            {
+                (*x, *y)
+            }
+            _ => {
+                return Err(BuildError {
+                    step: "channel ends",
+                    pd: "channel",
+                    error: Error::RangeError,
+                });
+            }
+        };
+        // Each end signals the other's notification with the badge of the other's channel id.
+        at!(
+            cx,
+            "notify cap",
+            ca.cnode().mint(
+                pds::NOTIFY_BASE + Word::from(ia),
+                root,
+                cb.ntfn,
+                Rights::ALL,
+                1 << ib
+            )
+        )?;
+        at!(
+            cx,
+            "notify cap",
+            cb.cnode().mint(
+                pds::NOTIFY_BASE + Word::from(ib),
+                root,
+                ca.ntfn,
+                Rights::ALL,
+                1 << ia
+            )
+        )?;
+        if ch.b_calls_a {
+            at!(
+                cx,
+                "ppcall cap",
+                cb.cnode().mint(
+                    pds::PPCALL_BASE + Word::from(ib),
+                    root,
+                    ca.input,
+                    Rights::ALL,
+                    badge::PPCALL | Word::from(ia)
+                )
+            )?;
+        }
+    }
+
+    for (i, pd) in sys.pds.iter().enumerate() {
+        cx.pd = pd.name;
+        at!(cx, "resume", Tcb(caps[i].tcb).resume())?;
+    }
+    Ok(Built { pds: caps, monitor })
+}
+
+/// Loads a program: one frame per page of each segment, filled through the scratch mapping.
+fn load(cx: &mut Ctx<'_>, image: &'static [u8], vs: VSpace) -> Result<Word, BuildError> {
+    let bad = |step| BuildError {
+        step,
+        pd: cx.pd,
+        error: Error::InvalidArgument,
+    };
+    let mut failure = None;
+    let pd = cx.pd;
+    let a = &mut *cx.a;
+    let sp = &mut cx.sp;
+    let entry = elf::parse(image, |seg| {
+        let pages = seg.mem_len.div_ceil(4096);
+        for p in 0..pages {
+            let page_va = seg.vaddr + p * 4096;
+            let r = (|| {
+                let f = a.object(Kind::Frame, 0)?;
+                let start = (p * 4096) as usize;
+                let end = (start + 4096).min(seg.file_len);
+                vspace::fill(a, sp, Frame(f), |pg| {
+                    pg.zero();
+                    if start < end {
+                        pg.write_bytes(0, &image[seg.offset + start..seg.offset + end]);
+                    }
+                })?;
+                let rights = if seg.writable {
+                    Rights::READ_WRITE
+                } else {
+                    Rights::READ
+                };
+                vspace::map(a, sp, Frame(f), vs, page_va, rights)
+            })();
+            if let Err(e) = r {
+                failure = Some(BuildError {
+                    step: "load segment",
+                    pd,
+                    error: e,
+                });
+                return Err(elf::ElfError::BadLayout);
+            }
+        }
+        Ok(())
+    });
+    match (entry, failure) {
+        (_, Some(f)) => Err(f),
+        (Ok(e), None) => Ok(e),
+        (Err(_), None) => Err(bad("parse ELF")),
+    }
+}

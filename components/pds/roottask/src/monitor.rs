@@ -1,0 +1,143 @@
+//! After the build, the root task supervises: it receives every PD's faults and reports on its
+//! endpoint, forwards a fault to the PD's fault handler (the VMBus driver for its clients), stops
+//! or restarts the faulting PD as the handler answers, and ends a test run through QEMU's
+//! `isa-debug-exit` port.
+
+use pd_runtime::layout::badge;
+use sel4::{Endpoint, IoPort, Message, Rights, Tcb, Word, fault, println, slot};
+
+use crate::alloc::Alloc;
+use crate::loader::{Built, MAX_PDS};
+use crate::system::System;
+
+/// Report codes a PD sends on its monitor capability (the message label).
+pub mod code {
+    /// The PD's scenario passed.
+    pub const PASS: u64 = 0;
+    /// Restart the PD whose index is word 0 (a stopped client, to show it still cannot read).
+    pub const RESUME: u64 = 1;
+    /// Anything else is a failure; the words say more.
+    pub const FAIL_MIN: u64 = 2;
+}
+
+/// Value written to the isa-debug-exit port on success (QEMU exits with 33).
+const EXIT_PASS: u8 = 0x10;
+/// Value written on failure (QEMU exits with 35).
+const EXIT_FAIL: u8 = 0x11;
+
+/// Ends the run under QEMU with a verdict.
+pub fn exit(pass: bool) -> ! {
+    println!(
+        "{}",
+        if pass {
+            "qemu-test: PASS"
+        } else {
+            "qemu-test: FAIL"
+        }
+    );
+    let v = if pass { EXIT_PASS } else { EXIT_FAIL };
+    let _ = IoPort(slot::seL4_CapIOPort).out8(0xf4, v);
+    loop {
+        sel4::sys::syscall::debug_halt();
+    }
+}
+
+/// What the monitor saw.
+#[derive(Debug, Default)]
+struct Log {
+    faults: u32,
+    forwarded: u32,
+    unhandled: u32,
+}
+
+/// The supervision loop.
+pub fn run(sys: &System, built: &Built, a: &mut Alloc) -> ! {
+    let ep = Endpoint(built.monitor);
+    let root = Alloc::root_cnode();
+    let mut to_handler = [0 as Word; MAX_PDS];
+    let mut log = Log::default();
+    let (mut msg, mut from) = ep.recv();
+    loop {
+        let idx = (from & badge::CHANNEL_MASK) as usize;
+        let name = sys.pds.get(idx).map_or("?", |p| p.name);
+        let mut reply = None;
+        if from & badge::FAULT != 0 {
+            log.faults += 1;
+            let [ip, addr, ..] = msg.words;
+            let kind = if msg.label() == fault::seL4_Fault_VMFault {
+                "VM fault"
+            } else {
+                "fault"
+            };
+            println!(
+                "root: {kind} (label {}) in {name}: ip {ip:#x} addr {addr:#x}",
+                msg.label()
+            );
+            let tcb = Tcb(built.pds[idx.min(MAX_PDS - 1)].tcb);
+            match sys.pds.get(idx).and_then(|p| p.fault_handler) {
+                Some(h) if h < sys.pds.len() => {
+                    if to_handler[idx] == 0 {
+                        let s = a.slot().unwrap_or(0);
+                        let ok = root.mint(
+                            s,
+                            root,
+                            built.pds[h].input,
+                            Rights::ALL,
+                            badge::FAULT | idx as Word,
+                        );
+                        to_handler[idx] = if ok.is_ok() { s } else { 0 };
+                    }
+                    log.forwarded += 1;
+                    let answer = Endpoint(to_handler[idx]).call(msg);
+                    if answer.label() == 1 {
+                        println!("root: {} restarts {name}", sys.pds[h].name);
+                        let _ = tcb.resume();
+                    } else {
+                        println!(
+                            "root: {name} stopped (reported to {}); the rest runs on",
+                            sys.pds[h].name
+                        );
+                        let _ = tcb.suspend();
+                    }
+                }
+                _ => {
+                    log.unhandled += 1;
+                    println!("root: {name} has no fault handler; stopped");
+                    let _ = tcb.suspend();
+                }
+            }
+        } else if from & badge::MONITOR != 0 {
+            match msg.label() {
+                code::PASS => {
+                    println!(
+                        "root: {name} reports PASS; faults {} (forwarded {}, unhandled {})",
+                        log.faults, log.forwarded, log.unhandled
+                    );
+                    exit(log.forwarded > 0 && log.unhandled == 0);
+                }
+                code::RESUME => {
+                    let target = msg.words[0] as usize;
+                    let ok = target < sys.pds.len()
+                        && Tcb(built.pds[target.min(MAX_PDS - 1)].tcb).resume().is_ok();
+                    println!(
+                        "root: {name} asks to restart {}: {}",
+                        sys.pds.get(target).map_or("?", |p| p.name),
+                        if ok { "done" } else { "refused" }
+                    );
+                    reply = Some(Message::new(u64::from(!ok), &[]));
+                }
+                c => {
+                    println!(
+                        "root: {name} reports failure {c} ({:#x} {:#x} {:#x} {:#x})",
+                        msg.words[0], msg.words[1], msg.words[2], msg.words[3]
+                    );
+                    exit(false);
+                }
+            }
+        }
+        (msg, from) = match reply {
+            Some(r) => ep.reply_recv(r),
+            None => ep.recv(),
+        };
+    }
+}

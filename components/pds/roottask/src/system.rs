@@ -1,0 +1,84 @@
+//! The described system, as `cargo xtask image` generates it (`build/out/system.rs`).
+
+/// A protection domain.
+#[derive(Debug)]
+pub struct Pd {
+    /// Name from the description.
+    pub name: &'static str,
+    /// The program's ELF image.
+    pub elf: &'static [u8],
+    /// Scheduling priority (0..=254).
+    pub priority: u8,
+    /// Index of the PD the root task reports this PD's faults to.
+    pub fault_handler: Option<usize>,
+    /// Indices of PDs whose VSpace capability this PD gets (`cap_vspace`), in slot order.
+    pub vspace_caps: &'static [usize],
+    /// Ranges prepared for run-time grants (paging structures only, nothing mapped).
+    pub windows: &'static [Window],
+    /// A ring-page pool: original frame capabilities plus a mapping in this PD.
+    pub pool: Option<Pool>,
+    /// Memory regions mapped at build time.
+    pub maps: &'static [Map],
+}
+
+/// A window: the client side of run-time grants.
+#[derive(Debug)]
+pub struct Window {
+    /// First address.
+    pub vaddr: u64,
+    /// Size in 4 KiB pages.
+    pub pages: usize,
+}
+
+/// A pool of pages owned by one PD as original capabilities.
+#[derive(Debug)]
+pub struct Pool {
+    /// Where the PD sees them.
+    pub vaddr: u64,
+    /// Number of pages.
+    pub pages: usize,
+}
+
+/// A mapping of a shared memory region.
+#[derive(Debug)]
+pub struct Map {
+    /// Index into [`System::regions`].
+    pub region: usize,
+    /// Address in the PD.
+    pub vaddr: u64,
+    /// Writable (else read-only).
+    pub writable: bool,
+}
+
+/// A shared memory region.
+#[derive(Debug)]
+pub struct Region {
+    /// Name from the description.
+    pub name: &'static str,
+    /// Size in 4 KiB pages.
+    pub pages: usize,
+}
+
+/// A channel between two PDs: `(pd index, channel id)` at each end.
+#[derive(Debug)]
+pub struct Channel {
+    /// First end.
+    pub a: (usize, u8),
+    /// Second end.
+    pub b: (usize, u8),
+    /// `b` may make protected calls to `a`.
+    pub b_calls_a: bool,
+}
+
+/// The whole system.
+#[derive(Debug)]
+pub struct System {
+    /// Protection domains.
+    pub pds: &'static [Pd],
+    /// Shared memory regions.
+    pub regions: &'static [Region],
+    /// Channels.
+    pub channels: &'static [Channel],
+}
+
+include!(env!("SEL4_SYSTEM_RS"));

@@ -1,0 +1,134 @@
+//! Host events to clients (status record counter + notification) and client signals to the host
+//! (HvCallSignalEvent only when the outbound ring has unread data and the host did not mask
+//! interrupts).
+
+use log::warn;
+
+use crate::control::{ChannelStatus, StatusRecord, status_offset};
+use crate::hv::Hypervisor;
+use crate::ids::RelId;
+use crate::kernel::Kernel;
+
+use super::Driver;
+use super::config::MAX_CLIENTS;
+use super::table::{Phase, RelidState};
+
+/// Offsets in a ring header page (VMBUS-PROTOCOL.md §5.2).
+const WRITE_INDEX: usize = 0;
+const READ_INDEX: usize = 4;
+const INTERRUPT_MASK: usize = 8;
+
+impl Driver {
+    /// One event flag: delivered to the owner of an open channel, else dropped (R2).
+    pub(crate) fn deliver_event<K: Kernel + ?Sized>(
+        &mut self,
+        k: &mut K,
+        relid: RelId,
+        notify: &mut u32,
+    ) {
+        let Some(r) = Driver::entry_index(relid) else {
+            return;
+        };
+        let e = &self.relids[r];
+        let open = (e.state == RelidState::Active)
+            .then(|| &self.opens[usize::from(e.open)])
+            .filter(|o| o.phase == Phase::Open);
+        let Some(o) = open else {
+            self.stats.events_dropped_stale += 1;
+            return;
+        };
+        let (c, slot) = (usize::from(o.client), usize::from(o.slot));
+        let client = &mut self.clients.entries[c];
+        let count = client.events[slot].wrapping_add(1);
+        client.events[slot] = count;
+        let id = client.id;
+        if let Err(err) = k.control_write(id, status_offset(slot) + 8, &count.to_le_bytes()) {
+            self.stats.kernel_errors += 1;
+            warn!("status record of {id} slot {slot}: {err}");
+        }
+        self.stats.events_delivered += 1;
+        *notify |= 1 << c;
+    }
+
+    /// Notifies each client whose bit is set once.
+    pub(crate) fn notify_clients<K: Kernel + ?Sized>(&mut self, k: &mut K, mut mask: u32) {
+        while mask != 0 {
+            let c = mask.trailing_zeros() as usize;
+            mask &= mask - 1;
+            if c < MAX_CLIENTS {
+                let id = self.clients.entries[c].id;
+                self.notify_client(k, id);
+            }
+        }
+    }
+
+    pub(crate) fn notify_client<K: Kernel + ?Sized>(&mut self, k: &mut K, id: crate::ids::ClientId) {
+        match k.notify(id) {
+            Ok(()) => self.stats.notifications += 1,
+            Err(e) => {
+                self.stats.kernel_errors += 1;
+                warn!("notify {id}: {e}");
+            }
+        }
+    }
+
+    /// Writes slot `slot` of client index `c`'s status record.
+    pub(crate) fn write_status<K: Kernel + ?Sized>(
+        &mut self,
+        k: &mut K,
+        c: usize,
+        slot: usize,
+        generation: u32,
+        state: ChannelStatus,
+    ) {
+        let client = &self.clients.entries[c];
+        let rec = StatusRecord {
+            generation,
+            state,
+            event_count: client.events.get(slot).copied().unwrap_or(0),
+        };
+        let id = client.id;
+        if let Err(e) = k.control_write(id, status_offset(slot), &rec.to_bytes()) {
+            self.stats.kernel_errors += 1;
+            warn!("status record of {id} slot {slot}: {e}");
+        }
+    }
+
+    /// A client's Signal for the open channel `idx`: reads the outbound ring header through the
+    /// driver's own mapping and signals the host only if the host has not masked interrupts and
+    /// there is unread data. Returns whether the hypercall was issued.
+    pub(crate) fn signal_channel<H: Hypervisor + ?Sized, K: Kernel + ?Sized>(
+        &mut self,
+        hv: &mut H,
+        k: &mut K,
+        idx: usize,
+    ) -> Result<bool, crate::control::ClientError> {
+        let o = self.opens[idx];
+        let Some(header) = self.arena.get(o.pages, 0) else {
+            return Err(crate::control::ClientError::ChannelGone);
+        };
+        let mut h = [0u8; 12];
+        if let Err(e) = k.read_page(header, 0, &mut h) {
+            self.stats.kernel_errors += 1;
+            warn!("reading ring header: {e}");
+            return Err(crate::control::ClientError::NoResources);
+        }
+        let word = |i: usize| u32::from_le_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
+        let (write, read, mask) = (word(WRITE_INDEX), word(READ_INDEX), word(INTERRUPT_MASK));
+        if mask != 0 || write == read {
+            self.stats.signals_suppressed += 1;
+            return Ok(false);
+        }
+        let conn = self.relids[usize::from(o.relid)].connection_id;
+        let status = hv.signal_event(conn, 0);
+        if status.is_success() {
+            self.stats.signals += 1;
+            self.opens[idx].signals = o.signals.wrapping_add(1);
+            Ok(true)
+        } else {
+            self.stats.signal_failures += 1;
+            warn!("HvCallSignalEvent on {conn}: {status}");
+            Err(crate::control::ClientError::SignalFailed)
+        }
+    }
+}

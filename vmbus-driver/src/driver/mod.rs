@@ -1,0 +1,143 @@
+//! The VMBus driver core: connection, channel table, open, events, signals and the one teardown
+//! state machine of DESIGN.md §3, over the `Hypervisor` and `Kernel` seams.
+//!
+//! One event loop owns all state (R4): the PD program calls [`Driver::on_interrupt`] for the
+//! VMBus interrupt, [`Driver::on_client_call`] for a client's protected call,
+//! [`Driver::on_client_fault`] when a client faults and [`Driver::on_tick`] periodically; each
+//! call runs to completion. Every method takes the seams as arguments, so tests and the formal
+//! model drive the same code. Memory is fixed: the relid table (2048 entries), the open table,
+//! a page-list arena, the client table and a quarantine table; nothing allocates and no host or
+//! client byte can make the driver panic.
+//!
+//! # Lifetime of a channel
+//!
+//! `Offered → GpadlPending → OpenPending → Open`, and from any of the last three `Teardown`,
+//! which runs these steps, each at most once, whatever started it (rescind, client close, client
+//! fault, failed open, unload, primary teardown):
+//! 1. bump the relid's generation (stale handles and replies are refused from now on);
+//! 2. tear down the sub-channels first (for a primary), revoke every ring page (the client's
+//!    mappings vanish), publish `Gone` (or `Failed`) in the client's status record and notify;
+//! 3. wait until the sub-channels are gone; CLOSECHANNEL if OPENCHANNEL was sent and not
+//!    refused; GPADL_TEARDOWN if the host may hold the GPADL, and wait for GPADL_TORNDOWN (if
+//!    GPADL_CREATED is still awaited, wait for it first);
+//! 4. RELID_RELEASED if the host rescinded the offer;
+//! 5. zero the pages and return them to the pool, unless the GPADL teardown timed out: then the
+//!    pages stay quarantined forever (or until a late GPADL_TORNDOWN for that GPADL).
+//!
+//! A second teardown request for a channel already in teardown changes nothing (R3, R8); a
+//! rescind arriving during a close only adds step 4.
+
+mod client;
+mod config;
+mod connection;
+mod dispatch;
+mod events;
+mod info;
+mod offers;
+mod open;
+mod pages;
+mod post;
+mod stats;
+mod table;
+mod teardown;
+
+pub use config::{ClientConfig, ConfigError, DriverConfig, MAX_CLASSES, MAX_CLIENTS};
+pub use connection::{ConnectionInfo, ConnectionState, MIN_VERSION};
+pub use info::{AbstractChannel, AbstractPhase, ChannelInfo, ChannelState};
+pub use open::RetargetError;
+pub use stats::Stats;
+pub use table::{MAX_CHANNEL_PAGES, MAX_OPEN, MAX_RELIDS, TeardownReason};
+pub use teardown::MAX_QUARANTINE;
+
+use crate::ids::{RelId, VpIndex};
+use crate::version::Version;
+
+use config::Clients;
+use connection::Conn;
+use pages::PageArena;
+use table::{OpenChan, RelidEntry};
+use teardown::Quarantine;
+
+/// Transient post-message failures retried before the post counts as failed.
+pub const POST_RETRIES: u32 = 64;
+/// SynIC messages handled per `on_interrupt` call before it returns to let the loop breathe.
+pub const MESSAGES_PER_PASS: usize = 256;
+
+/// The driver core. About 270 KiB; keep it in a static or a large enough stack.
+#[derive(Debug, Clone)]
+pub struct Driver {
+    target_vp: VpIndex,
+    max_version: Version,
+    reply_timeout: u64,
+    clients: Clients,
+    conn: Conn,
+    relids: [RelidEntry; MAX_RELIDS],
+    opens: [OpenChan; MAX_OPEN],
+    opens_in_use: usize,
+    arena: PageArena,
+    quarantine: Quarantine,
+    gpadl_seq: u32,
+    stats: Stats,
+}
+
+impl Driver {
+    /// Builds a driver for `config`.
+    ///
+    /// # Panics
+    /// If the configuration does not fit the fixed tables (see [`Driver::try_new`]); this is a
+    /// system-description error found at start-up, never caused by peer data.
+    pub fn new(config: &DriverConfig<'_>) -> Driver {
+        match Driver::try_new(config) {
+            Ok(d) => d,
+            Err(e) => panic!("invalid driver configuration: {e}"),
+        }
+    }
+
+    /// Builds a driver for `config`, or says why the configuration does not fit.
+    pub fn try_new(config: &DriverConfig<'_>) -> Result<Driver, ConfigError> {
+        if config.reply_timeout == 0 {
+            return Err(ConfigError::ZeroTimeout);
+        }
+        Ok(Driver {
+            target_vp: config.target_vp,
+            max_version: config.max_version,
+            reply_timeout: config.reply_timeout,
+            clients: Clients::new(config.clients)?,
+            conn: Conn::new(),
+            relids: [RelidEntry::EMPTY; MAX_RELIDS],
+            opens: [OpenChan::EMPTY; MAX_OPEN],
+            opens_in_use: 0,
+            arena: PageArena::new(),
+            quarantine: Quarantine::new(),
+            gpadl_seq: 0,
+            stats: Stats::default(),
+        })
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Channels opened, opening or being torn down.
+    pub fn open_count(&self) -> usize {
+        self.opens_in_use
+    }
+
+    /// Pages held in quarantine now.
+    pub fn quarantined_pages(&self) -> usize {
+        self.quarantine.pages()
+    }
+
+    /// The relid-table entry for a relid in range 1..2048.
+    fn entry_index(relid: RelId) -> Option<usize> {
+        let r = usize::try_from(relid.0).ok()?;
+        (1..MAX_RELIDS).contains(&r).then_some(r)
+    }
+
+    /// The deadline for a reply awaited from now.
+    fn deadline(&self, now: u64) -> u64 {
+        // Never 0, which means "nothing awaited".
+        now.saturating_add(self.reply_timeout).max(1)
+    }
+}

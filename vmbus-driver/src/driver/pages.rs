@@ -1,0 +1,176 @@
+//! Page lists of channels in a fixed arena of small chunks, so that a channel's ring pages need
+//! no per-channel array sized for the largest ring (the open table stays small).
+
+use crate::ids::PageId;
+
+/// Pages per chunk.
+pub(crate) const CHUNK_PAGES: usize = 7;
+/// Chunks in the arena: room for 17,920 pages, or 2,560 lists of up to 7 pages.
+pub(crate) const MAX_CHUNKS: usize = 2560;
+const NIL: u16 = u16::MAX;
+const NO_PAGE: PageId = PageId(u32::MAX);
+
+#[derive(Debug, Clone, Copy)]
+struct Chunk {
+    pages: [PageId; CHUNK_PAGES],
+    next: u16,
+}
+
+/// A list of pages in the arena: `len` pages in the chunk chain starting at `head`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PageList {
+    head: u16,
+    len: u16,
+}
+
+impl PageList {
+    /// The empty list.
+    pub const EMPTY: PageList = PageList { head: NIL, len: 0 };
+
+    /// Number of pages.
+    pub fn len(&self) -> usize {
+        usize::from(self.len)
+    }
+}
+
+/// The arena.
+#[derive(Debug, Clone)]
+pub(crate) struct PageArena {
+    chunks: [Chunk; MAX_CHUNKS],
+    free_head: u16,
+    free_chunks: usize,
+}
+
+impl PageArena {
+    /// An arena with every chunk free.
+    pub fn new() -> PageArena {
+        let mut a = PageArena {
+            chunks: [Chunk {
+                pages: [NO_PAGE; CHUNK_PAGES],
+                next: NIL,
+            }; MAX_CHUNKS],
+            free_head: 0,
+            free_chunks: MAX_CHUNKS,
+        };
+        for (i, c) in a.chunks.iter_mut().enumerate() {
+            // MAX_CHUNKS < u16::MAX, so every index and successor fits.
+            c.next = if i + 1 < MAX_CHUNKS {
+                (i + 1) as u16
+            } else {
+                NIL
+            };
+        }
+        a
+    }
+
+    /// Allocates a list of `count` pages, all set to `fill` until [`PageArena::set`] replaces
+    /// them; `None` if the arena lacks chunks or `count` exceeds a u16.
+    pub fn alloc(&mut self, count: usize, fill: PageId) -> Option<PageList> {
+        let len = u16::try_from(count).ok()?;
+        let need = count.div_ceil(CHUNK_PAGES);
+        if need > self.free_chunks {
+            return None;
+        }
+        let mut head = NIL;
+        for _ in 0..need {
+            let c = self.free_head;
+            let chunk = self.chunks.get_mut(usize::from(c))?;
+            self.free_head = chunk.next;
+            chunk.pages = [fill; CHUNK_PAGES];
+            chunk.next = head;
+            head = c;
+        }
+        self.free_chunks -= need;
+        Some(PageList { head, len })
+    }
+
+    /// Gives a list's chunks back to the arena.
+    pub fn free(&mut self, list: PageList) {
+        let mut c = list.head;
+        let mut guard = MAX_CHUNKS;
+        while c != NIL && guard > 0 {
+            guard -= 1;
+            let Some(chunk) = self.chunks.get_mut(usize::from(c)) else {
+                break;
+            };
+            let next = chunk.next;
+            chunk.next = self.free_head;
+            chunk.pages = [NO_PAGE; CHUNK_PAGES];
+            self.free_head = c;
+            self.free_chunks += 1;
+            c = next;
+        }
+    }
+
+    fn chunk_of(&self, list: PageList, index: usize) -> Option<u16> {
+        if index >= list.len() {
+            return None;
+        }
+        let mut c = list.head;
+        for _ in 0..index / CHUNK_PAGES {
+            c = self.chunks.get(usize::from(c))?.next;
+        }
+        Some(c)
+    }
+
+    /// The page at `index`.
+    pub fn get(&self, list: PageList, index: usize) -> Option<PageId> {
+        let c = self.chunk_of(list, index)?;
+        let p = self.chunks.get(usize::from(c))?.pages[index % CHUNK_PAGES];
+        (p != NO_PAGE).then_some(p)
+    }
+
+    /// Sets the page at `index`.
+    pub fn set(&mut self, list: PageList, index: usize, page: PageId) {
+        if let Some(c) = self.chunk_of(list, index)
+            && let Some(chunk) = self.chunks.get_mut(usize::from(c))
+        {
+            chunk.pages[index % CHUNK_PAGES] = page;
+        }
+    }
+
+    /// The list's pages in order (unset entries skipped).
+    pub fn iter(&self, list: PageList) -> PageIter<'_> {
+        PageIter {
+            arena: self,
+            chunk: list.head,
+            index: 0,
+            left: list.len(),
+        }
+    }
+
+    /// Free chunks left.
+    pub fn free_chunks(&self) -> usize {
+        self.free_chunks
+    }
+}
+
+/// Iterator over a page list.
+#[derive(Debug)]
+pub(crate) struct PageIter<'a> {
+    arena: &'a PageArena,
+    chunk: u16,
+    index: usize,
+    left: usize,
+}
+
+impl Iterator for PageIter<'_> {
+    type Item = PageId;
+
+    fn next(&mut self) -> Option<PageId> {
+        while self.left > 0 {
+            let chunk = self.arena.chunks.get(usize::from(self.chunk))?;
+            let p = chunk.pages[self.index];
+            self.left -= 1;
+            self.index += 1;
+            if self.index == CHUNK_PAGES {
+                self.index = 0;
+                self.chunk = chunk.next;
+            }
+            if p != NO_PAGE {
+                return Some(p);
+            }
+        }
+        None
+    }
+}

@@ -1,0 +1,82 @@
+//! Counters of everything the driver did, refused or dropped.
+
+/// Driver counters. All are monotonic.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Interrupts handled (`on_interrupt` calls).
+    pub interrupts: u64,
+    /// SynIC messages consumed.
+    pub messages: u64,
+    /// Host events delivered to the owning client.
+    pub events_delivered: u64,
+    /// Host events for a relid with no open channel (or a channel being torn down): dropped.
+    pub events_dropped_stale: u64,
+    /// Event flag 0 seen (never a channel).
+    pub events_flag0: u64,
+    /// Client notifications sent.
+    pub notifications: u64,
+    /// Hostile or invalid host input of any kind (the sum of the detailed counters below).
+    pub hostile: u64,
+    /// Malformed, truncated or undecodable messages (and bad SynIC slots).
+    pub malformed: u64,
+    /// Messages naming relid 0 or a relid of 2048 and above.
+    pub relid_out_of_range: u64,
+    /// Offers for a relid already in use.
+    pub duplicate_offers: u64,
+    /// Rescinds of a relid with no offer (or one already rescinded).
+    pub unknown_rescinds: u64,
+    /// GPADL_CREATED / GPADL_TORNDOWN for a GPADL the driver is not waiting for.
+    pub unknown_gpadl: u64,
+    /// Replies naming the wrong relid, openid or GPADL, or arriving when none is awaited.
+    pub mismatched_replies: u64,
+    /// Host messages of a type a host never sends (or not valid in the current state).
+    pub unexpected_messages: u64,
+    /// Non-VMBus SynIC messages (e.g. timer) in the VMBus slot.
+    pub foreign_messages: u64,
+    /// Host replies that did not come in time.
+    pub timeouts: u64,
+    /// Pages kept out of the pool because their GPADL teardown was never confirmed.
+    pub quarantined_pages: u64,
+    /// Quarantined pages released by a late GPADL_TORNDOWN.
+    pub quarantine_released_pages: u64,
+    /// Post-message retries after a transient failure.
+    pub post_retries: u64,
+    /// Post-message calls that failed for good.
+    pub post_failures: u64,
+    /// Offers received.
+    pub offers: u64,
+    /// Rescinds received.
+    pub rescinds: u64,
+    /// Channels opened (OPENCHANNEL_RESULT success).
+    pub opens: u64,
+    /// Opens that failed (host refusal, timeout, post failure, resources).
+    pub open_failures: u64,
+    /// Teardowns started.
+    pub teardowns: u64,
+    /// Teardowns completed.
+    pub teardowns_completed: u64,
+    /// RELID_RELEASED messages sent.
+    pub relids_released: u64,
+    /// Pages taken from the pool.
+    pub pages_taken: u64,
+    /// Pages zeroed and returned to the pool.
+    pub pages_returned: u64,
+    /// HvCallSignalEvent issued for clients.
+    pub signals: u64,
+    /// Client signal requests that the ring did not justify (no hypercall).
+    pub signals_suppressed: u64,
+    /// Signal hypercalls that failed.
+    pub signal_failures: u64,
+    /// Client requests handled.
+    pub client_requests: u64,
+    /// Client requests refused (any `ClientError`).
+    pub client_errors: u64,
+    /// Client faults handled.
+    pub client_faults: u64,
+    /// Kernel-seam operations that failed (driver-side resource or setup problems).
+    pub kernel_errors: u64,
+    /// MODIFYCHANNEL messages sent.
+    pub retargets: u64,
+    /// Interrupt passes stopped at the per-pass message bound (more messages pending).
+    pub message_bound_hits: u64,
+}
