@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::hint::{black_box, spin_loop};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -43,6 +43,26 @@ fn record(name: &'static str, size: usize, packets: u64, t: Duration, to_r: u64,
     e.3 += to_w;
 }
 
+/// The wait policy every two-thread variant uses when it must wait for the other side: spin a
+/// while, then yield the core (the machine may be shared, and a spinning thread would starve the
+/// very thread it waits for).
+#[derive(Default)]
+struct Backoff(u32);
+
+impl Backoff {
+    fn snooze(&mut self) {
+        self.0 += 1;
+        if self.0 < 1000 {
+            spin_loop();
+        } else {
+            thread::yield_now();
+        }
+    }
+    fn reset(&mut self) {
+        self.0 = 0;
+    }
+}
+
 /// A doorbell: a signal bumps a counter; a waiter spins (then yields) until it changes. Models
 /// a Hyper-V signal / seL4 notification: a signal sent before the wait is not lost.
 #[derive(Default)]
@@ -57,15 +77,10 @@ impl Doorbell {
     fn seen(&self) -> u64 {
         self.count.load(Ordering::Acquire)
     }
-    fn wait(&self, seen: u64, stop: &AtomicBool) {
-        let mut spins = 0u32;
-        while self.count.load(Ordering::Acquire) == seen && !stop.load(Ordering::Relaxed) {
-            spins += 1;
-            if spins < 1000 {
-                spin_loop();
-            } else {
-                thread::yield_now();
-            }
+    fn wait(&self, seen: u64) {
+        let mut backoff = Backoff::default();
+        while self.count.load(Ordering::Acquire) == seen {
+            backoff.snooze();
         }
     }
 }
@@ -86,7 +101,6 @@ fn run_ring(size: usize, packets: u64) -> Duration {
     init_ring(&mem, FEATURE_PENDING_SEND_SZ);
     let to_reader = Doorbell::default();
     let to_writer = Doorbell::default();
-    let stop = AtomicBool::new(false);
     let src = vec![0x5au8; size];
     let total_len = RingWriter::<FlatRingMem<'_>>::inband_len(size) as u32;
     let (mut sig_r, mut sig_w) = (0u64, 0u64);
@@ -121,7 +135,7 @@ fn run_ring(size: usize, packets: u64) -> Duration {
                         }
                         idle = 0;
                         if !r.enable_interrupts().unwrap() {
-                            to_reader.wait(seen, &stop);
+                            to_reader.wait(seen);
                         }
                         r.disable_interrupts();
                     }
@@ -154,7 +168,7 @@ fn run_ring(size: usize, packets: u64) -> Duration {
                 let seen = to_writer.seen();
                 let want = WAKE_SPACE.max(total_len);
                 if w.request_space(want, true).unwrap() == SpaceWait::WaitForSignal {
-                    to_writer.wait(seen, &stop);
+                    to_writer.wait(seen);
                 }
             }
         }
@@ -193,11 +207,13 @@ fn run_handoff(size: usize, packets: u64) -> Duration {
     thread::scope(|s| {
         s.spawn(|| {
             let mut dst = vec![0u8; size];
+            let mut backoff = Backoff::default();
             for i in 0..packets {
                 // Acquire pairs with the writer's Release store of head.
                 while head.load(Ordering::Acquire) <= i {
-                    spin_loop();
+                    backoff.snooze();
                 }
+                backoff.reset();
                 let base = (i % slots) as usize * slot_words;
                 for (k, chunk) in dst.chunks_mut(8).enumerate() {
                     let v = area[base + k].load(Ordering::Relaxed).to_le_bytes();
@@ -208,10 +224,13 @@ fn run_handoff(size: usize, packets: u64) -> Duration {
                 tail.store(i + 1, Ordering::Release);
             }
         });
+        let mut backoff = Backoff::default();
         for i in 0..packets {
+            // Acquire pairs with the reader's Release store of tail.
             while i - tail.load(Ordering::Acquire) >= slots {
-                spin_loop();
+                backoff.snooze();
             }
+            backoff.reset();
             let base = (i % slots) as usize * slot_words;
             for (k, chunk) in src.chunks(8).enumerate() {
                 let mut v = [0u8; 8];
@@ -239,6 +258,7 @@ fn run_bbqueue(size: usize, packets: u64) -> Duration {
         s.spawn(|| {
             let mut dst = vec![0u8; size];
             let mut got = 0;
+            let mut backoff = Backoff::default();
             while got < packets {
                 match cons.read() {
                     Ok(g) => {
@@ -246,20 +266,23 @@ fn run_bbqueue(size: usize, packets: u64) -> Duration {
                         black_box(&dst);
                         g.release();
                         got += 1;
+                        backoff.reset();
                     }
-                    Err(_) => spin_loop(),
+                    Err(_) => backoff.snooze(),
                 }
             }
         });
         let mut sent = 0;
+        let mut backoff = Backoff::default();
         while sent < packets {
             match prod.grant(len) {
                 Ok(mut g) => {
                     g[..size].copy_from_slice(&src);
                     g.commit(len);
                     sent += 1;
+                    backoff.reset();
                 }
-                Err(_) => spin_loop(),
+                Err(_) => backoff.snooze(),
             }
         }
     });
@@ -268,6 +291,9 @@ fn run_bbqueue(size: usize, packets: u64) -> Duration {
     t
 }
 
+/// One measured implementation: streams `packets` packets of `size` bytes, returns the time.
+type Run = fn(usize, u64) -> Duration;
+
 fn bench(c: &mut Criterion) {
     for size in SIZES {
         let mut g = c.benchmark_group(format!("ring_{size}B"));
@@ -275,7 +301,7 @@ fn bench(c: &mut Criterion) {
         g.sample_size(10);
         g.warm_up_time(Duration::from_millis(300));
         g.measurement_time(Duration::from_secs(2));
-        let runs: [(&str, fn(usize, u64) -> Duration); 4] = [
+        let runs: [(&str, Run); 4] = [
             ("ring", run_ring),
             ("memcpy", run_memcpy),
             ("handoff", run_handoff),

@@ -3,8 +3,8 @@
 //! sides waiting on their doorbell), which loom reports as a failure.
 //!
 //! Run: `RUSTFLAGS="--cfg loom" cargo test -p vmbus-driver --test ring_loom --release`
+#![allow(unexpected_cfgs)] // `loom` is set by RUSTFLAGS only; the workspace lints do not list it.
 #![cfg(loom)]
-#![allow(unexpected_cfgs)]
 
 use core::sync::atomic::Ordering;
 
@@ -53,7 +53,7 @@ impl RingMem for LoomMem {
     }
     fn read_data(&self, offset: u32, buf: &mut [u8]) {
         assert!(
-            offset % 8 == 0 && buf.len() % 8 == 0,
+            offset.is_multiple_of(8) && buf.len().is_multiple_of(8),
             "model uses whole words"
         );
         for (i, chunk) in buf.chunks_exact_mut(8).enumerate() {
@@ -63,7 +63,7 @@ impl RingMem for LoomMem {
     }
     fn write_data(&self, offset: u32, data: &[u8]) {
         assert!(
-            offset % 8 == 0 && data.len() % 8 == 0,
+            offset.is_multiple_of(8) && data.len().is_multiple_of(8),
             "model uses whole words"
         );
         for (i, chunk) in data.chunks_exact(8).enumerate() {
@@ -100,14 +100,11 @@ fn model(packets: u64, poll: bool) {
                                 }
                                 break;
                             }
-                            Err(RingError::Full) => {
-                                drop(b);
-                                match w.request_space(32, true).unwrap() {
-                                    SpaceWait::Ready => {}
-                                    SpaceWait::WaitForSignal => to_writer.wait(),
-                                    SpaceWait::Poll => unreachable!("peer has feature bit 0"),
-                                }
-                            }
+                            Err(RingError::Full) => match w.request_space(32, true).unwrap() {
+                                SpaceWait::Ready => {}
+                                SpaceWait::WaitForSignal => to_writer.wait(),
+                                SpaceWait::Poll => unreachable!("peer has feature bit 0"),
+                            },
                             Err(e) => panic!("write failed: {e}"),
                         }
                     }

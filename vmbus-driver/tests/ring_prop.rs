@@ -200,7 +200,7 @@ proptest! {
         let mem = FlatRingMem::new(&header, &data);
         mem.write_data(0, &bytes[..words * 8]);
         // Half the time use a valid index, so descriptors get exercised.
-        let fix = |v: u32| if v & 1 == 0 { (v >> 1) % size & !7 } else { v >> 1 };
+        let fix = |v: u32| if v & 1 == 0 { ((v >> 1) % size) & !7 } else { v >> 1 };
         mem.store(Control::ReadIndex, fix(read_index), Ordering::Relaxed);
         mem.store(Control::WriteIndex, fix(write_index), Ordering::Relaxed);
         mem.store(Control::PendingSendSz, pending, Ordering::Relaxed);

@@ -225,10 +225,12 @@ fn ring_never_becomes_completely_full() {
 fn packet_longer_than_size_minus_8_is_too_big_not_full() {
     let r = Ring::new(64);
     let mut w = RingWriter::new(r.mem()).unwrap();
-    let mut b = w.batch().unwrap();
-    // 16 + 32 + 8 = 56 = size - 8: the largest packet; fits in an empty ring.
-    b.write_inband(1, false, &[0; 32]).unwrap();
-    drop(b);
+    {
+        let mut b = w.batch().unwrap();
+        // 16 + 32 + 8 = 56 = size - 8: the largest packet; fits in an empty ring.
+        b.write_inband(1, false, &[0; 32]).unwrap();
+        // Dropped uncommitted.
+    }
     let mut b = w.batch().unwrap();
     assert_eq!(b.write_inband(1, false, &[0; 33]), Err(RingError::TooBig));
     assert_eq!(w.request_space(64, true), Err(RingError::TooBig));
@@ -246,9 +248,11 @@ fn batch_publishes_write_index_once_at_commit_and_drop_discards() {
     let out = b.commit();
     assert_eq!(out.packets, 3);
     assert_eq!(r.get(Control::WriteIndex), 96);
-    let mut b = w.batch().unwrap();
-    b.write_inband(9, false, &[]).unwrap();
-    drop(b);
+    {
+        let mut b = w.batch().unwrap();
+        b.write_inband(9, false, &[]).unwrap();
+        // Dropped uncommitted.
+    }
     assert_eq!(r.get(Control::WriteIndex), 96);
     assert_eq!(w.write_index(), 96);
 }
@@ -659,4 +663,24 @@ fn errors_display_what_was_wrong() {
         RingError::Full.to_string(),
         "not enough free space in the ring"
     );
+}
+
+#[test]
+fn flat_ring_mem_copies_bytes_at_any_alignment_without_touching_neighbours() {
+    let r = Ring::new(64);
+    r.put(0, &[0xEE; 64]);
+    let src: Vec<u8> = (1..=19).collect();
+    for offset in [0u32, 1, 7, 8, 13, 45] {
+        r.put(offset, &src);
+        assert_eq!(r.bytes(offset, src.len()), src);
+        if offset > 0 {
+            assert_eq!(r.bytes(offset - 1, 1), [0xEE], "byte before {offset}");
+        }
+        let end = offset + src.len() as u32;
+        if end < 64 {
+            assert_eq!(r.bytes(end, 1), [0xEE], "byte after {offset}");
+        }
+        r.put(0, &[0xEE; 64]);
+    }
+    assert_eq!(r.bytes(0, 64), vec![0xEE; 64]);
 }

@@ -43,27 +43,46 @@ fn finish(r: Result<(), String>, what: &str) -> ExitCode {
     }
 }
 
-/// Options of `image`.
-#[derive(Debug, Default)]
-struct ImageOpts {
+/// Options of `image`, `qemu` and `qemu-test`.
+#[derive(Debug)]
+struct Opts {
     /// Rewrite `components/sel4-sys/src/generated.rs` instead of failing when it differs.
     bless: bool,
+    /// The system description to build (default: `build/qemu-test.xml`).
+    system: PathBuf,
+    /// Longest QEMU run.
+    qemu: qemu::Opts,
 }
 
-fn parse_image_opts(args: &[String]) -> Result<ImageOpts, String> {
-    let mut o = ImageOpts::default();
-    for a in args {
+fn parse_opts(args: &[String]) -> Result<Opts, String> {
+    let mut o = Opts {
+        bless: false,
+        system: root().join("build/qemu-test.xml"),
+        qemu: qemu::Opts::default(),
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
         match a.as_str() {
             "--bless" => o.bless = true,
-            other => return Err(format!("unknown option `{other}` (image takes --bless)")),
+            "--system" => o.system = PathBuf::from(it.next().ok_or("--system needs a path")?),
+            "--timeout" => {
+                let v = it.next().ok_or("--timeout needs seconds")?;
+                let secs = v.parse().map_err(|_| format!("bad --timeout `{v}`"))?;
+                o.qemu.timeout = std::time::Duration::from_secs(secs);
+            }
+            other => {
+                return Err(format!(
+                    "unknown option `{other}` (options: --bless, --system PATH, --timeout SECS)"
+                ));
+            }
         }
     }
     Ok(o)
 }
 
-/// `cargo xtask image [--bless]`.
+/// `cargo xtask image [--bless] [--system PATH]`.
 pub fn image(args: &[String]) -> ExitCode {
-    let r = parse_image_opts(args).and_then(|o| {
+    let r = parse_opts(args).and_then(|o| {
         let mut t = Timings::default();
         build_image(&o, &mut t).map(|_| ())?;
         eprintln!("xtask image: timings\n{}", t.summary());
@@ -81,7 +100,7 @@ pub struct Image {
     pub roottask: PathBuf,
 }
 
-fn build_image(o: &ImageOpts, t: &mut Timings) -> Result<Image, String> {
+fn build_image(o: &Opts, t: &mut Timings) -> Result<Image, String> {
     let root = root();
     let out = out_dir();
     std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
@@ -102,11 +121,20 @@ fn build_image(o: &ImageOpts, t: &mut Timings) -> Result<Image, String> {
         let conf = std::fs::read_to_string(&k.autoconf).map_err(|e| e.to_string())?;
         let ours = bindings::labels(&sel4, &conf)?;
         let gen_dir = k.autoconf.parent().ok_or("bad autoconf path")?;
-        let n = crosscheck::labels(&out.join("kernel/build"), gen_dir, &out.join("kernel"), &ours)?;
-        eprintln!("xtask image: {n} invocation labels agree with the kernel's own generated headers");
+        let n = crosscheck::labels(
+            &out.join("kernel/build"),
+            gen_dir,
+            &out.join("kernel"),
+            &ours,
+        )?;
+        eprintln!(
+            "xtask image: {n} invocation labels agree with the kernel's own generated headers"
+        );
         Ok(())
     })?;
-    let built = t.step("build PDs and root task", || pds::build(&root, &out))?;
+    let built = t.step("build PDs and root task", || {
+        pds::build(&root, &out, &o.system)
+    })?;
     let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
     eprintln!(
         "xtask image: kernel {} ({} bytes), root task {} ({} bytes, PD programs embedded: {})",
@@ -155,7 +183,12 @@ fn rustfmt(code: &str) -> Result<String, String> {
         .stdout(Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot run rustfmt: {e}"))?;
-    child.stdin.take().ok_or("no stdin")?.write_all(code.as_bytes()).map_err(|e| e.to_string())?;
+    child
+        .stdin
+        .take()
+        .ok_or("no stdin")?
+        .write_all(code.as_bytes())
+        .map_err(|e| e.to_string())?;
     let out = child.wait_with_output().map_err(|e| e.to_string())?;
     if !out.status.success() {
         return Err("rustfmt rejected the generated bindings".into());
@@ -163,28 +196,32 @@ fn rustfmt(code: &str) -> Result<String, String> {
     String::from_utf8(out.stdout).map_err(|e| e.to_string())
 }
 
-/// `cargo xtask qemu [--timeout SECS]`: build the image, then boot it with the serial log on
+/// `cargo xtask qemu [--system PATH] [--timeout SECS]`: build the image, then boot it with the serial log on
 /// the terminal and in `build/out/serial.log`.
 pub fn qemu(args: &[String]) -> ExitCode {
     let r = (|| {
-        let opts = qemu::Opts::parse(args)?;
+        let opts = parse_opts(args)?;
         let mut t = Timings::default();
-        let img = build_image(&ImageOpts::default(), &mut t)?;
-        let run = t.step("boot under QEMU", || qemu::boot(&img, &out_dir(), &opts))?;
+        let img = build_image(&opts, &mut t)?;
+        let run = t.step("boot under QEMU", || {
+            qemu::boot(&img, &out_dir(), &opts.qemu)
+        })?;
         eprintln!("xtask qemu: {run}\n{}", t.summary());
         Ok(())
     })();
     finish(r, "qemu")
 }
 
-/// `cargo xtask qemu-test [--timeout SECS]`: build, boot, and pass only when the root task
+/// `cargo xtask qemu-test [--system PATH] [--timeout SECS]`: build, boot, and pass only when the root task
 /// reports success through `isa-debug-exit`.
 pub fn qemu_test(args: &[String]) -> ExitCode {
     let r = (|| {
-        let opts = qemu::Opts::parse(args)?;
+        let opts = parse_opts(args)?;
         let mut t = Timings::default();
-        let img = build_image(&ImageOpts::default(), &mut t)?;
-        let run = t.step("boot under QEMU", || qemu::boot(&img, &out_dir(), &opts))?;
+        let img = build_image(&opts, &mut t)?;
+        let run = t.step("boot under QEMU", || {
+            qemu::boot(&img, &out_dir(), &opts.qemu)
+        })?;
         eprintln!("xtask qemu-test: timings\n{}", t.summary());
         run.verdict()
     })();

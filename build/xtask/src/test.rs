@@ -80,7 +80,14 @@ fn run_stage(stage: &Stage) -> bool {
 /// Miri needs the nightly toolchain's `miri` component; install it if absent (idempotent).
 fn prepare_miri() -> bool {
     Command::new("rustup")
-        .args(["component", "add", "miri", "rust-src", "--toolchain", "nightly"])
+        .args([
+            "component",
+            "add",
+            "miri",
+            "rust-src",
+            "--toolchain",
+            "nightly",
+        ])
         .status()
         .map(|s| s.success())
         .unwrap_or(false)

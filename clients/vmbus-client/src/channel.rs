@@ -89,7 +89,10 @@ impl<M: RingMem> Channel<M> {
     /// # Errors
     /// [`ClientError::ChannelGone`] when the record names another generation or a state other
     /// than `Open`.
-    pub fn check_open<E: ClientEnv<Mem = M>>(&self, env: &mut E) -> Result<StatusRecord, ClientError> {
+    pub fn check_open<E: ClientEnv<Mem = M>>(
+        &self,
+        env: &mut E,
+    ) -> Result<StatusRecord, ClientError> {
         let rec = status(env, self.handle.slot)?;
         if rec.generation != self.handle.generation || rec.state != ChannelStatus::Open {
             return Err(ClientError::ChannelGone);
@@ -113,7 +116,11 @@ impl<M: RingMem> Channel<M> {
     ///
     /// # Errors
     /// As [`Channel::send_packet`].
-    pub fn send<E: ClientEnv<Mem = M>>(&mut self, env: &mut E, payload: &[u8]) -> Result<(), ClientError> {
+    pub fn send<E: ClientEnv<Mem = M>>(
+        &mut self,
+        env: &mut E,
+        payload: &[u8],
+    ) -> Result<(), ClientError> {
         let tid = self.next_tid;
         self.next_tid = self.next_tid.wrapping_add(1);
         self.send_packet(env, tid, false, payload)
@@ -188,7 +195,12 @@ impl<M: RingMem> Channel<M> {
 
     fn signal<E: ClientEnv<Mem = M>>(&mut self, env: &mut E) -> Result<(), ClientError> {
         self.counters.signals += 1;
-        match call(env, &Request::Signal { handle: self.handle })? {
+        match call(
+            env,
+            &Request::Signal {
+                handle: self.handle,
+            },
+        )? {
             Response::Signalled { .. } => Ok(()),
             Response::Error(e) => Err(e.into()),
             _ => Err(ClientError::UnexpectedResponse),

@@ -1,9 +1,9 @@
 //! Requests to the driver over the control page: the call itself, listing offers, opening.
 
 use vmbus_driver::control::{
-    ChannelHandle, ChannelStatus, LENGTH_SIZE, OfferInfo, REQUEST_AREA,
-    REQUEST_OFFSET, RESPONSE_AREA, RESPONSE_OFFSET, Request, Response, STATUS_RECORD_SIZE,
-    StatusRecord, decode_frame, encode_frame, frame_len, status_offset,
+    ChannelHandle, ChannelStatus, LENGTH_SIZE, OfferInfo, REQUEST_AREA, REQUEST_OFFSET,
+    RESPONSE_AREA, RESPONSE_OFFSET, Request, Response, STATUS_RECORD_SIZE, StatusRecord,
+    decode_frame, encode_frame, frame_len, status_offset,
 };
 use vmbus_driver::guid::Guid;
 use vmbus_driver::ring::{RingReader, RingWriter};
@@ -62,7 +62,10 @@ pub fn status<E: ClientEnv>(env: &mut E, slot: u16) -> Result<StatusRecord, Clie
 /// # Errors
 /// The driver's refusal (e.g. `NotConnected`), [`ClientError::TooManyOffers`], or a response
 /// that does not fit (including a page cursor that does not advance).
-pub fn list_offers<E: ClientEnv>(env: &mut E, class: Option<Guid>) -> Result<OfferList, ClientError> {
+pub fn list_offers<E: ClientEnv>(
+    env: &mut E,
+    class: Option<Guid>,
+) -> Result<OfferList, ClientError> {
     let mut out = OfferList::new();
     let mut start = 0u16;
     loop {
@@ -136,7 +139,12 @@ impl PendingOpen {
                 let in_mem = env.ring_mem(base + out, inb);
                 let writer = RingWriter::new(out_mem)?;
                 let reader = RingReader::new(in_mem)?;
-                Ok(Some(Channel::new(self.handle, writer, reader, rec.event_count)))
+                Ok(Some(Channel::new(
+                    self.handle,
+                    writer,
+                    reader,
+                    rec.event_count,
+                )))
             }
         }
     }
@@ -204,7 +212,10 @@ pub fn open<E: ClientEnv>(
 }
 
 /// Sends `Close` for `handle`.
-pub(crate) fn close_handle<E: ClientEnv>(env: &mut E, handle: ChannelHandle) -> Result<(), ClientError> {
+pub(crate) fn close_handle<E: ClientEnv>(
+    env: &mut E,
+    handle: ChannelHandle,
+) -> Result<(), ClientError> {
     match call(env, &Request::Close { handle })? {
         Response::Closed => Ok(()),
         Response::Error(e) => Err(e.into()),

@@ -20,10 +20,9 @@ impl WindowLayout {
     /// Pages per slot (0 for a layout without slots).
     #[must_use]
     pub const fn slot_pages(&self) -> usize {
-        if self.max_channels == 0 {
-            0
-        } else {
-            self.pages / self.max_channels
+        match self.pages.checked_div(self.max_channels) {
+            Some(n) => n,
+            None => 0,
         }
     }
 

@@ -1,0 +1,561 @@
+//! Unit tests over an in-test environment: a scripted driver that decodes the requests the
+//! library writes, answers them and maintains status records, and a window of plain memory on
+//! which the test plays the host with the ring module's own reader and writer.
+
+extern crate std;
+
+use core::cell::{Cell, RefCell};
+use core::sync::atomic::Ordering;
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::vec;
+use std::vec::Vec;
+
+use vmbus_driver::control::{
+    self, CONTROL_PAGE_SIZE, ChannelHandle, ChannelStatus, OfferInfo, REQUEST_AREA, REQUEST_OFFSET,
+    RESPONSE_AREA, RESPONSE_OFFSET, Request, Response, StatusRecord, decode_frame, encode_frame,
+    status_offset,
+};
+use vmbus_driver::guid::Guid;
+use vmbus_driver::ring::{Control, HEADER_SIZE, RingError, RingMem, RingReader, RingWriter};
+
+use crate::{ClientEnv, ClientError, WindowLayout, list_offers, open, start_open};
+
+const PAGE: usize = 4096;
+const CLASS_A: Guid = Guid([0xa; 16]);
+const CLASS_B: Guid = Guid([0xb; 16]);
+
+/// The client's window: plain bytes, with a count of accesses.
+#[derive(Debug)]
+struct Window {
+    bytes: RefCell<Vec<u8>>,
+    accesses: Cell<u64>,
+}
+
+/// One ring of the window.
+#[derive(Debug, Clone)]
+struct TestMem {
+    win: Rc<Window>,
+    first: usize,
+    pages: usize,
+}
+
+impl TestMem {
+    fn at(&self, off: usize) -> usize {
+        self.win.accesses.set(self.win.accesses.get() + 1);
+        self.first * PAGE + off
+    }
+}
+
+impl RingMem for TestMem {
+    fn data_size(&self) -> u32 {
+        ((self.pages - 1) * PAGE) as u32
+    }
+    fn load(&self, word: Control, _: Ordering) -> u32 {
+        let at = self.at(word.offset());
+        let b = self.win.bytes.borrow();
+        u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+    }
+    fn store(&self, word: Control, value: u32, _: Ordering) {
+        let at = self.at(word.offset());
+        self.win.bytes.borrow_mut()[at..at + 4].copy_from_slice(&value.to_le_bytes());
+    }
+    fn swap(&self, word: Control, value: u32, o: Ordering) -> u32 {
+        let old = self.load(word, o);
+        self.store(word, value, o);
+        old
+    }
+    fn fence(&self, _: Ordering) {}
+    fn read_data(&self, offset: u32, buf: &mut [u8]) {
+        let at = self.at(HEADER_SIZE + offset as usize);
+        buf.copy_from_slice(&self.win.bytes.borrow()[at..at + buf.len()]);
+    }
+    fn write_data(&self, offset: u32, data: &[u8]) {
+        let at = self.at(HEADER_SIZE + offset as usize);
+        self.win.bytes.borrow_mut()[at..at + data.len()].copy_from_slice(data);
+    }
+}
+
+/// What the scripted driver does when the client waits for a notification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OnWait {
+    /// Complete a pending open with this state and notify.
+    Complete(ChannelStatus),
+    /// Nothing ever comes.
+    Nothing,
+}
+
+#[derive(Debug)]
+struct TestEnv {
+    control: [u8; CONTROL_PAGE_SIZE],
+    win: Rc<Window>,
+    layout: WindowLayout,
+    offers: Vec<OfferInfo>,
+    per_page: usize,
+    /// Force the `next` cursor of every Offers response (to test a confused driver).
+    forced_next: Option<Option<u16>>,
+    /// Answer every request with this response instead.
+    forced_response: Option<Response>,
+    /// Write this raw length word as the response instead of a frame.
+    raw_length: Option<u32>,
+    requests: Vec<Request>,
+    pending: Option<ChannelHandle>,
+    on_wait: OnWait,
+    next_generation: u32,
+    slot_for_open: u16,
+    notifications: VecDeque<u64>,
+}
+
+impl TestEnv {
+    fn new() -> Self {
+        let layout = WindowLayout {
+            pages: 32,
+            max_channels: 4,
+        };
+        Self {
+            control: [0; CONTROL_PAGE_SIZE],
+            win: Rc::new(Window {
+                bytes: RefCell::new(vec![0; layout.pages * PAGE]),
+                accesses: Cell::new(0),
+            }),
+            layout,
+            offers: Vec::new(),
+            per_page: control::OFFERS_PER_RESPONSE,
+            forced_next: None,
+            forced_response: None,
+            raw_length: None,
+            requests: Vec::new(),
+            pending: None,
+            on_wait: OnWait::Complete(ChannelStatus::Open),
+            next_generation: 7,
+            slot_for_open: 1,
+            notifications: VecDeque::new(),
+        }
+    }
+
+    fn set_status(&mut self, slot: u16, generation: u32, state: ChannelStatus, events: u32) {
+        let rec = StatusRecord {
+            generation,
+            state,
+            event_count: events,
+        };
+        let at = status_offset(usize::from(slot));
+        self.control[at..at + 16].copy_from_slice(&rec.to_bytes());
+    }
+
+    fn respond(&mut self, req: Request) -> Response {
+        if let Some(r) = self.forced_response.clone() {
+            return r;
+        }
+        match req {
+            Request::ListOffers { start } => {
+                let mut offers = heapless::Vec::new();
+                let mut rest = self.offers.iter().filter(|o| o.relid >= u32::from(start));
+                for o in rest.by_ref().take(self.per_page) {
+                    offers.push(*o).unwrap();
+                }
+                let next = rest.next().map(|o| o.relid as u16);
+                Response::Offers {
+                    offers,
+                    next: self.forced_next.unwrap_or(next),
+                }
+            }
+            Request::Open { relid, .. } => {
+                if !self.offers.iter().any(|o| o.relid == relid) {
+                    return Response::Error(control::ClientError::NoSuchOffer);
+                }
+                let handle = ChannelHandle {
+                    slot: self.slot_for_open,
+                    relid,
+                    generation: self.next_generation,
+                };
+                self.set_status(handle.slot, handle.generation, ChannelStatus::Opening, 0);
+                self.pending = Some(handle);
+                Response::Opening { handle }
+            }
+            Request::Close { handle } => {
+                self.set_status(handle.slot, handle.generation, ChannelStatus::Free, 0);
+                Response::Closed
+            }
+            Request::Signal { .. } => Response::Signalled { hypercall: true },
+        }
+    }
+
+    /// The host's view of the channel in `slot` with the given ring sizes.
+    fn host_rings(
+        &self,
+        slot: usize,
+        out: usize,
+        inb: usize,
+    ) -> (RingReader<TestMem>, RingWriter<TestMem>) {
+        let base = self.layout.slot_base(slot).unwrap();
+        let out_mem = TestMem {
+            win: self.win.clone(),
+            first: base,
+            pages: out,
+        };
+        let in_mem = TestMem {
+            win: self.win.clone(),
+            first: base + out,
+            pages: inb,
+        };
+        (
+            RingReader::new(out_mem).unwrap(),
+            RingWriter::new(in_mem).unwrap(),
+        )
+    }
+
+    fn signals(&self) -> usize {
+        self.requests
+            .iter()
+            .filter(|r| matches!(r, Request::Signal { .. }))
+            .count()
+    }
+}
+
+impl ClientEnv for TestEnv {
+    type Mem = TestMem;
+
+    fn ppcall_driver(&mut self) {
+        let req: Request =
+            decode_frame(&self.control[REQUEST_OFFSET..REQUEST_OFFSET + REQUEST_AREA])
+                .expect("the library writes a valid request frame");
+        self.requests.push(req);
+        let resp = self.respond(req);
+        let area = &mut self.control[RESPONSE_OFFSET..RESPONSE_OFFSET + RESPONSE_AREA];
+        if let Some(len) = self.raw_length {
+            area[..4].copy_from_slice(&len.to_le_bytes());
+        } else {
+            encode_frame(&resp, area).unwrap();
+        }
+    }
+
+    fn control_read(&mut self, offset: usize, buf: &mut [u8]) {
+        buf.copy_from_slice(&self.control[offset..offset + buf.len()]);
+    }
+
+    fn control_write(&mut self, offset: usize, data: &[u8]) {
+        assert!(
+            offset + data.len() <= REQUEST_AREA,
+            "client wrote outside the request area"
+        );
+        self.control[offset..offset + data.len()].copy_from_slice(data);
+    }
+
+    fn wait_notification(&mut self) -> Option<u64> {
+        if let Some(n) = self.notifications.pop_front() {
+            return Some(n);
+        }
+        match (self.on_wait, self.pending.take()) {
+            (OnWait::Complete(state), Some(h)) => {
+                self.set_status(h.slot, h.generation, state, 0);
+                Some(1)
+            }
+            _ => None,
+        }
+    }
+
+    fn ring_mem(&mut self, first: usize, pages: usize) -> TestMem {
+        TestMem {
+            win: self.win.clone(),
+            first,
+            pages,
+        }
+    }
+
+    fn window(&self) -> WindowLayout {
+        self.layout
+    }
+}
+
+fn offer(relid: u32, class: Guid) -> OfferInfo {
+    OfferInfo {
+        relid,
+        class: class.0,
+        instance: [relid as u8; 16],
+        sub_channel_index: 0,
+    }
+}
+
+#[test]
+fn list_offers_pages_through_the_driver_and_keeps_only_the_class() {
+    let mut env = TestEnv::new();
+    env.per_page = 3;
+    env.offers = (1..=10)
+        .map(|r| offer(r, if r % 3 == 0 { CLASS_B } else { CLASS_A }))
+        .collect();
+    let a = list_offers(&mut env, Some(CLASS_A)).unwrap();
+    let relids: Vec<u32> = a.iter().map(|o| o.relid).collect();
+    assert_eq!(relids, [1, 2, 4, 5, 7, 8, 10]);
+    // 10 offers, 3 per page: four requests, starting at 0, 4, 7, 10.
+    let starts: Vec<u16> = env
+        .requests
+        .iter()
+        .map(|r| match r {
+            Request::ListOffers { start } => *start,
+            _ => panic!("unexpected request {r:?}"),
+        })
+        .collect();
+    assert_eq!(starts, [0, 4, 7, 10]);
+    let all = list_offers(&mut env, None).unwrap();
+    assert_eq!(all.len(), 10);
+}
+
+#[test]
+fn list_offers_stops_on_a_cursor_that_does_not_advance() {
+    let mut env = TestEnv::new();
+    env.offers = vec![offer(5, CLASS_A)];
+    env.forced_next = Some(Some(0));
+    assert_eq!(
+        list_offers(&mut env, None),
+        Err(ClientError::UnexpectedResponse)
+    );
+    assert_eq!(env.requests.len(), 1);
+}
+
+#[test]
+fn open_waits_for_the_status_record_and_maps_rings_at_the_slot() {
+    let mut env = TestEnv::new();
+    env.offers = vec![offer(9, CLASS_A)];
+    let mut ch = open(&mut env, 9, 3, 2).unwrap();
+    assert_eq!(
+        ch.handle(),
+        ChannelHandle {
+            slot: 1,
+            relid: 9,
+            generation: 7
+        }
+    );
+    assert_eq!(
+        env.requests[0],
+        Request::Open {
+            relid: 9,
+            out_ring_pages: 3,
+            in_ring_pages: 2
+        }
+    );
+    // Slot 1 of a 32-page, 4-slot window starts at page 8: the host finds the packet there.
+    ch.send(&mut env, b"ping-pong").unwrap();
+    let (mut host_rx, _) = env.host_rings(1, 3, 2);
+    let mut batch = host_rx.batch().unwrap();
+    let p = batch.next_packet().unwrap().unwrap();
+    let mut got = [0u8; 16];
+    p.read_payload(0, &mut got).unwrap();
+    assert_eq!(&got[..9], b"ping-pong");
+    assert_eq!(&got[9..], &[0; 7]); // padding to 16
+    // Nothing was written into slot 0's pages.
+    assert!(env.win.bytes.borrow()[..8 * PAGE].iter().all(|&b| b == 0));
+}
+
+#[test]
+fn a_failed_open_is_reported_as_open_failed() {
+    let mut env = TestEnv::new();
+    env.offers = vec![offer(9, CLASS_A)];
+    env.on_wait = OnWait::Complete(ChannelStatus::Failed);
+    assert_eq!(open(&mut env, 9, 2, 2).err(), Some(ClientError::OpenFailed));
+}
+
+#[test]
+fn an_open_rescinded_before_completion_is_channel_gone() {
+    let mut env = TestEnv::new();
+    env.offers = vec![offer(9, CLASS_A)];
+    env.on_wait = OnWait::Complete(ChannelStatus::Gone);
+    assert_eq!(
+        open(&mut env, 9, 2, 2).err(),
+        Some(ClientError::ChannelGone)
+    );
+}
+
+#[test]
+fn an_open_without_completion_is_cancelled() {
+    let mut env = TestEnv::new();
+    env.offers = vec![offer(9, CLASS_A)];
+    env.on_wait = OnWait::Nothing;
+    assert_eq!(
+        open(&mut env, 9, 2, 2).err(),
+        Some(ClientError::NoCompletion)
+    );
+    assert!(matches!(env.requests.last(), Some(Request::Close { handle }) if handle.relid == 9));
+}
+
+#[test]
+fn ring_sizes_that_cannot_fit_the_slot_are_refused_before_asking() {
+    let mut env = TestEnv::new();
+    env.offers = vec![offer(9, CLASS_A)];
+    // 8 pages per slot.
+    for (out, inb) in [(1, 2), (2, 1), (5, 4), (0, 0)] {
+        assert_eq!(
+            start_open(&mut env, 9, out, inb).err(),
+            Some(ClientError::BadRingSize),
+            "{out}+{inb}"
+        );
+    }
+    assert!(env.requests.is_empty());
+    assert!(start_open(&mut env, 9, 4, 4).is_ok());
+}
+
+#[test]
+fn driver_refusals_keep_their_reason() {
+    let mut env = TestEnv::new();
+    assert_eq!(
+        start_open(&mut env, 3, 2, 2).err(),
+        Some(ClientError::Refused(control::ClientError::NoSuchOffer))
+    );
+    env.forced_response = Some(Response::Error(control::ClientError::NotConnected));
+    assert_eq!(
+        list_offers(&mut env, None).err(),
+        Some(ClientError::Refused(control::ClientError::NotConnected))
+    );
+    // A response of the wrong kind is not taken for an answer.
+    env.forced_response = Some(Response::Closed);
+    assert_eq!(
+        list_offers(&mut env, None).err(),
+        Some(ClientError::UnexpectedResponse)
+    );
+}
+
+#[test]
+fn a_response_length_past_the_area_is_refused() {
+    let mut env = TestEnv::new();
+    env.raw_length = Some(RESPONSE_AREA as u32);
+    assert!(matches!(
+        list_offers(&mut env, None),
+        Err(ClientError::BadResponse(
+            control::FrameError::LengthOutOfRange { .. }
+        ))
+    ));
+}
+
+#[test]
+fn send_asks_for_a_signal_only_when_the_ring_writer_says_so() {
+    let mut env = TestEnv::new();
+    env.offers = vec![offer(9, CLASS_A)];
+    let mut ch = open(&mut env, 9, 2, 2).unwrap();
+    ch.send(&mut env, b"one").unwrap();
+    assert_eq!(env.signals(), 1, "empty ring, mask clear: signal");
+    ch.send(&mut env, b"two").unwrap();
+    assert_eq!(
+        env.signals(),
+        1,
+        "host has not read the first packet: no signal"
+    );
+    // The host drains and masks interrupts while it polls.
+    let (mut host_rx, _) = env.host_rings(1, 2, 2);
+    let batch = host_rx.batch().unwrap();
+    let mut batch = batch;
+    while batch.next_packet().unwrap().is_some() {}
+    batch.commit().unwrap();
+    host_rx.disable_interrupts();
+    ch.send(&mut env, b"three").unwrap();
+    assert_eq!(env.signals(), 1, "host masked interrupts: no signal");
+    assert_eq!(ch.counters().sent, 3);
+    assert_eq!(ch.counters().signals, 1);
+}
+
+#[test]
+fn recv_copies_packets_and_keeps_one_that_does_not_fit() {
+    let mut env = TestEnv::new();
+    env.offers = vec![offer(9, CLASS_A)];
+    let mut ch = open(&mut env, 9, 2, 2).unwrap();
+    let mut buf = [0u8; 64];
+    assert_eq!(ch.recv(&mut env, &mut buf).unwrap(), None);
+    let (_, mut host_tx) = env.host_rings(1, 2, 2);
+    let mut batch = host_tx.batch().unwrap();
+    batch.write_inband(77, true, &[5u8; 24]).unwrap();
+    batch.write_inband(78, false, b"hi").unwrap();
+    batch.commit();
+    let mut small = [0u8; 16];
+    assert_eq!(
+        ch.recv(&mut env, &mut small),
+        Err(ClientError::BufferTooSmall { needed: 24 })
+    );
+    let r = ch.recv(&mut env, &mut buf).unwrap().unwrap();
+    assert_eq!(
+        (r.len, r.transaction_id, r.completion_requested),
+        (24, 77, true)
+    );
+    assert_eq!(&buf[..24], &[5u8; 24]);
+    let r = ch.recv(&mut env, &mut buf).unwrap().unwrap();
+    assert_eq!((r.len, r.transaction_id), (8, 78));
+    assert_eq!(&buf[..2], b"hi");
+    assert_eq!(ch.recv(&mut env, &mut buf).unwrap(), None);
+    assert_eq!(ch.counters().received, 2);
+}
+
+#[test]
+fn a_gone_channel_fails_without_touching_its_ring() {
+    let mut env = TestEnv::new();
+    env.offers = vec![offer(9, CLASS_A)];
+    let mut ch = open(&mut env, 9, 2, 2).unwrap();
+    let h = ch.handle();
+    env.set_status(h.slot, h.generation + 1, ChannelStatus::Gone, 0);
+    let before = env.win.accesses.get();
+    let mut buf = [0u8; 8];
+    assert_eq!(ch.send(&mut env, b"x"), Err(ClientError::ChannelGone));
+    assert_eq!(ch.recv(&mut env, &mut buf), Err(ClientError::ChannelGone));
+    assert_eq!(ch.take_events(&mut env), Err(ClientError::ChannelGone));
+    assert_eq!(
+        env.win.accesses.get(),
+        before,
+        "no ring access after the channel is gone"
+    );
+    // A record of the same generation marked gone is refused the same way.
+    env.set_status(h.slot, h.generation, ChannelStatus::Gone, 0);
+    assert_eq!(ch.send(&mut env, b"x"), Err(ClientError::ChannelGone));
+    // A driver that says the handle is stale while signalling maps to the same error.
+    env.set_status(h.slot, h.generation, ChannelStatus::Open, 0);
+    env.forced_response = Some(Response::Error(control::ClientError::ChannelGone));
+    assert_eq!(ch.send(&mut env, b"x"), Err(ClientError::ChannelGone));
+    assert_eq!(ch.close(&mut env), Err(ClientError::ChannelGone));
+}
+
+#[test]
+fn events_are_counted_from_the_status_record() {
+    let mut env = TestEnv::new();
+    env.offers = vec![offer(9, CLASS_A)];
+    let mut ch = open(&mut env, 9, 2, 2).unwrap();
+    let h = ch.handle();
+    assert_eq!(ch.take_events(&mut env), Ok(0));
+    env.set_status(h.slot, h.generation, ChannelStatus::Open, 3);
+    assert_eq!(ch.take_events(&mut env), Ok(3));
+    assert_eq!(ch.take_events(&mut env), Ok(0));
+    // The counter wraps without a false burst.
+    env.set_status(h.slot, h.generation, ChannelStatus::Open, u32::MAX);
+    ch.take_events(&mut env).unwrap();
+    env.set_status(h.slot, h.generation, ChannelStatus::Open, 1);
+    assert_eq!(ch.take_events(&mut env), Ok(2));
+}
+
+#[test]
+fn a_host_that_corrupts_the_inbound_ring_gets_an_error_not_a_crash() {
+    let mut env = TestEnv::new();
+    env.offers = vec![offer(9, CLASS_A)];
+    let mut ch = open(&mut env, 9, 2, 2).unwrap();
+    let (_, host_tx) = env.host_rings(1, 2, 2);
+    host_tx
+        .mem()
+        .store(Control::WriteIndex, 13, Ordering::Relaxed);
+    let mut buf = [0u8; 8];
+    assert!(matches!(
+        ch.recv(&mut env, &mut buf),
+        Err(ClientError::Ring(RingError::Corrupt(_)))
+    ));
+    host_tx
+        .mem()
+        .store(Control::WriteIndex, 1 << 20, Ordering::Relaxed);
+    assert!(matches!(
+        ch.recv(&mut env, &mut buf),
+        Err(ClientError::Ring(RingError::Corrupt(_)))
+    ));
+}
+
+#[test]
+fn close_sends_the_handle() {
+    let mut env = TestEnv::new();
+    env.offers = vec![offer(9, CLASS_A)];
+    let ch = open(&mut env, 9, 2, 2).unwrap();
+    let h = ch.handle();
+    ch.close(&mut env).unwrap();
+    assert_eq!(env.requests.last(), Some(&Request::Close { handle: h }));
+    let _ = CLASS_B;
+}

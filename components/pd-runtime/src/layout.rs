@@ -14,9 +14,12 @@ pub const SELF_CHANNEL: u8 = MAX_CHANNEL + 1;
 pub const IPC_BUFFER: u64 = 0x1000_0000;
 
 /// Slots of a PD's root CNode.
+///
+/// Fixed slots below [`slot::POOL_BASE`]; a driver's pool follows: the original frame capability
+/// of page `p` at `POOL_BASE + p`, then [`slot::MAX_MAPPINGS`] slots per page for the copies
+/// that grants map into clients ([`slot::copy`]). The CNode is as large as that needs
+/// ([`slot::cnode_radix`]).
 pub mod slot {
-    /// log2 of the number of slots.
-    pub const RADIX: u8 = 8;
     /// The PD's input endpoint (its notification is bound to its TCB).
     pub const INPUT: u64 = 1;
     /// The PD's own root CNode.
@@ -37,14 +40,34 @@ pub mod slot {
     pub const PPCALL_BASE: u64 = 40;
     /// IRQ handler capabilities: `IRQ_BASE + channel`.
     pub const IRQ_BASE: u64 = 70;
-    /// VSpace capabilities of client PDs (`cap_vspace`): `VSPACE_CAP_BASE + index`.
+    /// VSpace capabilities of client PDs (`cap_vspace slot="N"` lands at `VSPACE_CAP_BASE + N`).
     pub const VSPACE_CAP_BASE: u64 = 100;
-    /// Original frame capabilities of a pool region: `POOL_BASE + page`.
-    pub const POOL_BASE: u64 = 128;
-    /// First slot the PD may use freely (copies of pool frames, ...).
-    pub const FREE_BASE: u64 = 192;
-    /// Number of slots.
-    pub const COUNT: u64 = 1 << RADIX;
+    /// First slot the PD may use freely.
+    pub const FREE_BASE: u64 = 128;
+    /// First slot after the free range.
+    pub const FREE_END: u64 = 256;
+    /// Original frame capabilities of the pool: `POOL_BASE + page`.
+    pub const POOL_BASE: u64 = 256;
+    /// Client mappings one pool page can have at once (one copy each).
+    pub const MAX_MAPPINGS: u64 = 2;
+    /// Smallest PD CNode (log2 of its slots).
+    pub const MIN_RADIX: u8 = 8;
+
+    /// The slot of copy `k` (below [`MAX_MAPPINGS`]) of pool page `page`, in a pool of
+    /// `pool_pages` pages.
+    pub const fn copy(pool_pages: u64, page: u64, k: u64) -> u64 {
+        POOL_BASE + pool_pages + page * MAX_MAPPINGS + k
+    }
+
+    /// log2 of the CNode size a PD with a pool of `pool_pages` pages needs.
+    pub const fn cnode_radix(pool_pages: u64) -> u8 {
+        let need = POOL_BASE + pool_pages * (1 + MAX_MAPPINGS);
+        let mut r = MIN_RADIX;
+        while (1u64 << r) < need {
+            r += 1;
+        }
+        r
+    }
 }
 
 /// Badges on the input endpoint: which kind of message arrived and from which channel or PD.
@@ -68,9 +91,45 @@ const _: () = {
     assert!(slot::NOTIFY_BASE + m <= slot::PPCALL_BASE);
     assert!(slot::PPCALL_BASE + m <= slot::IRQ_BASE);
     assert!(slot::IRQ_BASE + m <= slot::VSPACE_CAP_BASE);
-    assert!(slot::VSPACE_CAP_BASE < slot::POOL_BASE && slot::POOL_BASE < slot::FREE_BASE);
-    assert!(slot::FREE_BASE < slot::COUNT);
+    assert!(slot::VSPACE_CAP_BASE < slot::FREE_BASE && slot::FREE_BASE < slot::FREE_END);
+    assert!(slot::FREE_END <= slot::POOL_BASE && slot::POOL_BASE <= 1 << slot::MIN_RADIX);
+    // The pool of system.xml (8192 pages) fits a CNode of 2^15 slots.
+    assert!(slot::cnode_radix(8192) == 15 && slot::copy(8192, 8191, 1) < 1 << 15);
     let channel_bits = (1u64 << (SELF_CHANNEL + 1)) - 1;
     assert!(channel_bits & (badge::PPCALL | badge::FAULT | badge::MONITOR) == 0);
     assert!(badge::PPCALL < 1 << 28 && badge::FAULT < 1 << 28 && badge::MONITOR < 1 << 28);
 };
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+
+    use super::slot;
+
+    #[test]
+    fn every_copy_slot_is_distinct_and_inside_the_cnode() {
+        for pages in [0u64, 1, 2, 7, 64, 1000] {
+            let radix = slot::cnode_radix(pages);
+            let mut seen = std::collections::BTreeSet::new();
+            for page in 0..pages {
+                assert!(
+                    slot::POOL_BASE + page < slot::copy(pages, 0, 0),
+                    "originals below copies"
+                );
+                for k in 0..slot::MAX_MAPPINGS {
+                    let s = slot::copy(pages, page, k);
+                    assert!(s < 1 << radix, "pages {pages}: slot {s} outside 2^{radix}");
+                    assert!(seen.insert(s), "pages {pages}: slot {s} twice");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn radix_grows_only_when_the_pool_needs_it() {
+        assert_eq!(slot::cnode_radix(0), slot::MIN_RADIX);
+        assert_eq!(slot::cnode_radix(1), 9);
+        assert_eq!(slot::cnode_radix(85), 9); // 256 + 255 = 511 slots
+        assert_eq!(slot::cnode_radix(86), 10); // 256 + 258 = 514 slots
+    }
+}

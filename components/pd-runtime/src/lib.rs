@@ -138,12 +138,25 @@ pub fn run<H: Handler>(mut h: H) -> ! {
     }
 }
 
+static POOL_PAGES: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
+/// Records the start parameter (called by [`protection_domain!`] before `init`).
+pub fn set_start_param(param: usize) {
+    POOL_PAGES.store(param, core::sync::atomic::Ordering::Relaxed);
+}
+
+/// The number of pages of this PD's pool (0: none), as the root task laid out its CSpace for.
+pub fn pool_pages() -> usize {
+    POOL_PAGES.load(core::sync::atomic::Ordering::Relaxed)
+}
+
 /// Declares a PD program: `pd_runtime::protection_domain!(init)` where `init() -> impl Handler`
 /// runs first (Microkit's `init`), then the event loop.
 #[macro_export]
 macro_rules! protection_domain {
     ($init:path) => {
-        fn __pd_runtime_main(_: ::sel4::entry::Start) -> ! {
+        fn __pd_runtime_main(start: ::sel4::entry::Start) -> ! {
+            $crate::set_start_param(start.param);
             $crate::run($init())
         }
         ::sel4::declare_main!(__pd_runtime_main);

@@ -372,6 +372,80 @@ impl core::fmt::Display for Error {
     }
 }
 
+/// Numeric settings of the kernel configuration (autoconf.h).
+pub mod config {
+    use crate::Word;
+
+    /// `CONFIG_HAVE_FPU`.
+    pub const CONFIG_HAVE_FPU: Word = 1;
+    /// `CONFIG_KERNEL_MASTER`.
+    pub const CONFIG_KERNEL_MASTER: Word = 1;
+    /// `CONFIG_WORD_SIZE`.
+    pub const CONFIG_WORD_SIZE: Word = 64;
+    /// `CONFIG_ARCH_X86`.
+    pub const CONFIG_ARCH_X86: Word = 1;
+    /// `CONFIG_ARCH_X86_64`.
+    pub const CONFIG_ARCH_X86_64: Word = 1;
+    /// `CONFIG_PLAT_PC99`.
+    pub const CONFIG_PLAT_PC99: Word = 1;
+    /// `CONFIG_IRQ_IOAPIC`.
+    pub const CONFIG_IRQ_IOAPIC: Word = 1;
+    /// `CONFIG_MAX_NUM_IOAPIC`.
+    pub const CONFIG_MAX_NUM_IOAPIC: Word = 1;
+    /// `CONFIG_XAPIC`.
+    pub const CONFIG_XAPIC: Word = 1;
+    /// `CONFIG_HUGE_PAGE`.
+    pub const CONFIG_HUGE_PAGE: Word = 1;
+    /// `CONFIG_SYSCALL`.
+    pub const CONFIG_SYSCALL: Word = 1;
+    /// `CONFIG_FXSAVE`.
+    pub const CONFIG_FXSAVE: Word = 1;
+    /// `CONFIG_XSAVE_SIZE`.
+    pub const CONFIG_XSAVE_SIZE: Word = 512;
+    /// `CONFIG_FSGSBASE_INST`.
+    pub const CONFIG_FSGSBASE_INST: Word = 1;
+    /// `CONFIG_MULTIBOOT_GRAPHICS_MODE_NONE`.
+    pub const CONFIG_MULTIBOOT_GRAPHICS_MODE_NONE: Word = 1;
+    /// `CONFIG_ROOT_CNODE_SIZE_BITS`.
+    pub const CONFIG_ROOT_CNODE_SIZE_BITS: Word = 16;
+    /// `CONFIG_TIMER_TICK_MS`.
+    pub const CONFIG_TIMER_TICK_MS: Word = 2;
+    /// `CONFIG_TIME_SLICE`.
+    pub const CONFIG_TIME_SLICE: Word = 5;
+    /// `CONFIG_RETYPE_FAN_OUT_LIMIT`.
+    pub const CONFIG_RETYPE_FAN_OUT_LIMIT: Word = 256;
+    /// `CONFIG_MAX_NUM_WORK_UNITS_PER_PREEMPTION`.
+    pub const CONFIG_MAX_NUM_WORK_UNITS_PER_PREEMPTION: Word = 100;
+    /// `CONFIG_MAX_NUM_BOOTINFO_UNTYPED_CAPS`.
+    pub const CONFIG_MAX_NUM_BOOTINFO_UNTYPED_CAPS: Word = 167;
+    /// `CONFIG_FASTPATH`.
+    pub const CONFIG_FASTPATH: Word = 1;
+    /// `CONFIG_NUM_DOMAINS`.
+    pub const CONFIG_NUM_DOMAINS: Word = 1;
+    /// `CONFIG_NUM_PRIORITIES`.
+    pub const CONFIG_NUM_PRIORITIES: Word = 256;
+    /// `CONFIG_MAX_NUM_NODES`.
+    pub const CONFIG_MAX_NUM_NODES: Word = 1;
+    /// `CONFIG_CACHE_LN_SZ`.
+    pub const CONFIG_CACHE_LN_SZ: Word = 64;
+    /// `CONFIG_KERNEL_STACK_BITS`.
+    pub const CONFIG_KERNEL_STACK_BITS: Word = 12;
+    /// `CONFIG_FPU_MAX_RESTORES_SINCE_SWITCH`.
+    pub const CONFIG_FPU_MAX_RESTORES_SINCE_SWITCH: Word = 64;
+    /// `CONFIG_DEBUG_BUILD`.
+    pub const CONFIG_DEBUG_BUILD: Word = 1;
+    /// `CONFIG_PRINTING`.
+    pub const CONFIG_PRINTING: Word = 1;
+    /// `CONFIG_IRQ_REPORTING`.
+    pub const CONFIG_IRQ_REPORTING: Word = 1;
+    /// `CONFIG_USER_STACK_TRACE_LENGTH`.
+    pub const CONFIG_USER_STACK_TRACE_LENGTH: Word = 16;
+    /// `CONFIG_OPTIMISATION_O2`.
+    pub const CONFIG_OPTIMISATION_O2: Word = 1;
+    /// `CONFIG_NO_BENCHMARKS`.
+    pub const CONFIG_NO_BENCHMARKS: Word = 1;
+}
+
 /// `seL4_UserContext`, as the kernel reads and writes it in message words.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[allow(missing_docs)]

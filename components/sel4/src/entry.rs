@@ -1,9 +1,9 @@
 //! The program entry point of every seL4 program of the image (root task and PDs).
 //!
 //! `_start` (assembly, target builds only) switches to a stack in the program's `.bss` and calls
-//! [`rust_start`] with the first argument register: the boot-information pointer for the root
-//! task, 0 for PDs (the root task sets it). The program names its main function with
-//! [`declare_main!`].
+//! [`rust_start`] with the first two argument registers: the boot-information pointer for the
+//! root task (0 for PDs), and for PDs a parameter word the root task sets (the size of the PD's
+//! pool). The program names its main function with [`declare_main!`].
 
 use sel4_sys::bootinfo::BootInfo;
 
@@ -12,6 +12,8 @@ use sel4_sys::bootinfo::BootInfo;
 pub struct Start {
     /// The boot information (root task only).
     pub bootinfo: Option<BootInfo>,
+    /// The parameter word the root task passes a PD in `rsi` (0 for the root task).
+    pub param: usize,
 }
 
 /// Bytes of stack every program gets (in its `.bss`).
@@ -43,7 +45,7 @@ unsafe extern "Rust" {
 static STARTED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 
 /// Called once by `_start`; a second call (only possible from Rust code) halts.
-pub extern "C" fn rust_start(arg: usize) -> ! {
+pub extern "C" fn rust_start(arg: usize, param: usize) -> ! {
     if STARTED.swap(true, core::sync::atomic::Ordering::SeqCst) {
         loop {
             sel4_sys::syscall::debug_halt();
@@ -53,7 +55,12 @@ pub extern "C" fn rust_start(arg: usize) -> ! {
     // kernel (root task: boot-info pointer) or our root task (PDs: 0) set.
     let bootinfo = (arg != 0).then(|| unsafe { BootInfo::from_raw(arg as *const u8) });
     // SAFETY: `declare_main!` defines the symbol with this signature.
-    unsafe { __sel4_program_main(Start { bootinfo }) }
+    unsafe {
+        __sel4_program_main(Start {
+            bootinfo,
+            param: if bootinfo.is_some() { 0 } else { param },
+        })
+    }
 }
 
 /// Names the program's main function: `sel4::declare_main!(main);` with `fn main(Start) -> !`.

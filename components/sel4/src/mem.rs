@@ -10,9 +10,9 @@
 //! page that is not mapped is a page fault for the system to handle, not undefined behaviour.
 
 /// First address of the run-time mapping range.
-pub const REGION_START: usize = 0x8000_0000;
+pub const REGION_START: usize = 0x2000_0000;
 /// First address after it.
-pub const REGION_END: usize = 0xC000_0000;
+pub const REGION_END: usize = 0x1_0000_0000;
 
 /// A byte range of the run-time mapping range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,7 +26,8 @@ impl Region {
     /// 8-byte aligned.
     pub fn new(base: usize, len: usize) -> Option<Region> {
         let end = base.checked_add(len)?;
-        (base >= REGION_START && end <= REGION_END && base.is_multiple_of(8)).then_some(Region { base, len })
+        (base >= REGION_START && end <= REGION_END && base.is_multiple_of(8))
+            .then_some(Region { base, len })
     }
 
     /// Start address.

@@ -74,7 +74,7 @@ impl MappedRing {
             return Err(MapError::Misaligned);
         }
         let size = u32::try_from(data_size).map_err(|_| MapError::BadSize(data_size))?;
-        if size % 8 != 0 || !(MIN_DATA_SIZE..=MAX_DATA_SIZE).contains(&size) {
+        if !size.is_multiple_of(8) || !(MIN_DATA_SIZE..=MAX_DATA_SIZE).contains(&size) {
             return Err(MapError::BadSize(data_size));
         }
         Ok(Self {
@@ -156,7 +156,10 @@ impl RingMem for MappedRing {
         while done < buf.len() {
             let skip = pos % 8;
             let n = (8 - skip).min(buf.len() - done);
-            let word = self.data_word(pos / 8).load(Ordering::Relaxed).to_ne_bytes();
+            let word = self
+                .data_word(pos / 8)
+                .load(Ordering::Relaxed)
+                .to_ne_bytes();
             buf[done..done + n].copy_from_slice(&word[skip..skip + n]);
             done += n;
             pos += n;

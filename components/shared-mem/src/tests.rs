@@ -7,9 +7,7 @@ use std::vec;
 use std::vec::Vec;
 
 use super::*;
-use vmbus_driver::ring::{
-    FEATURE_PENDING_SEND_SZ, RingError, RingReader, RingWriter, init_ring,
-};
+use vmbus_driver::ring::{FEATURE_PENDING_SEND_SZ, RingError, RingReader, RingWriter, init_ring};
 
 /// Heap memory standing in for a ring's mapped pages: 8-aligned, freed on drop. Only raw
 /// pointers derived once from the allocation touch it while a `MappedRing` exists.
@@ -118,7 +116,8 @@ fn ring_writer_and_reader_work_over_mapped_pages() {
     let mut r = RingReader::new(&ring).unwrap();
     for round in 0..6u8 {
         let mut b = w.batch().unwrap();
-        b.write_inband(u64::from(round), false, &[round; 13]).unwrap();
+        b.write_inband(u64::from(round), false, &[round; 13])
+            .unwrap();
         b.write_completion(u64::from(round) + 100, &[]).unwrap();
         assert_eq!(b.write_inband(0, false, &[0; 64]), Err(RingError::Full));
         b.commit();

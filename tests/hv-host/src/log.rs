@@ -89,7 +89,11 @@ impl fmt::Display for LogRecord {
             Direction::Received => "guest->host",
             Direction::Sent => "host->guest",
         };
-        write!(f, "#{} {arrow} {} ({} bytes)", self.seq, self.msgtype, self.len)?;
+        write!(
+            f,
+            "#{} {arrow} {} ({} bytes)",
+            self.seq, self.msgtype, self.len
+        )?;
         if let Some(r) = self.relid {
             write!(f, " {r}")?;
         }

@@ -53,7 +53,12 @@ pub trait GuestMemory {
     fn write(&mut self, pfn: u64, offset: usize, data: &[u8]) -> Result<(), GuestMemError>;
 
     /// Loads an aligned little-endian u32 (a ring control word).
-    fn load_u32(&mut self, pfn: u64, offset: usize, _order: Ordering) -> Result<u32, GuestMemError> {
+    fn load_u32(
+        &mut self,
+        pfn: u64,
+        offset: usize,
+        _order: Ordering,
+    ) -> Result<u32, GuestMemError> {
         let mut b = [0u8; 4];
         self.read(pfn, offset, &mut b)?;
         Ok(u32::from_le_bytes(b))
@@ -125,12 +130,7 @@ impl<'a> PageArrayMemory<'a> {
         self.pages.get_mut(i)
     }
 
-    fn range(
-        &mut self,
-        pfn: u64,
-        offset: usize,
-        len: usize,
-    ) -> Result<&mut [u8], GuestMemError> {
+    fn range(&mut self, pfn: u64, offset: usize, len: usize) -> Result<&mut [u8], GuestMemError> {
         if offset > PAGE_SIZE || len > PAGE_SIZE - offset {
             return Err(GuestMemError::OutOfPage { offset, len });
         }
@@ -213,7 +213,10 @@ impl<'m, 'g, G: GuestMemory> GpadlRingMem<'m, 'g, G> {
             let n = (PAGE_SIZE - in_page).min(len - done);
             match self.pfns.get(page) {
                 Some(&pfn) => f(pfn, in_page, done, n),
-                None => self.record(GuestMemError::OutOfPage { offset: pos, len: n }),
+                None => self.record(GuestMemError::OutOfPage {
+                    offset: pos,
+                    len: n,
+                }),
             }
             done += n;
             pos += n;

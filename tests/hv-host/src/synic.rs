@@ -17,6 +17,16 @@ pub const SYNIC_QUEUE: usize = 64;
 /// Slot byte 5 bit 0: another message waits; the guest must write EOM after freeing the slot.
 const FLAG_MESSAGE_PENDING: u8 = 1;
 
+/// The SynIC's waiting queue is full; the message was not sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueFull;
+
+impl core::fmt::Display for QueueFull {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("SynIC message queue full")
+    }
+}
+
 /// One message as it will be written into the slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SlotMessage {
@@ -136,10 +146,9 @@ impl Synic {
         self.stats
     }
 
-    /// Host: sends a message; it goes into the slot now or waits in the queue. Returns the
-    /// message back when the queue is full.
-    pub fn enqueue(&mut self, msg: SlotMessage) -> Result<(), SlotMessage> {
-        self.queue.push(msg)?;
+    /// Host: sends a message; it goes into the slot now or waits in the queue.
+    pub fn enqueue(&mut self, msg: SlotMessage) -> Result<(), QueueFull> {
+        self.queue.push(msg).map_err(|_| QueueFull)?;
         self.try_deliver();
         Ok(())
     }

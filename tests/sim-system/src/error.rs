@@ -84,7 +84,10 @@ impl fmt::Display for BuildError {
                 "simulation placement at {vaddr:#x} overlaps a mapping of pd #{pd}"
             ),
             Self::IrqClash { pd } => {
-                write!(f, "no free vector or channel id for the VMBus interrupt in pd #{pd}")
+                write!(
+                    f,
+                    "no free vector or channel id for the VMBus interrupt in pd #{pd}"
+                )
             }
             Self::BadGuid { pd } => write!(f, "pd #{pd} names a device GUID that does not parse"),
             Self::DriverChannelMissing { pd } => {
@@ -92,7 +95,10 @@ impl fmt::Display for BuildError {
             }
             Self::TooManyClients => f.write_str("more VMBus clients than client ids"),
             Self::Unsupported { pd, what } => {
-                write!(f, "pd #{pd} uses {what}, which the simulation does not model")
+                write!(
+                    f,
+                    "pd #{pd} uses {what}, which the simulation does not model"
+                )
             }
         }
     }

@@ -25,22 +25,19 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use sel4_sim::{
-    CapPtr, CapRights, ClientSetup, DriverSetup, FrameId, IrqSetup, PdId, Sim, SimConfig,
-    SimKernel, SlotRef,
-};
-use sysdesc::model::{CapKind, System};
+use sel4_sim::{FrameId, IrqSetup, PdId, SimKernel, SlotRef};
+use sysdesc::model::System;
 use vmbus_driver::guid::Guid;
 use vmbus_driver::ids::{ClientId, PageId};
 
-use crate::error::{BuildError, BuildStep, NotifyError};
-use crate::layout::{
-    CLIENT_CONTROL_VADDR, DRIVER_CONTROL_VADDR, DRIVER_POOL_VADDR, PAGE, VMBUS_IRQ, overlaps,
-};
+use crate::error::NotifyError;
 
 /// The simulated kernel with the driver's seam, shared by everything that acts on it (the driver,
 /// client ring memories, the host's guest-memory view). Single-threaded: borrow, act, release.
 pub type SharedKernel = Rc<RefCell<SimKernel>>;
+
+/// Guest frame number -> (pool page, frame object): the pool as the host addresses it.
+pub type PfnMap = BTreeMap<u64, (PageId, FrameId)>;
 
 /// A memory region as instantiated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,22 +107,22 @@ pub struct PoolInfo {
     /// Pages in the pool.
     pub pages: u32,
     /// Guest frame number -> (pool page, frame object).
-    pub by_pfn: Rc<BTreeMap<u64, (PageId, FrameId)>>,
+    pub by_pfn: Rc<PfnMap>,
 }
 
 /// A system description instantiated on the seL4 model.
 #[derive(Debug)]
 pub struct Instance {
-    kernel: SharedKernel,
-    root: PdId,
-    pds: Vec<(String, PdId)>,
-    regions: Vec<RegionInstance>,
-    channels: Vec<ChannelInstance>,
-    driver: PdId,
-    host: Option<PdId>,
-    clients: Vec<ClientInfo>,
-    pool: PoolInfo,
-    irq: IrqSetup,
+    pub(crate) kernel: SharedKernel,
+    pub(crate) root: PdId,
+    pub(crate) pds: Vec<(String, PdId)>,
+    pub(crate) regions: Vec<RegionInstance>,
+    pub(crate) channels: Vec<ChannelInstance>,
+    pub(crate) driver: PdId,
+    pub(crate) host: Option<PdId>,
+    pub(crate) clients: Vec<ClientInfo>,
+    pub(crate) pool: PoolInfo,
+    pub(crate) irq: IrqSetup,
 }
 
 /// Path of the repository's `system.xml`, found from this crate's manifest directory.
@@ -148,386 +145,7 @@ pub fn load_repository_system() -> Result<System, String> {
     })
 }
 
-fn kernel_err(step: BuildStep, index: usize) -> impl Fn(sel4_sim::Error) -> BuildError {
-    move |error| BuildError::Kernel { step, index, error }
-}
-
-fn rights_of(p: sysdesc::model::Perms) -> CapRights {
-    CapRights {
-        read: p.read,
-        write: p.write,
-        grant: false,
-        grant_reply: false,
-    }
-}
-
-fn parse_guid(s: &sysdesc::Guid, pd: usize) -> Result<Guid, BuildError> {
-    Guid::parse(s.as_str()).map_err(|_| BuildError::BadGuid { pd })
-}
-
-/// Checks that `[vaddr, vaddr + len)` of PD `pd` (description index) overlaps none of its
-/// described mappings and, for a client, its window.
-fn check_free(sys: &System, pd: usize, vaddr: u64, len: u64) -> Result<(), BuildError> {
-    let p = &sys.pds[pd];
-    for m in &p.maps {
-        let size = sys.region(&m.mr).map_or(0, |r| r.size);
-        if overlaps(vaddr, len, m.vaddr, size) {
-            return Err(BuildError::AddressClash { pd, vaddr });
-        }
-    }
-    if let Some(c) = &p.vmbus_client
-        && overlaps(vaddr, len, c.window_vaddr, c.window_size)
-    {
-        return Err(BuildError::AddressClash { pd, vaddr });
-    }
-    Ok(())
-}
-
 impl Instance {
-    /// Instantiates the repository's `system.xml` with the default model configuration.
-    ///
-    /// # Panics
-    /// If the repository's description does not load or instantiate (a broken checkout).
-    #[must_use]
-    pub fn repository() -> Self {
-        let sys = load_repository_system().unwrap_or_else(|e| panic!("system.xml: {e}"));
-        Self::build(&sys, SimConfig::default())
-            .unwrap_or_else(|e| panic!("system.xml does not instantiate: {e}"))
-    }
-
-    /// Instantiates `sys` on a fresh simulated kernel configured by `config`.
-    ///
-    /// # Errors
-    /// [`BuildError`] naming the element that could not be built.
-    pub fn build(sys: &System, config: SimConfig) -> Result<Self, BuildError> {
-        let driver_index = sys
-            .pds
-            .iter()
-            .position(|p| p.vmbus_driver.is_some())
-            .ok_or(BuildError::NoDriver)?;
-        let driver_desc = sys.pds[driver_index]
-            .vmbus_driver
-            .as_ref()
-            .ok_or(BuildError::NoDriver)?;
-        let pool_region = driver_desc.pool_region.clone();
-        Self::refuse_unsupported(sys)?;
-
-        let mut sim = Sim::with_config(config);
-        // The system initialiser: holds the originals of every described region's frames.
-        let root = sim.create_pd("<root>", 255);
-        let pds: Vec<(String, PdId)> = sys
-            .pds
-            .iter()
-            .map(|p| (p.name.clone(), sim.create_pd(&p.name, p.sched.priority)))
-            .collect();
-        let pd_of = |name: &str| pds.iter().find(|(n, _)| n == name).map(|&(_, id)| id);
-        let driver = pds[driver_index].1;
-
-        // Regions other than the pool: frames in the root PD.
-        let mut regions = Vec::with_capacity(sys.regions.len());
-        for (i, r) in sys.regions.iter().enumerate() {
-            let is_pool = pool_region.as_deref() == Some(r.name.as_str());
-            let frames = if is_pool {
-                Vec::new() // filled in once the driver's seam has retyped the pool
-            } else {
-                let n = u32::try_from(r.size / PAGE).map_err(|_| BuildError::Kernel {
-                    step: BuildStep::Region,
-                    index: i,
-                    error: sel4_sim::Error::RangeError,
-                })?;
-                sim.create_frames(root, n)
-                    .map_err(kernel_err(BuildStep::Region, i))?
-                    .into_iter()
-                    .map(|c| SlotRef::new(root, c))
-                    .collect()
-            };
-            regions.push(RegionInstance {
-                name: r.name.clone(),
-                frames,
-                is_pool,
-            });
-        }
-
-        // Mappings (the pool's host mapping is the hypervisor's physical view, see the module doc).
-        let mut host = None;
-        for (pi, p) in sys.pds.iter().enumerate() {
-            let pd = pds[pi].1;
-            for (mi, m) in p.maps.iter().enumerate() {
-                let Some(ri) = sys.region_index(&m.mr) else {
-                    return Err(BuildError::Kernel {
-                        step: BuildStep::Map,
-                        index: mi,
-                        error: sel4_sim::Error::InvalidArgument,
-                    });
-                };
-                if regions[ri].is_pool {
-                    if pi != driver_index {
-                        host = Some(pd);
-                    }
-                    continue;
-                }
-                sim.map_region(&regions[ri].frames, pd, m.vaddr, rights_of(m.perms))
-                    .map_err(kernel_err(BuildStep::Map, pi))?;
-            }
-        }
-
-        // Channels.
-        let mut channels = Vec::with_capacity(sys.channels.len());
-        for (ci, c) in sys.channels.iter().enumerate() {
-            let mut ends = [EndInstance {
-                pd: root,
-                id: 0,
-                pp: false,
-                notify: false,
-            }; 2];
-            for (k, e) in c.ends.iter().enumerate() {
-                ends[k] = EndInstance {
-                    pd: pd_of(&e.pd).ok_or(BuildError::Kernel {
-                        step: BuildStep::Channel,
-                        index: ci,
-                        error: sel4_sim::Error::NoSuchPd,
-                    })?,
-                    id: e.id,
-                    pp: e.pp,
-                    notify: e.notify,
-                };
-            }
-            sim.create_channel(ends[0].pd, ends[0].id, ends[1].pd, ends[1].id)
-                .map_err(kernel_err(BuildStep::Channel, ci))?;
-            channels.push(ChannelInstance { ends });
-        }
-
-        // Described interrupts: bound to the PD's notification with the id bit as badge.
-        for (pi, p) in sys.pds.iter().enumerate() {
-            let pd = pds[pi].1;
-            for irq in &p.irqs {
-                if u32::from(irq.vector) == VMBUS_IRQ {
-                    return Err(BuildError::IrqClash { pd: pi });
-                }
-                let step = kernel_err(BuildStep::Irq, pi);
-                let handler = sim.create_irq_handler(pd, u32::from(irq.vector)).map_err(&step)?;
-                let ntfn = sim.pd_notification(pd).map_err(&step)?;
-                let badged = sim
-                    .mint_to_free(SlotRef::new(pd, ntfn), pd, CapRights::WRITE, 1 << irq.id)
-                    .map_err(&step)?;
-                sim.irq_set_notification(SlotRef::new(pd, handler), SlotRef::new(pd, badged))
-                    .map_err(&step)?;
-            }
-        }
-
-        // Extra capabilities (only cap_vspace reaches here).
-        for (pi, p) in sys.pds.iter().enumerate() {
-            for e in &p.cspace {
-                let target = pd_of(&e.pd).ok_or(BuildError::Kernel {
-                    step: BuildStep::CSpace,
-                    index: pi,
-                    error: sel4_sim::Error::NoSuchPd,
-                })?;
-                let slot = u32::try_from(e.slot).map_err(|_| BuildError::Kernel {
-                    step: BuildStep::CSpace,
-                    index: pi,
-                    error: sel4_sim::Error::RangeError,
-                })?;
-                sim.copy(
-                    SlotRef::new(target, sel4_sim::SLOT_VSPACE),
-                    SlotRef::new(pds[pi].1, CapPtr(slot)),
-                    CapRights::ALL,
-                )
-                .map_err(kernel_err(BuildStep::CSpace, pi))?;
-            }
-        }
-
-        // Fault handlers: nested PDs report to their parent, clients to the driver.
-        for (pi, p) in sys.pds.iter().enumerate() {
-            let handler = match (p.parent, &p.vmbus_client) {
-                (Some(parent), _) => Some(pds[parent].1),
-                (None, Some(_)) => Some(driver),
-                (None, None) => None,
-            };
-            sim.set_fault_handler(pds[pi].1, handler)
-                .map_err(kernel_err(BuildStep::FaultHandler, pi))?;
-        }
-
-        // VMBus clients.
-        let mut infos = Vec::new();
-        for (pi, p) in sys.pds.iter().enumerate() {
-            let Some(c) = &p.vmbus_client else { continue };
-            let (mine, theirs) = sys
-                .driver_channel_of(&p.name)
-                .ok_or(BuildError::DriverChannelMissing { pd: pi })?;
-            let classes = c
-                .devices
-                .iter()
-                .map(|d| parse_guid(&d.class, pi))
-                .collect::<Result<Vec<_>, _>>()?;
-            let instances = c
-                .devices
-                .iter()
-                .map(|d| d.instance.as_ref().map(|g| parse_guid(g, pi)).transpose())
-                .collect::<Result<Vec<_>, _>>()?;
-            let instance = instances.first().copied().flatten();
-            if instances.iter().any(|i| *i != instance) {
-                return Err(BuildError::Unsupported {
-                    pd: pi,
-                    what: "different instance filters for one client's classes",
-                });
-            }
-            let index = infos.len();
-            let id = ClientId(u16::try_from(index).map_err(|_| BuildError::TooManyClients)?);
-            check_free(sys, pi, CLIENT_CONTROL_VADDR, PAGE)?;
-            infos.push(ClientInfo {
-                id,
-                name: p.name.clone(),
-                pd: pds[pi].1,
-                window_base: c.window_vaddr,
-                window_pages: usize::try_from(c.window_size / PAGE).unwrap_or(usize::MAX),
-                max_channels: c.max_channels as usize,
-                classes,
-                instance,
-                driver_channel: mine.id,
-                driver_end: theirs.id,
-                control_vaddr: CLIENT_CONTROL_VADDR,
-                driver_control_vaddr: DRIVER_CONTROL_VADDR + index as u64 * PAGE,
-                control_frame: FrameId(u32::MAX),
-            });
-        }
-
-        // The driver's own placements must not collide with what it maps by description.
-        let pool_pages = u32::try_from(driver_desc.pool_pages).map_err(|_| BuildError::Kernel {
-            step: BuildStep::Pool,
-            index: driver_index,
-            error: sel4_sim::Error::RangeError,
-        })?;
-        check_free(
-            sys,
-            driver_index,
-            DRIVER_POOL_VADDR,
-            u64::from(pool_pages) * PAGE,
-        )?;
-        check_free(
-            sys,
-            driver_index,
-            DRIVER_CONTROL_VADDR,
-            infos.len() as u64 * PAGE,
-        )?;
-
-        // The VMBus interrupt signals the driver with the highest channel id it does not use.
-        let used: Vec<u8> = sys
-            .channels_of(&sys.pds[driver_index].name)
-            .map(|(mine, _)| mine.id)
-            .chain(sys.pds[driver_index].irqs.iter().map(|i| i.id))
-            .collect();
-        let irq_id = (0..=sel4_sim::MAX_CHANNEL_ID)
-            .rev()
-            .find(|i| !used.contains(i))
-            .ok_or(BuildError::IrqClash { pd: driver_index })?;
-        let irq = IrqSetup {
-            irq: VMBUS_IRQ,
-            badge: 1 << irq_id,
-        };
-        let setup = DriverSetup {
-            driver,
-            pool_pages,
-            pool_base: DRIVER_POOL_VADDR,
-            clients: infos
-                .iter()
-                .map(|c| ClientSetup {
-                    id: c.id,
-                    pd: c.pd,
-                    window_base: c.window_base,
-                    window_pages: c.window_pages,
-                    badge: 1 << c.driver_channel,
-                })
-                .collect(),
-            irq: Some(irq),
-        };
-        let mut kernel =
-            SimKernel::new(sim, &setup).map_err(kernel_err(BuildStep::Pool, driver_index))?;
-
-        // The pool's frames, by guest frame number, for the host's view.
-        let mut by_pfn = BTreeMap::new();
-        let mut pool_frames = Vec::with_capacity(pool_pages as usize);
-        for i in 0..pool_pages {
-            let page = PageId(i);
-            let err = BuildError::Kernel {
-                step: BuildStep::Pool,
-                index: i as usize,
-                error: sel4_sim::Error::FailedLookup,
-            };
-            let cap = kernel.seam.original_cap(page).ok_or(err)?;
-            let slot = SlotRef::new(driver, cap);
-            let frame = kernel.sim.frame_of(slot).map_err(|_| err)?;
-            let pfn = kernel
-                .seam
-                .page_frame(&kernel.sim, page)
-                .map_err(|_| err)?;
-            by_pfn.insert(pfn, (page, frame));
-            pool_frames.push(slot);
-        }
-        if let Some(r) = regions.iter_mut().find(|r| r.is_pool) {
-            r.frames = pool_frames;
-        }
-
-        // Control pages: one frame per client, mapped in the driver and in that client only.
-        for (i, c) in infos.iter_mut().enumerate() {
-            let step = kernel_err(BuildStep::ControlPage, i);
-            let sim = &mut kernel.sim;
-            let frame = sim.create_frames(root, 1).map_err(&step)?[0];
-            let slot = SlotRef::new(root, frame);
-            sim.map_region(&[slot], driver, c.driver_control_vaddr, CapRights::READ_WRITE)
-                .map_err(&step)?;
-            sim.map_region(&[slot], c.pd, c.control_vaddr, CapRights::READ_WRITE)
-                .map_err(&step)?;
-            c.control_frame = sim.frame_of(slot).map_err(&step)?;
-        }
-        // Building is not what tests measure.
-        kernel.sim.reset_counters();
-
-        Ok(Self {
-            kernel: Rc::new(RefCell::new(kernel)),
-            root,
-            pds,
-            regions,
-            channels,
-            driver,
-            host,
-            clients: infos,
-            pool: PoolInfo {
-                pages: pool_pages,
-                by_pfn: Rc::new(by_pfn),
-            },
-            irq,
-        })
-    }
-
-    fn refuse_unsupported(sys: &System) -> Result<(), BuildError> {
-        for (pi, p) in sys.pds.iter().enumerate() {
-            let what = if p.virtual_machine.is_some() {
-                Some("virtual_machine")
-            } else if !p.ioports.is_empty() {
-                Some("ioport")
-            } else if p.cspace.iter().any(|c| c.kind != CapKind::Vspace) {
-                Some("cap_tcb / cap_sc")
-            } else {
-                None
-            };
-            if let Some(what) = what {
-                return Err(BuildError::Unsupported { pd: pi, what });
-            }
-        }
-        if sys
-            .regions
-            .iter()
-            .any(|r| r.prefill_path.is_some() || r.prefill_bootinfo.is_some())
-        {
-            return Err(BuildError::Unsupported {
-                pd: usize::MAX,
-                what: "prefilled memory region",
-            });
-        }
-        Ok(())
-    }
-
     /// The shared simulated kernel.
     #[must_use]
     pub fn kernel(&self) -> &SharedKernel {

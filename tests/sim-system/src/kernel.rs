@@ -31,7 +31,12 @@ impl<'a> DriverKernel<'a> {
         self.kernel
     }
 
-    fn control_vaddr(&self, client: ClientId, offset: usize, len: usize) -> Result<u64, KernelError> {
+    fn control_vaddr(
+        &self,
+        client: ClientId,
+        offset: usize,
+        len: usize,
+    ) -> Result<u64, KernelError> {
         let c = self
             .clients
             .get(usize::from(client.0))
@@ -102,7 +107,12 @@ impl Kernel for DriverKernel<'_> {
     fn zero_page(&mut self, page: PageId) -> Result<(), KernelError> {
         self.kernel.zero_page(page)
     }
-    fn grant(&mut self, page: PageId, client: ClientId, window_page: usize) -> Result<(), KernelError> {
+    fn grant(
+        &mut self,
+        page: PageId,
+        client: ClientId,
+        window_page: usize,
+    ) -> Result<(), KernelError> {
         self.kernel.grant(page, client, window_page)
     }
     fn revoke(&mut self, page: PageId) -> Result<(), KernelError> {
@@ -113,5 +123,21 @@ impl Kernel for DriverKernel<'_> {
     }
     fn ack_irq(&mut self) -> Result<(), KernelError> {
         self.kernel.ack_irq()
+    }
+    fn control_read(
+        &self,
+        client: ClientId,
+        offset: usize,
+        buf: &mut [u8],
+    ) -> Result<(), KernelError> {
+        DriverKernel::control_read(self, client, offset, buf)
+    }
+    fn control_write(
+        &mut self,
+        client: ClientId,
+        offset: usize,
+        data: &[u8],
+    ) -> Result<(), KernelError> {
+        DriverKernel::control_write(self, client, offset, data)
     }
 }

@@ -6,20 +6,42 @@
 //!   windows, control pages, the VMBus interrupt);
 //! - the seams over it: the driver's [`DriverKernel`], client ring memory that goes through the
 //!   client's VSpace ([`ClientRingMem`]), the host's guest memory by frame number ([`GuestMem`]);
-//! - the world: the scheduler that runs host, driver and clients step by step.
+//! - the [`World`]: the scheduler that runs the host (`hv-host`), the driver
+//!   (`vmbus_driver::driver::Driver`) and [`ClientProgram`]s step by step; a program's
+//!   [`ClientCtx`] is the client library's `ClientEnv` for that PD.
+//!
+//! Where the simulation differs from the real system (each choice documented where it is made):
+//! - the driver's hypercalls are direct calls into the host (`hv_host::GuestPort`), and the
+//!   SynIC message slot and event flags are the host's `Synic` state; the described
+//!   `synic_message` / `synic_event_flags` regions are instantiated and mapped but not used by
+//!   that path;
+//! - the host reaches the pool by frame number ([`GuestMem`]) rather than through a mapping;
+//! - a protected call runs the driver to completion inside the caller's step; a blocking wait
+//!   runs the host and the driver (not the other clients) until a notification arrives;
+//! - placements the description leaves open (the driver's pool view, control pages, the VMBus
+//!   interrupt) come from [`layout`].
 
+mod build;
 mod error;
 mod guestmem;
 mod instance;
 mod kernel;
 pub mod layout;
+mod program;
+pub mod programs;
 mod ringmem;
+mod world;
 
 pub use error::{BuildError, BuildStep, NotifyError};
-pub use guestmem::{GuestMem, GuestMemFault};
+pub use guestmem::GuestMem;
 pub use instance::{
-    ChannelInstance, ClientInfo, EndInstance, Instance, PoolInfo, RegionInstance, SharedKernel,
-    load_repository_system, repository_system_xml,
+    ChannelInstance, ClientInfo, EndInstance, Instance, PfnMap, PoolInfo, RegionInstance,
+    SharedKernel, load_repository_system, repository_system_xml,
 };
 pub use kernel::DriverKernel;
+pub use program::{ClientCtx, ClientProgram, Flow};
+pub use programs::{EchoClient, EchoHandle, EchoStats};
 pub use ringmem::{ClientRingMem, RingFault};
+pub use world::{
+    FaultRecord, PASSES_PER_STEP, StepLimit, TRACE_CAPACITY, TraceEvent, World, WorldConfig,
+};

@@ -19,7 +19,9 @@ fn every_described_pd_exists_once_with_its_priority() {
     assert_eq!(inst.pds().len(), sys.pds.len());
     let k = inst.kernel().borrow();
     for p in &sys.pds {
-        let pd = inst.pd(&p.name).unwrap_or_else(|| panic!("{} missing", p.name));
+        let pd = inst
+            .pd(&p.name)
+            .unwrap_or_else(|| panic!("{} missing", p.name));
         assert_eq!(k.sim.pd_name(pd).unwrap(), p.name);
         assert_eq!(k.sim.pd_priority(pd).unwrap(), p.sched.priority);
         assert_eq!(k.sim.pd_state(pd).unwrap(), PdState::Running);
@@ -126,7 +128,9 @@ fn windows_are_empty_and_the_driver_holds_each_clients_vspace() {
         assert_eq!(info.classes.len(), c.devices.len());
         let link = k.seam.client(info.id).unwrap();
         assert_eq!(
-            k.sim.cap(SlotRef::new(inst.driver(), link.vspace_cap)).unwrap(),
+            k.sim
+                .cap(SlotRef::new(inst.driver(), link.vspace_cap))
+                .unwrap(),
             k.sim.cap(SlotRef::new(pd, SLOT_VSPACE)).unwrap()
         );
     }
@@ -158,13 +162,25 @@ fn pool_is_free_owned_by_the_driver_and_visible_to_the_host_by_frame_number() {
     {
         let k = inst.kernel().borrow();
         assert_eq!(k.seam.free_pages() as u64, pages);
-        // Originals, in the driver, mapped nowhere but the driver.
-        for r in inst.regions().iter().filter(|r| r.is_pool) {
-            assert_eq!(r.frames.len() as u64, pages);
-            for f in r.frames.iter().take(16) {
-                assert_eq!(f.pd, inst.driver());
-                assert_eq!(k.sim.cdt_parent(*f).unwrap(), None);
-            }
+        // Originals (retyped straight from untyped memory) in the driver's CSpace, mapped in
+        // the driver only.
+        let r = inst.regions().iter().find(|r| r.is_pool).unwrap();
+        assert_eq!(r.frames.len() as u64, pages);
+        for f in r.frames.iter().step_by(997) {
+            assert_eq!(f.pd, inst.driver());
+            let parent = k.sim.cdt_parent(*f).unwrap().expect("retyped");
+            assert!(matches!(
+                k.sim.cap(parent).unwrap(),
+                Some(Cap::Untyped { .. })
+            ));
+            assert_eq!(k.sim.children(*f).unwrap(), vec![]);
+            let Some(Cap::Frame { mapped, .. }) = k.sim.cap(*f).unwrap() else {
+                panic!("pool slot holds no frame");
+            };
+            assert_eq!(
+                mapped.map(|m| m.vspace),
+                Some(k.sim.pd_vspace(inst.driver()).unwrap())
+            );
         }
     }
     // The host writes a frame by number; the driver reads it through its pool mapping.
@@ -211,7 +227,10 @@ fn control_page_is_shared_by_driver_and_its_client_only() {
     }
     // Client 1 reads its own page, not client 0's marker.
     let c1 = &inst.clients()[1];
-    assert_eq!(k.sim.read_u32(c1.pd, c1.control_vaddr + 8).unwrap(), 0x1000_0001);
+    assert_eq!(
+        k.sim.read_u32(c1.pd, c1.control_vaddr + 8).unwrap(),
+        0x1000_0001
+    );
     // The host has no control page mapped at all.
     let host = inst.host().unwrap();
     assert!(k.sim.mapping(host, c1.control_vaddr).unwrap().is_none());
@@ -227,11 +246,17 @@ fn vmbus_interrupt_reaches_the_driver_until_acknowledged() {
     assert_eq!(k.sim.raise_irq(irq.irq), sel4_sim::IrqOutcome::Delivered);
     let n = k.seam.driver_notification().unwrap();
     let driver = inst.driver();
-    assert_eq!(k.sim.wait(SlotRef::new(driver, n)).unwrap(), Some(irq.badge));
+    assert_eq!(
+        k.sim.wait(SlotRef::new(driver, n)).unwrap(),
+        Some(irq.badge)
+    );
     assert_eq!(k.sim.raise_irq(irq.irq), sel4_sim::IrqOutcome::Latched);
     k.seam.ack_irq(&mut k.sim).unwrap();
     // The latched interrupt is delivered at the acknowledgement.
-    assert_eq!(k.sim.wait(SlotRef::new(driver, n)).unwrap(), Some(irq.badge));
+    assert_eq!(
+        k.sim.wait(SlotRef::new(driver, n)).unwrap(),
+        Some(irq.badge)
+    );
 }
 
 #[test]

@@ -176,7 +176,7 @@ pub fn decode_frame<'de, T: Deserialize<'de>>(area: &'de [u8]) -> Result<T, Fram
     let n = frame_len(*len_word, area.len())?;
     let bytes = body.get(..n).ok_or(FrameError::Malformed)?;
     match postcard::take_from_bytes::<T>(bytes) {
-        Ok((v, rest)) if rest.is_empty() => Ok(v),
+        Ok((v, [])) => Ok(v),
         _ => Err(FrameError::Malformed),
     }
 }

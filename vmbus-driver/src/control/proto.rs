@@ -63,6 +63,9 @@ pub enum Request {
 }
 
 /// The driver's response (written to the response area of the client's control page).
+// The offers variant is the largest (about 330 bytes); boxing is not available without an
+// allocator, and a response lives only briefly on the stack while it is encoded or decoded.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Response {
     /// Offers, in ascending relid order.

@@ -104,7 +104,10 @@ impl ClientEntry {
 
     /// Whether the client may list and open an offer of `class` / `instance`.
     pub fn allows(&self, class: &Guid, instance: &Guid) -> bool {
-        let classes = self.classes.get(..usize::from(self.class_count)).unwrap_or(&[]);
+        let classes = self
+            .classes
+            .get(..usize::from(self.class_count))
+            .unwrap_or(&[]);
         classes.contains(class) && self.instance.is_none_or(|i| i == *instance)
     }
 

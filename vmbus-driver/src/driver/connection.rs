@@ -178,7 +178,9 @@ impl Driver {
                     // §4.3/§6.3: a host that predates 5.0 has no connection 4.
                     info!("{v}: {conn} unknown to the host, trying an older version");
                 }
-                Err(e) => warn!("{v}: INITIATE_CONTACT not posted ({e:?}), trying an older version"),
+                Err(e) => {
+                    warn!("{v}: INITIATE_CONTACT not posted ({e:?}), trying an older version")
+                }
             }
             self.conn.refused += 1;
             i += 1;
@@ -201,7 +203,7 @@ impl Driver {
             return;
         };
         let next = self.conn.try_index + 1;
-        if !r.is_success() {
+        if !r.is_success(v) {
             info!("host refused {v} (state {})", r.connection_state.0);
             self.conn.refused += 1;
             self.try_from(hv, next, now);
@@ -225,7 +227,12 @@ impl Driver {
         self.conn.version = Some(v);
         self.conn.requested = None;
         self.conn.msg_conn = msg_conn;
-        match post(hv, &mut self.stats, msg_conn, &ChannelMessage::RequestOffers) {
+        match post(
+            hv,
+            &mut self.stats,
+            msg_conn,
+            &ChannelMessage::RequestOffers,
+        ) {
             Ok(()) => {
                 self.conn.state = ConnectionState::RequestingOffers;
                 self.conn.deadline = self.deadline(now);
@@ -292,7 +299,12 @@ impl Driver {
             self.finish_unload();
             return;
         }
-        match post(hv, &mut self.stats, self.conn.msg_conn, &ChannelMessage::Unload) {
+        match post(
+            hv,
+            &mut self.stats,
+            self.conn.msg_conn,
+            &ChannelMessage::Unload,
+        ) {
             Ok(()) => {
                 self.conn.unload_sent = true;
                 self.conn.deadline = self.deadline(now);

@@ -158,7 +158,11 @@ impl Driver {
     }
 
     /// Takes SINT2's event flags and hands each channel's event to its owner.
-    fn deliver_events<H: Hypervisor + ?Sized, K: Kernel + ?Sized>(&mut self, hv: &mut H, k: &mut K) {
+    fn deliver_events<H: Hypervisor + ?Sized, K: Kernel + ?Sized>(
+        &mut self,
+        hv: &mut H,
+        k: &mut K,
+    ) {
         let mut notify = 0u32;
         let scan = scan_events(hv, VMBUS_SINT, |relid| {
             self.deliver_event(k, relid, &mut notify);

@@ -62,7 +62,11 @@ impl Driver {
         }
     }
 
-    pub(crate) fn notify_client<K: Kernel + ?Sized>(&mut self, k: &mut K, id: crate::ids::ClientId) {
+    pub(crate) fn notify_client<K: Kernel + ?Sized>(
+        &mut self,
+        k: &mut K,
+        id: crate::ids::ClientId,
+    ) {
         match k.notify(id) {
             Ok(()) => self.stats.notifications += 1,
             Err(e) => {

@@ -58,8 +58,7 @@ impl Driver {
         k: &mut K,
         c: usize,
         relid: u32,
-        out_pages: u16,
-        in_pages: u16,
+        (out_pages, in_pages): (u16, u16),
         now: u64,
     ) -> Result<ChannelHandle, ClientError> {
         if !self.is_connected() {
@@ -82,7 +81,9 @@ impl Driver {
             let p = self.primary_of(r).ok_or(ClientError::NotPermitted)?;
             let pe = &self.relids[p];
             let po = &self.opens[usize::from(pe.open)];
-            if pe.state != RelidState::Active || po.phase != Phase::Open || usize::from(po.client) != c
+            if pe.state != RelidState::Active
+                || po.phase != Phase::Open
+                || usize::from(po.client) != c
             {
                 return Err(ClientError::NotPermitted);
             }
@@ -104,7 +105,7 @@ impl Driver {
             .alloc(total, PageId(u32::MAX))
             .ok_or(ClientError::NoResources)?;
         let mut pfns = [0u64; MAX_CHANNEL_PAGES];
-        for i in 0..total {
+        for (i, pfn) in pfns.iter_mut().enumerate().take(total) {
             let page = match k.take_page() {
                 Ok(p) => p,
                 Err(err) => {
@@ -116,7 +117,7 @@ impl Driver {
             self.stats.pages_taken += 1;
             self.arena.set(list, i, page);
             match k.page_frame(page) {
-                Ok(f) => pfns[i] = f,
+                Ok(f) => *pfn = f,
                 Err(err) => {
                     self.stats.kernel_errors += 1;
                     warn!("open {relid}: page frame: {err}");
@@ -218,7 +219,8 @@ impl Driver {
     /// A fresh GPADL id naming open-table entry `idx`, never 0 and never one in quarantine.
     fn alloc_gpadl_id(&mut self, idx: usize) -> crate::ids::GpadlId {
         loop {
-            self.gpadl_seq = (self.gpadl_seq + 1) & ((1 << (32 - super::table::GPADL_INDEX_BITS)) - 1);
+            self.gpadl_seq =
+                (self.gpadl_seq + 1) & ((1 << (32 - super::table::GPADL_INDEX_BITS)) - 1);
             let id = gpadl_id(idx, self.gpadl_seq);
             if !self.quarantine.contains(id) {
                 return id;
@@ -336,7 +338,10 @@ impl Driver {
         }
         self.opens[idx].deadline = 0;
         if !ok {
-            warn!("host refused to open {} (status {:#x})", res.child_relid, res.status);
+            warn!(
+                "host refused to open {} (status {:#x})",
+                res.child_relid, res.status
+            );
             self.begin_teardown(hv, k, idx, TeardownReason::OpenFailed, now);
             return;
         }
@@ -421,7 +426,10 @@ impl Driver {
         if res.status == 0 {
             o.target_vp = o.pending_vp;
         } else {
-            warn!("host refused MODIFYCHANNEL for {} ({:#x})", res.child_relid, res.status);
+            warn!(
+                "host refused MODIFYCHANNEL for {} ({:#x})",
+                res.child_relid, res.status
+            );
         }
     }
 }

@@ -138,11 +138,6 @@ impl PageArena {
             left: list.len(),
         }
     }
-
-    /// Free chunks left.
-    pub fn free_chunks(&self) -> usize {
-        self.free_chunks
-    }
 }
 
 /// Iterator over a page list.

@@ -163,7 +163,7 @@ pub fn init_ring<M: RingMem>(mem: &M, feature_bits: u32) {
 /// Checks that a ring memory's data size is usable.
 fn checked_size<M: RingMem>(mem: &M) -> Result<u32, RingError> {
     let size = mem.data_size();
-    if size % 8 != 0 || !(MIN_DATA_SIZE..=MAX_DATA_SIZE).contains(&size) {
+    if !size.is_multiple_of(8) || !(MIN_DATA_SIZE..=MAX_DATA_SIZE).contains(&size) {
         return Err(RingError::BadSize(size));
     }
     Ok(size)
@@ -173,7 +173,7 @@ fn checked_size<M: RingMem>(mem: &M) -> Result<u32, RingError> {
 fn checked_index(index: u32, size: u32) -> Result<u32, RingError> {
     if index >= size {
         Err(RingError::Corrupt(Corruption::IndexOutOfRange(index)))
-    } else if index % 8 != 0 {
+    } else if !index.is_multiple_of(8) {
         Err(RingError::Corrupt(Corruption::IndexMisaligned(index)))
     } else {
         Ok(index)

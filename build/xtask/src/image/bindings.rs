@@ -24,7 +24,10 @@ fn read(root: &Path, rel: &str) -> Result<String, String> {
     std::fs::read_to_string(root.join(rel)).map_err(|e| format!("{rel}: {e}"))
 }
 
-fn numbered(sel4: &Path, defs: &Defines) -> Result<(Vec<methods::Method>, Vec<methods::Struct>, u64), String> {
+fn numbered(
+    sel4: &Path,
+    defs: &Defines,
+) -> Result<(Vec<methods::Method>, Vec<methods::Struct>, u64), String> {
     let lib = sel4.join("libsel4");
     let sources = methods::Sources {
         generic: &read(&lib, "include/interfaces/sel4.xml")?,
@@ -121,6 +124,7 @@ pub fn generate(sel4: &Path, autoconf: &str) -> Result<String, String> {
         &tags,
     );
     error_enum(&mut s, &errors)?;
+    config_mod(&mut s, autoconf);
     for st in &structs {
         let _ = writeln!(
             s,
@@ -182,6 +186,24 @@ fn const_mod(s: &mut String, name: &str, doc: &str, items: &[Constant]) {
     s.push_str("}\n\n");
 }
 
+/// The numeric settings of autoconf.h, so programs use the kernel's limits instead of copies.
+fn config_mod(s: &mut String, autoconf: &str) {
+    let _ = writeln!(
+        s,
+        "/// Numeric settings of the kernel configuration (autoconf.h).\npub mod config {{\n    use crate::Word;\n"
+    );
+    for line in autoconf.lines() {
+        let mut w = line.split_whitespace();
+        if let (Some("#define"), Some(name), Some(value), None) =
+            (w.next(), w.next(), w.next(), w.next())
+            && let Ok(v) = value.parse::<u64>()
+        {
+            let _ = writeln!(s, "    /// `{name}`.\n    pub const {name}: Word = {v};");
+        }
+    }
+    s.push_str("}\n\n");
+}
+
 fn error_enum(s: &mut String, errors: &[Constant]) -> Result<(), String> {
     let body: Vec<&Constant> = errors
         .iter()
@@ -226,12 +248,26 @@ fn error_enum(s: &mut String, errors: &[Constant]) -> Result<(), String> {
             c.name.trim_start_matches("seL4_")
         );
     }
-    let _ = writeln!(s, "            other => Err(Error::Unknown(other)),\n        }}\n    }}\n");
-    let _ = writeln!(s, "    /// The kernel's error number.\n    pub fn code(self) -> Word {{\n        match self {{");
+    let _ = writeln!(
+        s,
+        "            other => Err(Error::Unknown(other)),\n        }}\n    }}\n"
+    );
+    let _ = writeln!(
+        s,
+        "    /// The kernel's error number.\n    pub fn code(self) -> Word {{\n        match self {{"
+    );
     for c in &body {
-        let _ = writeln!(s, "            Error::{} => {},", c.name.trim_start_matches("seL4_"), c.value);
+        let _ = writeln!(
+            s,
+            "            Error::{} => {},",
+            c.name.trim_start_matches("seL4_"),
+            c.value
+        );
     }
-    let _ = writeln!(s, "            Error::Unknown(l) => l,\n        }}\n    }}\n}}\n");
+    let _ = writeln!(
+        s,
+        "            Error::Unknown(l) => l,\n        }}\n    }}\n}}\n"
+    );
     let _ = writeln!(s, "impl core::fmt::Display for Error {{");
     let _ = writeln!(
         s,

@@ -10,7 +10,12 @@ use super::tools;
 
 /// Compares `ours` with the kernel's headers in `kbuild` (configured by `gen_dir`'s autoconf.h).
 /// Returns how many labels agree.
-pub fn labels(kbuild: &Path, gen_dir: &Path, work: &Path, ours: &[(String, u64)]) -> Result<usize, String> {
+pub fn labels(
+    kbuild: &Path,
+    gen_dir: &Path,
+    work: &Path,
+    ours: &[(String, u64)],
+) -> Result<usize, String> {
     let mut c = String::from(
         "#include <autoconf.h>\n#include <api/invocation.h>\n#include <arch/api/sel4_invocation.h>\n#include <arch/api/invocation.h>\n#include <stdio.h>\nint main(void) {\n",
     );
@@ -21,12 +26,25 @@ pub fn labels(kbuild: &Path, gen_dir: &Path, work: &Path, ours: &[(String, u64)]
     let src = work.join("labels.c");
     let exe = work.join("labels");
     tools::write_if_changed(&src, &c)?;
-    tools::run(Command::new("gcc").arg("-o").arg(&exe).arg(&src).arg("-I").arg(kbuild).arg("-I").arg(gen_dir))?;
+    tools::run(
+        Command::new("gcc")
+            .arg("-o")
+            .arg(&exe)
+            .arg(&src)
+            .arg("-I")
+            .arg(kbuild)
+            .arg("-I")
+            .arg(gen_dir),
+    )?;
     let out = tools::output(&mut Command::new(&exe))?;
     let mut agree = 0;
     for line in out.lines() {
-        let Some((name, value)) = line.split_once(' ') else { continue };
-        let value: u64 = value.parse().map_err(|_| format!("bad output line `{line}`"))?;
+        let Some((name, value)) = line.split_once(' ') else {
+            continue;
+        };
+        let value: u64 = value
+            .parse()
+            .map_err(|_| format!("bad output line `{line}`"))?;
         if name == "COUNT" {
             let n = ours.len() as u64 + 1;
             if value != n {
@@ -41,7 +59,10 @@ pub fn labels(kbuild: &Path, gen_dir: &Path, work: &Path, ours: &[(String, u64)]
         }
     }
     if agree != ours.len() {
-        return Err(format!("only {agree} of {} labels were compared", ours.len()));
+        return Err(format!(
+            "only {agree} of {} labels were compared",
+            ours.len()
+        ));
     }
     Ok(agree)
 }

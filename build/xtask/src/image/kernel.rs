@@ -8,13 +8,15 @@ use std::process::Command;
 use super::tools;
 
 /// Our kernel configuration: x86-64 PC, debug kernel with printing (the image's log), local APIC
-/// in xAPIC mode and no PCID or IOMMU (QEMU's software CPU lacks x2APIC and INVPCID).
+/// in xAPIC mode and no PCID or IOMMU (QEMU's software CPU lacks x2APIC and INVPCID), and a root
+/// CNode of 2^16 slots (system.xml's pool alone takes 8192 frames plus their copies).
 pub const FRAGMENT: &str = "CONFIG_ARCH_X86=y
 CONFIG_ARCH_X86_64=y
 CONFIG_PLAT_PC99=y
 CONFIG_DEBUG_BUILD=y
 CONFIG_PRINTING=y
 CONFIG_XAPIC=y
+CONFIG_ROOT_CNODE_SIZE_BITS=16
 # CONFIG_IOMMU is not set
 # CONFIG_COLOUR_PRINTING is not set
 # CONFIG_SUPPORT_PCID is not set
@@ -94,7 +96,10 @@ pub fn configure(sel4: &Path, venv: &Path, out: &Path) -> Result<PathBuf, String
     )?;
     let text = std::fs::read_to_string(&fresh).map_err(|e| e.to_string())?;
     let autoconf = gen_dir.join("autoconf.h");
-    tools::write_if_changed(&autoconf, &text)?;
+    if tools::write_if_changed(&autoconf, &text)? {
+        // The kernel's Makefile does not track autoconf.h: a new configuration needs a clean build.
+        let _ = std::fs::remove_dir_all(out.join("kernel/build"));
+    }
     Ok(autoconf)
 }
 

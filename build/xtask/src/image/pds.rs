@@ -40,8 +40,9 @@ fn cargo_build(
     tools::run(&mut cmd)
 }
 
-/// Builds the programs of the system, writes the system table, and builds the root task.
-pub fn build(root: &Path, out: &Path) -> Result<Built, String> {
+/// Builds the programs of the system described at `description`, writes the system table, and
+/// builds the root task.
+pub fn build(root: &Path, out: &Path, description: &Path) -> Result<Built, String> {
     if tools::have("rustup") {
         // Idempotent; rust-toolchain.toml lists the target, but an existing toolchain may lack it.
         let _ = tools::output(
@@ -52,7 +53,15 @@ pub fn build(root: &Path, out: &Path) -> Result<Built, String> {
     }
     let pds = root.join("components/pds");
     let target_dir = out.join("pds-target");
-    let sys = system::test_system();
+    let desc = sysdesc::load(description).map_err(|diags| {
+        let lines: Vec<String> = diags.iter().map(ToString::to_string).collect();
+        format!(
+            "{}: invalid system description:\n{}",
+            description.display(),
+            lines.join("\n")
+        )
+    })?;
+    let sys = system::from_description(&desc)?;
     let programs = sys.programs();
     let names: Vec<&str> = programs.iter().map(String::as_str).collect();
     cargo_build(&pds, &target_dir, &names, None)?;

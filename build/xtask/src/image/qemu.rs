@@ -23,24 +23,12 @@ pub struct Opts {
     pub timeout: Duration,
 }
 
-impl Opts {
-    /// `--timeout SECS` (default 60).
-    pub fn parse(args: &[String]) -> Result<Self, String> {
-        let mut o = Opts {
+impl Default for Opts {
+    /// 60 seconds: a passing run takes about one.
+    fn default() -> Self {
+        Opts {
             timeout: Duration::from_secs(60),
-        };
-        let mut it = args.iter();
-        while let Some(a) = it.next() {
-            match a.as_str() {
-                "--timeout" => {
-                    let v = it.next().ok_or("--timeout needs seconds")?;
-                    o.timeout =
-                        Duration::from_secs(v.parse().map_err(|_| format!("bad --timeout `{v}`"))?);
-                }
-                other => return Err(format!("unknown option `{other}` (takes --timeout SECS)")),
-            }
         }
-        Ok(o)
     }
 }
 
@@ -153,5 +141,10 @@ pub fn boot(img: &Image, out: &Path, o: &Opts) -> Result<Run, String> {
         "---- serial log ({}) ----\n{log}---- end of serial log ----",
         log_path.display()
     );
-    Ok(Run { status, secs, first_output, log })
+    Ok(Run {
+        status,
+        secs,
+        first_output,
+        log,
+    })
 }

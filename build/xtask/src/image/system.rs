@@ -1,14 +1,16 @@
 //! The system the image runs, as the root task's table (`build/out/system.rs`): PDs with their
 //! programs, windows, pools and `cap_vspace` capabilities, shared regions and channels.
 //!
-//! The table is rendered from [`System`]; [`test_system`] is the grant/revoke scenario that
-//! `qemu-test` runs until the VMBus driver and host PDs join the image.
+//! The table is rendered from [`System`], which [`from_description`] makes from a system
+//! description parsed and validated by `sysdesc` (`build/qemu-test.xml` for `qemu-test`).
 
 use std::fmt::Write;
 use std::path::Path;
 
 /// First address of the run-time mapping range (`sel4::mem::REGION_START`).
-const REGION_START: u64 = 0x8000_0000;
+const REGION_START: u64 = 0x2000_0000;
+/// Most `cap_vspace` slots (pd-runtime: `POOL_BASE - VSPACE_CAP_BASE`).
+const MAX_VSPACE_CAPS: u64 = 28;
 
 /// One PD of the system.
 #[derive(Debug, Clone)]
@@ -21,12 +23,14 @@ pub struct Pd {
     pub priority: u8,
     /// Index of the PD its faults are reported to.
     pub fault_handler: Option<usize>,
-    /// PDs whose VSpace capability it gets.
-    pub vspace_caps: Vec<usize>,
+    /// `cap_vspace`: (slot offset from pd-runtime's `VSPACE_CAP_BASE`, PD index).
+    pub vspace_caps: Vec<(u64, usize)>,
     /// Windows: (vaddr, pages).
     pub windows: Vec<(u64, usize)>,
-    /// Pool: (vaddr, pages).
-    pub pool: Option<(u64, usize)>,
+    /// Pool: (vaddr, pages, backing region index).
+    pub pool: Option<(u64, usize, Option<usize>)>,
+    /// Mapped regions: (region index, vaddr, writable).
+    pub maps: Vec<(usize, u64, bool)>,
 }
 
 /// A channel: (pd, id) at each end; `b` may call `a`.
@@ -45,48 +49,146 @@ pub struct Channel {
 pub struct System {
     /// PDs in index order.
     pub pds: Vec<Pd>,
+    /// Shared regions: (name, pages).
+    pub regions: Vec<(String, usize)>,
     /// Channels.
     pub channels: Vec<Channel>,
 }
 
-/// The grant/revoke scenario: a driver with a one-page pool and two clients with a window each.
-pub fn test_system() -> System {
-    let client = |name: &str| Pd {
-        name: name.into(),
-        program: "grant-client".into(),
-        priority: 100,
-        fault_handler: Some(0),
-        vspace_caps: vec![],
-        windows: vec![(REGION_START, 1)],
-        pool: None,
+/// Converts a parsed and validated system description into the root task's table.
+///
+/// Rules of the image: a program image `NAME.elf` is the package `NAME` of `components/pds`; a
+/// client's faults go to the PD that holds the VMBus driver element; `cap_vspace slot="N"` lands
+/// at pd-runtime's `VSPACE_CAP_BASE + N`; the driver's pool is mapped in the driver at the
+/// address of its map of the pool region, or at the start of the run-time range. `setvar_vaddr`
+/// is not needed (PD programs take addresses from `cargo xtask gen` constants) and budgets,
+/// periods and stack sizes are not applied (seL4 5.0.0 has no scheduling contexts; stacks are
+/// 64 KiB in the program's `.bss`); elements the root task cannot build are refused.
+pub fn from_description(d: &sysdesc::model::System) -> Result<System, String> {
+    let index = |name: &str| {
+        d.pds
+            .iter()
+            .position(|p| p.name == name)
+            .ok_or(format!("no PD named {name}"))
     };
-    System {
-        pds: vec![
-            Pd {
-                name: "grant-driver".into(),
-                program: "grant-driver".into(),
-                priority: 200,
-                fault_handler: None,
-                vspace_caps: vec![1, 2],
-                windows: vec![],
-                pool: Some((REGION_START, 1)),
-            },
-            client("client-a"),
-            client("client-b"),
-        ],
-        channels: vec![
-            Channel {
-                a: (0, 1),
-                b: (1, 0),
-                b_calls_a: true,
-            },
-            Channel {
-                a: (0, 2),
-                b: (2, 0),
-                b_calls_a: true,
-            },
-        ],
+    let region = |name: &str| {
+        d.regions
+            .iter()
+            .position(|r| r.name == name)
+            .ok_or(format!("no region named {name}"))
+    };
+    let driver = d.pds.iter().position(|p| p.vmbus_driver.is_some());
+    let mut pds = Vec::new();
+    for p in &d.pds {
+        // What the root task does not build yet is refused, never silently dropped.
+        let unsupported = [
+            (!p.irqs.is_empty(), "irq"),
+            (!p.ioports.is_empty(), "ioport"),
+            (p.virtual_machine.is_some(), "virtual_machine"),
+            (p.parent.is_some(), "nested protection_domain"),
+            (p.passive, "passive"),
+        ];
+        if let Some((_, what)) = unsupported.iter().find(|(present, _)| *present) {
+            return Err(format!(
+                "PD {}: the root task does not build `{what}` yet",
+                p.name
+            ));
+        }
+        let program = p
+            .program_image
+            .path
+            .trim_end_matches(".elf")
+            .rsplit('/')
+            .next()
+            .unwrap_or("")
+            .to_string();
+        let mut vspace_caps = Vec::new();
+        for c in &p.cspace {
+            if c.kind != sysdesc::model::CapKind::Vspace {
+                return Err(format!(
+                    "PD {}: only cap_vspace is supported by the root task",
+                    p.name
+                ));
+            }
+            if c.slot >= MAX_VSPACE_CAPS {
+                return Err(format!(
+                    "PD {}: cap_vspace slot {} (at most {})",
+                    p.name,
+                    c.slot,
+                    MAX_VSPACE_CAPS - 1
+                ));
+            }
+            vspace_caps.push((c.slot, index(&c.pd)?));
+        }
+        let pool_region = p
+            .vmbus_driver
+            .as_ref()
+            .and_then(|v| v.pool_region.as_deref());
+        let mut maps = Vec::new();
+        let mut pool_vaddr = None;
+        for m in &p.maps {
+            if Some(m.mr.as_str()) == pool_region {
+                pool_vaddr = Some(m.vaddr);
+            } else {
+                maps.push((region(&m.mr)?, m.vaddr, m.perms.write));
+            }
+        }
+        let pool = match &p.vmbus_driver {
+            Some(v) => {
+                let backing = pool_region.map(region).transpose()?;
+                if let Some(r) = backing
+                    && d.regions[r].size < v.pool_pages * 4096
+                {
+                    return Err(format!(
+                        "PD {}: pool of {} pages exceeds region {}",
+                        p.name, v.pool_pages, d.regions[r].name
+                    ));
+                }
+                Some((
+                    pool_vaddr.unwrap_or(REGION_START),
+                    v.pool_pages as usize,
+                    backing,
+                ))
+            }
+            None => None,
+        };
+        let windows = p
+            .vmbus_client
+            .iter()
+            .map(|c| (c.window_vaddr, c.window_size.div_ceil(4096) as usize))
+            .collect();
+        pds.push(Pd {
+            name: p.name.clone(),
+            program,
+            priority: p.sched.priority,
+            fault_handler: p.vmbus_client.as_ref().and(driver),
+            vspace_caps,
+            windows,
+            pool,
+            maps,
+        });
     }
+    let regions = d
+        .regions
+        .iter()
+        .map(|r| (r.name.clone(), r.size.div_ceil(4096) as usize))
+        .collect();
+    let mut channels = Vec::new();
+    for c in &d.channels {
+        let [e0, e1] = &c.ends;
+        // Order the ends so that `b` is the caller when there is one.
+        let (a, b) = if e0.pp { (e1, e0) } else { (e0, e1) };
+        channels.push(Channel {
+            a: (index(&a.pd)?, a.id),
+            b: (index(&b.pd)?, b.id),
+            b_calls_a: b.pp,
+        });
+    }
+    Ok(System {
+        pds,
+        regions,
+        channels,
+    })
 }
 
 impl System {
@@ -107,9 +209,12 @@ impl System {
         for (i, p) in self.pds.iter().enumerate() {
             let bad = |what: &str| Err(format!("PD {}: {what}", p.name));
             if p.fault_handler.is_some_and(|h| h >= n || h == i)
-                || p.vspace_caps.iter().any(|&v| v >= n)
+                || p.vspace_caps.iter().any(|&(_, v)| v >= n)
             {
                 return bad("refers to a PD that does not exist");
+            }
+            if p.maps.iter().any(|&(r, _, _)| r >= self.regions.len()) {
+                return bad("maps a region that does not exist");
             }
             if p.priority == 255 {
                 return bad("priority 255 is the root task's");
@@ -133,6 +238,19 @@ impl System {
         for p in &self.pds {
             let elf = bin_dir.join(&p.program);
             let opt = |o: Option<usize>| o.map_or("None".to_string(), |v| format!("Some({v})"));
+            let windows: Vec<String> = p
+                .windows
+                .iter()
+                .map(|(v, n)| format!("Window {{ vaddr: {v:#x}, pages: {n} }}"))
+                .collect();
+            let maps: Vec<String> = p
+                .maps
+                .iter()
+                .map(|(r, v, w)| format!("Map {{ region: {r}, vaddr: {v:#x}, writable: {w} }}"))
+                .collect();
+            let pool = p.pool.map_or("None".into(), |(v, n, r)| {
+                format!("Some(Pool {{ vaddr: {v:#x}, pages: {n}, region: {r:?} }})")
+            });
             let _ = writeln!(s, "        Pd {{");
             let _ = writeln!(s, "            name: {:?},", p.name);
             let _ = writeln!(
@@ -143,19 +261,15 @@ impl System {
             let _ = writeln!(s, "            priority: {},", p.priority);
             let _ = writeln!(s, "            fault_handler: {},", opt(p.fault_handler));
             let _ = writeln!(s, "            vspace_caps: &{:?},", p.vspace_caps);
-            let w: Vec<String> = p
-                .windows
-                .iter()
-                .map(|(v, n)| format!("Window {{ vaddr: {v:#x}, pages: {n} }}"))
-                .collect();
-            let _ = writeln!(s, "            windows: &[{}],", w.join(", "));
-            let pool = p.pool.map_or("None".into(), |(v, n)| {
-                format!("Some(Pool {{ vaddr: {v:#x}, pages: {n} }})")
-            });
+            let _ = writeln!(s, "            windows: &[{}],", windows.join(", "));
             let _ = writeln!(s, "            pool: {pool},");
-            let _ = writeln!(s, "            maps: &[],\n        }},");
+            let _ = writeln!(s, "            maps: &[{}],\n        }},", maps.join(", "));
         }
-        s.push_str("    ],\n    regions: &[],\n    channels: &[\n");
+        s.push_str("    ],\n    regions: &[\n");
+        for (name, pages) in &self.regions {
+            let _ = writeln!(s, "        Region {{ name: {name:?}, pages: {pages} }},");
+        }
+        s.push_str("    ],\n    channels: &[\n");
         for c in &self.channels {
             let _ = writeln!(
                 s,
@@ -171,6 +285,54 @@ impl System {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const TEST_XML: &str = include_str!("../../../qemu-test.xml");
+
+    fn test_system() -> System {
+        let d = sysdesc::parse_and_validate("qemu-test.xml", TEST_XML)
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        from_description(&d).unwrap()
+    }
+
+    #[test]
+    fn description_becomes_driver_with_pool_and_clients_with_windows() {
+        let s = test_system();
+        let names: Vec<_> = s
+            .pds
+            .iter()
+            .map(|p| (p.name.as_str(), p.program.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("grant_driver", "grant-driver"),
+                ("client_a", "grant-client"),
+                ("client_b", "grant-client")
+            ]
+        );
+        assert_eq!(s.pds[0].pool, Some((REGION_START, 8192, None)));
+        assert_eq!(s.pds[0].vspace_caps, [(1, 1), (2, 2)]);
+        assert_eq!(s.pds[1].windows, [(0x8000_0000, 4)]);
+        // Clients' faults go to the driver; the driver's to nobody.
+        assert_eq!(
+            (
+                s.pds[0].fault_handler,
+                s.pds[1].fault_handler,
+                s.pds[2].fault_handler
+            ),
+            (None, Some(0), Some(0))
+        );
+    }
+
+    #[test]
+    fn channel_ends_are_ordered_so_the_caller_is_b() {
+        let s = test_system();
+        assert_eq!(
+            (s.channels[0].a, s.channels[0].b, s.channels[0].b_calls_a),
+            ((0, 1), (1, 0), true)
+        );
+        assert_eq!((s.channels[1].a, s.channels[1].b), ((0, 2), (2, 0)));
+    }
 
     #[test]
     fn a_call_to_a_lower_priority_pd_is_refused() {
@@ -206,6 +368,38 @@ mod tests {
             1
         );
         assert!(text.contains("Channel { a: (0, 2), b: (2, 0), b_calls_a: true }"));
-        assert!(text.contains("pool: Some(Pool { vaddr: 0x80000000, pages: 1 })"));
+        assert!(text.contains("pool: Some(Pool { vaddr: 0x20000000, pages: 8192, region: None })"));
+    }
+
+    #[test]
+    fn elements_the_root_task_cannot_build_are_refused_not_dropped() {
+        let xml = TEST_XML.replace(
+            "<program_image path=\"grant-driver.elf\" />",
+            "<program_image path=\"grant-driver.elf\" /><ioport id=\"0\" addr=\"0x3f8\" size=\"8\" />",
+        );
+        let d = sysdesc::parse_and_validate("t.xml", &xml).unwrap_or_else(|e| panic!("{e:?}"));
+        assert!(from_description(&d).unwrap_err().contains("ioport"));
+    }
+
+    #[test]
+    fn the_project_system_description_converts() {
+        let xml = include_str!("../../../../system.xml");
+        let d = sysdesc::parse_and_validate("system.xml", xml).unwrap_or_else(|e| panic!("{e:?}"));
+        let s = from_description(&d).unwrap();
+        let driver = s.pds.iter().position(|p| p.name == "vmbus_driver").unwrap();
+        let pool_region = s.regions.iter().position(|r| r.0 == "vmbus_pool");
+        assert_eq!(
+            s.pds[driver].pool.map(|p| (p.1, p.2)),
+            Some((8192, pool_region))
+        );
+        // The host maps the same region: the pool's frames are its guest memory.
+        let host = s.pds.iter().position(|p| p.name == "hv_host").unwrap();
+        assert!(s.pds[host].maps.iter().any(|m| Some(m.0) == pool_region));
+        assert!(
+            s.pds
+                .iter()
+                .filter(|p| !p.windows.is_empty())
+                .all(|p| p.fault_handler == Some(driver))
+        );
     }
 }

@@ -5,8 +5,10 @@
 //! the original frame capability, mapped into the client's window) is unreachable for that
 //! client as soon as it is revoked, before the page is zeroed and granted to another client.
 //! Steps:
-//! 1. take a pool page, fill it with a secret, grant it to client A, notify A;
-//! 2. A reports the secret (protected call): revoke the page, notify A again;
+//! 1. write each client's control page; take a pool page, fill it with a secret, grant it to
+//!    client A, notify A;
+//! 2. A reports the secret and its control page (protected call): revoke the page, notify A
+//!    again;
 //! 3. A's read faults; the root task reports the fault here: zero the page, write B's data,
 //!    grant it to client B;
 //! 4. B reports B's data and no trace of A's: ask the root task to restart A;
@@ -15,25 +17,45 @@
 #![no_main]
 
 use pd_runtime::layout::SELF_CHANNEL;
-use pd_runtime::{Channel, Child, FaultAction, FaultReport, Handler, Message, notify_self, println, report};
+use pd_runtime::{
+    Channel, Child, FaultAction, FaultReport, Handler, Message, notify_self, println, report,
+};
 use sel4::Word;
 use sel4::mem::REGION_START;
 use sel4_kernel::{ClientWindow, Sel4Kernel};
 use vmbus_driver::ids::{ClientId, PageId};
 use vmbus_driver::kernel::{Kernel, KernelError, PAGE_SIZE};
 
-/// Every client's window and the driver's pool (system description).
-const WINDOW: Word = REGION_START as Word;
+/// Every client's window (build/qemu-test.xml: `window_vaddr`).
+const WINDOW: Word = 0x8000_0000;
+/// The driver's pool: no map of a pool region in the description, so the start of the
+/// run-time mapping range.
+const POOL: usize = REGION_START;
 const SECRET_A: Word = 0x5EC2_E7A0_0000_0001;
 const DATA_B: Word = 0xB0B0_0000_0000_0002;
+/// Written to each client's control page; the client echoes word 0 of its control page.
+const CONTROL_A: Word = 0xC0A7_0000_0000_000A;
+const CONTROL_B: Word = 0xC0A7_0000_0000_000B;
 
 /// The clients in the seam's numbering, and their PD indices in the system (fault reports).
 const A: ClientId = ClientId(0);
 const B: ClientId = ClientId(1);
 const A_PD: u8 = 1;
 static CLIENTS: [ClientWindow; 2] = [
-    ClientWindow { vspace_index: 0, window_vaddr: WINDOW, pages: 1, channel: Channel(1) },
-    ClientWindow { vspace_index: 1, window_vaddr: WINDOW, pages: 1, channel: Channel(2) },
+    ClientWindow {
+        vspace_index: 1,
+        window_vaddr: WINDOW,
+        pages: 4,
+        channel: Channel(1),
+        control_vaddr: Some(0x3000_0000),
+    },
+    ClientWindow {
+        vspace_index: 2,
+        window_vaddr: WINDOW,
+        pages: 4,
+        channel: Channel(2),
+        control_vaddr: Some(0x3000_1000),
+    },
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,13 +82,16 @@ impl Driver {
     }
 
     fn write_word(&mut self, index: usize, w: Word) -> Result<(), KernelError> {
-        self.kernel.write_page(self.page, index * 8, &w.to_le_bytes())
+        self.kernel
+            .write_page(self.page, index * 8, &w.to_le_bytes())
     }
 
     fn start(&mut self) -> Result<(), KernelError> {
         for i in 0..PAGE_SIZE / 8 {
             self.write_word(i, SECRET_A ^ i as Word)?;
         }
+        self.kernel.control_write(A, 0, &CONTROL_A.to_le_bytes())?;
+        self.kernel.control_write(B, 0, &CONTROL_B.to_le_bytes())?;
         let frame = self.kernel.page_frame(self.page)?;
         self.kernel.grant(self.page, A, 0)?;
         println!("grant-driver: pool page (frame {frame:#x}) granted to client-a");
@@ -83,11 +108,15 @@ impl Driver {
 }
 
 fn init() -> Driver {
-    let Some(mut kernel) = Sel4Kernel::new(REGION_START, 1, &CLIENTS, None) else {
+    let Some(mut kernel) = Sel4Kernel::new(POOL, pd_runtime::pool_pages(), &CLIENTS, None) else {
         panic!("pool outside the mapping range");
     };
     let page = kernel.take_page().unwrap_or(PageId(0));
-    let mut d = Driver { kernel, page, phase: Phase::GrantedA };
+    let mut d = Driver {
+        kernel,
+        page,
+        phase: Phase::GrantedA,
+    };
     if let Err(e) = d.start() {
         d.fail(1, e);
     }
@@ -111,22 +140,27 @@ impl Handler for Driver {
     }
 
     fn protected(&mut self, ch: Channel, msg: Message) -> Message {
-        let [first, nonzero, ..] = msg.words;
-        println!("grant-driver: channel {} read {first:#x} and {nonzero} more non-zero words", ch.0);
+        let [first, nonzero, control, _] = msg.words;
+        println!(
+            "grant-driver: channel {} read {first:#x} and {nonzero} more non-zero words; control page {control:#x}",
+            ch.0
+        );
         match self.phase {
             Phase::GrantedA if ch == CLIENTS[0].channel => {
-                if first != SECRET_A || nonzero != 511 {
+                if first != SECRET_A || nonzero != 511 || control != CONTROL_A {
                     self.fail(2, KernelError::OutOfBounds);
                 } else if let Err(e) = self.kernel.revoke(self.page) {
                     self.fail(2, e);
                 } else {
-                    println!("grant-driver: revoked the page: client-a's mapping and copy are gone");
+                    println!(
+                        "grant-driver: revoked the page: client-a's mapping and copy are gone"
+                    );
                     self.phase = Phase::RevokedA;
                     let _ = self.kernel.notify(A);
                 }
             }
             Phase::GrantedB if ch == CLIENTS[1].channel => {
-                if first != DATA_B || nonzero != 0 {
+                if first != DATA_B || nonzero != 0 || control != CONTROL_B {
                     self.fail(4, KernelError::OutOfBounds);
                 } else {
                     self.phase = Phase::RetryA;
@@ -145,7 +179,12 @@ impl Handler for Driver {
 
     fn fault(&mut self, child: Child, r: FaultReport) -> FaultAction {
         let at_window = r.is_vm_fault() && r.address() == WINDOW;
-        println!("grant-driver: fault of PD {} at {:#x} (VM fault: {})", child.0, r.address(), r.is_vm_fault());
+        println!(
+            "grant-driver: fault of PD {} at {:#x} (VM fault: {})",
+            child.0,
+            r.address(),
+            r.is_vm_fault()
+        );
         match self.phase {
             Phase::RevokedA if child.0 == A_PD && at_window => match self.regrant() {
                 Ok(()) => self.phase = Phase::GrantedB,

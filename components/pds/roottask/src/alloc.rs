@@ -74,6 +74,15 @@ impl Alloc {
         }
     }
 
+    /// Bytes of RAM (non-device) untyped memory the boot information lists.
+    pub fn ram_bytes(&self, bi: &BootInfo) -> u64 {
+        (0..(bi.untyped().end - bi.untyped().start) as usize)
+            .filter_map(|i| bi.untyped_desc(i))
+            .filter(|d| !d.is_device && d.size_bits < 64)
+            .map(|d| 1u64 << d.size_bits)
+            .sum()
+    }
+
     /// The root task's own CNode.
     pub fn root_cnode() -> CNode {
         CNode::own(slot::seL4_CapInitThreadCNode)
@@ -100,6 +109,48 @@ impl Alloc {
             Kind::Paging => return Err(Error::InvalidArgument),
         };
         self.retype(kind, ty, size_bits)
+    }
+
+    /// Creates `count` frames whose capabilities occupy consecutive slots; returns the first.
+    /// Frames come from untyped memory, which the kernel clears when it is retyped.
+    pub fn frames(&mut self, count: Word) -> Result<Word, Error> {
+        if self.end_slot - self.next_slot < count {
+            return Err(Error::NotEnoughMemory);
+        }
+        let base = self.next_slot;
+        self.next_slot += count;
+        let mut done = 0;
+        let mut i = 0;
+        while done < count {
+            if i >= self.n_untyped {
+                return Err(Error::NotEnoughMemory);
+            }
+            let (cap, usable) = self.untyped[i];
+            if !usable {
+                i += 1;
+                continue;
+            }
+            // As many as fit (at most the kernel's fan-out limit per call): halve the batch
+            // until this untyped takes it.
+            let mut n = (count - done).min(sel4::sys::config::CONFIG_RETYPE_FAN_OUT_LIMIT);
+            loop {
+                match Untyped(cap).retype(ot::seL4_X86_4K, 0, Self::root_cnode(), base + done, n) {
+                    Ok(()) => {
+                        done += n;
+                        self.counts.by_kind[Kind::Frame as usize] += n as u32;
+                        break;
+                    }
+                    Err(Error::NotEnoughMemory) if n > 1 => n /= 2,
+                    Err(Error::NotEnoughMemory) => {
+                        self.untyped[i].1 = false;
+                        i += 1;
+                        break;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(base)
     }
 
     /// Creates one paging structure of the given sel4 object type.

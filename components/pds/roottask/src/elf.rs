@@ -93,7 +93,7 @@ pub fn parse(
         {
             return Err(ElfError::OutOfBounds);
         }
-        if seg.vaddr % 4096 != 0
+        if !seg.vaddr.is_multiple_of(4096)
             || seg.vaddr < prev_end
             || seg.vaddr.checked_add(seg.mem_len).is_none()
         {

@@ -10,19 +10,23 @@ use sel4::{
 
 use crate::alloc::{Alloc, Kind};
 use crate::elf;
-use crate::system::System;
+use crate::system::{Pool, System};
 use crate::vspace::{self, Spares};
 
 /// Most PDs the root task builds.
 pub const MAX_PDS: usize = 16;
+/// Most shared regions.
+const MAX_REGIONS: usize = 8;
 
 /// The kernel objects of one PD, as capabilities in the root task's CSpace.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PdCaps {
     /// Thread.
     pub tcb: Word,
-    /// Root CNode (unguarded in the root task's CSpace: address slots with depth RADIX).
+    /// Root CNode (unguarded in the root task's CSpace: address slots with depth `radix`).
     pub cnode: Word,
+    /// log2 of the CNode's slots.
+    pub radix: u8,
     /// Address space.
     pub vspace: Word,
     /// Bound notification.
@@ -35,7 +39,7 @@ impl PdCaps {
     fn cnode(&self) -> CNode {
         CNode {
             cptr: self.cnode,
-            depth: pds::RADIX,
+            depth: self.radix,
         }
     }
 }
@@ -102,29 +106,27 @@ pub fn build(sys: &System, a: &mut Alloc) -> Result<Built, BuildError> {
     let monitor = at!(cx, "monitor endpoint", cx.a.object(Kind::Endpoint, 0))?;
     let mut caps = [PdCaps::default(); MAX_PDS];
 
-    // Shared regions: frames created once, mapped through copies.
-    let mut region_frames = [[0 as Word; 64]; 8];
-    for (r, region) in sys.regions.iter().enumerate().take(8) {
-        for p in 0..region.pages.min(64) {
-            let f = at!(cx, "region frame", cx.a.object(Kind::Frame, 0))?;
-            vspace::fill(cx.a, &mut cx.sp, Frame(f), |pg| pg.zero()).map_err(|e| BuildError {
-                step: "zero region",
-                pd: region.name,
-                error: e,
-            })?;
-            region_frames[r][p] = f;
-        }
+    // Shared regions: frames created once (consecutive slots), mapped through copies.
+    if sys.regions.len() > MAX_REGIONS {
+        return Err(BuildError {
+            step: "count regions",
+            pd: "root",
+            error: Error::RangeError,
+        });
+    }
+    let mut region_base = [0 as Word; MAX_REGIONS];
+    for (r, region) in sys.regions.iter().enumerate() {
+        cx.pd = region.name;
+        region_base[r] = at!(cx, "region frames", cx.a.frames(region.pages as Word))?;
     }
 
     for (i, pd) in sys.pds.iter().enumerate() {
         cx.pd = pd.name;
+        let radix = pds::cnode_radix(pd.pool.as_ref().map_or(0, |p| p.pages as Word));
         let c = PdCaps {
             tcb: at!(cx, "TCB", cx.a.object(Kind::Tcb, 0))?,
-            cnode: at!(
-                cx,
-                "CNode",
-                cx.a.object(Kind::CNode, Word::from(pds::RADIX))
-            )?,
+            cnode: at!(cx, "CNode", cx.a.object(Kind::CNode, Word::from(radix)))?,
+            radix,
             vspace: at!(cx, "VSpace", cx.a.object(Kind::VSpace, 0))?,
             ntfn: at!(cx, "notification", cx.a.object(Kind::Notification, 0))?,
             input: at!(cx, "input endpoint", cx.a.object(Kind::Endpoint, 0))?,
@@ -167,53 +169,27 @@ pub fn build(sys: &System, a: &mut Alloc) -> Result<Built, BuildError> {
             }
         }
         if let Some(pool) = &pd.pool {
-            for p in 0..pool.pages.min((pds::FREE_BASE - pds::POOL_BASE) as usize) as Word {
-                let f = at!(cx, "pool frame", cx.a.object(Kind::Frame, 0))?;
-                at!(
-                    cx,
-                    "zero pool page",
-                    vspace::fill(cx.a, &mut cx.sp, Frame(f), |pg| pg.zero())
-                )?;
-                at!(
-                    cx,
-                    "map pool page",
-                    vspace::map(
-                        cx.a,
-                        &mut cx.sp,
-                        Frame(f),
-                        vs,
-                        pool.vaddr + p * 4096,
-                        Rights::READ_WRITE
-                    )
-                )?;
-                // Moving keeps the mapping: the PD holds the original capability, mapped in its
-                // own VSpace, from which it derives one copy per client mapping.
-                at!(
-                    cx,
-                    "give pool frame",
-                    c.cnode().move_cap(pds::POOL_BASE + p, root, f)
-                )?;
-            }
+            give_pool(&mut cx, pool, &region_base, sys, c, vs)?;
         }
         for m in pd.maps {
-            let frames = region_frames.get(m.region).ok_or(BuildError {
+            let pages = sys.regions.get(m.region).map_or(0, |r| r.pages) as Word;
+            let base = *region_base.get(m.region).ok_or(BuildError {
                 step: "map region",
                 pd: pd.name,
                 error: Error::RangeError,
             })?;
-            let pages = sys.regions.get(m.region).map_or(0, |r| r.pages.min(64));
-            for (p, &f) in frames.iter().enumerate().take(pages) {
+            let rights = if m.writable {
+                Rights::READ_WRITE
+            } else {
+                Rights::READ
+            };
+            for p in 0..pages {
                 let copy = at!(cx, "slot", cx.a.slot())?;
                 at!(
                     cx,
                     "copy region frame",
-                    root.copy(copy, root, f, Rights::ALL)
+                    root.copy(copy, root, base + p, Rights::ALL)
                 )?;
-                let rights = if m.writable {
-                    Rights::READ_WRITE
-                } else {
-                    Rights::READ
-                };
                 at!(
                     cx,
                     "map region",
@@ -222,7 +198,7 @@ pub fn build(sys: &System, a: &mut Alloc) -> Result<Built, BuildError> {
                         &mut cx.sp,
                         Frame(copy),
                         vs,
-                        m.vaddr + p as Word * 4096,
+                        m.vaddr + p * 4096,
                         rights
                     )
                 )?;
@@ -244,7 +220,7 @@ pub fn build(sys: &System, a: &mut Alloc) -> Result<Built, BuildError> {
                 root,
                 c.cnode,
                 Rights::ALL,
-                TcbConfig::guard_for_radix(pds::RADIX)
+                TcbConfig::guard_for_radix(c.radix)
             )
         )?;
         at!(
@@ -292,7 +268,7 @@ pub fn build(sys: &System, a: &mut Alloc) -> Result<Built, BuildError> {
             fault_ep: pds::FAULT_EP,
             priority: pd.priority,
             cspace: c.cnode,
-            cspace_data: TcbConfig::guard_for_radix(pds::RADIX),
+            cspace_data: TcbConfig::guard_for_radix(c.radix),
             vspace: vs,
             ipc_buffer: (IPC_BUFFER, Frame(ipc)),
         };
@@ -304,6 +280,8 @@ pub fn build(sys: &System, a: &mut Alloc) -> Result<Built, BuildError> {
         )?;
         let regs = UserContext {
             rip: entry,
+            // pd_runtime::pool_pages(): the CSpace layout of the pool depends on it.
+            rsi: pd.pool.as_ref().map_or(0, |p| p.pages as Word),
             ..UserContext::default()
         };
         at!(cx, "write registers", tcb.write_registers(&regs))?;
@@ -312,7 +290,7 @@ pub fn build(sys: &System, a: &mut Alloc) -> Result<Built, BuildError> {
     // VSpace capabilities (cap_vspace) once every VSpace exists.
     for (i, pd) in sys.pds.iter().enumerate() {
         cx.pd = pd.name;
-        for (k, &target) in pd.vspace_caps.iter().enumerate() {
+        for &(k, target) in pd.vspace_caps {
             let t = caps
                 .get(target)
                 .filter(|_| target < sys.pds.len())
@@ -324,12 +302,9 @@ pub fn build(sys: &System, a: &mut Alloc) -> Result<Built, BuildError> {
             at!(
                 cx,
                 "cap_vspace",
-                caps[i].cnode().copy(
-                    pds::VSPACE_CAP_BASE + k as Word,
-                    root,
-                    t.vspace,
-                    Rights::ALL
-                )
+                caps[i]
+                    .cnode()
+                    .copy(pds::VSPACE_CAP_BASE + k, root, t.vspace, Rights::ALL)
             )?;
         }
     }
@@ -399,6 +374,73 @@ pub fn build(sys: &System, a: &mut Alloc) -> Result<Built, BuildError> {
         at!(cx, "resume", Tcb(caps[i].tcb).resume())?;
     }
     Ok(Built { pds: caps, monitor })
+}
+
+/// Gives a PD its pool: per page a frame capability mapped in the PD at the pool address and
+/// moved into slot `POOL_BASE + page` (moving keeps the mapping), from which the PD derives one
+/// copy per client mapping. A pool backed by a region gets copies of the region's frames, so a
+/// revoke by the PD leaves the other mappings of the region (the host's) alone.
+fn give_pool(
+    cx: &mut Ctx<'_>,
+    pool: &Pool,
+    region_base: &[Word],
+    sys: &System,
+    c: PdCaps,
+    vs: VSpace,
+) -> Result<(), BuildError> {
+    let root = Alloc::root_cnode();
+    let pages = pool.pages as Word;
+    let source = match pool.region {
+        Some(r) => {
+            let region_pages = sys.regions.get(r).map_or(0, |x| x.pages) as Word;
+            let base = *region_base
+                .get(r)
+                .filter(|_| pages <= region_pages)
+                .ok_or(BuildError {
+                    step: "pool region",
+                    pd: cx.pd,
+                    error: Error::RangeError,
+                })?;
+            Some(base)
+        }
+        None => None,
+    };
+    let fresh = match source {
+        Some(_) => 0,
+        None => at!(cx, "pool frames", cx.a.frames(pages))?,
+    };
+    for p in 0..pages {
+        let f = match source {
+            Some(base) => {
+                let copy = at!(cx, "slot", cx.a.slot())?;
+                at!(
+                    cx,
+                    "copy pool frame",
+                    root.copy(copy, root, base + p, Rights::ALL)
+                )?;
+                copy
+            }
+            None => fresh + p,
+        };
+        at!(
+            cx,
+            "map pool page",
+            vspace::map(
+                cx.a,
+                &mut cx.sp,
+                Frame(f),
+                vs,
+                pool.vaddr + p * 4096,
+                Rights::READ_WRITE
+            )
+        )?;
+        at!(
+            cx,
+            "give pool frame",
+            c.cnode().move_cap(pds::POOL_BASE + p, root, f)
+        )?;
+    }
+    Ok(())
 }
 
 /// Loads a program: one frame per page of each segment, filled through the scratch mapping.

@@ -23,6 +23,8 @@ fn main(start: Start) -> ! {
         monitor::exit(false);
     };
     let mut a = alloc::Alloc::new(&bi);
+    let (slots, ram) = (bi.empty().end - bi.empty().start, a.ram_bytes(&bi));
+    println!("root: {slots} free slots, {} MiB of untyped RAM", ram >> 20);
     println!(
         "root: {} PDs, {} regions, {} channels to build",
         system::SYSTEM.pds.len(),

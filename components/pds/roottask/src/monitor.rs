@@ -15,9 +15,8 @@ pub mod code {
     /// The PD's scenario passed.
     pub const PASS: u64 = 0;
     /// Restart the PD whose index is word 0 (a stopped client, to show it still cannot read).
+    /// Any other code is a failure; the words say more.
     pub const RESUME: u64 = 1;
-    /// Anything else is a failure; the words say more.
-    pub const FAIL_MIN: u64 = 2;
 }
 
 /// Value written to the isa-debug-exit port on success (QEMU exits with 33).
@@ -58,7 +57,8 @@ pub fn run(sys: &System, built: &Built, a: &mut Alloc) -> ! {
     let mut log = Log::default();
     let (mut msg, mut from) = ep.recv();
     loop {
-        let idx = (from & badge::CHANNEL_MASK) as usize;
+        // Badges are the root task's own (PD index below MAX_PDS); clamp anyway, never index past.
+        let idx = ((from & badge::CHANNEL_MASK) as usize).min(MAX_PDS - 1);
         let name = sys.pds.get(idx).map_or("?", |p| p.name);
         let mut reply = None;
         if from & badge::FAULT != 0 {
@@ -73,20 +73,33 @@ pub fn run(sys: &System, built: &Built, a: &mut Alloc) -> ! {
                 "root: {kind} (label {}) in {name}: ip {ip:#x} addr {addr:#x}",
                 msg.label()
             );
-            let tcb = Tcb(built.pds[idx.min(MAX_PDS - 1)].tcb);
-            match sys.pds.get(idx).and_then(|p| p.fault_handler) {
-                Some(h) if h < sys.pds.len() => {
-                    if to_handler[idx] == 0 {
-                        let s = a.slot().unwrap_or(0);
-                        let ok = root.mint(
+            let tcb = Tcb(built.pds[idx].tcb);
+            let handler = sys
+                .pds
+                .get(idx)
+                .and_then(|p| p.fault_handler)
+                .filter(|&h| h < sys.pds.len());
+            if let Some(h) = handler
+                && to_handler[idx] == 0
+            {
+                // One badged capability per faulting PD, made on its first fault.
+                to_handler[idx] = a
+                    .slot()
+                    .ok()
+                    .filter(|&s| {
+                        root.mint(
                             s,
                             root,
                             built.pds[h].input,
                             Rights::ALL,
                             badge::FAULT | idx as Word,
-                        );
-                        to_handler[idx] = if ok.is_ok() { s } else { 0 };
-                    }
+                        )
+                        .is_ok()
+                    })
+                    .unwrap_or(0);
+            }
+            match handler {
+                Some(h) if to_handler[idx] != 0 => {
                     log.forwarded += 1;
                     let answer = Endpoint(to_handler[idx]).call(msg);
                     if answer.label() == 1 {

@@ -11,8 +11,8 @@ pub struct Pd {
     pub priority: u8,
     /// Index of the PD the root task reports this PD's faults to.
     pub fault_handler: Option<usize>,
-    /// Indices of PDs whose VSpace capability this PD gets (`cap_vspace`), in slot order.
-    pub vspace_caps: &'static [usize],
+    /// `cap_vspace`: (slot offset from `VSPACE_CAP_BASE`, index of the PD whose VSpace).
+    pub vspace_caps: &'static [(u64, usize)],
     /// Ranges prepared for run-time grants (paging structures only, nothing mapped).
     pub windows: &'static [Window],
     /// A ring-page pool: original frame capabilities plus a mapping in this PD.
@@ -30,13 +30,16 @@ pub struct Window {
     pub pages: usize,
 }
 
-/// A pool of pages owned by one PD as original capabilities.
+/// A pool of pages owned by one PD as the originals of its grants.
 #[derive(Debug)]
 pub struct Pool {
     /// Where the PD sees them.
     pub vaddr: u64,
     /// Number of pages.
     pub pages: usize,
+    /// The shared region that backs the pool (its first `pages` pages), if any: other PDs that
+    /// map the region (the host's view of guest memory) see the same frames.
+    pub region: Option<usize>,
 }
 
 /// A mapping of a shared memory region.

@@ -15,9 +15,12 @@ pub const SCRATCH: usize = 0xBFFF_F000;
 #[derive(Debug, Default)]
 pub struct Spares([Option<Word>; 3]);
 
+/// Maps one paging structure (capability) into a VSpace at an address.
+type MapFn = fn(Word, VSpace, Word) -> Result<(), Error>;
+
 /// Makes sure the PDPT, page directory and page table above `vaddr` exist in `vs`.
 pub fn tables(a: &mut Alloc, sp: &mut Spares, vs: VSpace, vaddr: Word) -> Result<(), Error> {
-    let levels: [(Word, fn(Word, VSpace, Word) -> Result<(), Error>); 3] = [
+    let levels: [(Word, MapFn); 3] = [
         (ot::seL4_X86_PDPTObject, |c, v, a| Pdpt(c).map(v, a)),
         (ot::seL4_X86_PageDirectoryObject, |c, v, a| {
             PageDirectory(c).map(v, a)

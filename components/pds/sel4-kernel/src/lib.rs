@@ -1,15 +1,23 @@
 //! The driver's Kernel seam on seL4: pool pages as original frame capabilities, grants as mapped
 //! copies, revocation.
 //!
-//! The root task gives the driver PD its pool as original frame capabilities in slots
-//! `POOL_BASE + page`, each mapped in the driver at `pool_vaddr + page * 4096`, and a capability
-//! to each client's VSpace (`cap_vspace`). A grant copies the original into a free slot and maps
-//! the copy into the client's window; a revoke unmaps every copy and then revokes the original.
+//! The root task gives the driver PD its pool as frame capabilities in slots `POOL_BASE + page`
+//! (the originals of the driver's grants), each mapped in the driver at `pool_vaddr + page * 4096`,
+//! and a capability to each client's VSpace (`cap_vspace`). A grant copies the original into the
+//! page's next copy slot (`pd_runtime::layout::slot::copy`) and maps the copy into the client's
+//! window; a revoke takes every copy away again.
 //!
-//! The explicit unmap matters on seL4 5.0.0: deleting a frame capability unmaps it only when it is
-//! the last capability to the frame (`Mode_finaliseCap` checks `final`), so revoking the original
-//! alone leaves client mappings in place (measured under QEMU: the client still read the page).
-//! Revoking afterwards deletes the copies, so no stale capability can map the page again.
+//! Revocation does not rely on the capability derivation tree alone, for two reasons measured on
+//! seL4 5.0.0 under QEMU:
+//! - deleting a frame capability unmaps it only when it is the last capability to the frame
+//!   (`Mode_finaliseCap` checks `final`): with the pool capability alive, revoking it deleted the
+//!   client's copy but left the client's mapping, and the client still read the page;
+//! - only a revocable capability (the one untyped retype made) has CDT children: when the pool is
+//!   backed by a region that the host also maps, the driver holds a copy, and revoking it deleted
+//!   nothing (the next grant found its copy slot still full).
+//!
+//! So a revoke unmaps and deletes every copy this seam made (it knows them: one slot per page and
+//! mapping, `slot::copy`), then revokes the pool capability for anything derived otherwise.
 #![no_std]
 
 use pd_runtime::layout::slot;
@@ -19,17 +27,40 @@ use sel4::{Error, Frame, Rights, VSpace, Word};
 use vmbus_driver::ids::{ClientId, PageId};
 use vmbus_driver::kernel::{Kernel, KernelError, PAGE_SIZE};
 
-/// Most pool pages (the slot range `POOL_BASE..FREE_BASE`).
-pub const MAX_POOL: usize = (slot::FREE_BASE - slot::POOL_BASE) as usize;
+/// Most pool pages (system.xml's pool: 8192 pages, 32 MiB).
+pub const MAX_POOL: usize = 8192;
 /// Most simultaneous mappings of one page (one per client mapping; DESIGN.md keeps it small).
-pub const MAX_MAPPINGS: usize = 2;
-/// Free CSpace slots for copies.
-const COPY_SLOTS: usize = (slot::COUNT - slot::FREE_BASE) as usize;
+pub const MAX_MAPPINGS: usize = slot::MAX_MAPPINGS as usize;
+
+/// A fixed-size bit set (pages taken, copies mapped), kept small enough for a PD's stack.
+#[derive(Debug)]
+struct Bits<const WORDS: usize>([u64; WORDS]);
+
+impl<const WORDS: usize> Bits<WORDS> {
+    const fn new() -> Self {
+        Bits([0; WORDS])
+    }
+
+    fn get(&self, i: usize) -> bool {
+        self.0.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0)
+    }
+
+    fn set(&mut self, i: usize, on: bool) {
+        if let Some(w) = self.0.get_mut(i / 64) {
+            if on {
+                *w |= 1 << (i % 64);
+            } else {
+                *w &= !(1 << (i % 64));
+            }
+        }
+    }
+}
 
 /// How the driver reaches one client.
 #[derive(Debug, Clone, Copy)]
 pub struct ClientWindow {
-    /// Index of the client's `cap_vspace` (slot `VSPACE_CAP_BASE + index`).
+    /// The client's `cap_vspace` slot offset (`slot` in the description; the capability is at
+    /// `VSPACE_CAP_BASE + offset`).
     pub vspace_index: u8,
     /// First address of the client's window.
     pub window_vaddr: Word,
@@ -37,6 +68,8 @@ pub struct ClientWindow {
     pub pages: usize,
     /// The driver's channel to the client.
     pub channel: Channel,
+    /// Where the driver maps the client's control page (a region shared by the two only).
+    pub control_vaddr: Option<usize>,
 }
 
 /// The seam.
@@ -44,9 +77,9 @@ pub struct ClientWindow {
 pub struct Sel4Kernel {
     pool: Region,
     pages: usize,
-    taken: [bool; MAX_POOL],
-    copies: [[Option<Word>; MAX_MAPPINGS]; MAX_POOL],
-    slot_used: [bool; COPY_SLOTS],
+    taken: Bits<{ MAX_POOL / 64 }>,
+    /// Bit `page * MAX_MAPPINGS + k`: copy `k` of `page` is mapped into a client.
+    mapped: Bits<{ MAX_POOL * MAX_MAPPINGS / 64 }>,
     clients: &'static [ClientWindow],
     irq: Option<Channel>,
 }
@@ -57,9 +90,15 @@ fn refused(e: Error) -> KernelError {
 
 impl Sel4Kernel {
     /// A seam over `pages` pool pages mapped at `pool_vaddr`, for `clients`; `irq` is the channel
-    /// of the VMBus interrupt, if any. `None` when the pool lies outside the run-time mapping
-    /// range or is larger than the slot layout allows.
-    pub fn new(pool_vaddr: usize, pages: usize, clients: &'static [ClientWindow], irq: Option<Channel>) -> Option<Self> {
+    /// of the VMBus interrupt, if any. `pages` must be the description's `pool_pages` (the root
+    /// task laid the copy slots out for that many). `None` when the pool lies outside the run-time
+    /// mapping range or is larger than [`MAX_POOL`].
+    pub fn new(
+        pool_vaddr: usize,
+        pages: usize,
+        clients: &'static [ClientWindow],
+        irq: Option<Channel>,
+    ) -> Option<Self> {
         if pages > MAX_POOL {
             return None;
         }
@@ -67,9 +106,8 @@ impl Sel4Kernel {
         Some(Sel4Kernel {
             pool,
             pages,
-            taken: [false; MAX_POOL],
-            copies: [[None; MAX_MAPPINGS]; MAX_POOL],
-            slot_used: [false; COPY_SLOTS],
+            taken: Bits::new(),
+            mapped: Bits::new(),
             clients,
             irq,
         })
@@ -77,7 +115,11 @@ impl Sel4Kernel {
 
     fn page(&self, page: PageId) -> Result<usize, KernelError> {
         let i = page.0 as usize;
-        if i < self.pages { Ok(i) } else { Err(KernelError::NoSuchPage) }
+        if i < self.pages {
+            Ok(i)
+        } else {
+            Err(KernelError::NoSuchPage)
+        }
     }
 
     fn original(i: usize) -> Word {
@@ -92,45 +134,70 @@ impl Sel4Kernel {
         }
     }
 
-    fn take_slot(&mut self) -> Result<Word, KernelError> {
-        let k = self.slot_used.iter().position(|u| !u).ok_or(KernelError::PoolEmpty)?;
-        self.slot_used[k] = true;
-        Ok(slot::FREE_BASE + k as Word)
+    fn control(
+        &self,
+        client: ClientId,
+        offset: usize,
+        len: usize,
+    ) -> Result<(Region, usize), KernelError> {
+        let c = self
+            .clients
+            .get(usize::from(client.0))
+            .ok_or(KernelError::NoSuchClient)?;
+        let page = c
+            .control_vaddr
+            .and_then(|v| Region::new(v, PAGE_SIZE))
+            .ok_or(KernelError::NoSuchClient)?;
+        match offset.checked_add(len) {
+            Some(end) if end <= PAGE_SIZE => Ok((page, offset)),
+            _ => Err(KernelError::OutOfBounds),
+        }
     }
 
-    fn free_slot(&mut self, s: Word) {
-        if let Some(u) = s.checked_sub(slot::FREE_BASE).and_then(|k| self.slot_used.get_mut(k as usize)) {
-            *u = false;
-        }
+    fn copy_slot(&self, page: usize, k: usize) -> Word {
+        slot::copy(self.pages as Word, page as Word, k as Word)
     }
 }
 
 impl Kernel for Sel4Kernel {
     fn take_page(&mut self) -> Result<PageId, KernelError> {
-        let i = self.taken[..self.pages].iter().position(|t| !t).ok_or(KernelError::PoolEmpty)?;
-        self.taken[i] = true;
+        let i = (0..self.pages)
+            .find(|&i| !self.taken.get(i))
+            .ok_or(KernelError::PoolEmpty)?;
+        self.taken.set(i, true);
         Ok(PageId(i as u32))
     }
 
     fn return_page(&mut self, page: PageId) -> Result<(), KernelError> {
         let i = self.page(page)?;
-        self.taken[i] = false;
+        self.taken.set(i, false);
         Ok(())
     }
 
     fn page_frame(&self, page: PageId) -> Result<u64, KernelError> {
         let i = self.page(page)?;
-        Frame(Self::original(i)).paddr().map(|p| p >> 12).map_err(refused)
+        Frame(Self::original(i))
+            .paddr()
+            .map(|p| p >> 12)
+            .map_err(refused)
     }
 
     fn write_page(&mut self, page: PageId, offset: usize, data: &[u8]) -> Result<(), KernelError> {
         let at = self.page_offset(page, offset, data.len())?;
-        if self.pool.write_bytes(at, data) { Ok(()) } else { Err(KernelError::OutOfBounds) }
+        if self.pool.write_bytes(at, data) {
+            Ok(())
+        } else {
+            Err(KernelError::OutOfBounds)
+        }
     }
 
     fn read_page(&self, page: PageId, offset: usize, buf: &mut [u8]) -> Result<(), KernelError> {
         let at = self.page_offset(page, offset, buf.len())?;
-        if self.pool.read_bytes(at, buf) { Ok(()) } else { Err(KernelError::OutOfBounds) }
+        if self.pool.read_bytes(at, buf) {
+            Ok(())
+        } else {
+            Err(KernelError::OutOfBounds)
+        }
     }
 
     fn zero_page(&mut self, page: PageId) -> Result<(), KernelError> {
@@ -141,50 +208,93 @@ impl Kernel for Sel4Kernel {
         Ok(())
     }
 
-    fn grant(&mut self, page: PageId, client: ClientId, window_page: usize) -> Result<(), KernelError> {
+    fn grant(
+        &mut self,
+        page: PageId,
+        client: ClientId,
+        window_page: usize,
+    ) -> Result<(), KernelError> {
         let i = self.page(page)?;
-        let c = *self.clients.get(usize::from(client.0)).ok_or(KernelError::NoSuchClient)?;
+        let c = *self
+            .clients
+            .get(usize::from(client.0))
+            .ok_or(KernelError::NoSuchClient)?;
         if window_page >= c.pages {
             return Err(KernelError::OutsideWindow);
         }
-        let free = self.copies[i].iter().position(Option::is_none).ok_or(KernelError::WindowSlotBusy)?;
-        let copy = self.take_slot()?;
+        let k = (0..MAX_MAPPINGS)
+            .find(|&k| !self.mapped.get(i * MAX_MAPPINGS + k))
+            .ok_or(KernelError::WindowSlotBusy)?;
+        let copy = self.copy_slot(i, k);
         let cn = own_cnode();
-        if let Err(e) = cn.copy(copy, cn, Self::original(i), Rights::READ_WRITE) {
-            self.free_slot(copy);
-            return Err(refused(e));
-        }
+        cn.copy(copy, cn, Self::original(i), Rights::READ_WRITE)
+            .map_err(refused)?;
         let vaddr = c.window_vaddr + (window_page * PAGE_SIZE) as Word;
         let vspace = VSpace(slot::VSPACE_CAP_BASE + Word::from(c.vspace_index));
         if let Err(e) = Frame(copy).map(vspace, vaddr, Rights::READ_WRITE) {
             let _ = cn.delete(copy);
-            self.free_slot(copy);
-            return Err(if e == Error::DeleteFirst { KernelError::WindowSlotBusy } else { refused(e) });
+            return Err(if e == Error::DeleteFirst {
+                KernelError::WindowSlotBusy
+            } else {
+                refused(e)
+            });
         }
-        self.copies[i][free] = Some(copy);
+        self.mapped.set(i * MAX_MAPPINGS + k, true);
         Ok(())
     }
 
     fn revoke(&mut self, page: PageId) -> Result<(), KernelError> {
         let i = self.page(page)?;
+        let cn = own_cnode();
         for k in 0..MAX_MAPPINGS {
-            if let Some(copy) = self.copies[i][k] {
+            if self.mapped.get(i * MAX_MAPPINGS + k) {
+                let copy = self.copy_slot(i, k);
                 Frame(copy).unmap().map_err(refused)?;
+                cn.delete(copy).map_err(refused)?;
+                self.mapped.set(i * MAX_MAPPINGS + k, false);
             }
         }
-        own_cnode().revoke(Self::original(i)).map_err(refused)?;
-        for k in 0..MAX_MAPPINGS {
-            if let Some(copy) = self.copies[i][k].take() {
-                self.free_slot(copy);
-            }
-        }
+        // Deletes any other capability derived from the page (none when every grant went
+        // through this seam); effective only when the pool capability is a retype original.
+        cn.revoke(Self::original(i)).map_err(refused)?;
         Ok(())
     }
 
     fn notify(&mut self, client: ClientId) -> Result<(), KernelError> {
-        let c = self.clients.get(usize::from(client.0)).ok_or(KernelError::NoSuchClient)?;
+        let c = self
+            .clients
+            .get(usize::from(client.0))
+            .ok_or(KernelError::NoSuchClient)?;
         notify(c.channel);
         Ok(())
+    }
+
+    fn control_read(
+        &self,
+        client: ClientId,
+        offset: usize,
+        buf: &mut [u8],
+    ) -> Result<(), KernelError> {
+        let (page, at) = self.control(client, offset, buf.len())?;
+        if page.read_bytes(at, buf) {
+            Ok(())
+        } else {
+            Err(KernelError::OutOfBounds)
+        }
+    }
+
+    fn control_write(
+        &mut self,
+        client: ClientId,
+        offset: usize,
+        data: &[u8],
+    ) -> Result<(), KernelError> {
+        let (page, at) = self.control(client, offset, data.len())?;
+        if page.write_bytes(at, data) {
+            Ok(())
+        } else {
+            Err(KernelError::OutOfBounds)
+        }
     }
 
     fn ack_irq(&mut self) -> Result<(), KernelError> {

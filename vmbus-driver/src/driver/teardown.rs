@@ -1,0 +1,315 @@
+//! The one teardown state machine of DESIGN.md §3, shared by rescind, client close, client
+//! fault, failed open, unload and primary teardown; GPADL_TORNDOWN; reply timeouts; the
+//! quarantine of pages whose GPADL teardown the host never confirmed.
+
+use log::{info, warn};
+
+use crate::control::ChannelStatus;
+use crate::hv::Hypervisor;
+use crate::ids::{GpadlId, RelId};
+use crate::kernel::Kernel;
+use crate::msg::{ChannelMessage, CloseChannel, GpadlTeardown};
+
+use super::pages::PageList;
+use super::post::post;
+use super::table::{
+    GpadlState, MAX_RELIDS, OpenChan, OpenState, Phase, RelidState, TeardownReason, flags,
+};
+use super::{Driver, config::NO_OPEN};
+
+/// Quarantined GPADLs remembered so a late GPADL_TORNDOWN can still free their pages. Beyond
+/// this, pages are quarantined for good (still counted).
+pub const MAX_QUARANTINE: usize = 64;
+
+#[derive(Debug, Clone, Copy)]
+struct QEntry {
+    gpadl: GpadlId,
+    pages: PageList,
+}
+
+/// Quarantined page lists.
+#[derive(Debug, Clone)]
+pub(crate) struct Quarantine {
+    entries: [Option<QEntry>; MAX_QUARANTINE],
+    pages: usize,
+}
+
+impl Quarantine {
+    pub const fn new() -> Quarantine {
+        Quarantine {
+            entries: [None; MAX_QUARANTINE],
+            pages: 0,
+        }
+    }
+
+    pub fn contains(&self, gpadl: GpadlId) -> bool {
+        self.entries.iter().flatten().any(|e| e.gpadl == gpadl)
+    }
+
+    /// Pages in quarantine.
+    pub fn pages(&self) -> usize {
+        self.pages
+    }
+}
+
+impl Driver {
+    /// Starts the teardown of open-table entry `idx` (steps 1 and 2, then as far as it can go).
+    /// A channel already in teardown is left alone (R3, R8).
+    pub(crate) fn begin_teardown<H: Hypervisor + ?Sized, K: Kernel + ?Sized>(
+        &mut self,
+        hv: &mut H,
+        k: &mut K,
+        idx: usize,
+        reason: TeardownReason,
+        now: u64,
+    ) {
+        let Some(o) = self.opens.get(idx).copied() else {
+            return;
+        };
+        if !o.in_use() || o.phase == Phase::Teardown {
+            return;
+        }
+        self.stats.teardowns += 1;
+        let r = usize::from(o.relid);
+        info!("teardown of relid:{r} ({reason:?})");
+        // Step 1: from now on nothing is matched against the old generation.
+        self.relids[r].generation = self.relids[r].generation.wrapping_add(1);
+        {
+            let o = &mut self.opens[idx];
+            o.phase = Phase::Teardown;
+            o.reason = reason;
+            o.deadline = 0;
+            o.flags &= !flags::MODIFY_PENDING;
+        }
+        if o.gpadl_state == GpadlState::Pending {
+            // GPADL_CREATED is still awaited before the GPADL can be torn down.
+            self.opens[idx].deadline = self.deadline(now);
+        }
+        // Sub-channels first (R7).
+        if self.relids[r].sub_index == 0 {
+            for s in 1..MAX_RELIDS {
+                if self.relids[s].state == RelidState::Active && self.is_sub_of(s, r) {
+                    let sidx = usize::from(self.relids[s].open);
+                    self.begin_teardown(hv, k, sidx, TeardownReason::Primary, now);
+                }
+            }
+        }
+        // Step 2: revoke every ring page; the client's mappings are gone when this returns.
+        for page in self.arena.iter(o.pages) {
+            if let Err(e) = k.revoke(page) {
+                self.stats.kernel_errors += 1;
+                warn!("revoking {page}: {e}");
+            }
+        }
+        self.opens[idx].flags |= flags::REVOKED;
+        let (c, slot) = (usize::from(o.client), usize::from(o.slot));
+        if self.clients.entries[c].slots.get(slot) == Some(&(idx as u16)) {
+            let status = if reason == TeardownReason::OpenFailed {
+                self.stats.open_failures += 1;
+                ChannelStatus::Failed
+            } else {
+                ChannelStatus::Gone
+            };
+            self.write_status(k, c, slot, o.generation, status);
+            self.clients.entries[c].slots[slot] = NO_OPEN;
+            let id = self.clients.entries[c].id;
+            self.notify_client(k, id);
+        }
+        self.advance_teardown(hv, k, idx, now);
+    }
+
+    /// Runs the teardown steps of entry `idx` that can run now (step 3 on), each once.
+    pub(crate) fn advance_teardown<H: Hypervisor + ?Sized, K: Kernel + ?Sized>(
+        &mut self,
+        hv: &mut H,
+        k: &mut K,
+        idx: usize,
+        now: u64,
+    ) {
+        let o = self.opens[idx];
+        if !o.in_use() || o.phase != Phase::Teardown {
+            return;
+        }
+        let r = usize::from(o.relid);
+        let relid = RelId(u32::from(o.relid));
+        // Wait for the sub-channels' teardowns (R7).
+        if self.relids[r].sub_index == 0
+            && (1..MAX_RELIDS)
+                .any(|s| self.relids[s].state == RelidState::Active && self.is_sub_of(s, r))
+        {
+            return;
+        }
+        // Step 3a: CLOSECHANNEL if the host may have opened the channel.
+        if matches!(o.open_state, OpenState::Sent | OpenState::Opened) && !o.has(flags::CLOSE_SENT)
+        {
+            let msg = ChannelMessage::CloseChannel(CloseChannel { child_relid: relid });
+            // A lost CLOSECHANNEL is counted by `post`; the GPADL teardown still follows.
+            let _ = post(hv, &mut self.stats, self.conn.msg_conn, &msg);
+            self.opens[idx].flags |= flags::CLOSE_SENT;
+        }
+        // Step 3b: the GPADL.
+        match o.gpadl_state {
+            GpadlState::Pending | GpadlState::TeardownSent => return,
+            GpadlState::Created => {
+                let msg = ChannelMessage::GpadlTeardown(GpadlTeardown {
+                    child_relid: relid,
+                    gpadl: o.gpadl,
+                });
+                if post(hv, &mut self.stats, self.conn.msg_conn, &msg).is_ok() {
+                    self.opens[idx].gpadl_state = GpadlState::TeardownSent;
+                    self.opens[idx].deadline = self.deadline(now);
+                    return;
+                }
+                // The host may still hold the GPADL and was not told: never reuse the pages.
+                self.opens[idx].gpadl_state = GpadlState::Quarantined;
+            }
+            GpadlState::None | GpadlState::Gone | GpadlState::Quarantined => {}
+        }
+        self.finish_teardown(hv, k, idx, now);
+    }
+
+    /// Steps 4 and 5, then the entry is free.
+    fn finish_teardown<H: Hypervisor + ?Sized, K: Kernel + ?Sized>(
+        &mut self,
+        hv: &mut H,
+        k: &mut K,
+        idx: usize,
+        now: u64,
+    ) {
+        let o = self.opens[idx];
+        let r = usize::from(o.relid);
+        // Step 4.
+        if self.relids[r].rescinded {
+            self.release_relid(hv, r);
+        } else {
+            self.relids[r].state = RelidState::Offered;
+        }
+        // Step 5.
+        if o.gpadl_state == GpadlState::Quarantined {
+            self.quarantine_pages(o.gpadl, o.pages);
+        } else {
+            self.zero_and_return(k, o.pages);
+        }
+        self.opens[idx] = OpenChan::EMPTY;
+        self.opens_in_use -= 1;
+        self.stats.teardowns_completed += 1;
+        // A primary may be waiting for this sub-channel.
+        if self.relids[r].sub_index != 0 {
+            for p in 1..MAX_RELIDS {
+                let pe = &self.relids[p];
+                if pe.state == RelidState::Active
+                    && pe.sub_index == 0
+                    && pe.class == self.relids[r].class
+                    && pe.instance == self.relids[r].instance
+                {
+                    let pidx = usize::from(pe.open);
+                    self.advance_teardown(hv, k, pidx, now);
+                }
+            }
+        }
+        self.check_unload(hv, now);
+    }
+
+    /// Zeroes every page of `list` and returns it to the pool, then frees the list.
+    fn zero_and_return<K: Kernel + ?Sized>(&mut self, k: &mut K, list: PageList) {
+        for page in self.arena.iter(list) {
+            match k.zero_page(page).and_then(|()| k.return_page(page)) {
+                Ok(()) => self.stats.pages_returned += 1,
+                Err(e) => {
+                    // Not returned: it stays out of the pool (counted as quarantined).
+                    self.stats.kernel_errors += 1;
+                    self.stats.quarantined_pages += 1;
+                    warn!("returning {page}: {e}");
+                }
+            }
+        }
+        self.arena.free(list);
+    }
+
+    fn quarantine_pages(&mut self, gpadl: GpadlId, list: PageList) {
+        let n = list.len();
+        self.stats.quarantined_pages += n as u64;
+        self.quarantine.pages += n;
+        warn!("{n} pages of {gpadl} quarantined");
+        if let Some(slot) = self.quarantine.entries.iter_mut().find(|e| e.is_none()) {
+            *slot = Some(QEntry { gpadl, pages: list });
+        }
+        // Otherwise the list stays allocated in the arena for good: never reused.
+    }
+
+    /// GPADL_TORNDOWN.
+    pub(crate) fn on_gpadl_torndown<H: Hypervisor + ?Sized, K: Kernel + ?Sized>(
+        &mut self,
+        hv: &mut H,
+        k: &mut K,
+        gpadl: GpadlId,
+        now: u64,
+    ) {
+        if let Some(idx) = self.open_by_gpadl(gpadl) {
+            if self.opens[idx].gpadl_state != GpadlState::TeardownSent {
+                self.mismatched("GPADL_TORNDOWN for a GPADL not being torn down");
+                return;
+            }
+            self.opens[idx].gpadl_state = GpadlState::Gone;
+            self.opens[idx].deadline = 0;
+            self.advance_teardown(hv, k, idx, now);
+            return;
+        }
+        let q = self
+            .quarantine
+            .entries
+            .iter()
+            .position(|e| e.is_some_and(|e| e.gpadl == gpadl));
+        if let Some(q) = q
+            && let Some(e) = self.quarantine.entries[q].take()
+        {
+            let n = e.pages.len();
+            info!("late GPADL_TORNDOWN for {gpadl}: {n} quarantined pages released");
+            self.quarantine.pages -= n;
+            self.stats.quarantine_released_pages += n as u64;
+            self.zero_and_return(k, e.pages);
+            return;
+        }
+        self.stats.hostile += 1;
+        self.stats.unknown_gpadl += 1;
+        warn!("GPADL_TORNDOWN for unknown {gpadl}");
+    }
+
+    /// A host reply awaited by entry `idx` did not come in time.
+    pub(crate) fn on_channel_timeout<H: Hypervisor + ?Sized, K: Kernel + ?Sized>(
+        &mut self,
+        hv: &mut H,
+        k: &mut K,
+        idx: usize,
+        now: u64,
+    ) {
+        let o = self.opens[idx];
+        self.opens[idx].deadline = 0;
+        let relid = o.relid;
+        match (o.phase, o.gpadl_state) {
+            (Phase::Open, _) => {
+                warn!("relid:{relid}: no MODIFYCHANNEL_RESPONSE");
+                self.opens[idx].flags &= !flags::MODIFY_PENDING;
+            }
+            (Phase::GpadlPending, _) | (Phase::OpenPending, _) => {
+                warn!("relid:{relid}: open timed out");
+                if o.gpadl_state == GpadlState::Pending {
+                    // The host may have created it without telling us.
+                    self.opens[idx].gpadl_state = GpadlState::Created;
+                }
+                self.begin_teardown(hv, k, idx, TeardownReason::OpenFailed, now);
+            }
+            (Phase::Teardown, GpadlState::Pending) => {
+                warn!("relid:{relid}: no GPADL_CREATED during teardown");
+                self.opens[idx].gpadl_state = GpadlState::Created;
+                self.advance_teardown(hv, k, idx, now);
+            }
+            (Phase::Teardown, GpadlState::TeardownSent) => {
+                warn!("relid:{relid}: no GPADL_TORNDOWN; pages quarantined");
+                self.opens[idx].gpadl_state = GpadlState::Quarantined;
+                self.advance_teardown(hv, k, idx, now);
+            }
+            (Phase::Teardown, _) => {}
+        }
+    }
+}
