@@ -24,8 +24,8 @@ const RING: usize = 256 * 1024;
 const SIZES: [usize; 4] = [64, 256, 1500, 4096];
 /// Most packets the writer puts in one batch (one write-index publish).
 const BATCH_MAX: u32 = 64;
-/// Empty polls before the reader re-enables interrupts and sleeps.
-const IDLE_SPINS: u32 = 20_000;
+/// Empty polls (spinning, then yielding) before the reader re-enables interrupts and sleeps.
+const IDLE_POLLS: u32 = 2_000;
 /// Space a blocked writer asks for: a quarter of the ring, so it is not woken for every packet.
 const WAKE_SPACE: u32 = (RING / 4) as u32;
 
@@ -110,6 +110,7 @@ fn run_ring(size: usize, packets: u64) -> Duration {
             let mut r = RingReader::new(mem).unwrap();
             let mut dst = vec![0u8; size];
             let (mut next, mut signals, mut idle) = (0u64, 0u64, 0u32);
+            let mut backoff = Backoff::default();
             r.disable_interrupts();
             while next < packets {
                 let seen = to_reader.seen();
@@ -126,14 +127,16 @@ fn run_ring(size: usize, packets: u64) -> Duration {
                             to_writer.ring();
                         }
                         idle = 0;
+                        backoff.reset();
                     }
                     Err(RingError::Empty) => {
                         idle += 1;
-                        if idle < IDLE_SPINS {
-                            spin_loop();
+                        if idle < IDLE_POLLS {
+                            backoff.snooze();
                             continue;
                         }
                         idle = 0;
+                        backoff.reset();
                         if !r.enable_interrupts().unwrap() {
                             to_reader.wait(seen);
                         }

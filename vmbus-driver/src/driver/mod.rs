@@ -63,7 +63,7 @@ pub const POST_RETRIES: u32 = 64;
 /// SynIC messages handled per `on_interrupt` call before it returns to let the loop breathe.
 pub const MESSAGES_PER_PASS: usize = 256;
 
-/// The driver core. About 270 KiB; keep it in a static or a large enough stack.
+/// The driver core. About 280 KiB; keep it in a static or a large enough stack.
 #[derive(Debug, Clone)]
 pub struct Driver {
     target_vp: VpIndex,

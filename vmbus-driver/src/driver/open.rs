@@ -21,7 +21,7 @@ use super::table::{
     GpadlState, MAX_CHANNEL_PAGES, MAX_OPEN, OpenChan, OpenState, Phase, RelidState,
     TeardownReason, flags, gpadl_id, gpadl_index,
 };
-use super::{Driver, MAX_RELIDS};
+use super::Driver;
 
 /// Offset of the feature bits in a ring header page (VMBUS-PROTOCOL.md §5.2).
 const FEATURE_BITS: usize = 64;
@@ -380,7 +380,7 @@ impl Driver {
         }
         let r = Driver::entry_index(relid).ok_or(RetargetError::NotOpen)?;
         let e = self.relids[r];
-        if e.state != RelidState::Active || r >= MAX_RELIDS {
+        if e.state != RelidState::Active {
             return Err(RetargetError::NotOpen);
         }
         let idx = usize::from(e.open);

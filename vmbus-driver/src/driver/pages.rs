@@ -5,8 +5,8 @@ use crate::ids::PageId;
 
 /// Pages per chunk.
 pub(crate) const CHUNK_PAGES: usize = 7;
-/// Chunks in the arena: room for 17,920 pages, or 2,560 lists of up to 7 pages.
-pub(crate) const MAX_CHUNKS: usize = 2560;
+/// Chunks in the arena: room for 14,336 pages, or one list of up to 7 pages per open channel.
+pub(crate) const MAX_CHUNKS: usize = 2048;
 const NIL: u16 = u16::MAX;
 const NO_PAGE: PageId = PageId(u32::MAX);
 
