@@ -22,8 +22,11 @@ use vmbus_driver::ring::{
 const RING: usize = 256 * 1024;
 /// Payload sizes measured.
 const SIZES: [usize; 4] = [64, 256, 1500, 4096];
-/// Most packets the writer puts in one batch (one write-index publish).
-const BATCH_MAX: u32 = 64;
+/// Most packets in one batch (one index publish) on either side: 64, or fewer so a batch covers
+/// at most an eighth of the ring. Larger batches stop the two sides from working in parallel.
+fn chunk_packets(total_len: u32) -> u32 {
+    (RING as u32 / 8 / total_len).clamp(1, 64)
+}
 /// Empty polls (spinning, then yielding) before the reader re-enables interrupts and sleeps.
 const IDLE_POLLS: u32 = 2_000;
 /// Space a blocked writer asks for: a quarter of the ring, so it is not woken for every packet.
@@ -91,9 +94,9 @@ fn words(bytes: usize) -> Vec<std::sync::atomic::AtomicU64> {
         .collect()
 }
 
-/// Our ring: the writer batches up to `BATCH_MAX` packets per publish and blocks through
-/// pending_send_sz when full; the reader polls with interrupts masked while it finds data and
-/// re-enables them (with the re-check) before it sleeps.
+/// Our ring: each side batches up to `chunk_packets` packets per index publish; the writer
+/// blocks through pending_send_sz when full; the reader polls with interrupts masked while it
+/// finds data and re-enables them (with the re-check) before it sleeps.
 fn run_ring(size: usize, packets: u64) -> Duration {
     let header = FlatHeader::new();
     let data = words(RING);
@@ -103,6 +106,7 @@ fn run_ring(size: usize, packets: u64) -> Duration {
     let to_writer = Doorbell::default();
     let src = vec![0x5au8; size];
     let total_len = RingWriter::<FlatRingMem<'_>>::inband_len(size) as u32;
+    let chunk = chunk_packets(total_len);
     let (mut sig_r, mut sig_w) = (0u64, 0u64);
     let start = Instant::now();
     thread::scope(|s| {
@@ -116,10 +120,15 @@ fn run_ring(size: usize, packets: u64) -> Duration {
                 let seen = to_reader.seen();
                 match r.batch() {
                     Ok(mut b) => {
+                        let mut taken = 0;
                         while let Some(p) = b.next_packet().unwrap() {
                             assert_eq!(p.transaction_id(), next, "lost or reordered packet");
                             p.read_payload(0, &mut dst).unwrap();
                             next += 1;
+                            taken += 1;
+                            if taken == chunk {
+                                break;
+                            }
                         }
                         black_box(&dst);
                         if b.commit().unwrap().signal {
@@ -152,7 +161,7 @@ fn run_ring(size: usize, packets: u64) -> Duration {
         while seq < packets {
             let mut b = w.batch().unwrap();
             let mut full = false;
-            while seq < packets && b.packets() < BATCH_MAX {
+            while seq < packets && b.packets() < chunk {
                 match b.write_inband(seq, false, &src) {
                     Ok(()) => seq += 1,
                     Err(RingError::Full) => {

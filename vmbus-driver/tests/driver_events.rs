@@ -145,8 +145,14 @@ fn signal_issues_the_hypercall_only_for_unread_data_and_an_unmasked_host() {
     assert_eq!((s.signals, s.signals_suppressed), (1, 3));
     // A refused hypercall is reported.
     set_outbound(&mut w, 8, 0, 0);
-    w.hv.signal_status = HvStatus::INVALID_PORT_ID;
+    w.hv.signal_status = HvStatus::ACCESS_DENIED;
     assert_eq!(sig(&mut w), Response::Error(ClientError::SignalFailed));
+    // A host that forgot the port has rescinded the channel (the rescind is in flight).
+    for gone in [HvStatus::INVALID_PORT_ID, HvStatus::INVALID_CONNECTION_ID] {
+        w.hv.signal_status = gone;
+        assert_eq!(sig(&mut w), Response::Error(ClientError::ChannelGone));
+    }
+    assert_eq!(w.d.stats().signal_failures, 3);
     // Another client's use of the handle, or a forged generation, is refused.
     w.hv.signal_status = HvStatus::SUCCESS;
     assert_eq!(

@@ -397,3 +397,51 @@ fn retarget_sends_modifychannel_and_waits_for_the_5_3_response() {
         Err(RetargetError::NotSupported)
     );
 }
+
+#[test]
+fn instance_filter_limits_a_client_to_one_device() {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    use vmbus_driver::driver::{ClientConfig, Driver, DriverConfig};
+    use vmbus_driver::guid::Guid;
+
+    let classes = [NET];
+    let clients = [ClientConfig {
+        id: A,
+        window_pages: 16,
+        max_channels: 2,
+        classes: &classes,
+        instance: Some(Guid([2; 16])),
+    }];
+    let cfg = DriverConfig {
+        target_vp: VpIndex(0),
+        max_version: Version::WIN10_V5_3,
+        reply_timeout: 10,
+        clients: &clients,
+    };
+    let log = Rc::new(RefCell::new(Vec::new()));
+    let mut w = World {
+        hv: FakeHv::new(log.clone()),
+        k: FakeKernel::new(log.clone(), 16, &[A]),
+        d: Box::new(Driver::new(&cfg)),
+        log,
+        now: 1,
+    };
+    w.hv.offers = vec![offer(1, NET, 1, 0), offer(2, NET, 2, 0)];
+    w.connect();
+    let Response::Offers { offers, next } = w.call(A, Request::ListOffers { start: 0 }) else {
+        panic!()
+    };
+    assert_eq!(offers.iter().map(|o| o.relid).collect::<Vec<_>>(), [2]);
+    assert_eq!(next, None);
+    let open = |relid| Request::Open {
+        relid,
+        out_ring_pages: 2,
+        in_ring_pages: 2,
+    };
+    assert_eq!(
+        w.call(A, open(1)),
+        Response::Error(ClientError::NotPermitted)
+    );
+    w.open(A, 2);
+}

@@ -535,3 +535,35 @@ fn unload_tears_down_every_channel_then_sends_unload() {
     w.tick(TIMEOUT);
     assert_eq!(w.d.connection().state, ConnectionState::Disconnected);
 }
+
+#[test]
+fn sub_channel_finishing_at_once_does_not_run_the_primary_ahead_of_its_revoke() {
+    // The host refuses the sub-channel's CLOSECHANNEL and GPADL_TEARDOWN posts, so the sub's
+    // teardown ends (quarantined) inside the primary's; the primary must still revoke before
+    // it closes, and never return a page that is still granted.
+    let mut w = World::new(vec![offer(1, NET, 7, 0), offer(2, NET, 7, 1)]);
+    w.connect();
+    let p = w.open(A, 1);
+    w.open(A, 2);
+    let primary_pages = pages_of(&w, 1);
+    w.clear_log();
+    w.hv.post_failures
+        .push_back(vmbus_driver::hv::HvStatus::ACCESS_DENIED);
+    w.hv.post_failures
+        .push_back(vmbus_driver::hv::HvStatus::ACCESS_DENIED);
+    assert_eq!(w.call(A, Request::Close { handle: p }), Response::Closed);
+    w.pump();
+    let s = steps(&w);
+    let first_primary_revoke = s
+        .iter()
+        .position(|x| *x == Step::Revoke(primary_pages[0]))
+        .unwrap();
+    let primary_close = s
+        .iter()
+        .position(|x| *x == Step::Post(MessageType::CLOSECHANNEL, 1))
+        .unwrap();
+    assert!(first_primary_revoke < primary_close, "{s:?}");
+    assert_eq!(w.d.quarantined_pages(), 4, "the sub-channel's pages");
+    assert!(w.k.violations.is_empty(), "{:?}", w.k.violations);
+    assert_eq!(w.d.open_count(), 0);
+}

@@ -5,6 +5,11 @@
 //! the PD programs and the root task for `x86_64-unknown-none`, and leaves everything in
 //! `build/out/`. `qemu` boots that image; `qemu-test` boots it and turns the root task's verdict
 //! (written to QEMU's `isa-debug-exit` port) into the exit status.
+//!
+//! Systems: `build/qemu-e2e.xml` (the end-to-end scenario: simulated host, driver core and two
+//! clients as PDs; the default of `image` and `qemu`) and `build/qemu-test.xml` (the grant/revoke
+//! claim with test PDs). `qemu-test` without `--system` builds and boots both, one after the other,
+//! and passes only if both pass; each serial log is kept as `build/out/serial-NAME.log`.
 
 mod bindings;
 mod crosscheck;
@@ -48,8 +53,8 @@ fn finish(r: Result<(), String>, what: &str) -> ExitCode {
 struct Opts {
     /// Rewrite `components/sel4-sys/src/generated.rs` instead of failing when it differs.
     bless: bool,
-    /// The system description to build (default: `build/qemu-test.xml`).
-    system: PathBuf,
+    /// The system descriptions to build (`--system`, repeatable; empty: the command's default).
+    systems: Vec<PathBuf>,
     /// Longest QEMU run.
     qemu: qemu::Opts,
 }
@@ -57,14 +62,16 @@ struct Opts {
 fn parse_opts(args: &[String]) -> Result<Opts, String> {
     let mut o = Opts {
         bless: false,
-        system: root().join("build/qemu-test.xml"),
+        systems: Vec::new(),
         qemu: qemu::Opts::default(),
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--bless" => o.bless = true,
-            "--system" => o.system = PathBuf::from(it.next().ok_or("--system needs a path")?),
+            "--system" => o
+                .systems
+                .push(PathBuf::from(it.next().ok_or("--system needs a path")?)),
             "--timeout" => {
                 let v = it.next().ok_or("--timeout needs seconds")?;
                 let secs = v.parse().map_err(|_| format!("bad --timeout `{v}`"))?;
@@ -80,11 +87,30 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
     Ok(o)
 }
 
+/// The end-to-end system (default of `image` and `qemu`).
+fn e2e_system() -> PathBuf {
+    root().join("build/qemu-e2e.xml")
+}
+
+/// The systems `qemu-test` boots by default: the grant/revoke test, then the end-to-end one.
+fn test_systems() -> Vec<PathBuf> {
+    vec![root().join("build/qemu-test.xml"), e2e_system()]
+}
+
+/// The one system of `image` and `qemu`.
+fn one_system(o: &Opts) -> Result<PathBuf, String> {
+    match o.systems.as_slice() {
+        [] => Ok(e2e_system()),
+        [one] => Ok(one.clone()),
+        _ => Err("give --system once (only qemu-test takes several)".into()),
+    }
+}
+
 /// `cargo xtask image [--bless] [--system PATH]`.
 pub fn image(args: &[String]) -> ExitCode {
     let r = parse_opts(args).and_then(|o| {
         let mut t = Timings::default();
-        build_image(&o, &mut t).map(|_| ())?;
+        build_image(&o, &one_system(&o)?, &mut t).map(|_| ())?;
         eprintln!("xtask image: timings\n{}", t.summary());
         Ok(())
     });
@@ -100,7 +126,7 @@ pub struct Image {
     pub roottask: PathBuf,
 }
 
-fn build_image(o: &Opts, t: &mut Timings) -> Result<Image, String> {
+fn build_image(o: &Opts, system: &Path, t: &mut Timings) -> Result<Image, String> {
     let root = root();
     let out = out_dir();
     std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
@@ -133,7 +159,7 @@ fn build_image(o: &Opts, t: &mut Timings) -> Result<Image, String> {
         Ok(())
     })?;
     let built = t.step("build PDs and root task", || {
-        pds::build(&root, &out, &o.system)
+        pds::build(&root, &out, system)
     })?;
     let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
     eprintln!(
@@ -196,13 +222,13 @@ fn rustfmt(code: &str) -> Result<String, String> {
     String::from_utf8(out.stdout).map_err(|e| e.to_string())
 }
 
-/// `cargo xtask qemu [--system PATH] [--timeout SECS]`: build the image, then boot it with the serial log on
-/// the terminal and in `build/out/serial.log`.
+/// `cargo xtask qemu [--system PATH] [--timeout SECS]`: build the image (default: the end-to-end
+/// system), then boot it with the serial log on the terminal and in `build/out/serial.log`.
 pub fn qemu(args: &[String]) -> ExitCode {
     let r = (|| {
         let opts = parse_opts(args)?;
         let mut t = Timings::default();
-        let img = build_image(&opts, &mut t)?;
+        let img = build_image(&opts, &one_system(&opts)?, &mut t)?;
         let run = t.step("boot under QEMU", || {
             qemu::boot(&img, &out_dir(), &opts.qemu)
         })?;
@@ -212,18 +238,55 @@ pub fn qemu(args: &[String]) -> ExitCode {
     finish(r, "qemu")
 }
 
-/// `cargo xtask qemu-test [--system PATH] [--timeout SECS]`: build, boot, and pass only when the root task
-/// reports success through `isa-debug-exit`.
+/// `cargo xtask qemu-test [--system PATH]... [--timeout SECS]`: for each system (default: the
+/// grant/revoke test and the end-to-end system), build, boot, and pass only when the root task
+/// reports success through `isa-debug-exit`. Every system runs even after a failure, so one
+/// run shows every verdict.
 pub fn qemu_test(args: &[String]) -> ExitCode {
     let r = (|| {
         let opts = parse_opts(args)?;
-        let mut t = Timings::default();
-        let img = build_image(&opts, &mut t)?;
-        let run = t.step("boot under QEMU", || {
-            qemu::boot(&img, &out_dir(), &opts.qemu)
-        })?;
-        eprintln!("xtask qemu-test: timings\n{}", t.summary());
-        run.verdict()
+        let systems = if opts.systems.is_empty() {
+            test_systems()
+        } else {
+            opts.systems.clone()
+        };
+        let mut verdicts = Vec::new();
+        for system in &systems {
+            let name = system
+                .file_stem()
+                .map_or("system".into(), |s| s.to_string_lossy().into_owned());
+            eprintln!("xtask qemu-test: system {}", system.display());
+            let mut t = Timings::default();
+            let verdict = build_image(&opts, system, &mut t).and_then(|img| {
+                let run = t.step("boot under QEMU", || {
+                    qemu::boot(&img, &out_dir(), &opts.qemu)
+                })?;
+                let kept = out_dir().join(format!("serial-{name}.log"));
+                let _ = std::fs::copy(out_dir().join("serial.log"), &kept);
+                eprintln!(
+                    "xtask qemu-test: {name}: timings (serial log in {})\n{}",
+                    kept.display(),
+                    t.summary()
+                );
+                run.verdict()
+            });
+            verdicts.push((name, verdict));
+        }
+        let mut failed = Vec::new();
+        for (name, v) in &verdicts {
+            match v {
+                Ok(()) => eprintln!("xtask qemu-test: {name}: PASS"),
+                Err(e) => {
+                    eprintln!("xtask qemu-test: {name}: FAIL: {e}");
+                    failed.push(name.as_str());
+                }
+            }
+        }
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("failed: {}", failed.join(", ")))
+        }
     })();
     finish(r, "qemu-test")
 }

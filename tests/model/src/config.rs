@@ -91,6 +91,9 @@ pub struct Config {
     pub teardown_timeouts: bool,
     /// The driver may unload the bus.
     pub unload: bool,
+    /// Explore one representative per renumbering of the clients (off for conformance traces,
+    /// which must keep client numbers stable).
+    pub symmetry: bool,
     /// Which driver.
     pub variant: Variant,
 }
@@ -107,6 +110,7 @@ impl Default for Config {
             host_refuses_open: true,
             teardown_timeouts: true,
             unload: true,
+            symmetry: true,
             variant: Variant::Correct,
         }
     }

@@ -9,10 +9,12 @@
 
 pub mod config;
 pub mod driver;
+pub mod explore;
 pub mod host;
 pub mod model;
 pub mod properties;
 pub mod state;
+pub mod symmetry;
 
 pub use config::{Config, Variant};
 pub use model::{Action, LifetimeModel};

@@ -8,6 +8,7 @@ use crate::config::Config;
 use crate::driver;
 use crate::host::{self, Reply};
 use crate::properties;
+use crate::symmetry;
 use crate::state::{Conn, Handle, Phase, State};
 
 /// One atomic step of one party.
@@ -200,7 +201,14 @@ impl LifetimeModel {
                 driver::on_unload(cfg, &mut n);
             }
         }
-        (n != *s).then_some(n)
+        if n == *s {
+            return None;
+        }
+        Some(if cfg.symmetry {
+            symmetry::canonical(&n, cfg.clients)
+        } else {
+            n
+        })
     }
 
     fn client_may_act(&self, s: &State, c: u8) -> bool {
@@ -212,6 +220,12 @@ impl LifetimeModel {
     /// Whether `s` is a proper end: the bus is unloaded and nothing is in flight.
     pub fn is_final(&self, s: &State) -> bool {
         s.conn == Conn::Unloaded && s.to_driver.is_empty() && s.to_host.is_empty()
+    }
+
+    /// Whether a state without successors is a proper end rather than a deadlock: the bus is
+    /// unloaded, or (when the model has no unload) nothing is owed and nothing can happen.
+    pub fn is_end(&self, s: &State) -> bool {
+        self.is_final(s) || (!self.cfg.unload && properties::settled(s))
     }
 
     /// The `(action, next state)` pairs of `s` (actions that change nothing are left out).

@@ -19,7 +19,7 @@ pub const FIFO_CAP: usize = 10;
 pub const NONE: u8 = u8::MAX;
 
 /// A bounded first-in first-out queue of `Copy` items, hashable and allocation-free.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Fifo<T: Copy, const N: usize> {
     items: [Option<T>; N],
     len: u8,
@@ -83,7 +83,7 @@ impl<T: Copy + fmt::Debug, const N: usize> fmt::Debug for Fifo<T, N> {
 }
 
 /// A message from the host to the driver (in the host→driver SynIC message stream).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum HostMsg {
     /// CHANNELOFFER for relid `relid`; `inc` (ghost) is the incarnation of the relid it starts.
     Offer { relid: u8, inc: u8 },
@@ -101,7 +101,7 @@ pub enum HostMsg {
 
 /// A message from the driver to the host (HvCallPostMessage). `inc` is ghost: the incarnation
 /// of the relid the driver acted on, so the host can tell a message about a released relid.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum GuestMsg {
     /// GPADL_HEADER (+ bodies) creating the GPADL over `page` for `relid`.
     GpadlHeader { relid: u8, inc: u8, page: u8 },
@@ -118,7 +118,7 @@ pub enum GuestMsg {
 }
 
 /// The host's view of one relid.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub enum HostPhase {
     /// Not offered (never, or released after a rescind).
     #[default]
@@ -130,7 +130,7 @@ pub enum HostPhase {
 }
 
 /// The host's record of one relid.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct HostChan {
     /// Offer state.
     pub phase: HostPhase,
@@ -148,7 +148,7 @@ impl HostChan {
 }
 
 /// A GPADL the host holds, over one page.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct HostGpadl {
     /// Relid the GPADL was created for.
     pub relid: u8,
@@ -157,7 +157,7 @@ pub struct HostGpadl {
 }
 
 /// The simulated host.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Host {
     /// Per relid.
     pub chans: [HostChan; MAX_CHANNELS],
@@ -171,7 +171,7 @@ pub struct Host {
 }
 
 /// The driver's state of one channel (DESIGN.md §3).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub enum Phase {
     /// No offer known (never offered, or released).
     #[default]
@@ -201,7 +201,7 @@ impl Phase {
 }
 
 /// The driver's record of one relid.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct DrvChan {
     /// Lifetime state.
     pub phase: Phase,
@@ -232,7 +232,7 @@ impl Default for DrvChan {
 }
 
 /// The driver's connection state.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub enum Conn {
     /// Connected (version negotiated; the handshake itself is not modelled).
     #[default]
@@ -246,7 +246,7 @@ pub enum Conn {
 }
 
 /// Where a pool page is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub enum PageState {
     /// In the free pool.
     #[default]
@@ -258,7 +258,7 @@ pub enum PageState {
 }
 
 /// The kernel: pool pages, their contents and the capabilities derived from them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Kernel {
     /// Per page.
     pub pages: [PageState; MAX_PAGES],
@@ -270,7 +270,7 @@ pub struct Kernel {
 }
 
 /// What a client believes about a channel.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub enum Handle {
     /// No handle.
     #[default]
@@ -282,7 +282,7 @@ pub enum Handle {
 }
 
 /// A client PD.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Client {
     /// The client faulted (it is stopped for good).
     pub faulted: bool,
@@ -292,7 +292,7 @@ pub struct Client {
 
 /// A violation observed by a party when an action happened (ghost): the host when a message
 /// breaks the protocol, a client when it is told of an event for a channel it does not hold.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[repr(u16)]
 pub enum Violation {
     /// A message named a relid whose incarnation was released (or never offered).
@@ -342,7 +342,7 @@ impl Violation {
 }
 
 /// The whole system.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct State {
     /// The host.
     pub host: Host,

@@ -128,15 +128,17 @@ pub(crate) struct Clients {
 }
 
 impl Clients {
-    /// Copies and checks the client configurations.
-    pub fn new(configs: &[ClientConfig<'_>]) -> Result<Clients, ConfigError> {
+    /// No clients.
+    pub const EMPTY: Clients = Clients {
+        entries: [ClientEntry::EMPTY; MAX_CLIENTS],
+        count: 0,
+    };
+
+    /// Checks the client configurations without changing anything.
+    pub fn check(configs: &[ClientConfig<'_>]) -> Result<(), ConfigError> {
         if configs.len() > MAX_CLIENTS {
             return Err(ConfigError::TooManyClients(configs.len()));
         }
-        let mut t = Clients {
-            entries: [ClientEntry::EMPTY; MAX_CLIENTS],
-            count: 0,
-        };
         for (i, c) in configs.iter().enumerate() {
             if configs[..i].iter().any(|o| o.id == c.id) {
                 return Err(ConfigError::DuplicateClient(c.id));
@@ -147,11 +149,21 @@ impl Clients {
             if c.max_channels == 0 || c.max_channels > MAX_SLOTS {
                 return Err(ConfigError::BadMaxChannels(c.id));
             }
-            let slot_pages = c.window_pages / c.max_channels;
-            if slot_pages < 4 {
+            if c.window_pages / c.max_channels < 4 {
                 return Err(ConfigError::WindowTooSmall(c.id));
             }
-            let e = &mut t.entries[i];
+        }
+        Ok(())
+    }
+
+    /// Replaces the table, in place, with checked configurations.
+    pub fn load(&mut self, configs: &[ClientConfig<'_>]) -> Result<(), ConfigError> {
+        Clients::check(configs)?;
+        for e in self.entries.iter_mut() {
+            *e = ClientEntry::EMPTY;
+        }
+        for (e, c) in self.entries.iter_mut().zip(configs) {
+            let slot_pages = c.window_pages / c.max_channels;
             e.id = c.id;
             e.slot_pages = u32::try_from(slot_pages).unwrap_or(u32::MAX);
             // max_channels <= MAX_SLOTS (128) was checked above.
@@ -160,8 +172,8 @@ impl Clients {
             e.classes[..c.classes.len()].copy_from_slice(c.classes);
             e.instance = c.instance;
         }
-        t.count = configs.len();
-        Ok(t)
+        self.count = configs.len();
+        Ok(())
     }
 
     /// The index of client `id`.

@@ -5,8 +5,8 @@ use core::fmt;
 
 use log::{info, warn};
 
-use crate::hv::{HvStatus, Hypervisor};
-use crate::ids::ConnectionId;
+use crate::hv::{HvStatus, Hypervisor, VMBUS_SINT};
+use crate::ids::{ConnectionId, VpIndex};
 use crate::kernel::Kernel;
 use crate::msg::{ChannelMessage, ContactTarget, InitiateContact, VersionResponse};
 use crate::version::{FeatureFlags, MESSAGE_CONNECTION_ID, Version};
@@ -148,11 +148,11 @@ impl Driver {
                 target_vcpu: if v.honours_target_vcpu() {
                     self.target_vp
                 } else {
-                    crate::ids::VpIndex(0)
+                    VpIndex(0)
                 },
                 target: if v.uses_msg_sint() {
                     ContactTarget::MessageSint {
-                        msg_sint: crate::hv::VMBUS_SINT,
+                        msg_sint: VMBUS_SINT,
                         msg_vtl: 0,
                         feature_flags: FeatureFlags::NONE,
                     }

@@ -88,8 +88,10 @@ impl Driver {
         self.on_message(hv, k, &msg, now);
     }
 
-    /// Routes one decoded host message.
-    pub(crate) fn on_message<H: Hypervisor + ?Sized, K: Kernel + ?Sized>(
+    /// Acts on one decoded host message as if it had been consumed from the SynIC slot. The PD
+    /// uses [`Driver::on_interrupt`]; this entry point lets conformance harnesses (the formal
+    /// model's trace replay) drive the core with typed messages.
+    pub fn on_message<H: Hypervisor + ?Sized, K: Kernel + ?Sized>(
         &mut self,
         hv: &mut H,
         k: &mut K,

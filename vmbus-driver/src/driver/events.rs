@@ -4,9 +4,9 @@
 
 use log::warn;
 
-use crate::control::{ChannelStatus, StatusRecord, status_offset};
-use crate::hv::Hypervisor;
-use crate::ids::RelId;
+use crate::control::{ChannelStatus, ClientError, StatusRecord, status_offset};
+use crate::hv::{HvStatus, Hypervisor};
+use crate::ids::{ClientId, RelId};
 use crate::kernel::Kernel;
 
 use super::Driver;
@@ -62,11 +62,7 @@ impl Driver {
         }
     }
 
-    pub(crate) fn notify_client<K: Kernel + ?Sized>(
-        &mut self,
-        k: &mut K,
-        id: crate::ids::ClientId,
-    ) {
+    pub(crate) fn notify_client<K: Kernel + ?Sized>(&mut self, k: &mut K, id: ClientId) {
         match k.notify(id) {
             Ok(()) => self.stats.notifications += 1,
             Err(e) => {
@@ -106,16 +102,16 @@ impl Driver {
         hv: &mut H,
         k: &mut K,
         idx: usize,
-    ) -> Result<bool, crate::control::ClientError> {
+    ) -> Result<bool, ClientError> {
         let o = self.opens[idx];
         let Some(header) = self.arena.get(o.pages, 0) else {
-            return Err(crate::control::ClientError::ChannelGone);
+            return Err(ClientError::ChannelGone);
         };
         let mut h = [0u8; 12];
         if let Err(e) = k.read_page(header, 0, &mut h) {
             self.stats.kernel_errors += 1;
             warn!("reading ring header: {e}");
-            return Err(crate::control::ClientError::NoResources);
+            return Err(ClientError::NoResources);
         }
         let word = |i: usize| u32::from_le_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
         let (write, read, mask) = (word(WRITE_INDEX), word(READ_INDEX), word(INTERRUPT_MASK));
@@ -132,7 +128,13 @@ impl Driver {
         } else {
             self.stats.signal_failures += 1;
             warn!("HvCallSignalEvent on {conn}: {status}");
-            Err(crate::control::ClientError::SignalFailed)
+            // The host no longer knows the channel's port: it rescinded the channel and the
+            // rescind is on its way. Tell the client what it will see anyway.
+            if status == HvStatus::INVALID_CONNECTION_ID || status == HvStatus::INVALID_PORT_ID {
+                Err(ClientError::ChannelGone)
+            } else {
+                Err(ClientError::SignalFailed)
+            }
         }
     }
 }

@@ -81,6 +81,25 @@ pub struct Driver {
 }
 
 impl Driver {
+    /// A driver with no configuration, as a constant: place it in a static and call
+    /// [`Driver::init`] there, so the 280 KiB never pass through a small PD stack. Every entry
+    /// point of an uninitialised driver is harmless (no clients, disconnected), but `start`
+    /// should follow `init`.
+    pub const EMPTY: Driver = Driver {
+        target_vp: VpIndex(0),
+        max_version: Version::WIN10_V5_3,
+        reply_timeout: 1,
+        clients: Clients::EMPTY,
+        conn: Conn::new(),
+        relids: [RelidEntry::EMPTY; MAX_RELIDS],
+        opens: [OpenChan::EMPTY; MAX_OPEN],
+        opens_in_use: 0,
+        arena: PageArena::EMPTY,
+        quarantine: Quarantine::new(),
+        gpadl_seq: 0,
+        stats: Stats::ZERO,
+    };
+
     /// Builds a driver for `config`.
     ///
     /// # Panics
@@ -95,23 +114,35 @@ impl Driver {
 
     /// Builds a driver for `config`, or says why the configuration does not fit.
     pub fn try_new(config: &DriverConfig<'_>) -> Result<Driver, ConfigError> {
+        let mut d = Driver::EMPTY;
+        d.init(config)?;
+        Ok(d)
+    }
+
+    /// Resets the driver in place to the fresh state for `config` (nothing connected, no
+    /// offers, counters zero). On error nothing changes. Any channel state is forgotten without
+    /// a teardown, so call it only at start-up or after an unload.
+    pub fn init(&mut self, config: &DriverConfig<'_>) -> Result<(), ConfigError> {
         if config.reply_timeout == 0 {
             return Err(ConfigError::ZeroTimeout);
         }
-        Ok(Driver {
-            target_vp: config.target_vp,
-            max_version: config.max_version,
-            reply_timeout: config.reply_timeout,
-            clients: Clients::new(config.clients)?,
-            conn: Conn::new(),
-            relids: [RelidEntry::EMPTY; MAX_RELIDS],
-            opens: [OpenChan::EMPTY; MAX_OPEN],
-            opens_in_use: 0,
-            arena: PageArena::new(),
-            quarantine: Quarantine::new(),
-            gpadl_seq: 0,
-            stats: Stats::default(),
-        })
+        self.clients.load(config.clients)?;
+        self.target_vp = config.target_vp;
+        self.max_version = config.max_version;
+        self.reply_timeout = config.reply_timeout;
+        self.conn = Conn::new();
+        for e in self.relids.iter_mut() {
+            *e = RelidEntry::EMPTY;
+        }
+        for o in self.opens.iter_mut() {
+            *o = OpenChan::EMPTY;
+        }
+        self.opens_in_use = 0;
+        self.arena.reset();
+        self.quarantine = Quarantine::new();
+        self.gpadl_seq = 0;
+        self.stats = Stats::ZERO;
+        Ok(())
     }
 
     /// The counters.

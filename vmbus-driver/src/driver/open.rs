@@ -8,20 +8,21 @@ use log::{info, warn};
 use crate::control::{ChannelHandle, ChannelStatus, ClientError};
 use crate::gpadl::gpadl_messages;
 use crate::hv::Hypervisor;
-use crate::ids::{PageId, RelId, VpIndex};
-use crate::kernel::Kernel;
+use crate::ids::{GpadlId, PageId, RelId, VpIndex};
+use crate::kernel::{Kernel, KernelError};
 use crate::msg::{
     ChannelMessage, GpadlCreated, ModifyChannel, ModifyChannelResponse, OpenChannel,
     OpenChannelResult,
 };
 use crate::ring::FEATURE_PENDING_SEND_SZ;
 
+use super::Driver;
+use super::pages::PageList;
 use super::post::post;
 use super::table::{
-    GpadlState, MAX_CHANNEL_PAGES, MAX_OPEN, OpenChan, OpenState, Phase, RelidState,
-    TeardownReason, flags, gpadl_id, gpadl_index,
+    GPADL_INDEX_BITS, GpadlState, MAX_CHANNEL_PAGES, MAX_OPEN, OpenChan, OpenState, Phase,
+    RelidState, TeardownReason, flags, gpadl_id, gpadl_index,
 };
-use super::Driver;
 
 /// Offset of the feature bits in a ring header page (VMBUS-PROTOCOL.md §5.2).
 const FEATURE_BITS: usize = 64;
@@ -188,10 +189,10 @@ impl Driver {
     fn init_ring_headers<K: Kernel + ?Sized>(
         &self,
         k: &mut K,
-        list: super::pages::PageList,
+        list: PageList,
         out_pages: usize,
-    ) -> Result<(), crate::kernel::KernelError> {
-        let missing = crate::kernel::KernelError::NoSuchPage;
+    ) -> Result<(), KernelError> {
+        let missing = KernelError::NoSuchPage;
         let out = self.arena.get(list, 0).ok_or(missing)?;
         let inb = self.arena.get(list, out_pages).ok_or(missing)?;
         k.write_page(out, 0, &[0; 16])?;
@@ -202,7 +203,7 @@ impl Driver {
 
     /// Returns pages that were taken but never shared with anyone (fresh from the pool, only
     /// the driver wrote them) and frees the list.
-    fn return_fresh_pages<K: Kernel + ?Sized>(&mut self, k: &mut K, list: super::pages::PageList) {
+    fn return_fresh_pages<K: Kernel + ?Sized>(&mut self, k: &mut K, list: PageList) {
         for page in self.arena.iter(list) {
             let ok = k.zero_page(page).and_then(|()| k.return_page(page));
             match ok {
@@ -217,10 +218,9 @@ impl Driver {
     }
 
     /// A fresh GPADL id naming open-table entry `idx`, never 0 and never one in quarantine.
-    fn alloc_gpadl_id(&mut self, idx: usize) -> crate::ids::GpadlId {
+    fn alloc_gpadl_id(&mut self, idx: usize) -> GpadlId {
         loop {
-            self.gpadl_seq =
-                (self.gpadl_seq + 1) & ((1 << (32 - super::table::GPADL_INDEX_BITS)) - 1);
+            self.gpadl_seq = (self.gpadl_seq + 1) & ((1 << (32 - GPADL_INDEX_BITS)) - 1);
             let id = gpadl_id(idx, self.gpadl_seq);
             if !self.quarantine.contains(id) {
                 return id;
@@ -229,7 +229,7 @@ impl Driver {
     }
 
     /// The open-table entry a GPADL id names, if it is in use with exactly that GPADL.
-    pub(crate) fn open_by_gpadl(&self, id: crate::ids::GpadlId) -> Option<usize> {
+    pub(crate) fn open_by_gpadl(&self, id: GpadlId) -> Option<usize> {
         let idx = gpadl_index(id)?;
         let o = &self.opens[idx];
         (o.in_use() && o.gpadl == id).then_some(idx)

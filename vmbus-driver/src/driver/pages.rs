@@ -33,34 +33,52 @@ impl PageList {
     }
 }
 
-/// The arena.
+/// The arena. Chunks below `bump` were handed out at least once; freed ones form the free
+/// list, so an empty arena needs no initialisation loop and can be a constant.
 #[derive(Debug, Clone)]
 pub(crate) struct PageArena {
     chunks: [Chunk; MAX_CHUNKS],
     free_head: u16,
+    bump: u16,
     free_chunks: usize,
 }
 
 impl PageArena {
     /// An arena with every chunk free.
-    pub fn new() -> PageArena {
-        let mut a = PageArena {
-            chunks: [Chunk {
-                pages: [NO_PAGE; CHUNK_PAGES],
-                next: NIL,
-            }; MAX_CHUNKS],
-            free_head: 0,
-            free_chunks: MAX_CHUNKS,
-        };
-        for (i, c) in a.chunks.iter_mut().enumerate() {
-            // MAX_CHUNKS < u16::MAX, so every index and successor fits.
-            c.next = if i + 1 < MAX_CHUNKS {
-                (i + 1) as u16
-            } else {
-                NIL
-            };
+    pub const EMPTY: PageArena = PageArena {
+        chunks: [Chunk {
+            pages: [NO_PAGE; CHUNK_PAGES],
+            next: NIL,
+        }; MAX_CHUNKS],
+        free_head: NIL,
+        bump: 0,
+        free_chunks: MAX_CHUNKS,
+    };
+
+    /// Frees every chunk, in place.
+    pub fn reset(&mut self) {
+        for c in self.chunks.iter_mut() {
+            c.pages = [NO_PAGE; CHUNK_PAGES];
+            c.next = NIL;
         }
-        a
+        self.free_head = NIL;
+        self.bump = 0;
+        self.free_chunks = MAX_CHUNKS;
+    }
+
+    /// Takes one chunk: from the free list, else the next never-used one.
+    fn take_chunk(&mut self) -> Option<u16> {
+        if self.free_head != NIL {
+            let c = self.free_head;
+            self.free_head = self.chunks.get(usize::from(c))?.next;
+            return Some(c);
+        }
+        let c = self.bump;
+        if usize::from(c) >= MAX_CHUNKS {
+            return None;
+        }
+        self.bump += 1;
+        Some(c)
     }
 
     /// Allocates a list of `count` pages, all set to `fill` until [`PageArena::set`] replaces
@@ -73,9 +91,8 @@ impl PageArena {
         }
         let mut head = NIL;
         for _ in 0..need {
-            let c = self.free_head;
+            let c = self.take_chunk()?;
             let chunk = self.chunks.get_mut(usize::from(c))?;
-            self.free_head = chunk.next;
             chunk.pages = [fill; CHUNK_PAGES];
             chunk.next = head;
             head = c;

@@ -80,3 +80,47 @@ pub struct Stats {
     /// Interrupt passes stopped at the per-pass message bound (more messages pending).
     pub message_bound_hits: u64,
 }
+
+impl Stats {
+    /// All counters zero (a constant, for [`super::Driver::EMPTY`]).
+    pub const ZERO: Stats = Stats {
+        interrupts: 0,
+        messages: 0,
+        events_delivered: 0,
+        events_dropped_stale: 0,
+        events_flag0: 0,
+        notifications: 0,
+        hostile: 0,
+        malformed: 0,
+        relid_out_of_range: 0,
+        duplicate_offers: 0,
+        unknown_rescinds: 0,
+        unknown_gpadl: 0,
+        mismatched_replies: 0,
+        unexpected_messages: 0,
+        foreign_messages: 0,
+        timeouts: 0,
+        quarantined_pages: 0,
+        quarantine_released_pages: 0,
+        post_retries: 0,
+        post_failures: 0,
+        offers: 0,
+        rescinds: 0,
+        opens: 0,
+        open_failures: 0,
+        teardowns: 0,
+        teardowns_completed: 0,
+        relids_released: 0,
+        pages_taken: 0,
+        pages_returned: 0,
+        signals: 0,
+        signals_suppressed: 0,
+        signal_failures: 0,
+        client_requests: 0,
+        client_errors: 0,
+        client_faults: 0,
+        kernel_errors: 0,
+        retargets: 0,
+        message_bound_hits: 0,
+    };
+}

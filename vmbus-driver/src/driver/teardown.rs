@@ -127,7 +127,9 @@ impl Driver {
         now: u64,
     ) {
         let o = self.opens[idx];
-        if !o.in_use() || o.phase != Phase::Teardown {
+        // Not before step 2: a sub-channel finishing inside the primary's `begin_teardown`
+        // calls back here before the primary's own pages are revoked.
+        if !o.in_use() || o.phase != Phase::Teardown || !o.has(flags::REVOKED) {
             return;
         }
         let r = usize::from(o.relid);

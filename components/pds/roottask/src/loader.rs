@@ -159,6 +159,35 @@ pub fn build(sys: &System, a: &mut Alloc) -> Result<Built, BuildError> {
             )
         )?;
 
+        let info = at!(cx, "info page", cx.a.object(Kind::Frame, 0))?;
+        let mut words = [0u64; 512];
+        at!(
+            cx,
+            "info runs",
+            info_runs(sys, pd, &region_base, &mut words)
+        )?;
+        at!(
+            cx,
+            "fill info page",
+            vspace::fill(cx.a, &mut cx.sp, Frame(info), |pg| {
+                for (i, w) in words.iter().enumerate() {
+                    pg.write_u64(i * 8, *w);
+                }
+            })
+        )?;
+        at!(
+            cx,
+            "map info page",
+            vspace::map(
+                cx.a,
+                &mut cx.sp,
+                Frame(info),
+                vs,
+                pd_support::info::VADDR as Word,
+                Rights::READ
+            )
+        )?;
+
         for w in pd.windows {
             for p in 0..w.pages as Word {
                 at!(
@@ -441,6 +470,53 @@ fn give_pool(
         )?;
     }
     Ok(())
+}
+
+/// The PD info page's words (pd-support's `info`): the frames behind each of the PD's region
+/// maps, in runs of consecutive frame numbers. `RangeError` if they need more runs than a page
+/// holds.
+fn info_runs(
+    sys: &System,
+    pd: &crate::system::Pd,
+    region_base: &[Word],
+    words: &mut [u64; 512],
+) -> Result<(), Error> {
+    use pd_support::info::{MAX_RUNS, Run, encode};
+    let mut runs = [Run {
+        vaddr: 0,
+        pfn: 0,
+        pages: 0,
+    }; MAX_RUNS];
+    let mut n = 0;
+    for m in pd.maps {
+        let pages = sys.regions.get(m.region).map_or(0, |r| r.pages) as Word;
+        let base = *region_base.get(m.region).ok_or(Error::RangeError)?;
+        for p in 0..pages {
+            let pfn = Frame(base + p).paddr()? >> 12;
+            let vaddr = m.vaddr + p * 4096;
+            if n > 0 {
+                let last = &mut runs[n - 1];
+                if last.vaddr + last.pages * 4096 == vaddr && last.pfn + last.pages == pfn {
+                    last.pages += 1;
+                    continue;
+                }
+            }
+            if n == MAX_RUNS {
+                return Err(Error::RangeError);
+            }
+            runs[n] = Run {
+                vaddr,
+                pfn,
+                pages: 1,
+            };
+            n += 1;
+        }
+    }
+    if encode(&runs[..n], words) {
+        Ok(())
+    } else {
+        Err(Error::RangeError)
+    }
 }
 
 /// Loads a program: one frame per page of each segment, filled through the scratch mapping.

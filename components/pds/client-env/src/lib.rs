@@ -1,0 +1,157 @@
+//! `vmbus_client::ClientEnv` on seL4, for the client PDs of the image.
+//!
+//! A request is a protected call on the client's driver channel (0) with the request in the
+//! control page; the driver's notifications arrive on the PD's input endpoint (its notification
+//! is bound to its thread); ring memory is `shared_mem::MappedRing` over the window pages the
+//! driver granted. When the driver revokes a channel those pages vanish from the window: the
+//! library then reports `ChannelGone` from the status record, and any access that still reaches
+//! a ring is a page fault that the kernel stops the PD on and the root task reports to the
+//! driver.
+#![no_std]
+#![allow(unsafe_code)]
+
+use core::ptr::NonNull;
+
+use pd_runtime::layout::slot;
+use pd_runtime::{Channel, Message, ppcall};
+use pd_support::page::SharedPage;
+use sel4::Endpoint;
+use shared_mem::MappedRing;
+use vmbus_client::{ClientEnv, WindowLayout};
+
+/// The client's platform.
+#[derive(Debug)]
+pub struct Sel4Env {
+    control: SharedPage,
+    window: usize,
+    layout: WindowLayout,
+    driver: Channel,
+    /// Notifications received.
+    pub notifications: u64,
+}
+
+impl Sel4Env {
+    /// The environment of a client whose control page is at `control`, whose window starts at
+    /// `window` with `layout`, and whose driver channel is `driver`; `None` for addresses outside
+    /// the run-time mapping range.
+    pub fn new(
+        control: usize,
+        window: usize,
+        layout: WindowLayout,
+        driver: Channel,
+    ) -> Option<Sel4Env> {
+        let end = window.checked_add(layout.pages.checked_mul(4096)?)?;
+        if window < sel4::mem::REGION_START || end > sel4::mem::REGION_END {
+            return None;
+        }
+        Some(Sel4Env {
+            control: SharedPage::at(control)?,
+            window,
+            layout,
+            driver,
+            notifications: 0,
+        })
+    }
+
+    /// The address of window page `page`.
+    pub fn page_address(&self, page: usize) -> usize {
+        self.window + page * 4096
+    }
+}
+
+impl ClientEnv for Sel4Env {
+    type Mem = MappedRing;
+
+    fn ppcall_driver(&mut self) {
+        ppcall(self.driver, Message::new(0, &[]));
+    }
+
+    fn control_read(&mut self, offset: usize, buf: &mut [u8]) {
+        if !self.control.read_bytes(offset, buf) {
+            buf.fill(0);
+        }
+    }
+
+    fn control_write(&mut self, offset: usize, data: &[u8]) {
+        let _ = self.control.write_bytes(offset, data);
+    }
+
+    fn wait_notification(&mut self) -> Option<u64> {
+        let (_, badge) = Endpoint(slot::INPUT).recv();
+        self.notifications += 1;
+        Some(badge)
+    }
+
+    fn ring_mem(&mut self, first: usize, pages: usize) -> MappedRing {
+        // The library asks only for rings inside a window slot (it checks ring sizes against
+        // the layout before it opens); clamp anyway so no value leaves the window.
+        let first = first.min(self.layout.pages.saturating_sub(2));
+        let pages = pages.clamp(2, self.layout.pages - first);
+        let base = self.page_address(first);
+        let Some(ptr) = NonNull::new(base as *mut u8) else {
+            panic!("window at address 0");
+        };
+        // SAFETY: `base .. base + pages * 4096` lies inside the window, which the system
+        // description reserves for this client's rings and nothing else in this program touches
+        // (only `MappedRing`'s atomics do). The pages stay mapped while the driver holds the
+        // channel open for us; after a revocation an access faults and the kernel stops this
+        // PD before the instruction completes, so no access ever reaches another page.
+        match unsafe { MappedRing::from_ring_pages(ptr, pages * 4096) } {
+            Ok(m) => m,
+            Err(e) => panic!("ring memory: {e}"),
+        }
+    }
+
+    fn window(&self) -> WindowLayout {
+        self.layout
+    }
+}
+
+/// The environment of a client of `build/qemu-e2e.xml` (control page, window of one slot,
+/// driver on channel 0).
+pub fn e2e_env() -> Sel4Env {
+    use pd_support::abi::scenario as sc;
+    let layout = WindowLayout {
+        pages: sc::WINDOW_PAGES,
+        max_channels: 1,
+    };
+    match Sel4Env::new(sc::CLIENT_CONTROL, sc::WINDOW, layout, Channel(0)) {
+        Some(e) => e,
+        None => panic!("client addresses outside the mapping range"),
+    }
+}
+
+/// The payload of packet `n` tagged `tag` (the high half of every word).
+pub fn payload(tag: u64, n: u64) -> [u8; pd_support::abi::scenario::PAYLOAD] {
+    let mut p = [0u8; pd_support::abi::scenario::PAYLOAD];
+    for (w, chunk) in p.chunks_exact_mut(8).enumerate() {
+        chunk.copy_from_slice(&(tag | (n << 8) | w as u64).to_le_bytes());
+    }
+    p
+}
+
+/// Waits (yielding) until the driver lists an offer of `class`; its relid, or `None` after
+/// `tries` attempts.
+pub fn wait_for_offer(
+    env: &mut Sel4Env,
+    class: vmbus_driver::guid::Guid,
+    tries: u32,
+) -> Option<u32> {
+    for _ in 0..tries {
+        if let Ok(offers) = vmbus_client::list_offers(env, Some(class))
+            && let Some(o) = offers.first()
+        {
+            return Some(o.relid);
+        }
+        sel4::sys::syscall::yield_now();
+    }
+    None
+}
+
+impl Sel4Env {
+    /// Waits for the next notification (the library's `wait_notification`, without its `Option`:
+    /// on seL4 a notification always can come).
+    pub fn wait_notification_now(&mut self) {
+        let _ = self.wait_notification();
+    }
+}

@@ -1,0 +1,111 @@
+//! The driver's `Hypervisor` seam in the image: the hypercall stand-in (pd-support's `abi`).
+//!
+//! Posting a message and signalling an event are protected calls to the host PD (the payload
+//! goes through the hypercall input page); the message slot and the event flags are read and
+//! cleared in the shared SynIC pages with the same atomic rules a guest uses on the real SIM and
+//! SIEF pages: a copy of the slot, a compare-and-swap of its type to NONE, a swap of each flag
+//! word with 0.
+
+use core::sync::atomic::Ordering;
+
+use pd_runtime::{Channel, Message, ppcall};
+use pd_support::abi::{self, label};
+use pd_support::page::SharedPage;
+use vmbus_driver::hv::synic::{
+    EVENT_BITMAP_WORDS, HvMessageType, MAX_PAYLOAD, MESSAGE_SLOT_SIZE, VMBUS_SINT,
+    VMBUS_SLOT_OFFSET,
+};
+use vmbus_driver::hv::{HvStatus, Hypervisor};
+use vmbus_driver::ids::ConnectionId;
+
+/// The stand-in seam.
+#[derive(Debug)]
+pub struct StandInHv {
+    message: SharedPage,
+    events: SharedPage,
+    input: SharedPage,
+    host: Channel,
+    /// Protected calls made to the host (hypercalls and EOMs).
+    pub calls: u64,
+}
+
+impl StandInHv {
+    /// The seam over the description's pages; `None` if an address is unusable.
+    pub fn new() -> Option<StandInHv> {
+        Some(StandInHv {
+            message: SharedPage::at(abi::SYNIC_MESSAGE_PAGE)?,
+            events: SharedPage::at(abi::SYNIC_EVENT_PAGE)?,
+            input: SharedPage::at(abi::HYPERCALL_INPUT_PAGE)?,
+            host: Channel(abi::DRIVER_HOST_CHANNEL),
+            calls: 0,
+        })
+    }
+
+    fn call(&mut self, label: u64, words: &[u64]) -> HvStatus {
+        self.calls += 1;
+        let reply = ppcall(self.host, Message::new(label, words));
+        // The host answers with a 16-bit status; anything wider is not a status.
+        HvStatus(u16::try_from(reply.label()).unwrap_or(HvStatus::INVALID_HYPERCALL_INPUT.0))
+    }
+}
+
+impl Hypervisor for StandInHv {
+    fn post_message(
+        &mut self,
+        connection: ConnectionId,
+        message_type: HvMessageType,
+        payload: &[u8],
+    ) -> HvStatus {
+        if payload.len() > MAX_PAYLOAD {
+            return HvStatus::INVALID_PARAMETER;
+        }
+        // The input page takes whole words: pad the copy with zeros.
+        let mut block = [0u8; MAX_PAYLOAD];
+        block[..payload.len()].copy_from_slice(payload);
+        let words = payload.len().div_ceil(8) * 8;
+        if !self.input.write(0, &block[..words]) {
+            return HvStatus::INVALID_PARAMETER;
+        }
+        self.call(
+            label::POST_MESSAGE,
+            &[
+                u64::from(connection.0),
+                u64::from(message_type.0),
+                payload.len() as u64,
+            ],
+        )
+    }
+
+    fn signal_event(&mut self, connection: ConnectionId, flag_number: u16) -> HvStatus {
+        self.call(
+            label::SIGNAL_EVENT,
+            &[u64::from(connection.0), u64::from(flag_number)],
+        )
+    }
+
+    fn read_message_slot(&mut self, sint: u8) -> [u8; MESSAGE_SLOT_SIZE] {
+        let mut slot = [0u8; MESSAGE_SLOT_SIZE];
+        if sint == VMBUS_SINT {
+            // The type word first, with acquire: the host writes it last, with release.
+            let ty = self.message.load_u32(VMBUS_SLOT_OFFSET, Ordering::Acquire);
+            self.message.read(VMBUS_SLOT_OFFSET, &mut slot);
+            slot[..4].copy_from_slice(&ty.to_le_bytes());
+        }
+        slot
+    }
+
+    fn clear_message_slot(&mut self, sint: u8, expected_type: HvMessageType) -> bool {
+        sint == VMBUS_SINT && self.message.cas_u32(VMBUS_SLOT_OFFSET, expected_type.0, 0)
+    }
+
+    fn end_of_message(&mut self) {
+        let _ = self.call(label::END_OF_MESSAGE, &[]);
+    }
+
+    fn take_event_flags(&mut self, sint: u8, word: usize) -> u32 {
+        if sint != VMBUS_SINT || word >= EVENT_BITMAP_WORDS {
+            return 0;
+        }
+        self.events.swap_u32(VMBUS_SLOT_OFFSET + word * 4, 0)
+    }
+}

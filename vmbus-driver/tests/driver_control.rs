@@ -1,0 +1,122 @@
+//! The client control protocol: the control page layout, status records and request/response
+//! frames, checked against the layout documented in `vmbus_driver::control`.
+
+use vmbus_driver::control::{
+    CONTROL_PAGE_SIZE, ChannelHandle, ChannelStatus, ClientError, FrameError, MAX_SLOTS, OfferInfo,
+    REQUEST_AREA, REQUEST_OFFSET, RESPONSE_AREA, RESPONSE_OFFSET, Request, Response, STATUS_OFFSET,
+    StatusRecord, decode_frame, encode_frame, status_offset,
+};
+
+#[test]
+fn areas_tile_the_control_page_without_overlap() {
+    assert_eq!(REQUEST_OFFSET + REQUEST_AREA, RESPONSE_OFFSET);
+    assert_eq!(RESPONSE_OFFSET + RESPONSE_AREA, STATUS_OFFSET);
+    assert_eq!(status_offset(MAX_SLOTS), CONTROL_PAGE_SIZE);
+    assert_eq!(MAX_SLOTS, 128);
+    assert_eq!(status_offset(3), 2048 + 48);
+}
+
+#[test]
+fn status_record_layout_is_generation_state_event_count_reserved() {
+    let rec = StatusRecord {
+        generation: 0x0102_0304,
+        state: ChannelStatus::Gone,
+        event_count: 0xAABB_CCDD,
+    };
+    let b = rec.to_bytes();
+    assert_eq!(
+        b,
+        [4, 3, 2, 1, 3, 0, 0, 0, 0xDD, 0xCC, 0xBB, 0xAA, 0, 0, 0, 0]
+    );
+    assert_eq!(StatusRecord::from_bytes(&b), Some(rec));
+    for (v, s) in [
+        (0, ChannelStatus::Free),
+        (1, ChannelStatus::Opening),
+        (2, ChannelStatus::Open),
+        (3, ChannelStatus::Gone),
+        (4, ChannelStatus::Failed),
+    ] {
+        assert_eq!(ChannelStatus::from_u32(v), Some(s));
+    }
+    let mut bad = b;
+    bad[4] = 5;
+    assert_eq!(StatusRecord::from_bytes(&bad), None);
+}
+
+#[test]
+fn frames_round_trip_with_a_little_endian_length_word() {
+    let handle = ChannelHandle {
+        slot: 3,
+        relid: 700,
+        generation: 9,
+    };
+    let requests = [
+        Request::ListOffers { start: 17 },
+        Request::Open {
+            relid: 5,
+            out_ring_pages: 2,
+            in_ring_pages: 30,
+        },
+        Request::Close { handle },
+        Request::Signal { handle },
+    ];
+    for req in requests {
+        let mut area = [0u8; REQUEST_AREA];
+        let n = encode_frame(&req, &mut area).unwrap();
+        let len = u32::from_le_bytes(area[..4].try_into().unwrap()) as usize;
+        assert_eq!(len + 4, n);
+        assert_eq!(decode_frame::<Request>(&area), Ok(req));
+    }
+    // The largest response fits its area.
+    let offer = OfferInfo {
+        relid: u32::MAX,
+        class: [0xff; 16],
+        instance: [0xff; 16],
+        sub_channel_index: u16::MAX,
+    };
+    let offers = heapless::Vec::from_slice(&[offer; 8]).unwrap();
+    let resp = Response::Offers {
+        offers,
+        next: Some(u16::MAX),
+    };
+    let mut area = [0u8; RESPONSE_AREA];
+    encode_frame(&resp, &mut area).unwrap();
+    assert_eq!(decode_frame::<Response>(&area), Ok(resp));
+    let err = Response::Error(ClientError::ChannelGone);
+    encode_frame(&err, &mut area).unwrap();
+    assert_eq!(decode_frame::<Response>(&area), Ok(err));
+}
+
+#[test]
+fn bad_frames_are_errors_not_panics() {
+    let mut area = [0u8; REQUEST_AREA];
+    area[..4].copy_from_slice(&(REQUEST_AREA as u32).to_le_bytes());
+    assert_eq!(
+        decode_frame::<Request>(&area),
+        Err(FrameError::LengthOutOfRange {
+            len: REQUEST_AREA as u32,
+            max: REQUEST_AREA - 4
+        })
+    );
+    // Unknown enum tag.
+    area[..5].copy_from_slice(&[1, 0, 0, 0, 9]);
+    assert_eq!(decode_frame::<Request>(&area), Err(FrameError::Malformed));
+    // Trailing bytes inside the stated length.
+    let mut good = [0u8; REQUEST_AREA];
+    let n = encode_frame(&Request::ListOffers { start: 1 }, &mut good).unwrap();
+    good[..4].copy_from_slice(&((n - 4 + 1) as u32).to_le_bytes());
+    assert_eq!(decode_frame::<Request>(&good), Err(FrameError::Malformed));
+    // Empty and tiny areas.
+    assert_eq!(decode_frame::<Request>(&[]), Err(FrameError::AreaTooSmall));
+    assert_eq!(
+        encode_frame(&Request::ListOffers { start: 1 }, &mut [0u8; 5]),
+        Err(FrameError::TooLarge)
+    );
+    // Every 2-byte body decodes or fails cleanly.
+    for a in 0..=255u8 {
+        for b in 0..=255u8 {
+            let frame = [2, 0, 0, 0, a, b];
+            let _ = decode_frame::<Request>(&frame);
+        }
+    }
+}
