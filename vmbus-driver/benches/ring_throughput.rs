@@ -257,6 +257,62 @@ fn run_handoff(size: usize, packets: u64) -> Duration {
     t
 }
 
+/// CPU cost without a second thread: our ring written and read by one thread, a batch at a time.
+/// Less sensitive than the two-thread runs to a machine shared with other work.
+fn run_ring_1t(size: usize, packets: u64) -> Duration {
+    let header = FlatHeader::new();
+    let data = words(RING);
+    let mem = FlatRingMem::new(&header, &data);
+    let mut w = RingWriter::new(mem).unwrap();
+    let mut r = RingReader::new(mem).unwrap();
+    let src = vec![0x5au8; size];
+    let mut dst = vec![0u8; size];
+    let chunk = chunk_packets(RingWriter::<FlatRingMem<'_>>::inband_len(size) as u32);
+    let start = Instant::now();
+    let mut seq = 0;
+    while seq < packets {
+        let mut b = w.batch().unwrap();
+        while seq < packets && b.packets() < chunk {
+            b.write_inband(seq, false, &src).unwrap();
+            seq += 1;
+        }
+        b.commit();
+        let mut rb = r.batch().unwrap();
+        while let Some(p) = rb.next_packet().unwrap() {
+            p.read_payload(0, &mut dst).unwrap();
+            black_box(&dst);
+        }
+        rb.commit().unwrap();
+    }
+    let t = start.elapsed();
+    record("ring_1t", size, packets, t, 0, 0);
+    t
+}
+
+/// bbqueue's CPU cost on one thread: grant, copy in, commit, read, copy out, release.
+static BBQ_1T: Churrasco<RING> = Churrasco::new();
+
+fn run_bbqueue_1t(size: usize, packets: u64) -> Duration {
+    let prod = BBQ_1T.framed_producer();
+    let cons = BBQ_1T.framed_consumer();
+    let src = vec![0x5au8; size];
+    let mut dst = vec![0u8; size];
+    let len = u16::try_from(size).unwrap();
+    let start = Instant::now();
+    for _ in 0..packets {
+        let mut g = prod.grant(len).unwrap();
+        g[..size].copy_from_slice(&src);
+        g.commit(len);
+        let g = cons.read().unwrap();
+        dst.copy_from_slice(&g[..size]);
+        black_box(&dst);
+        g.release();
+    }
+    let t = start.elapsed();
+    record("bbqueue_1t", size, packets, t, 0, 0);
+    t
+}
+
 /// Baseline 3: bbqueue (framed producer/consumer, one frame per packet) over 256 KiB.
 static BBQ: Churrasco<RING> = Churrasco::new();
 
@@ -312,9 +368,11 @@ fn bench(c: &mut Criterion) {
         g.throughput(Throughput::Bytes(size as u64));
         g.sample_size(10);
         g.warm_up_time(Duration::from_millis(300));
-        g.measurement_time(Duration::from_secs(2));
-        let runs: [(&str, Run); 4] = [
+        g.measurement_time(Duration::from_millis(1500));
+        let runs: [(&str, Run); 6] = [
             ("ring", run_ring),
+            ("ring_1t", run_ring_1t),
+            ("bbqueue_1t", run_bbqueue_1t),
             ("memcpy", run_memcpy),
             ("handoff", run_handoff),
             ("bbqueue", run_bbqueue),
@@ -373,6 +431,22 @@ fn print_table() {
             ours / m,
             ours / h,
             ours / b
+        );
+    }
+    println!();
+    println!("one thread (CPU cost, less sensitive to a shared machine):");
+    println!(
+        "{:>6} | {:>14} {:>14} | {:>8}",
+        "size", "ring ns/pkt", "bbqueue ns/pkt", "x bbq"
+    );
+    for size in SIZES {
+        let (ours, theirs) = (rate(&t, "ring_1t", size), rate(&t, "bbqueue_1t", size));
+        println!(
+            "{:>6} | {:>14.1} {:>14.1} | {:>8.3}",
+            size,
+            1e9 / ours,
+            1e9 / theirs,
+            ours / theirs
         );
     }
     println!("sig->rd / sig->wr: signals per 1000 packets to the reader / to the blocked writer.");

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 mod check;
 mod generate;
 mod image;
+mod run;
 mod test;
 
 const USAGE: &str = "usage: cargo xtask <command> [args]
@@ -14,6 +15,7 @@ commands:
   image [ARGS]   build the seL4 kernel, the PD programs and the boot image
   qemu [ARGS]    boot the image under QEMU
   qemu-test      boot the image under QEMU and check the verdict
+  run [ARGS]     the main job: the system of system.xml on the simulation (run --help)
   test [--quick] the whole test suite (--quick: workspace tests only)";
 
 fn main() -> ExitCode {
@@ -29,6 +31,7 @@ fn main() -> ExitCode {
         "image" => image::image(rest),
         "qemu" => image::qemu(rest),
         "qemu-test" => image::qemu_test(rest),
+        "run" => run::main(rest),
         "test" => test::main(rest),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");

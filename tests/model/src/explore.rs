@@ -78,7 +78,8 @@ impl Report {
 }
 
 /// Name of the liveness check in findings.
-pub const LIVENESS: &str = "under a quiescent environment every rescind is released and every GPADL torn down";
+pub const LIVENESS: &str =
+    "under a quiescent environment every rescind is released and every GPADL torn down";
 /// Name of the system-cycle check in findings.
 pub const LIVELOCK: &str = "system steps alone never cycle (no livelock)";
 /// Name of the deadlock check in findings.
@@ -117,9 +118,11 @@ pub fn explore(model: &LifetimeModel, max_depth: Option<usize>) -> Report {
         let id = next as u32;
         let s = states[next];
         next += 1;
+        let mut broken = false;
         for (i, p) in props.iter().enumerate() {
             match p.expectation {
                 Expectation::Always if !(p.condition)(model, &s) => {
+                    broken = true;
                     if !findings.iter().any(|f| f.what == p.name) {
                         findings.push(Finding {
                             what: p.name.to_string(),
@@ -134,8 +137,9 @@ pub fn explore(model: &LifetimeModel, max_depth: Option<usize>) -> Report {
             }
         }
         let at_bound = max_depth.is_some_and(|d| usize::from(depth[id as usize]) >= d);
-        if at_bound {
-            bounded = true;
+        if at_bound || broken {
+            // Not expanded: past the bound, or past a violation (already reported).
+            bounded |= at_bound;
             expanded.push(false);
             sys_off.push(sys_to.len() as u32);
             continue;

@@ -8,8 +8,8 @@ use crate::config::Config;
 use crate::driver;
 use crate::host::{self, Reply};
 use crate::properties;
-use crate::symmetry;
 use crate::state::{Conn, Handle, Phase, State};
+use crate::symmetry;
 
 /// One atomic step of one party.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -92,6 +92,11 @@ impl LifetimeModel {
     /// Every action enabled in `s`, in a fixed order.
     pub fn enabled(&self, s: &State, out: &mut Vec<Action>) {
         let cfg = &self.cfg;
+        if s.violations != 0 {
+            // A run that broke a rule is over: its violation is reported, and exploring past it
+            // only multiplies broken states.
+            return;
+        }
         let mut replies = Vec::new();
         host::replies(cfg, s, &mut replies);
         out.extend(replies.into_iter().map(Action::HostReceive));
@@ -223,9 +228,10 @@ impl LifetimeModel {
     }
 
     /// Whether a state without successors is a proper end rather than a deadlock: the bus is
-    /// unloaded, or (when the model has no unload) nothing is owed and nothing can happen.
+    /// unloaded, or (when the model has no unload) nothing is owed and nothing can happen, or a
+    /// violation already ended the run.
     pub fn is_end(&self, s: &State) -> bool {
-        self.is_final(s) || (!self.cfg.unload && properties::settled(s))
+        s.violations != 0 || self.is_final(s) || (!self.cfg.unload && properties::settled(s))
     }
 
     /// The `(action, next state)` pairs of `s` (actions that change nothing are left out).

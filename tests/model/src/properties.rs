@@ -162,8 +162,9 @@ pub fn all() -> Vec<Property<LifetimeModel>> {
         // stateright flags a path that ends (no successor) without the condition ever holding on
         // it; an end state is absorbing, so this is exactly "no deadlock".
         Property::eventually(NO_DEADLOCK, |m: &LifetimeModel, s: &State| {
-            (m.is_final(s) || (!m.cfg.unload && settled(s) && m.successors(s).is_empty()))
-                && settled(s)
+            s.violations != 0
+                || ((m.is_final(s) || (!m.cfg.unload && settled(s) && m.successors(s).is_empty()))
+                    && settled(s))
         }),
         // Coverage: each must be reached, or the model is not exercising the lifetime rule.
         Property::sometimes("sometimes: a channel is open", |_, s: &State| {

@@ -23,11 +23,18 @@ fn permute(s: &State, perm: &[u8]) -> State {
 pub fn canonical(s: &State, clients: usize) -> State {
     match clients {
         2 => (*s).min(permute(s, &[1, 0])),
-        3 => [[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]]
-            .iter()
-            .map(|p| permute(s, p))
-            .min()
-            .unwrap_or(*s),
+        3 => [
+            [0, 1, 2],
+            [0, 2, 1],
+            [1, 0, 2],
+            [1, 2, 0],
+            [2, 0, 1],
+            [2, 1, 0],
+        ]
+        .iter()
+        .map(|p| permute(s, p))
+        .min()
+        .unwrap_or(*s),
         _ => *s,
     }
 }

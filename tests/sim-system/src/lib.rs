@@ -24,6 +24,7 @@
 mod build;
 mod error;
 mod guestmem;
+mod hooks;
 mod instance;
 mod kernel;
 pub mod layout;

@@ -248,7 +248,7 @@ impl core::fmt::Debug for ClientSlot {
 /// The whole simulated system.
 #[derive(Debug)]
 pub struct World {
-    core: Core,
+    pub(crate) core: Core,
     clients: Vec<ClientSlot>,
     steps: u64,
 }

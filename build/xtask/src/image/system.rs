@@ -402,4 +402,55 @@ mod tests {
                 .all(|p| p.fault_handler == Some(driver))
         );
     }
+
+    /// The end-to-end PDs find each other by index and address (components/pds/pd-support's
+    /// `abi`): a reordered or re-addressed description would boot a system whose PDs disagree.
+    #[test]
+    fn the_end_to_end_description_keeps_the_layout_its_programs_assume() {
+        let xml = include_str!("../../../qemu-e2e.xml");
+        let d =
+            sysdesc::parse_and_validate("qemu-e2e.xml", xml).unwrap_or_else(|e| panic!("{e:?}"));
+        let s = from_description(&d).unwrap();
+        let names: Vec<_> = s.pds.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["hv_host", "vmbus_driver", "client_a", "client_b"]);
+        let region = |n: &str| s.regions.iter().position(|r| r.0 == n).unwrap();
+        let pool = region("vmbus_pool");
+        // The driver's pool: system.xml's size, mapped at abi::scenario::DRIVER_POOL, backed by
+        // the region the host maps at abi::HOST_GUEST_MEMORY.
+        assert_eq!(s.pds[1].pool, Some((0x4000_0000, 8192, Some(pool))));
+        assert!(s.pds[0].maps.contains(&(pool, 0x8000_0000, true)));
+        for (pd, vaddr) in [(0, 0x2000_0000), (1, 0x2000_0000)] {
+            assert!(
+                s.pds[pd]
+                    .maps
+                    .contains(&(region("synic_message"), vaddr, true))
+            );
+        }
+        // The host only reads the hypercall input page.
+        assert!(
+            s.pds[0]
+                .maps
+                .contains(&(region("hypercall_input"), 0x2000_2000, false))
+        );
+        assert!(
+            s.pds[1]
+                .maps
+                .contains(&(region("hypercall_input"), 0x2000_2000, true))
+        );
+        // Clients: window abi::scenario::WINDOW of 16 pages, faults to the driver, reachable
+        // through cap_vspace 1 and 2.
+        for c in [2, 3] {
+            assert_eq!(s.pds[c].windows, [(0x5000_0000, 16)]);
+            assert_eq!(s.pds[c].fault_handler, Some(1));
+        }
+        assert_eq!(s.pds[1].vspace_caps, [(1, 2), (2, 3)]);
+        // Channel 0 of the driver calls the host; clients call the driver on their channel 0.
+        assert_eq!(
+            (s.channels[0].a, s.channels[0].b, s.channels[0].b_calls_a),
+            ((0, 0), (1, 0), true)
+        );
+        assert_eq!((s.channels[1].a, s.channels[1].b), ((1, 1), (2, 0)));
+        assert_eq!((s.channels[2].a, s.channels[2].b), ((1, 2), (3, 0)));
+        assert!(s.render(Path::new("/bin")).is_ok());
+    }
 }

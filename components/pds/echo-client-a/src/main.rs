@@ -38,10 +38,15 @@ fn init() -> Idle {
     };
     let mut ch = match open(&mut env, relid, sc::RING_PAGES, sc::RING_PAGES) {
         Ok(c) => c,
-        Err(e) => return fail(2, match e {
-            ClientError::OpenFailed => "open failed",
-            _ => "open refused",
-        }),
+        Err(e) => {
+            return fail(
+                2,
+                match e {
+                    ClientError::OpenFailed => "open failed",
+                    _ => "open refused",
+                },
+            );
+        }
     };
     println!("client-a: opened relid {relid}; sending packets");
     let mut echoed = 0u64;

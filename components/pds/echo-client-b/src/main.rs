@@ -39,7 +39,9 @@ fn init() -> Idle {
         .filter_map(|i| window.read_u64(i * 8))
         .filter(|w| w & sc::TAG_MASK == sc::SECRET_A)
         .count();
-    println!("client-b: opened relid {relid} on recycled pages; words of A's data in its rings: {foreign}");
+    println!(
+        "client-b: opened relid {relid} on recycled pages; words of A's data in its rings: {foreign}"
+    );
     if foreign != 0 {
         return fail(4, "client A's data is visible in client B's rings");
     }

@@ -127,13 +127,13 @@ impl Handler for HostPd {
         self.calls += 1;
         let status = self.hypercall(&msg);
         self.host.poll(&mut self.mem);
-        if let Err(step) = self.scenario.step(self.host, &mut self.mem) {
-            if self.failure.is_none() {
-                println!("hv-host: FAIL at scenario step {step}");
-                // Reported from `notified`: the root task may be waiting on the driver now.
-                self.failure = Some(sc::REPORT_FAIL + 20 + step);
-                notify_self();
-            }
+        if let Err(step) = self.scenario.step(self.host, &mut self.mem)
+            && self.failure.is_none()
+        {
+            println!("hv-host: FAIL at scenario step {step}");
+            // Reported from `notified`: the root task may be waiting on the driver now.
+            self.failure = Some(sc::REPORT_FAIL + 20 + step);
+            notify_self();
         }
         if self.synic.sync(self.host) {
             notify(Channel(abi::HOST_DRIVER_CHANNEL));

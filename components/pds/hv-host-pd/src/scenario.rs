@@ -110,15 +110,15 @@ impl Scenario {
         let total = host.log().total();
         for r in host.log().since(self.log_seen) {
             let ty = r.msgtype;
-            if r.dir == Direction::Sent && ty == MessageType::OFFERCHANNEL {
-                if let Some(relid) = r.relid
-                    && let Some(ch) = host.channel(relid)
-                {
-                    if ch.class == sc::ECHO_A_CLASS && self.relid_a.is_none() {
-                        self.relid_a = Some(relid);
-                    } else if ch.class == sc::ECHO_B_CLASS && self.relid_b.is_none() {
-                        self.relid_b = Some(relid);
-                    }
+            if r.dir == Direction::Sent
+                && ty == MessageType::OFFERCHANNEL
+                && let Some(relid) = r.relid
+                && let Some(ch) = host.channel(relid)
+            {
+                if ch.class == sc::ECHO_A_CLASS && self.relid_a.is_none() {
+                    self.relid_a = Some(relid);
+                } else if ch.class == sc::ECHO_B_CLASS && self.relid_b.is_none() {
+                    self.relid_b = Some(relid);
                 }
             }
             if r.dir == Direction::Sent && ty == MessageType::GPADL_CREATED && r.status == Some(0) {
@@ -190,7 +190,10 @@ impl Scenario {
             }
         }
         if next != expected.len() {
-            println!("hv-host: teardown incomplete: {next} of {} steps", expected.len());
+            println!(
+                "hv-host: teardown incomplete: {next} of {} steps",
+                expected.len()
+            );
             return Err(6);
         }
         Ok(())

@@ -54,10 +54,8 @@ impl SharedSynic {
             if shared_type != HvMessageType::NONE.0 {
                 // The guest has not consumed the last one: MessagePending (byte 5 of the header,
                 // bits 8..16 of the second word), so its EOM comes back here.
-                self.message.or_u32(
-                    VMBUS_SLOT_OFFSET + 4,
-                    u32::from(FLAG_MESSAGE_PENDING) << 8,
-                );
+                self.message
+                    .or_u32(VMBUS_SLOT_OFFSET + 4, u32::from(FLAG_MESSAGE_PENDING) << 8);
                 self.pending_set += 1;
                 raise = true;
                 break;

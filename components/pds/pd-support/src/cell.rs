@@ -33,6 +33,8 @@ impl<T> StaticCell<T> {
     }
 
     /// The value, the first time; `None` afterwards.
+    // A mutable reference from a shared one is the point of the cell: the flag makes it unique.
+    #[allow(clippy::mut_from_ref)]
     pub fn take(&'static self) -> Option<&'static mut T> {
         if self.taken.swap(true, Ordering::AcqRel) {
             return None;

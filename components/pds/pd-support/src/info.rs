@@ -35,7 +35,10 @@ impl Run {
     /// The address of frame `pfn` if this run holds it.
     pub fn translate(&self, pfn: u64) -> Option<u64> {
         let i = pfn.checked_sub(self.pfn)?;
-        (i < self.pages).then(|| self.vaddr + i * 4096)
+        if i >= self.pages {
+            return None;
+        }
+        self.vaddr.checked_add(i.checked_mul(4096)?)
     }
 }
 
@@ -108,6 +111,61 @@ impl Info {
         self.runs()
             .iter()
             .filter_map(|r| r.translate(pfn))
-            .find(|&v| v >= start && v + 4096 <= end)
+            .find(|&v| v >= start && v.checked_add(4096).is_some_and(|e| e <= end))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(vaddr: u64, pfn: u64, pages: u64) -> Run {
+        Run { vaddr, pfn, pages }
+    }
+
+    #[test]
+    fn runs_survive_the_page_and_translate_only_inside_the_asked_range() {
+        let runs = [run(0x8000_0000, 0x104, 3), run(0x8000_3000, 0x900, 2)];
+        let mut page = [0u64; 512];
+        assert!(encode(&runs, &mut page));
+        // Word layout as documented: magic, count, then vaddr, pfn, pages per run.
+        assert_eq!(&page[..5], &[MAGIC, 2, 0x8000_0000, 0x104, 3]);
+        let info = Info::decode(&page).unwrap();
+        assert_eq!(info.runs(), &runs);
+        let (lo, hi) = (0x8000_0000, 0x8000_5000);
+        assert_eq!(info.translate(0x104, lo, hi), Some(0x8000_0000));
+        assert_eq!(info.translate(0x106, lo, hi), Some(0x8000_2000));
+        assert_eq!(
+            info.translate(0x107, lo, hi),
+            None,
+            "one past the first run"
+        );
+        assert_eq!(info.translate(0x901, lo, hi), Some(0x8000_4000));
+        assert_eq!(
+            info.translate(0x901, lo, 0x8000_4000),
+            None,
+            "outside the range"
+        );
+        assert_eq!(info.translate(0x103, lo, hi), None);
+    }
+
+    #[test]
+    fn a_page_without_magic_or_with_too_many_runs_is_refused() {
+        let mut page = [0u64; 512];
+        assert!(Info::decode(&page).is_none());
+        page[0] = MAGIC;
+        page[1] = MAX_RUNS as u64 + 1;
+        assert!(Info::decode(&page).is_none());
+        let many = [run(0, 0, 1); MAX_RUNS + 1];
+        assert!(!encode(&many, &mut page));
+        assert!(encode(&many[..MAX_RUNS], &mut page));
+    }
+
+    #[test]
+    fn a_run_near_the_top_of_the_address_space_does_not_wrap() {
+        let r = run(u64::MAX - 0xfff, 5, 1);
+        assert_eq!(r.translate(5), Some(u64::MAX - 0xfff));
+        assert_eq!(r.translate(4), None);
+        assert_eq!(r.translate(6), None);
     }
 }

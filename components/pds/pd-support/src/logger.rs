@@ -1,7 +1,7 @@
 //! A `log` sink on the kernel console, so the driver core's and host's warnings show in the
 //! serial log with the PD's name.
 
-use log::{Level, LevelFilter, Log, Metadata, Record};
+use log::{Level, Log, Metadata, Record};
 
 /// Prints records at or above its level, prefixed with the PD's name.
 #[derive(Debug)]
@@ -29,6 +29,6 @@ impl Log for ConsoleLog {
 /// Installs `sink` as the logger (once per program; later calls are ignored).
 pub fn install(sink: &'static ConsoleLog) {
     if log::set_logger(sink).is_ok() {
-        log::set_max_level(LevelFilter::from(sink.level.to_level_filter()));
+        log::set_max_level(sink.level.to_level_filter());
     }
 }

@@ -22,7 +22,7 @@ impl SharedPage {
     /// The caller names a page that the system description maps into this PD for the whole run
     /// (the SynIC pages, the hypercall input page): that is what makes the accesses below sound.
     pub const fn at(base: usize) -> Option<SharedPage> {
-        if base >= REGION_START && base <= REGION_END - PAGE && base % PAGE == 0 {
+        if base >= REGION_START && base <= REGION_END - PAGE && base.is_multiple_of(PAGE) {
             Some(SharedPage { base })
         } else {
             None
@@ -136,5 +136,34 @@ impl SharedPage {
             unsafe { ((self.base + offset + i) as *mut u8).write_volatile(b) };
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_outside_the_mapping_range_or_unaligned_are_refused() {
+        assert!(SharedPage::at(REGION_START).is_some());
+        assert!(SharedPage::at(REGION_END - PAGE).is_some());
+        assert!(SharedPage::at(REGION_END).is_none());
+        assert!(SharedPage::at(REGION_START - PAGE).is_none());
+        assert!(SharedPage::at(REGION_START + 8).is_none());
+    }
+
+    #[test]
+    fn accesses_past_the_page_are_refused_without_touching_memory() {
+        // The page is not mapped in a host test: any access that got through would crash.
+        let p = SharedPage::at(REGION_START).unwrap();
+        let mut buf = [0u8; 16];
+        assert!(!p.read(PAGE - 8, &mut buf));
+        assert!(!p.read(0, &mut buf[..3]), "not a whole number of words");
+        assert!(!p.write(usize::MAX - 7, &[0; 8]));
+        assert!(!p.read_bytes(PAGE - 1, &mut buf[..2]));
+        assert!(!p.write_bytes(usize::MAX, &[1]));
+        assert_eq!(p.load_u32(PAGE - 2, Ordering::Relaxed), 0);
+        assert_eq!(p.swap_u32(3, 1), 0, "unaligned");
+        assert!(!p.cas_u32(PAGE, 0, 1));
     }
 }

@@ -39,12 +39,54 @@ impl Counts {
     }
 }
 
+/// One RAM untyped and how much of it our retypes used. seL4 places each new object at the
+/// untyped's free index rounded up to the object's size, so the allocator can tell beforehand
+/// whether an object fits, instead of asking the kernel and getting a refusal (which the debug
+/// kernel prints) for every untyped that is full.
+#[derive(Debug, Clone, Copy, Default)]
+struct Ut {
+    cap: Word,
+    size: u64,
+    used: u64,
+}
+
+impl Ut {
+    /// How many of `n` objects of `2^bits` bytes fit.
+    fn fit(&self, bits: u32, n: Word) -> Word {
+        let start = self.used.next_multiple_of(1 << bits);
+        if start >= self.size {
+            0
+        } else {
+            n.min((self.size - start) >> bits)
+        }
+    }
+
+    /// Accounts for `n` objects of `2^bits` bytes.
+    fn take(&mut self, bits: u32, n: Word) {
+        self.used = self.used.next_multiple_of(1 << bits) + (n << bits);
+    }
+}
+
+/// log2 of the size of each object kind on x86-64 (seL4 5.0.0,
+/// `libsel4/sel4_arch_include/x86_64/sel4/sel4_arch/constants.h`: seL4_TCBBits 11,
+/// seL4_EndpointBits 4, seL4_NotificationBits 5, seL4_SlotBits 5, paging structures and frames
+/// 12); a CNode of `2^radix` slots takes `radix + 5` bits.
+fn object_bits(kind: Kind, size_bits: Word) -> u32 {
+    match kind {
+        Kind::Tcb => 11,
+        Kind::Endpoint => 4,
+        Kind::Notification => 5,
+        Kind::CNode => size_bits as u32 + 5,
+        Kind::VSpace | Kind::Paging | Kind::Frame => 12,
+    }
+}
+
 /// The allocator.
 #[derive(Debug)]
 pub struct Alloc {
     next_slot: Word,
     end_slot: Word,
-    untyped: [(Word, bool); MAX_UNTYPED],
+    untyped: [Ut; MAX_UNTYPED],
     n_untyped: usize,
     /// What was created so far.
     pub counts: Counts,
@@ -53,15 +95,20 @@ pub struct Alloc {
 impl Alloc {
     /// Takes the empty slots and the RAM untypeds of the boot information.
     pub fn new(bi: &BootInfo) -> Self {
-        let mut untyped = [(0, false); MAX_UNTYPED];
+        let mut untyped = [Ut::default(); MAX_UNTYPED];
         let ut = bi.untyped();
         let mut n = 0;
         for i in 0..(ut.end - ut.start) as usize {
             if let Some(d) = bi.untyped_desc(i)
                 && !d.is_device
+                && d.size_bits < 64
                 && n < MAX_UNTYPED
             {
-                untyped[n] = (ut.start + i as Word, true);
+                untyped[n] = Ut {
+                    cap: ut.start + i as Word,
+                    size: 1 << d.size_bits,
+                    used: 0,
+                };
                 n += 1;
             }
         }
@@ -125,29 +172,26 @@ impl Alloc {
             if i >= self.n_untyped {
                 return Err(Error::NotEnoughMemory);
             }
-            let (cap, usable) = self.untyped[i];
-            if !usable {
+            // As many as fit here, at most the kernel's fan-out limit per call.
+            let want = (count - done).min(sel4::sys::config::CONFIG_RETYPE_FAN_OUT_LIMIT);
+            let n = self.untyped[i].fit(12, want);
+            if n == 0 {
                 i += 1;
                 continue;
             }
-            // As many as fit (at most the kernel's fan-out limit per call): halve the batch
-            // until this untyped takes it.
-            let mut n = (count - done).min(sel4::sys::config::CONFIG_RETYPE_FAN_OUT_LIMIT);
-            loop {
-                match Untyped(cap).retype(ot::seL4_X86_4K, 0, Self::root_cnode(), base + done, n) {
-                    Ok(()) => {
-                        done += n;
-                        self.counts.by_kind[Kind::Frame as usize] += n as u32;
-                        break;
-                    }
-                    Err(Error::NotEnoughMemory) if n > 1 => n /= 2,
-                    Err(Error::NotEnoughMemory) => {
-                        self.untyped[i].1 = false;
-                        i += 1;
-                        break;
-                    }
-                    Err(e) => return Err(e),
+            let u = &mut self.untyped[i];
+            match Untyped(u.cap).retype(ot::seL4_X86_4K, 0, Self::root_cnode(), base + done, n) {
+                Ok(()) => {
+                    u.take(12, n);
+                    done += n;
+                    self.counts.by_kind[Kind::Frame as usize] += n as u32;
                 }
+                // Our account disagrees with the kernel's: treat this untyped as full.
+                Err(Error::NotEnoughMemory) => {
+                    u.used = u.size;
+                    i += 1;
+                }
+                Err(e) => return Err(e),
             }
         }
         Ok(base)
@@ -159,24 +203,22 @@ impl Alloc {
     }
 
     fn retype(&mut self, kind: Kind, ty: Word, size_bits: Word) -> Result<Word, Error> {
+        let bits = object_bits(kind, size_bits);
         let dest = self.slot()?;
         for i in 0..self.n_untyped {
-            let (cap, usable) = self.untyped[i];
-            if !usable {
+            let u = &mut self.untyped[i];
+            if u.fit(bits, 1) == 0 {
                 continue;
             }
-            match Untyped(cap).retype(ty, size_bits, Self::root_cnode(), dest, 1) {
+            match Untyped(u.cap).retype(ty, size_bits, Self::root_cnode(), dest, 1) {
                 Ok(()) => {
+                    u.take(bits, 1);
                     self.counts.by_kind[kind as usize] += 1;
                     return Ok(dest);
                 }
-                // Too little left in this one for this object: try the next.
-                Err(Error::NotEnoughMemory) => {}
+                // Our account disagrees with the kernel's: treat this untyped as full.
+                Err(Error::NotEnoughMemory) => u.used = u.size,
                 Err(e) => return Err(e),
-            }
-            // An untyped too small for a 4 KiB frame cannot serve anything we create.
-            if ty == ot::seL4_X86_4K {
-                self.untyped[i].1 = false;
             }
         }
         Err(Error::NotEnoughMemory)

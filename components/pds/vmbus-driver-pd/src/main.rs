@@ -96,7 +96,10 @@ impl DriverPd {
     fn interrupt(&mut self) {
         loop {
             let now = self.tick();
-            if !self.driver.on_interrupt(&mut self.hv, &mut self.kernel, now) {
+            if !self
+                .driver
+                .on_interrupt(&mut self.hv, &mut self.kernel, now)
+            {
                 break;
             }
         }

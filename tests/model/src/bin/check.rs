@@ -37,7 +37,10 @@ fn parse() -> Result<(Config, Option<usize>, String), String> {
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut val = || args.next().ok_or(format!("{a} needs a value"));
-        let num = |v: String| v.parse::<usize>().map_err(|_| format!("{a}: not a number: {v}"));
+        let num = |v: String| {
+            v.parse::<usize>()
+                .map_err(|_| format!("{a}: not a number: {v}"))
+        };
         match a.as_str() {
             "--channels" => cfg.channels = num(val()?)?,
             "--clients" => cfg.clients = num(val()?)?,
@@ -84,7 +87,11 @@ fn main() -> ExitCode {
             r.states,
             r.transitions,
             r.max_depth,
-            if r.bounded { " (bounded)" } else { " (exhaustive)" },
+            if r.bounded {
+                " (bounded)"
+            } else {
+                " (exhaustive)"
+            },
             r.elapsed
         );
         for f in &r.findings {
@@ -124,5 +131,9 @@ fn main() -> ExitCode {
             failed |= bad && p.expectation.discovery_is_failure();
         }
     }
-    if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
 }

@@ -5,6 +5,7 @@
 //! Each test binary uses only part of this module.
 #![allow(dead_code)]
 
+pub mod logcap;
 pub mod monitor;
 
 use hv_host::DeviceSpec;
@@ -28,6 +29,9 @@ pub struct Rig {
     pub mon: Monitor,
     /// Phases run.
     pub phase: u64,
+    /// Driver phases handle one SynIC message each (`World::driver_message_step`), so that
+    /// injections land between any two messages of an exchange.
+    pub fine: bool,
 }
 
 /// A client of system.xml by name: its id and first device class.
@@ -51,7 +55,12 @@ impl Rig {
             w.host_mut().add_device(*d).expect("host takes the device");
         }
         let mon = Monitor::new(&w);
-        let mut rig = Self { w, mon, phase: 0 };
+        let mut rig = Self {
+            w,
+            mon,
+            phase: 0,
+            fine: true,
+        };
         rig.w.start();
         let n = devices
             .iter()
@@ -77,6 +86,7 @@ impl Rig {
     pub fn phase_step(&mut self) {
         match self.phase % PHASES {
             0 => self.w.host_step(),
+            1 if self.fine => self.w.driver_message_step(),
             1 => self.w.driver_step(),
             _ => {
                 self.w.advance_clock(1);
@@ -98,7 +108,11 @@ impl Rig {
     }
 
     /// Phases until `cond` holds (checked before each); `Err(phases)` if it never did.
-    pub fn run_until(&mut self, cond: impl Fn(&World) -> bool, max_phases: u64) -> Result<u64, u64> {
+    pub fn run_until(
+        &mut self,
+        cond: impl Fn(&World) -> bool,
+        max_phases: u64,
+    ) -> Result<u64, u64> {
         for n in 0..max_phases {
             if cond(&self.w) {
                 return Ok(n);
@@ -130,15 +144,18 @@ impl Rig {
 
     /// As client `id`: asks to open `relid` (non-blocking), returning the pending open.
     pub fn start_open(&mut self, id: ClientId, relid: RelId) -> Result<PendingOpen, ClientError> {
-        self.w
-            .as_client(id, |ctx| start_open(ctx, relid.0, 4, 4))
+        self.w.as_client(id, |ctx| start_open(ctx, relid.0, 4, 4))
     }
 
     /// As client `id`: opens `relid` and steps until the open completes.
     pub fn open(&mut self, id: ClientId, relid: RelId) -> Channel<sim_system::ClientRingMem> {
         let p = self.start_open(id, relid).expect("open accepted");
         for _ in 0..300 {
-            if let Some(ch) = self.w.as_client(id, |ctx| p.poll(ctx)).expect("open completes") {
+            if let Some(ch) = self
+                .w
+                .as_client(id, |ctx| p.poll(ctx))
+                .expect("open completes")
+            {
                 return ch;
             }
             self.phase_step();
@@ -196,7 +213,10 @@ pub fn sweep(name: &str, mut case: impl FnMut(Option<u64>) -> u64) -> u64 {
     for k in 0..=len {
         case(Some(k));
     }
-    eprintln!("{name}: racing input injected at each of {} points", len + 1);
+    eprintln!(
+        "{name}: racing input injected at each of {} points",
+        len + 1
+    );
     len + 1
 }
 
@@ -237,4 +257,60 @@ pub fn run_sequence_with(
         rig.phase_step();
     }
     panic!("{context}: the sequence did not finish within {max_phases} phases");
+}
+
+/// The host's log records from sequence number `mark` on (the log keeps 1024).
+pub fn log_since(w: &World, mark: u64) -> Vec<hv_host::LogRecord> {
+    assert!(
+        w.host().log().total() - mark <= hv_host::log::LOG_CAPACITY as u64,
+        "log overran"
+    );
+    w.host().log().since(mark).copied().collect()
+}
+
+/// Positions in `log` of guest messages (`Received`) of type `t` that satisfy `f`.
+pub fn guest_msgs(
+    log: &[hv_host::LogRecord],
+    t: vmbus_driver::msg::MessageType,
+    f: impl Fn(&hv_host::LogRecord) -> bool,
+) -> Vec<usize> {
+    log.iter()
+        .enumerate()
+        .filter(|(_, r)| r.dir == hv_host::Direction::Received && r.msgtype == t && f(r))
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// Positions in `log` of host messages (`Sent`) of type `t` that satisfy `f`.
+pub fn host_msgs(
+    log: &[hv_host::LogRecord],
+    t: vmbus_driver::msg::MessageType,
+    f: impl Fn(&hv_host::LogRecord) -> bool,
+) -> Vec<usize> {
+    log.iter()
+        .enumerate()
+        .filter(|(_, r)| r.dir == hv_host::Direction::Sent && r.msgtype == t && f(r))
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// Boots the default world, offers an echo device of `class` and opens it as client `id` with a
+/// [`Channel`] kept by the test. Returns the relid.
+pub fn open_echo(
+    rig: &mut Rig,
+    id: ClientId,
+    class: Guid,
+    n: u8,
+    kind: hv_host::DeviceKind,
+) -> (RelId, Channel<sim_system::ClientRingMem>) {
+    let before = rig.w.driver_channels().len();
+    rig.w
+        .host_mut()
+        .add_device(DeviceSpec::echo(class, instance(n)).with_kind(kind))
+        .expect("host takes the device");
+    rig.run_until(|w| w.driver_channels().len() == before + 1, 100)
+        .expect("offered");
+    let relid = rig.relid_of(class);
+    let ch = rig.open(id, relid);
+    (relid, ch)
 }

@@ -17,7 +17,8 @@
 //!   after GPADL_TORNDOWN).
 //!
 //! Checked at the end ([`Monitor::check_quiescent`]): every rescind got exactly one
-//! RELID_RELEASED and every created GPADL was torn down exactly once.
+//! RELID_RELEASED and every created GPADL of a channel no longer open was torn down exactly
+//! once.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
@@ -117,7 +118,9 @@ impl Monitor {
     pub fn observe(&mut self, w: &World) {
         self.steps += 1;
         let log = w.host().log();
-        let kept_from = log.total().saturating_sub(hv_host::log::LOG_CAPACITY as u64);
+        let kept_from = log
+            .total()
+            .saturating_sub(hv_host::log::LOG_CAPACITY as u64);
         if self.seq < kept_from {
             self.violation(format!(
                 "host log overran: {} records lost between observations",
@@ -222,7 +225,11 @@ impl Monitor {
         for g in pending {
             let Some(pfns) = w.host().gpadl_pfns(GpadlId(g)) else {
                 // Not complete yet (bodies to come) or refused: look again next step.
-                if self.gpadls.get(&g).is_some_and(|t| !t.torndown && t.teardowns == 0) {
+                if self
+                    .gpadls
+                    .get(&g)
+                    .is_some_and(|t| !t.torndown && t.teardowns == 0)
+                {
                     self.pending_pfns.push(g);
                 }
                 continue;
@@ -305,7 +312,9 @@ impl Monitor {
                 if let Some(p) = self.pfn_to_page.get(&pfn)
                     && is_free[p.0 as usize]
                 {
-                    found.push(format!("free pool {p} is in GPADL {g:#x}, held by the host"));
+                    found.push(format!(
+                        "free pool {p} is in GPADL {g:#x}, held by the host"
+                    ));
                 }
             }
         }
@@ -343,7 +352,9 @@ impl Monitor {
             .map(|(g, _)| *g)
             .collect();
         for g in untorn {
-            self.violation(format!("created GPADL {g:#x} was not torn down exactly once"));
+            self.violation(format!(
+                "created GPADL {g:#x} was not torn down exactly once"
+            ));
         }
     }
 

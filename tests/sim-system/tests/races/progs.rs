@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use sim_system::{ClientCtx, ClientRingMem, Flow};
-use vmbus_client::{Channel, ClientError, PendingOpen, start_open};
+use vmbus_client::{Channel, ClientError, PendingOpen, list_offers, start_open};
 use vmbus_driver::control::ChannelHandle;
 use vmbus_driver::ids::RelId;
 
@@ -40,7 +40,7 @@ enum St {
     Finished,
 }
 
-/// Open `relid`, `round_trips` echo round trips (one packet in flight), then close.
+/// Wait for the offer of `relid`, open it, do `round_trips` echo round trips (one packet in flight), then close.
 pub struct Script {
     relid: RelId,
     round_trips: u32,
@@ -79,6 +79,11 @@ impl Script {
     fn act(&mut self, ctx: &mut ClientCtx<'_>) -> Result<St, ClientError> {
         match std::mem::replace(&mut self.st, St::Finished) {
             St::Start => {
+                // Wait for the offer (a hot-added one may not have reached the driver yet).
+                let offers = list_offers(ctx, None)?;
+                if !offers.iter().any(|o| o.relid == self.relid.0) {
+                    return Ok(St::Start);
+                }
                 let p = start_open(ctx, self.relid.0, 4, 4)?;
                 self.rec.borrow_mut().handles.push(p.handle());
                 Ok(St::Opening(p))
@@ -139,12 +144,6 @@ impl Script {
                 Flow::Done
             }
         }
-    }
-
-    /// Whether the channel is open and idle (all round trips done, not closing).
-    pub fn idle(rec: &Shared, round_trips: u32) -> bool {
-        let r = rec.borrow();
-        r.opened && r.echoes >= round_trips
     }
 }
 

@@ -16,7 +16,15 @@ use vmbus_driver::driver::ChannelState;
 use crate::common::{self, Rig, instance, run_sequence_with, sweep};
 use crate::progs::Script;
 
-fn case(k: Option<u64>) -> u64 {
+/// Which way the injected event went, per injection point.
+#[derive(Debug, Default)]
+struct Outcomes {
+    to_old_owner: u32,
+    dropped: u32,
+    to_new_owner: u32,
+}
+
+fn case(k: Option<u64>, seen: &mut Outcomes) -> u64 {
     let ctx = format!("R2 event injected before phase {k:?}");
     let mut rig = Rig::booted(&[]);
     let (a, a_class) = common::client(&rig.w, "heartbeat");
@@ -24,7 +32,8 @@ fn case(k: Option<u64>) -> u64 {
     let a_spec = DeviceSpec::echo(a_class, instance(1)).with_kind(DeviceKind::Idle);
     let b_spec = DeviceSpec::echo(b_class, instance(2)).with_kind(DeviceKind::Idle);
     rig.w.host_mut().add_device(a_spec).unwrap();
-    rig.run_until(|w| w.driver_channels().len() == 1, 100).unwrap();
+    rig.run_until(|w| w.driver_channels().len() == 1, 100)
+        .unwrap();
     let relid = rig.relid_of(a_class);
     let (sa, rec_a) = Script::new(relid, 0, false);
     rig.w.set_program(a, Box::new(sa));
@@ -80,12 +89,21 @@ fn case(k: Option<u64>) -> u64 {
     // The new owner's slot counter (monotonic over the slot's life, which began with this
     // channel) counts every event the driver delivered to it, seen by the client or not.
     let row = rig.w.driver().channel(relid).unwrap();
-    assert_eq!((row.state, row.client), (ChannelState::Open, Some(b)), "{ctx}");
+    assert_eq!(
+        (row.state, row.client),
+        (ChannelState::Open, Some(b)),
+        "{ctx}"
+    );
     match b_open_at_injection.get() {
         None => assert_eq!((delivered, dropped, row.events), (0, 0, 0), "{ctx}"),
         Some(true) => {
             // Raised after the new channel opened: it is the new owner's event.
-            assert_eq!((delivered, dropped, row.events, rb.events), (1, 0, 1, 1), "{ctx}");
+            assert_eq!(
+                (delivered, dropped, row.events, rb.events),
+                (1, 0, 1, 1),
+                "{ctx}"
+            );
+            seen.to_new_owner += 1;
         }
         Some(false) => {
             assert_eq!(row.events, 0, "{ctx}: a stale event reached the new owner");
@@ -93,6 +111,8 @@ fn case(k: Option<u64>) -> u64 {
             // Delivered (to the old owner, whose channel was still open) or dropped: once.
             assert_eq!(delivered + dropped, 1, "{ctx}");
             assert!(rec_a.borrow().events <= 1, "{ctx}");
+            seen.to_old_owner += u32::from(delivered == 1);
+            seen.dropped += u32::from(dropped == 1);
         }
     }
     drop(rb);
@@ -102,6 +122,12 @@ fn case(k: Option<u64>) -> u64 {
 
 #[test]
 fn r2_event_for_a_torn_down_relid_is_never_delivered_to_the_new_owner() {
-    let points = sweep("R2", case);
-    assert!(points > 10);
+    let mut seen = Outcomes::default();
+    sweep("R2", |k| case(k, &mut seen));
+    // The sweep reached every window: the old owner still open, the teardown (dropped), and
+    // the new owner open.
+    assert!(
+        seen.to_old_owner > 0 && seen.dropped > 0 && seen.to_new_owner > 0,
+        "{seen:?}"
+    );
 }

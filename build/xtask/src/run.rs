@@ -1,0 +1,80 @@
+//! `cargo xtask run`, the main job: boots the system of `system.xml` on the simulation (the
+//! seL4 model, the simulated Hyper-V host, the VMBus driver and one workload per client PD),
+//! runs a scenario with hot removal and re-adding, prints the live channel table at the moments
+//! that matter and a final summary. Logs go through the `log` facade to stderr; the tables and
+//! the summary go to stdout.
+
+mod devices;
+mod logger;
+mod options;
+mod program;
+mod report;
+mod scenario;
+mod table;
+
+#[cfg(test)]
+mod tests;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use log::error;
+
+use options::{OptionError, Options, USAGE};
+use report::Report;
+use scenario::{RunError, Runner};
+
+/// Entry point of `cargo xtask run [options]`.
+pub fn main(args: &[String]) -> ExitCode {
+    let opts = match options::parse(args) {
+        Ok(o) => o,
+        Err(OptionError::Help) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("{e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    logger::init(logger::level_for(opts.verbosity));
+    let mut stdout = std::io::stdout();
+    match execute(&opts, &mut stdout) {
+        Ok(r) if r.unaccounted() == 0 && r.clients.mismatches == 0 => ExitCode::SUCCESS,
+        Ok(r) => {
+            error!(
+                "inconsistent end state: {} pool pages unaccounted, {} echo mismatches",
+                r.unaccounted(),
+                r.clients.mismatches
+            );
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            error!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs `opts`' scenario, writing the tables and the summary to `out`.
+pub(crate) fn execute(opts: &Options, out: &mut dyn Write) -> Result<Report, RunError> {
+    let devices: Vec<String> = opts
+        .devices
+        .iter()
+        .map(|d| format!("{}x{}+{}", d.name, d.count, d.sub_channels))
+        .collect();
+    log::info!(
+        "scenario {}, host {:?}, devices {}, seed {}",
+        opts.scenario.name(),
+        opts.host,
+        devices.join(","),
+        opts.seed
+    );
+    let report = {
+        let runner = Runner::new(opts, out)?;
+        runner.execute()?
+    };
+    out.write_all(table::summary(&report).as_bytes())
+        .map_err(|e| RunError::Output(e.to_string()))?;
+    Ok(report)
+}

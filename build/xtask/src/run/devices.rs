@@ -1,0 +1,114 @@
+//! The device set of a run: class names as `--devices` spells them, counts and sub-channels.
+
+use core::fmt;
+
+use vmbus_driver::guid::{self, Guid};
+
+/// Class names `--devices` accepts, with their class GUIDs (the classes system.xml's clients
+/// serve).
+pub(crate) const CLASSES: [(&str, Guid); 8] = [
+    ("heartbeat", guid::HEARTBEAT),
+    ("shutdown", guid::SHUTDOWN),
+    ("timesync", guid::TIME_SYNC),
+    ("kvp", guid::KVP),
+    ("dynmem", guid::DYNAMIC_MEMORY),
+    ("net", guid::NETWORK),
+    ("scsi", guid::SCSI),
+    ("ide", guid::IDE),
+];
+
+/// The device set when `--devices` is not given: every class the repository's clients serve
+/// (IDE shares the storage client with SCSI and is left out), network with three sub-channels
+/// and SCSI with one.
+pub(crate) const DEFAULT_DEVICES: &str = "heartbeat,shutdown,timesync,kvp,dynmem,net+3,scsi+1";
+
+/// Devices of one class: `count` echo devices, each with `sub_channels` sub-channels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DeviceReq {
+    /// Class name as given.
+    pub name: &'static str,
+    /// Class GUID.
+    pub class: Guid,
+    /// Devices of this class.
+    pub count: u16,
+    /// Sub-channels of each.
+    pub sub_channels: u16,
+}
+
+/// Why a `--devices` list was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum DeviceListError {
+    /// Not a known class name.
+    UnknownClass(String),
+    /// A count or sub-channel number that is not a number in range.
+    BadNumber(String),
+    /// The list is empty.
+    Empty,
+}
+
+impl fmt::Display for DeviceListError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::UnknownClass(n) => {
+                let names: Vec<&str> = CLASSES.iter().map(|(n, _)| *n).collect();
+                write!(
+                    f,
+                    "unknown device class `{n}` (known: {})",
+                    names.join(", ")
+                )
+            }
+            Self::BadNumber(s) => write!(
+                f,
+                "`{s}`: counts are 1..=64 (`*N`) and sub-channels 0..=63 (`+N`)"
+            ),
+            Self::Empty => f.write_str("the device list is empty"),
+        }
+    }
+}
+
+/// Parses `NAME[*COUNT][+SUBS],...`, e.g. `net*2+3,heartbeat`.
+pub(crate) fn parse_devices(list: &str) -> Result<Vec<DeviceReq>, DeviceListError> {
+    let mut out = Vec::new();
+    for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (rest, subs) = match item.split_once('+') {
+            Some((r, s)) => (r, number(s, 0, 63)?),
+            None => (item, 0),
+        };
+        let (name, count) = match rest.split_once('*') {
+            Some((n, c)) => (n, number(c, 1, 64)?),
+            None => (rest, 1),
+        };
+        let (name, class) = CLASSES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .copied()
+            .ok_or_else(|| DeviceListError::UnknownClass(name.to_string()))?;
+        out.push(DeviceReq {
+            name,
+            class,
+            count,
+            sub_channels: subs,
+        });
+    }
+    if out.is_empty() {
+        return Err(DeviceListError::Empty);
+    }
+    Ok(out)
+}
+
+fn number(s: &str, min: u16, max: u16) -> Result<u16, DeviceListError> {
+    s.parse::<u16>()
+        .ok()
+        .filter(|n| (min..=max).contains(n))
+        .ok_or_else(|| DeviceListError::BadNumber(s.to_string()))
+}
+
+/// The short name of a class for the table: ours, else the well-known name, else the GUID.
+pub(crate) fn class_label(class: &Guid) -> String {
+    CLASSES
+        .iter()
+        .find(|(_, g)| g == class)
+        .map(|(n, _)| (*n).to_string())
+        .or_else(|| class.class_name().map(str::to_string))
+        .unwrap_or_else(|| class.to_string())
+}

@@ -1,0 +1,96 @@
+//! The numbers a run ends with, gathered once from the world.
+
+use sim_system::World;
+use vmbus_driver::driver::{ConnectionState, Stats};
+use vmbus_driver::version::Version;
+
+use super::program::Totals;
+
+/// The end state of a run.
+#[derive(Debug, Clone)]
+pub(crate) struct Report {
+    /// Scenario name.
+    pub scenario: &'static str,
+    /// World steps run.
+    pub steps: u64,
+    /// Negotiated version (the last one, if unloaded).
+    pub version: Option<Version>,
+    /// Connection state at the end.
+    pub connection: ConnectionState,
+    /// Versions the host refused during the walk.
+    pub versions_refused: u32,
+    /// The driver's counters.
+    pub driver: Stats,
+    /// The host's counters.
+    pub host: hv_host::Counters,
+    /// Guest errors the host logged (the last few).
+    pub host_errors: Vec<String>,
+    /// The kernel model's operation counters.
+    pub kernel: sel4_sim::Counters,
+    /// All clients' counters summed.
+    pub clients: Totals,
+    /// Channels open, opening or in teardown at the end.
+    pub open_now: usize,
+    /// Pool pages in all.
+    pub pool_total: usize,
+    /// Pool pages free.
+    pub pool_free: usize,
+    /// Pages held by channels at the end.
+    pub pages_in_channels: usize,
+    /// Pages quarantined (teardown never confirmed by the host).
+    pub quarantined: usize,
+    /// Client faults the driver handled.
+    pub faults: usize,
+}
+
+impl Report {
+    /// Gathers the report; `version` is the version seen while connected (UNLOAD clears it).
+    pub(crate) fn gather(
+        w: &World,
+        scenario: &'static str,
+        version: Option<Version>,
+        clients: Totals,
+    ) -> Report {
+        let conn = w.driver().connection();
+        Report {
+            scenario,
+            steps: w.steps(),
+            version: conn.version.or(version),
+            connection: conn.state,
+            versions_refused: conn.versions_refused,
+            driver: w.driver_stats(),
+            host: w.host().counters(),
+            host_errors: w.host().errors().iter().map(|e| e.to_string()).collect(),
+            kernel: w.sim_counters(),
+            clients,
+            open_now: w.driver().open_count(),
+            pool_total: w.instance().pool().pages as usize,
+            pool_free: w.pool_free(),
+            pages_in_channels: w.driver_channels().iter().map(|c| c.pages).sum(),
+            quarantined: w.driver().quarantined_pages(),
+            faults: w.faults().len(),
+        }
+    }
+
+    /// Pool pages neither free, nor held by a channel, nor quarantined: leaked (must be 0).
+    pub(crate) fn unaccounted(&self) -> i64 {
+        self.pool_total as i64
+            - self.pool_free as i64
+            - self.pages_in_channels as i64
+            - self.quarantined as i64
+    }
+}
+
+/// Adds `b` into `a`.
+pub(crate) fn add_totals(a: &mut Totals, b: &Totals) {
+    a.opens_started += b.opens_started;
+    a.opens += b.opens;
+    a.open_failures += b.open_failures;
+    a.sent += b.sent;
+    a.echoed += b.echoed;
+    a.mismatches += b.mismatches;
+    a.gone += b.gone;
+    a.closed += b.closed;
+    a.refused += b.refused;
+    a.errors += b.errors;
+}

@@ -1,0 +1,476 @@
+//! The scenarios of the main job, over a [`Runner`] that owns the world, the device set and
+//! the client workloads, and prints the channel table at the moments that matter.
+
+use std::io::Write;
+
+use hv_host::{DeviceId, DeviceSpec, HostConfig, Hostile};
+use log::{info, warn};
+use sel4_sim::SimConfig;
+use sim_system::{Instance, World, WorldConfig};
+use vmbus_driver::driver::{ChannelState, ConnectionState};
+use vmbus_driver::guid::Guid;
+use vmbus_driver::version::Version;
+
+use super::devices::DeviceReq;
+use super::options::{HostKind, HostileMode, Options, ScenarioName};
+use super::program::{BusClient, Handle, Mode, Totals};
+use super::report::{Report, add_totals};
+use super::table::channel_table;
+
+/// Steps a boot, a teardown or an unload may take before the run gives up on it.
+const SETTLE_STEPS: u64 = 2000;
+
+/// Why a run stopped early.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum RunError {
+    /// The description did not load or instantiate.
+    System(String),
+    /// The host refused a device.
+    Device(String),
+    /// Something that must happen did not within its step budget.
+    Stuck(&'static str),
+    /// Writing the output failed.
+    Output(String),
+}
+
+impl core::fmt::Display for RunError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::System(e) => write!(f, "system description: {e}"),
+            Self::Device(e) => write!(f, "device set: {e}"),
+            Self::Stuck(what) => write!(f, "{what} did not happen within {SETTLE_STEPS} steps"),
+            Self::Output(e) => write!(f, "output: {e}"),
+        }
+    }
+}
+
+/// One device of the set: what to offer and, while offered, its host id.
+#[derive(Debug, Clone, Copy)]
+struct Placed {
+    name: &'static str,
+    spec: DeviceSpec,
+    id: Option<DeviceId>,
+}
+
+/// The world of one run and everything the scenarios do to it.
+pub(crate) struct Runner<'o> {
+    w: World,
+    opts: &'o Options,
+    devices: Vec<Placed>,
+    handles: Vec<Handle>,
+    out: &'o mut dyn Write,
+    rng: u64,
+    version: Option<Version>,
+}
+
+impl core::fmt::Debug for Runner<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Runner")
+            .field("devices", &self.devices.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'o> Runner<'o> {
+    /// Instantiates the description, builds the world and gives every client its workload.
+    pub(crate) fn new(opts: &'o Options, out: &'o mut dyn Write) -> Result<Self, RunError> {
+        let sys = match &opts.system {
+            Some(p) => sysdesc::load(p).map_err(|d| {
+                RunError::System(
+                    d.iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                )
+            })?,
+            None => sim_system::load_repository_system().map_err(RunError::System)?,
+        };
+        let inst = Instance::build(&sys, SimConfig::default())
+            .map_err(|e| RunError::System(e.to_string()))?;
+        let host = match opts.host {
+            HostKind::HyperV => HostConfig::hyperv(),
+            HostKind::Qemu => HostConfig::qemu(),
+        };
+        let mut w = World::new(
+            inst,
+            &WorldConfig {
+                host,
+                ..WorldConfig::default()
+            },
+        );
+        let mut handles = Vec::new();
+        let clients: Vec<_> = w.instance().clients().to_vec();
+        for c in &clients {
+            let slot_pages = c.window_pages / c.max_channels.max(1);
+            let (program, handle) = BusClient::new(&c.name, slot_pages);
+            w.set_program(c.id, Box::new(program));
+            handles.push(handle);
+        }
+        let mut devices = Vec::new();
+        let mut serial = 0u32;
+        for req in &opts.devices {
+            if !clients.iter().any(|c| c.classes.contains(&req.class)) {
+                warn!(
+                    "no client of the description serves {}: its channels stay unopened",
+                    req.name
+                );
+            }
+            for _ in 0..req.count {
+                serial += 1;
+                devices.push(Placed {
+                    name: req.name,
+                    spec: spec_for(req, serial, opts.seed),
+                    id: None,
+                });
+            }
+        }
+        Ok(Self {
+            w,
+            opts,
+            devices,
+            handles,
+            out,
+            rng: opts.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
+            version: None,
+        })
+    }
+
+    fn next_random(&mut self, below: usize) -> usize {
+        // xorshift64: deterministic per seed, no dependency.
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        (self.rng % below.max(1) as u64) as usize
+    }
+
+    fn print(&mut self, text: &str) -> Result<(), RunError> {
+        self.out
+            .write_all(text.as_bytes())
+            .and_then(|()| self.out.flush())
+            .map_err(|e| RunError::Output(e.to_string()))
+    }
+
+    /// Prints the channel table.
+    fn table(&mut self, moment: &str) -> Result<(), RunError> {
+        info!("{moment}");
+        let t = channel_table(&self.w, moment);
+        self.print(&t)
+    }
+
+    /// Steps, remembering the negotiated version.
+    fn run(&mut self, steps: u64) {
+        for _ in 0..steps {
+            self.w.step();
+            if let Some(v) = self.w.driver().version() {
+                self.version = Some(v);
+            }
+        }
+    }
+
+    /// Steps until `cond` holds.
+    fn run_until(
+        &mut self,
+        what: &'static str,
+        mut cond: impl FnMut(&World) -> bool,
+    ) -> Result<(), RunError> {
+        for _ in 0..SETTLE_STEPS {
+            if cond(&self.w) {
+                return Ok(());
+            }
+            self.run(1);
+        }
+        if cond(&self.w) {
+            Ok(())
+        } else {
+            Err(RunError::Stuck(what))
+        }
+    }
+
+    fn is_qemu(&self) -> bool {
+        self.opts.host == HostKind::Qemu
+    }
+
+    /// Offers device `i`.
+    fn add(&mut self, i: usize) -> Result<(), RunError> {
+        let d = self.devices[i];
+        let id = self
+            .w
+            .host_mut()
+            .add_device(d.spec)
+            .map_err(|e| RunError::Device(format!("{}: {e}", d.name)))?;
+        info!(
+            "host offers {} ({} sub-channels) as device {}",
+            d.name, d.spec.sub_channels, id.0
+        );
+        self.devices[i].id = Some(id);
+        Ok(())
+    }
+
+    /// Channels the offered devices have (primaries and sub-channels).
+    fn offered_channels(&self) -> usize {
+        self.devices
+            .iter()
+            .filter(|d| d.id.is_some())
+            .map(|d| usize::from(d.spec.sub_channels) + 1)
+            .sum()
+    }
+
+    /// Offers every device, starts the driver and waits for the handshake and the offers.
+    fn boot(&mut self) -> Result<(), RunError> {
+        for i in 0..self.devices.len() {
+            self.add(i)?;
+        }
+        self.w.start();
+        let n = self.offered_channels();
+        self.run_until("the handshake and every offer", |w| {
+            w.driver().connection().state == ConnectionState::Connected
+                && w.driver_channels().len() == n
+        })?;
+        self.version = self.w.driver().version();
+        self.table("after boot: handshake done, every offer received")
+    }
+
+    /// Waits until no channel is half-way (opening or in teardown) and every offered channel
+    /// that a client serves is open.
+    fn settle(&mut self, what: &'static str) -> Result<(), RunError> {
+        self.run_until(what, |w| {
+            w.driver_channels().iter().all(|c| {
+                matches!(c.state, ChannelState::Open)
+                    || (c.state == ChannelState::Offered
+                        && !w
+                            .instance()
+                            .clients()
+                            .iter()
+                            .any(|cl| cl.classes.contains(&c.class)))
+            })
+        })
+    }
+
+    /// Hot removal of device `i` (Hyper-V: its sub-channels, then its primary, are rescinded).
+    /// A QEMU host never rescinds; there the clients close their channels instead.
+    fn remove(&mut self, i: usize) -> Result<(), RunError> {
+        let d = self.devices[i];
+        let Some(id) = d.id else { return Ok(()) };
+        if self.is_qemu() {
+            warn!("the QEMU host never rescinds: clients close their channels instead");
+            self.close_and_reopen()?;
+            return Ok(());
+        }
+        info!(
+            "host removes {} (device {}) while traffic flows",
+            d.name, id.0
+        );
+        self.w
+            .host_mut()
+            .remove_device(id)
+            .map_err(|e| RunError::Device(format!("{}: {e}", d.name)))?;
+        self.devices[i].id = None;
+        Ok(())
+    }
+
+    /// Waits until the driver has released every rescinded relid.
+    fn released(&mut self) -> Result<(), RunError> {
+        self.run_until("the teardown of every rescinded channel", |w| {
+            w.driver_channels().iter().all(|c| !c.rescinded)
+        })
+    }
+
+    /// Every client closes everything, then opens again.
+    fn close_and_reopen(&mut self) -> Result<(), RunError> {
+        for h in &self.handles {
+            h.set_mode(Mode::CloseAll);
+        }
+        self.run(2);
+        self.run_until("the clients' closes", |w| w.driver().open_count() == 0)?;
+        for h in &self.handles {
+            h.set_mode(Mode::Active);
+        }
+        Ok(())
+    }
+
+    /// The configured hostile modes, one after the other, each for a traffic phase with a hot
+    /// removal and re-adding in its middle; the host is honest again after each.
+    fn hostile_phase(&mut self, modes: &[HostileMode]) -> Result<(), RunError> {
+        let phase = (self.opts.steps / 8).max(20);
+        for &m in modes {
+            let mut h = Hostile::NONE;
+            m.apply(&mut h);
+            warn!("host turns hostile: {}", m.name());
+            self.w.host_mut().set_hostile(h);
+            self.run(phase / 2);
+            if !self.is_qemu() && !self.devices.is_empty() {
+                let i = self.next_random(self.devices.len());
+                self.remove(i)?;
+                self.run(phase / 4);
+                self.add(i)?;
+            }
+            self.run(phase / 4);
+            self.w.host_mut().set_hostile(Hostile::NONE);
+            info!("host honest again after {}", m.name());
+            self.run(phase);
+            let t = channel_table(&self.w, &format!("after hostile mode {}", m.name()));
+            if self.opts.verbosity > 0 {
+                self.print(&t)?;
+            }
+        }
+        self.table("after the hostile modes")
+    }
+
+    /// Unloads the bus and waits for the teardowns and UNLOAD_RESPONSE.
+    fn unload(&mut self) -> Result<(), RunError> {
+        info!(
+            "unloading the bus with {} channels open",
+            self.w.driver().open_count()
+        );
+        self.w.unload();
+        self.run_until("the unload", |w| {
+            w.driver().connection().state == ConnectionState::Disconnected
+                && w.driver().open_count() == 0
+        })?;
+        self.table("after unload")
+    }
+
+    /// All clients' counters.
+    pub(crate) fn totals(&self) -> Totals {
+        let mut t = Totals::default();
+        for h in &self.handles {
+            add_totals(&mut t, &h.totals());
+        }
+        t
+    }
+
+    /// Runs the chosen scenario to its end and gathers the report.
+    pub(crate) fn execute(mut self) -> Result<Report, RunError> {
+        let s = self.opts.steps;
+        self.boot()?;
+        self.run(s / 4);
+        self.table("clients opened their channels; traffic flowing")?;
+        match self.opts.scenario {
+            ScenarioName::Default => self.default_scenario(s)?,
+            ScenarioName::Hotplug => self.hotplug(s)?,
+            ScenarioName::RescindStorm => self.rescind_storm(s)?,
+            ScenarioName::Unload => {}
+            ScenarioName::Hostile => {
+                let modes: Vec<HostileMode> = if self.opts.hostile.is_empty() {
+                    HostileMode::ALL.iter().map(|(_, m)| *m).collect()
+                } else {
+                    self.opts.hostile.clone()
+                };
+                self.hostile_phase(&modes)?;
+                self.run(s / 4);
+                self.table("recovered: traffic after the hostile modes")?;
+            }
+        }
+        if !self.opts.hostile.is_empty() && self.opts.scenario != ScenarioName::Hostile {
+            let modes = self.opts.hostile.clone();
+            self.hostile_phase(&modes)?;
+        }
+        self.unload()?;
+        let totals = self.totals();
+        Ok(Report::gather(
+            &self.w,
+            self.opts.scenario.name(),
+            self.version,
+            totals,
+        ))
+    }
+
+    /// Hot removal of one device while traffic flows, then re-adding it.
+    fn default_scenario(&mut self, s: u64) -> Result<(), RunError> {
+        let Some(i) = self
+            .devices
+            .iter()
+            .position(|d| d.name == "net")
+            .or((!self.devices.is_empty()).then_some(0))
+        else {
+            return Ok(());
+        };
+        let name = self.devices[i].name;
+        self.remove(i)?;
+        // One step: the driver has taken the rescinds, revoked the rings and sent CLOSECHANNEL /
+        // GPADL_TEARDOWN; the host has not answered yet.
+        self.run(1);
+        self.table(&format!("hot removal of {name}: teardown in progress"))?;
+        self.released()?;
+        self.table(&format!("after hot removal of {name}: relids released"))?;
+        if self.devices[i].id.is_none() {
+            self.add(i)?;
+        }
+        self.run(s / 4);
+        self.settle("the re-added channels opening")?;
+        self.table(&format!("after re-adding {name}: clients reopened"))?;
+        self.run(s / 4);
+        Ok(())
+    }
+
+    /// Rounds of removing a random device and adding it back, with a new device hot-added
+    /// after boot and removed again.
+    fn hotplug(&mut self, s: u64) -> Result<(), RunError> {
+        let extra = self.devices.len();
+        let template = self
+            .devices
+            .iter()
+            .find(|d| d.name == "scsi")
+            .or(self.devices.first())
+            .copied();
+        if let Some(mut t) = template {
+            t.spec.instance = Guid::from_fields(0xADD0_0000 | extra as u32, 0, 0, [0xA; 8]);
+            t.id = None;
+            self.devices.push(t);
+            self.add(extra)?;
+            self.run(s / 8);
+            self.table(&format!("hot add of a second {} device", t.name))?;
+        }
+        for round in 0..6 {
+            let i = self.next_random(self.devices.len());
+            let name = self.devices[i].name;
+            self.remove(i)?;
+            self.run(s / 16);
+            self.released()?;
+            self.add(i)?;
+            self.run(s / 8);
+            info!("hotplug round {round}: {name} removed and added back");
+        }
+        self.settle("every channel reopening")?;
+        self.table("after the hotplug rounds")
+    }
+
+    /// Every device removed at once, repeatedly, under traffic.
+    fn rescind_storm(&mut self, s: u64) -> Result<(), RunError> {
+        for round in 0..5 {
+            for i in 0..self.devices.len() {
+                self.remove(i)?;
+            }
+            if self.is_qemu() {
+                self.run(s / 8);
+                continue;
+            }
+            let gap = 1 + self.next_random(3) as u64;
+            self.run(gap);
+            if round == 0 {
+                self.table("rescind storm: every channel rescinded")?;
+            }
+            self.released()?;
+            for i in 0..self.devices.len() {
+                self.add(i)?;
+            }
+            self.run(s / 8);
+            info!("rescind storm round {round} done");
+        }
+        self.settle("every channel reopening")?;
+        self.table("after the rescind storm")
+    }
+}
+
+/// The host's description of device `serial` of `req`: an echo device whose instance GUID is
+/// derived from the seed and its number.
+fn spec_for(req: &DeviceReq, serial: u32, seed: u64) -> DeviceSpec {
+    let s = seed.to_le_bytes();
+    let instance = Guid::from_fields(
+        serial,
+        (seed >> 48) as u16,
+        0x4000,
+        [0x80, s[0], s[1], s[2], s[3], s[4], s[5], 0x01],
+    );
+    DeviceSpec::echo(req.class, instance).with_sub_channels(req.sub_channels)
+}

@@ -1,0 +1,171 @@
+//! The main job end to end, in-process: the scenarios complete and their summaries agree with
+//! themselves and with the pool.
+
+use super::execute;
+use super::options::{HostKind, HostileMode, Options, ScenarioName, parse};
+use super::report::Report;
+
+fn run(args: &[&str]) -> (Report, String) {
+    let args: Vec<String> = args.iter().map(ToString::to_string).collect();
+    let opts = parse(&args).expect("options parse");
+    let mut out = Vec::new();
+    let report = execute(&opts, &mut out).expect("the run completes");
+    (report, String::from_utf8(out).expect("utf-8 output"))
+}
+
+/// The accounting every run must end with: every page free (unload tore everything down) or
+/// quarantined, teardowns balanced with opens, every echo correct.
+fn assert_consistent(r: &Report) {
+    assert_eq!(r.unaccounted(), 0, "{r:#?}");
+    assert_eq!(r.open_now, 0, "unload leaves no channel");
+    assert_eq!(r.pages_in_channels, 0);
+    assert_eq!(r.pool_free + r.quarantined, r.pool_total);
+    assert_eq!(
+        r.driver.pages_taken,
+        r.driver.pages_returned + r.quarantined as u64,
+        "every page taken came back or is quarantined"
+    );
+    assert_eq!(r.driver.teardowns, r.driver.teardowns_completed);
+    assert_eq!(r.clients.mismatches, 0);
+    assert_eq!(
+        r.faults, 0,
+        "the client library never touches a revoked ring"
+    );
+}
+
+#[test]
+fn the_default_run_removes_and_readds_a_device_and_leaks_no_page() {
+    let (r, out) = run(&["--steps", "200"]);
+    assert_consistent(&r);
+    assert_eq!(r.quarantined, 0, "an honest host confirms every teardown");
+    assert_eq!(r.pool_free, r.pool_total);
+    // Hot removal of net (primary + 3 sub-channels) and its re-adding.
+    assert_eq!(r.driver.rescinds, 4);
+    assert_eq!(r.driver.relids_released, 4);
+    assert_eq!(r.host.releases, 4);
+    // 7 devices, 12 channels at boot, 4 offered again.
+    assert_eq!(r.driver.offers, 16);
+    assert!(
+        r.clients.opens >= 16,
+        "every channel opened, net twice: {:?}",
+        r.clients
+    );
+    assert_eq!(r.driver.opens, r.clients.opens);
+    assert!(r.clients.echoed > 100, "{:?}", r.clients);
+    assert_eq!(r.host.guest_errors, 0, "{:?}", r.host_errors);
+    assert_eq!(r.driver.hostile, 0);
+    assert!(r.version.is_some());
+    assert_eq!(
+        r.kernel.revokes, r.driver.pages_returned,
+        "one revoke per returned page"
+    );
+    for moment in [
+        "after boot",
+        "hot removal of net: teardown in progress",
+        "after re-adding net",
+        "after unload",
+        "==== summary: scenario default",
+    ] {
+        assert!(out.contains(moment), "missing `{moment}` in:\n{out}");
+    }
+}
+
+#[test]
+fn a_hostile_host_is_survived_and_every_page_is_free_or_quarantined() {
+    let (r, out) = run(&[
+        "--scenario",
+        "hostile",
+        "--hostile",
+        "truncate,out-of-range,event-flood,corrupt-ring",
+        "--steps",
+        "160",
+        "-q",
+    ]);
+    assert_consistent(&r);
+    assert!(r.driver.hostile > 0, "{:?}", r.driver);
+    assert!(
+        r.driver.events_dropped_stale > 0,
+        "the flood hit closed relids"
+    );
+    assert!(out.contains("recovered: traffic after the hostile modes"));
+}
+
+#[test]
+fn the_other_scenarios_complete_with_consistent_counts() {
+    for scenario in ["hotplug", "rescind-storm", "unload"] {
+        let (r, _) = run(&[
+            "--scenario",
+            scenario,
+            "--steps",
+            "120",
+            "--seed",
+            "3",
+            "-q",
+        ]);
+        assert_consistent(&r);
+        assert_eq!(r.quarantined, 0, "{scenario}");
+        assert_eq!(r.driver.rescinds, r.driver.relids_released, "{scenario}");
+        assert!(r.clients.echoed > 0, "{scenario}");
+    }
+}
+
+#[test]
+fn a_qemu_host_negotiates_4_0_and_clients_close_instead_of_rescinds() {
+    let (r, _) = run(&[
+        "--host",
+        "qemu",
+        "--devices",
+        "heartbeat,kvp",
+        "--steps",
+        "120",
+        "-q",
+    ]);
+    assert_consistent(&r);
+    assert_eq!(r.version.map(|v| v.to_string()), Some("4.0".to_string()));
+    assert_eq!(r.driver.rescinds, 0);
+    assert!(r.clients.closed >= 2, "{:?}", r.clients);
+}
+
+#[test]
+fn options_parse_and_refuse() {
+    let args: Vec<String> = [
+        "--scenario",
+        "rescind-storm",
+        "--devices",
+        "net*2+3,heartbeat",
+        "--hostile",
+        "no-reply,event-flood",
+        "--host",
+        "qemu",
+        "--steps",
+        "100",
+        "--seed",
+        "9",
+        "-vv",
+        "-q",
+    ]
+    .iter()
+    .map(ToString::to_string)
+    .collect();
+    let o: Options = parse(&args).unwrap();
+    assert_eq!(o.scenario, ScenarioName::RescindStorm);
+    assert_eq!(o.devices.len(), 2);
+    assert_eq!((o.devices[0].count, o.devices[0].sub_channels), (2, 3));
+    assert_eq!(
+        o.hostile,
+        vec![HostileMode::NoReply, HostileMode::EventFlood]
+    );
+    assert_eq!(o.host, HostKind::Qemu);
+    assert_eq!((o.steps, o.seed, o.verbosity), (100, 9, 1));
+    for bad in [
+        &["--scenario", "nope"][..],
+        &["--devices", "toaster"],
+        &["--devices", "net+99"],
+        &["--hostile", "polite"],
+        &["--steps"],
+        &["--frobnicate"],
+    ] {
+        let a: Vec<String> = bad.iter().map(ToString::to_string).collect();
+        assert!(parse(&a).is_err(), "{bad:?} accepted");
+    }
+}
