@@ -454,7 +454,26 @@ fn print_table() {
     println!("Targets: x bbq >= 1.0 at every size; x handoff >= 0.7 at 4096; sig->rd <= 1.");
 }
 
+/// Profiling hook: `RING_PROFILE=<ring_1t|bbqueue_1t>:<size>[:<packets>]` runs just that
+/// single-thread loop (no criterion), for `valgrind --tool=callgrind` or `perf`.
+fn profile(spec: &str) {
+    let mut it = spec.split(':');
+    let name = it.next().unwrap_or_default();
+    let size: usize = it.next().and_then(|s| s.parse().ok()).unwrap_or(64);
+    let packets: u64 = it.next().and_then(|s| s.parse().ok()).unwrap_or(100_000);
+    let t = match name {
+        "ring_1t" => run_ring_1t(size, packets),
+        "bbqueue_1t" => run_bbqueue_1t(size, packets),
+        other => panic!("unknown profile target {other}"),
+    };
+    println!("{name} {size} B: {:.1} ns/pkt", t.as_nanos() as f64 / packets as f64);
+}
+
 fn main() {
+    if let Ok(spec) = std::env::var("RING_PROFILE") {
+        profile(&spec);
+        return;
+    }
     let mut c = Criterion::default().configure_from_args();
     bench(&mut c);
     c.final_summary();

@@ -84,6 +84,11 @@ pub fn on_message(cfg: &Config, s: &mut State) {
                 ch.phase = Phase::OpenPending;
                 let inc = ch.inc;
                 s.send(GuestMsg::OpenChannel { relid, inc, page });
+            } else if ch.phase == Phase::Teardown && ch.await_created && ch.page == page {
+                // Teardown began before the GPADL was confirmed: now it can be torn down.
+                ch.await_created = false;
+                let inc = ch.inc;
+                s.send(GuestMsg::GpadlTeardown { relid, inc, page });
             }
         }
         HostMsg::OpenResult { relid, ok } => {
@@ -101,10 +106,14 @@ pub fn on_message(cfg: &Config, s: &mut State) {
             }
         }
         HostMsg::TornDown { page } => {
-            let found = (0..s.drv.len())
-                .find(|&r| s.drv[r].phase == Phase::Teardown && s.drv[r].page == page);
+            let found = (0..s.drv.len()).find(|&r| {
+                s.drv[r].phase == Phase::Teardown && !s.drv[r].await_created && s.drv[r].page == page
+            });
             if let Some(r) = found {
                 complete(cfg, s, r as u8, true);
+            } else if s.kernel.pages[usize::from(page)] == PageState::Quarantined {
+                // A late confirmation: the host no longer uses the page, so it may be reused.
+                return_to_pool(s, page);
             }
         }
         HostMsg::UnloadResponse => {
@@ -162,13 +171,17 @@ pub fn teardown(cfg: &Config, s: &mut State, relid: u8, cause: Cause) {
     if matches!(ch.phase, Phase::OpenPending | Phase::Open) && cause != Cause::OpenFailed {
         s.send(GuestMsg::CloseChannel { relid, inc: ch.inc });
     }
-    s.send(GuestMsg::GpadlTeardown {
-        relid,
-        inc: ch.inc,
-        page: p,
-    });
+    let await_created = ch.phase == Phase::GpadlPending;
+    if !await_created {
+        s.send(GuestMsg::GpadlTeardown {
+            relid,
+            inc: ch.inc,
+            page: p,
+        });
+    }
     let ch = &mut s.drv[r];
     ch.phase = Phase::Teardown;
+    ch.await_created = await_created;
     ch.wait_rank = NEW_RANK;
 }
 
@@ -213,14 +226,29 @@ fn return_to_pool(s: &mut State, page: u8) {
     s.kernel.pages[p] = PageState::Pool;
 }
 
-/// The oldest GPADL_TEARDOWN waits time out: their pages are quarantined, never reused.
+/// The oldest waits of teardowns time out. A wait for GPADL_CREATED ends in GPADL_TEARDOWN
+/// anyway (the host may hold the GPADL even if it never confirmed it, so releasing the relid now
+/// would leave a live GPADL behind) and a new wait; a wait for GPADL_TORNDOWN ends the teardown
+/// with the pages quarantined, never reused.
 pub fn on_timeout(cfg: &Config, s: &mut State) {
     let expired: Vec<u8> = (0..s.drv.len())
         .filter(|&r| s.drv[r].phase == Phase::Teardown && s.drv[r].wait_rank == 0)
         .map(|r| r as u8)
         .collect();
-    for r in expired {
-        complete(cfg, s, r, false);
+    for relid in expired {
+        let ch = s.drv[usize::from(relid)];
+        if ch.await_created {
+            s.send(GuestMsg::GpadlTeardown {
+                relid,
+                inc: ch.inc,
+                page: ch.page,
+            });
+            let ch = &mut s.drv[usize::from(relid)];
+            ch.await_created = false;
+            ch.wait_rank = NEW_RANK;
+        } else {
+            complete(cfg, s, relid, false);
+        }
     }
     finish_step(s);
 }

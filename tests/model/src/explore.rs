@@ -46,7 +46,7 @@ impl Finding {
                 let _ = writeln!(out, "       {a}");
             }
         }
-        let _ = writeln!(out, "  final state: {:#?}", self.state);
+        let _ = writeln!(out, "  final state: {:?}", self.state);
         out
     }
 }

@@ -7,7 +7,9 @@
 //! environment), and [`conformance`] compares an implementation's abstract state with the
 //! model's after every step.
 
+pub mod abstraction;
 pub mod config;
+pub mod conformance;
 pub mod driver;
 pub mod explore;
 pub mod host;

@@ -98,7 +98,8 @@ pub fn handles_agree(m: &LifetimeModel, s: &State) -> bool {
 
 /// Nothing is owed: no rescinded relid waits for its release, no message or event is in
 /// flight, no channel is half open or half torn down, no unload is half done, and every GPADL
-/// the host still has belongs to an open channel.
+/// the host still has belongs to an open channel or covers a quarantined page (whose teardown
+/// was never confirmed).
 pub fn settled(s: &State) -> bool {
     let no_owed_release =
         s.host.unloaded || s.host.chans.iter().all(|c| c.phase != HostPhase::Rescinded);
@@ -110,9 +111,10 @@ pub fn settled(s: &State) -> bool {
         None => true,
         Some(g) => {
             let ch = s.drv[usize::from(g.relid)];
-            s.kernel.pages[p] == (PageState::InUse { relid: g.relid })
-                && ch.phase == Phase::Open
-                && ch.inc == g.inc
+            s.kernel.pages[p] == PageState::Quarantined
+                || (s.kernel.pages[p] == (PageState::InUse { relid: g.relid })
+                    && ch.phase == Phase::Open
+                    && ch.inc == g.inc)
         }
     });
     no_owed_release

@@ -213,6 +213,9 @@ pub struct DrvChan {
     pub page: u8,
     /// The host rescinded the relid: RELID_RELEASED is owed once teardown completes.
     pub rescinded: bool,
+    /// During teardown of a channel whose GPADL_CREATED had not arrived: GPADL_TEARDOWN is sent
+    /// only once the GPADL is confirmed (a teardown never names a GPADL the host may not know).
+    pub await_created: bool,
     /// During teardown: order in which the GPADL_TEARDOWN waits began (0 = oldest); timers fire
     /// oldest first, all waits begun by one step together.
     pub wait_rank: u8,
@@ -226,6 +229,7 @@ impl Default for DrvChan {
             client: NONE,
             page: NONE,
             rescinded: false,
+            await_created: false,
             wait_rank: 0,
         }
     }

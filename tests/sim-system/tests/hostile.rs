@@ -618,9 +618,6 @@ fn corrupt_ring_indices_mode_breaks_the_hit_channel_and_never_the_driver() {
 /// index the host wrote out of range is hostile input the driver should count (and log), not
 /// just pass over.
 #[test]
-#[ignore = "bug: Driver::signal_channel (vmbus-driver/src/driver/events.rs) does not validate \
-            the ring indices it reads from the outbound header; an out-of-range read_index \
-            written by the host is neither counted in Stats nor logged"]
 fn corrupt_outbound_ring_index_seen_by_the_driver_is_counted_and_logged() {
     let mut b = bed();
     b.rig

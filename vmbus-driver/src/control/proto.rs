@@ -119,6 +119,9 @@ pub enum ClientError {
     SignalFailed,
     /// The host could not be told (a post-message hypercall failed).
     HostUnreachable,
+    /// The channel's ring header holds indices out of range or misaligned (the host corrupted
+    /// it); the driver refuses to act on it.
+    RingCorrupt,
 }
 
 impl fmt::Display for ClientError {
@@ -133,6 +136,7 @@ impl fmt::Display for ClientError {
             Self::BadRingSize => "ring sizes invalid or too large for the window slot",
             Self::NoResources => "driver out of ring pages or table space",
             Self::ChannelGone => "channel gone (closed, rescinded or failed)",
+            Self::RingCorrupt => "ring header corrupt (indices out of range or misaligned)",
             Self::NotOpen => "channel not open yet",
             Self::SignalFailed => "signal hypercall failed",
             Self::HostUnreachable => "message to the host could not be posted",

@@ -7,7 +7,7 @@ use log::warn;
 use crate::control::{ChannelStatus, ClientError, StatusRecord, status_offset};
 use crate::hv::{HvStatus, Hypervisor};
 use crate::ids::{ClientId, RelId};
-use crate::kernel::Kernel;
+use crate::kernel::{Kernel, PAGE_SIZE};
 
 use super::Driver;
 use super::config::MAX_CLIENTS;
@@ -115,6 +115,20 @@ impl Driver {
         }
         let word = |i: usize| u32::from_le_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
         let (write, read, mask) = (word(WRITE_INDEX), word(READ_INDEX), word(INTERRUPT_MASK));
+        // The host writes read_index and may corrupt the header at any moment: indices outside
+        // the data area or not 8-aligned mean the ring is broken, and a broken ring never
+        // justifies a hypercall.
+        let data_size = (usize::from(o.out_pages).saturating_sub(1) * PAGE_SIZE) as u64;
+        let valid = |i: u32| u64::from(i) < data_size && i % 8 == 0;
+        if !valid(write) || !valid(read) {
+            self.stats.corrupt_rings += 1;
+            self.stats.hostile += 1;
+            warn!(
+                "outbound ring of relid {}: corrupt indices (write {write:#x}, read {read:#x}, data size {data_size:#x}); signal refused",
+                o.relid
+            );
+            return Err(ClientError::RingCorrupt);
+        }
         if mask != 0 || write == read {
             self.stats.signals_suppressed += 1;
             return Ok(false);

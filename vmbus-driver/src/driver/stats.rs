@@ -33,6 +33,8 @@ pub struct Stats {
     pub unexpected_messages: u64,
     /// Non-VMBus SynIC messages (e.g. timer) in the VMBus slot.
     pub foreign_messages: u64,
+    /// Ring headers whose indices were out of range or misaligned when the driver read them.
+    pub corrupt_rings: u64,
     /// Host replies that did not come in time.
     pub timeouts: u64,
     /// Pages kept out of the pool because their GPADL teardown was never confirmed.
@@ -98,6 +100,7 @@ impl Stats {
         unknown_gpadl: 0,
         mismatched_replies: 0,
         unexpected_messages: 0,
+        corrupt_rings: 0,
         foreign_messages: 0,
         timeouts: 0,
         quarantined_pages: 0,

@@ -19,6 +19,10 @@ const IN_FLIGHT: usize = 2;
 const PAYLOAD: usize = 64;
 /// Steps between two offer listings while nothing changed.
 const LIST_EVERY: u64 = 4;
+/// Steps a client waits before retrying an offer whose open failed, doubled per failure up to
+/// 64 times this: an offer the host keeps refusing (e.g. one whose rescind a hostile host
+/// mangled, so the driver still lists it) must not turn into an open per step.
+const RETRY_BASE: u64 = 4;
 
 /// What the workload does now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +100,8 @@ pub(crate) struct BusClient {
     seq: u64,
     steps: u64,
     relist: bool,
+    /// Per relid: consecutive open failures and the step before which it is not retried.
+    backoff: BTreeMap<u32, (u32, u64)>,
 }
 
 impl core::fmt::Debug for BusClient {
@@ -124,6 +130,7 @@ impl BusClient {
             seq: 0,
             steps: 0,
             relist: true,
+            backoff: BTreeMap::new(),
         };
         (me, shared)
     }
@@ -168,7 +175,12 @@ impl BusClient {
         };
         self.relist = false;
         for o in offers.iter() {
-            if self.chans.contains_key(&o.relid) {
+            if self.chans.contains_key(&o.relid)
+                || self
+                    .backoff
+                    .get(&o.relid)
+                    .is_some_and(|&(_, until)| self.steps < until)
+            {
                 continue;
             }
             if o.sub_channel_index != 0 {
@@ -236,6 +248,14 @@ impl BusClient {
         Ok(())
     }
 
+    /// Notes a failed open of `relid`: it is retried after a delay that doubles per failure.
+    fn failed(&mut self, relid: u32) {
+        let n = self.backoff.get(&relid).map_or(0, |&(n, _)| n) + 1;
+        let delay = RETRY_BASE << n.min(6);
+        self.backoff.insert(relid, (n, self.steps + delay));
+        self.relist = true;
+    }
+
     /// One step of every channel held.
     fn run_channels(&mut self, ctx: &mut ClientCtx<'_>) {
         let relids: Vec<u32> = self.chans.keys().copied().collect();
@@ -247,6 +267,7 @@ impl BusClient {
                 Chan::Opening(p) => match p.poll(ctx) {
                     Ok(Some(ch)) => {
                         self.totals().opens += 1;
+                        self.backoff.remove(&relid);
                         // Its sub-channels may open now.
                         self.relist |= sub == 0;
                         Some(Chan::Open {
@@ -258,13 +279,13 @@ impl BusClient {
                     Ok(None) => Some(Chan::Opening(p)),
                     Err(ClientError::OpenFailed | ClientError::ChannelGone) => {
                         self.totals().open_failures += 1;
-                        self.relist = true;
+                        self.failed(relid);
                         None
                     }
                     Err(e) => {
                         self.totals().errors += 1;
                         warn!("{}: open of relid {relid}: {e}", self.name);
-                        self.relist = true;
+                        self.failed(relid);
                         None
                     }
                 },
@@ -321,7 +342,7 @@ impl ClientProgram for BusClient {
             Mode::Active => {}
         }
         self.run_channels(ctx);
-        if self.relist || self.steps % LIST_EVERY == 0 {
+        if self.relist || self.steps.is_multiple_of(LIST_EVERY) {
             self.open_offers(ctx);
         }
         Flow::Continue

@@ -246,6 +246,17 @@ impl<'o> Runner<'o> {
         })
     }
 
+    /// Waits until no channel is half-way (opening or in teardown). Every host reply the
+    /// driver waits for has a timeout, so this holds within a bounded time whatever the host
+    /// did or failed to do.
+    fn quiesce(&mut self) -> Result<(), RunError> {
+        self.run_until("the end of every open and teardown", |w| {
+            w.driver_channels()
+                .iter()
+                .all(|c| matches!(c.state, ChannelState::Open | ChannelState::Offered))
+        })
+    }
+
     /// Hot removal of device `i` (Hyper-V: its sub-channels, then its primary, are rescinded).
     /// A QEMU host never rescinds; there the clients close their channels instead.
     fn remove(&mut self, i: usize) -> Result<(), RunError> {
@@ -270,8 +281,13 @@ impl<'o> Runner<'o> {
 
     /// Waits until the driver has released every rescinded relid.
     fn released(&mut self) -> Result<(), RunError> {
+        // The host keeps a rescinded relid until RELID_RELEASED, the driver marks it until its
+        // teardown ends: both must be done.
         self.run_until("the teardown of every rescinded channel", |w| {
-            w.driver_channels().iter().all(|c| !c.rescinded)
+            w.host()
+                .channels()
+                .all(|c| c.state != hv_host::ChannelState::Rescinded)
+                && w.driver_channels().iter().all(|c| !c.rescinded)
         })
     }
 
@@ -357,6 +373,7 @@ impl<'o> Runner<'o> {
                     self.opts.hostile.clone()
                 };
                 self.hostile_phase(&modes)?;
+                self.quiesce()?;
                 self.run(s / 4);
                 self.table("recovered: traffic after the hostile modes")?;
             }
@@ -386,12 +403,13 @@ impl<'o> Runner<'o> {
             return Ok(());
         };
         let name = self.devices[i].name;
+        let mark = self.w.host().log().total();
         self.remove(i)?;
-        // One step: the driver has taken the rescinds, revoked the rings and sent CLOSECHANNEL /
-        // GPADL_TEARDOWN; the host has not answered yet.
-        self.run(1);
-        self.table(&format!("hot removal of {name}: teardown in progress"))?;
         self.released()?;
+        let order = teardown_messages(&self.w, mark);
+        self.print(&format!(
+            "-- hot removal of {name}: the teardown as the host saw it --\n{order}"
+        ))?;
         self.table(&format!("after hot removal of {name}: relids released"))?;
         if self.devices[i].id.is_none() {
             self.add(i)?;
@@ -473,4 +491,35 @@ fn spec_for(req: &DeviceReq, serial: u32, seed: u64) -> DeviceSpec {
         [0x80, s[0], s[1], s[2], s[3], s[4], s[5], 0x01],
     );
     DeviceSpec::echo(req.class, instance).with_sub_channels(req.sub_channels)
+}
+
+/// The host's message log since `mark`, one line per message of the rescind and teardown
+/// sequence (DESIGN.md §3: RESCIND, CLOSECHANNEL, GPADL_TEARDOWN, GPADL_TORNDOWN,
+/// RELID_RELEASED).
+fn teardown_messages(w: &World, mark: u64) -> String {
+    use vmbus_driver::msg::MessageType as T;
+    let wanted = [
+        T::RESCIND_CHANNELOFFER,
+        T::CLOSECHANNEL,
+        T::GPADL_TEARDOWN,
+        T::GPADL_TORNDOWN,
+        T::RELID_RELEASED,
+    ];
+    let mut s = String::new();
+    for r in w.host().log().since(mark) {
+        if !wanted.contains(&r.msgtype) {
+            continue;
+        }
+        let dir = match r.dir {
+            hv_host::Direction::Sent => "host  -> guest",
+            hv_host::Direction::Received => "guest -> host ",
+        };
+        let what = r
+            .relid
+            .map(|x| x.to_string())
+            .or(r.gpadl.map(|g| g.to_string()))
+            .unwrap_or_default();
+        s.push_str(&format!("  {dir}  {:<22} {what}\n", r.msgtype.to_string()));
+    }
+    s
 }

@@ -8,6 +8,9 @@ use vmbus_driver::driver::ChannelState;
 use super::devices::class_label;
 use super::report::Report;
 
+/// Guest errors of the host's log shown in the summary (the last ones).
+const HOST_ERRORS_SHOWN: usize = 8;
+
 /// A channel state in a few letters.
 fn state_label(s: ChannelState) -> String {
     match s {
@@ -171,7 +174,11 @@ pub(crate) fn summary(r: &Report) -> String {
         h.gpadls_created,
         h.gpadls_dropped
     );
-    for e in &r.host_errors {
+    let shown = r.host_errors.len().saturating_sub(HOST_ERRORS_SHOWN);
+    if shown > 0 {
+        let _ = writeln!(s, "  ({shown} earlier guest errors not shown)");
+    }
+    for e in &r.host_errors[shown..] {
         let _ = writeln!(s, "  host saw: {e}");
     }
     let _ = writeln!(

@@ -1,7 +1,7 @@
 //! Guest memory as the host PD sees it: the pool region's frames, by frame number.
 //!
 //! The root task maps the pool region into this PD from the region's own frame capabilities and
-//! writes the frame numbers behind the mapping into the PD info page (pd-support's `info`). The
+//! writes the frame numbers behind the mapping into the PD info page (`pd-info`). The
 //! driver's grants are copies of *its* capabilities to the same frames, so its revocations never
 //! touch this mapping: the host keeps reading and writing guest memory whatever the driver grants
 //! or revokes, as a hypervisor does.

@@ -75,10 +75,16 @@ impl Scenario {
                     return Ok(());
                 };
                 if ch.stats.packets_out >= sc::RESCIND_AFTER {
+                    // A's data is in its ring pages now: the check on B's pages must find it
+                    // gone, so it must be there to begin with.
+                    let secret = secret_words(mem, &self.pfns_a[..self.n_pfns_a])?;
                     println!(
-                        "hv-host: {} packets echoed on {relid}; rescinding it while the client's traffic flows",
+                        "hv-host: {} packets echoed on {relid} ({secret} words of A's data in its ring pages); rescinding it while the client's traffic flows",
                         ch.stats.packets_out
                     );
+                    if secret == 0 {
+                        return Err(11);
+                    }
                     host.rescind(relid).map_err(|_| 1u64)?;
                     self.phase = Phase::Rescinded;
                     host.process();
@@ -212,33 +218,44 @@ impl Scenario {
         };
         let old = &self.pfns_a[..self.n_pfns_a];
         let reused = pfns.iter().filter(|p| old.contains(p)).count();
-        let mut secret_words = 0usize;
-        let mut nonzero_words = 0usize;
-        for &pfn in pfns {
-            let mut page = [0u8; 4096];
-            mem.read(pfn, 0, &mut page).map_err(|_| 8u64)?;
-            for w in page.chunks_exact(8) {
-                let mut b = [0u8; 8];
-                b.copy_from_slice(w);
-                let v = u64::from_le_bytes(b);
-                if v != 0 {
-                    nonzero_words += 1;
-                }
-                if v & sc::TAG_MASK == sc::SECRET_A {
-                    secret_words += 1;
-                }
-            }
-        }
+        let secret = secret_words(mem, pfns)?;
+        let nonzero = count_words(mem, pfns, |v| v != 0)?;
         println!(
-            "hv-host: channel B's GPADL covers {} pages, {reused} of them A's old ring pages; words of A's data in them: {secret_words}; non-zero words: {nonzero_words}",
+            "hv-host: channel B's GPADL covers {} pages, {reused} of them A's old ring pages; words of A's data in them: {secret}; non-zero words: {nonzero}",
             pfns.len()
         );
         if reused == 0 {
             return Err(9);
         }
-        if secret_words != 0 {
+        if secret != 0 {
             return Err(10);
         }
         Ok(())
     }
+}
+
+/// Words of client A's payload pattern in the pages `pfns`.
+fn secret_words<G: GuestMemory>(mem: &mut G, pfns: &[u64]) -> Result<usize, u64> {
+    count_words(mem, pfns, |v| v & sc::TAG_MASK == sc::SECRET_A)
+}
+
+/// Words of the pages `pfns` for which `pred` holds; `Err(8)` if a page is not guest memory.
+fn count_words<G: GuestMemory>(
+    mem: &mut G,
+    pfns: &[u64],
+    pred: impl Fn(u64) -> bool,
+) -> Result<usize, u64> {
+    let mut n = 0;
+    for &pfn in pfns {
+        let mut page = [0u8; 4096];
+        mem.read(pfn, 0, &mut page).map_err(|_| 8u64)?;
+        for w in page.chunks_exact(8) {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(w);
+            if pred(u64::from_le_bytes(b)) {
+                n += 1;
+            }
+        }
+    }
+    Ok(n)
 }

@@ -1,5 +1,5 @@
 //! What the VMBus PDs of the image share: the hypercall stand-in's ABI and its SynIC pages,
-//! static cells, the PD info page the root task writes, and a `log` sink.
+//! static cells, the PD info page the root task writes (`pd-info`), and a `log` sink.
 //!
 //! The driver core (about 280 KiB) and the simulated host (about 720 KiB) do not fit the 64 KiB
 //! stack every program gets from `sel4::entry`, so their PDs keep them in a [`cell::StaticCell`]
@@ -11,6 +11,6 @@
 
 pub mod abi;
 pub mod cell;
-pub mod info;
+pub use pd_info as info;
 pub mod logger;
 pub mod page;

@@ -1,6 +1,6 @@
 //! Builds the described system: per PD a CNode, VSpace, TCB, notification and input endpoint;
-//! the program loaded from its ELF; IPC buffer, windows, pool and shared regions mapped; the
-//! channels' badged capabilities; then every PD started.
+//! the program loaded from its ELF; IPC buffer, PD info page (`pd-info`), windows, pool
+//! and shared regions mapped; the channels' badged capabilities; then every PD started.
 
 use pd_runtime::layout::{IPC_BUFFER, badge, slot as pds};
 use sel4::{
@@ -183,7 +183,7 @@ pub fn build(sys: &System, a: &mut Alloc) -> Result<Built, BuildError> {
                 &mut cx.sp,
                 Frame(info),
                 vs,
-                pd_support::info::VADDR as Word,
+                pd_info::VADDR as Word,
                 Rights::READ
             )
         )?;
@@ -472,7 +472,7 @@ fn give_pool(
     Ok(())
 }
 
-/// The PD info page's words (pd-support's `info`): the frames behind each of the PD's region
+/// The PD info page's words (`pd-info`): the frames behind each of the PD's region
 /// maps, in runs of consecutive frame numbers. `RangeError` if they need more runs than a page
 /// holds.
 fn info_runs(
@@ -481,7 +481,7 @@ fn info_runs(
     region_base: &[Word],
     words: &mut [u64; 512],
 ) -> Result<(), Error> {
-    use pd_support::info::{MAX_RUNS, Run, encode};
+    use pd_info::{MAX_RUNS, Run, encode};
     let mut runs = [Run {
         vaddr: 0,
         pfn: 0,

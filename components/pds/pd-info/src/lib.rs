@@ -9,6 +9,8 @@
 //!
 //! Layout (little-endian u64 words): [`MAGIC`], the number of runs, then per run its virtual
 //! address, first frame number and page count.
+#![no_std]
+#![allow(unsafe_code)]
 
 /// Where the root task maps the info page in every PD (next to the IPC buffer, below the
 /// run-time mapping range).
