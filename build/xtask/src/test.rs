@@ -2,7 +2,7 @@
 //!
 //! Stages: the workspace's unit, integration and property tests; the loom model of the ring
 //! signalling; Miri over the one crate that touches raw shared memory; the real-kernel test under
-//! QEMU. `--quick` runs only the first. Each stage is a child process so its output streams as it
+//! QEMU, and the lints of the PD programs built for it. `--quick` runs only the first. Each stage is a child process so its output streams as it
 //! runs; the closing line counts the stages.
 
 use std::process::{Command, ExitCode};
@@ -49,6 +49,18 @@ const STAGES: &[Stage] = &[
         name: "real seL4 kernel under QEMU",
         program: "cargo",
         args: &["xtask", "qemu-test"],
+        env: &[],
+    },
+    // The PD programs form their own workspace (built for x86_64-unknown-none); the root task
+    // includes the system table that `qemu-test` just generated.
+    Stage {
+        name: "PD programs: fmt and clippy",
+        program: "bash",
+        args: &[
+            "-c",
+            "cd components/pds && cargo fmt --all --check && \
+             SEL4_SYSTEM_RS=\"$PWD/../../build/out/system.rs\" cargo clippy --workspace --quiet -- -D warnings",
+        ],
         env: &[],
     },
 ];
