@@ -466,7 +466,10 @@ fn profile(spec: &str) {
         "bbqueue_1t" => run_bbqueue_1t(size, packets),
         other => panic!("unknown profile target {other}"),
     };
-    println!("{name} {size} B: {:.1} ns/pkt", t.as_nanos() as f64 / packets as f64);
+    println!(
+        "{name} {size} B: {:.1} ns/pkt",
+        t.as_nanos() as f64 / packets as f64
+    );
 }
 
 fn main() {

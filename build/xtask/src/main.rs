@@ -1,4 +1,4 @@
-//! Project commands: `cargo xtask check | gen | image | qemu | qemu-test | test`.
+//! Project commands: `cargo xtask run | test | check | gen | image | qemu | qemu-test`.
 
 use std::process::ExitCode;
 

@@ -6,7 +6,7 @@
 //! use several pages per ring and pick them in any order; only counts are compared).
 
 use crate::model::LifetimeModel;
-use crate::state::{GuestMsg, Handle, Phase, PageState, State};
+use crate::state::{GuestMsg, Handle, PageState, Phase, State};
 
 /// The driver's view of one relid.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -88,7 +88,12 @@ pub fn abstract_model(m: &LifetimeModel, s: &State) -> AbstractState {
             }
         })
         .collect();
-    let count = |want: PageState| s.kernel.pages[..cfg.pages].iter().filter(|p| **p == want).count();
+    let count = |want: PageState| {
+        s.kernel.pages[..cfg.pages]
+            .iter()
+            .filter(|p| **p == want)
+            .count()
+    };
     AbstractState {
         chans,
         to_host: s.to_host.iter().map(abstract_msg).collect(),
@@ -100,7 +105,10 @@ pub fn abstract_model(m: &LifetimeModel, s: &State) -> AbstractState {
             .collect(),
         pool: count(PageState::Pool),
         quarantined: count(PageState::Quarantined),
-        flags: s.host.flags[..cfg.channels].iter().map(Option::is_some).collect(),
+        flags: s.host.flags[..cfg.channels]
+            .iter()
+            .map(Option::is_some)
+            .collect(),
         unloaded: s.conn == crate::state::Conn::Unloaded,
     }
 }

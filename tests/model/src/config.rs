@@ -87,8 +87,9 @@ pub struct Config {
     pub host_silent_after_rescind: bool,
     /// The host may refuse an OPENCHANNEL.
     pub host_refuses_open: bool,
-    /// The driver times out a GPADL_TEARDOWN that is not answered (pages stay quarantined).
-    pub teardown_timeouts: bool,
+    /// The driver times out host replies (GPADL_CREATED, OPENCHANNEL_RESULT, GPADL_TORNDOWN):
+    /// a late open fails, an unanswered teardown leaves its pages quarantined.
+    pub reply_timeouts: bool,
     /// The driver may unload the bus.
     pub unload: bool,
     /// Explore one representative per renumbering of the clients (off for conformance traces,
@@ -108,7 +109,7 @@ impl Default for Config {
             offers_per_relid: 2,
             host_silent_after_rescind: true,
             host_refuses_open: true,
-            teardown_timeouts: true,
+            reply_timeouts: true,
             unload: true,
             symmetry: true,
             variant: Variant::Correct,

@@ -20,6 +20,8 @@ pub enum Cause {
     OpenFailed,
     /// The bus is being unloaded.
     Unload,
+    /// The host did not answer GPADL_HEADER or OPENCHANNEL in time.
+    Timeout,
 }
 
 /// Wait rank given to waits begun by the current step; ranks are made dense after each step.
@@ -82,11 +84,13 @@ pub fn on_message(cfg: &Config, s: &mut State) {
             let ch = &mut s.drv[usize::from(relid)];
             if ch.phase == Phase::GpadlPending && ch.page == page {
                 ch.phase = Phase::OpenPending;
+                ch.wait_rank = NEW_RANK;
                 let inc = ch.inc;
                 s.send(GuestMsg::OpenChannel { relid, inc, page });
             } else if ch.phase == Phase::Teardown && ch.await_created && ch.page == page {
                 // Teardown began before the GPADL was confirmed: now it can be torn down.
                 ch.await_created = false;
+                ch.wait_rank = NEW_RANK;
                 let inc = ch.inc;
                 s.send(GuestMsg::GpadlTeardown { relid, inc, page });
             }
@@ -107,7 +111,9 @@ pub fn on_message(cfg: &Config, s: &mut State) {
         }
         HostMsg::TornDown { page } => {
             let found = (0..s.drv.len()).find(|&r| {
-                s.drv[r].phase == Phase::Teardown && !s.drv[r].await_created && s.drv[r].page == page
+                s.drv[r].phase == Phase::Teardown
+                    && !s.drv[r].await_created
+                    && s.drv[r].page == page
             });
             if let Some(r) = found {
                 complete(cfg, s, r as u8, true);
@@ -171,7 +177,9 @@ pub fn teardown(cfg: &Config, s: &mut State, relid: u8, cause: Cause) {
     if matches!(ch.phase, Phase::OpenPending | Phase::Open) && cause != Cause::OpenFailed {
         s.send(GuestMsg::CloseChannel { relid, inc: ch.inc });
     }
-    let await_created = ch.phase == Phase::GpadlPending;
+    // Wait for GPADL_CREATED first, unless its wait just timed out (then the host may hold the
+    // GPADL without having said so: tear it down anyway).
+    let await_created = ch.phase == Phase::GpadlPending && cause != Cause::Timeout;
     if !await_created {
         s.send(GuestMsg::GpadlTeardown {
             relid,
@@ -182,7 +190,10 @@ pub fn teardown(cfg: &Config, s: &mut State, relid: u8, cause: Cause) {
     let ch = &mut s.drv[r];
     ch.phase = Phase::Teardown;
     ch.await_created = await_created;
-    ch.wait_rank = NEW_RANK;
+    if !await_created {
+        // A new wait (for GPADL_TORNDOWN); a wait for GPADL_CREATED keeps its age.
+        ch.wait_rank = NEW_RANK;
+    }
 }
 
 /// Steps 4-5: RELID_RELEASED if rescinded, then zero the page and return it to the pool when the
@@ -226,18 +237,22 @@ fn return_to_pool(s: &mut State, page: u8) {
     s.kernel.pages[p] = PageState::Pool;
 }
 
-/// The oldest waits of teardowns time out. A wait for GPADL_CREATED ends in GPADL_TEARDOWN
-/// anyway (the host may hold the GPADL even if it never confirmed it, so releasing the relid now
-/// would leave a live GPADL behind) and a new wait; a wait for GPADL_TORNDOWN ends the teardown
-/// with the pages quarantined, never reused.
+/// The oldest waits for a host reply time out (a slow host and a silent one look the same).
+/// An open whose GPADL_CREATED or OPENCHANNEL_RESULT is late fails into the teardown path,
+/// treating the GPADL as possibly created. During teardown, a wait for GPADL_CREATED ends in
+/// GPADL_TEARDOWN anyway (the host may hold the GPADL without having confirmed it, so releasing
+/// the relid now would leave a live GPADL behind) and a new wait; a wait for GPADL_TORNDOWN ends
+/// the teardown with the pages quarantined, never reused.
 pub fn on_timeout(cfg: &Config, s: &mut State) {
     let expired: Vec<u8> = (0..s.drv.len())
-        .filter(|&r| s.drv[r].phase == Phase::Teardown && s.drv[r].wait_rank == 0)
+        .filter(|&r| s.drv[r].phase.is_waiting() && s.drv[r].wait_rank == 0)
         .map(|r| r as u8)
         .collect();
     for relid in expired {
         let ch = s.drv[usize::from(relid)];
-        if ch.await_created {
+        if ch.phase.is_live() {
+            teardown(cfg, s, relid, Cause::Timeout);
+        } else if ch.await_created {
             s.send(GuestMsg::GpadlTeardown {
                 relid,
                 inc: ch.inc,
@@ -278,9 +293,11 @@ pub fn on_open(cfg: &Config, s: &mut State, client: u8, relid: u8) {
         phase: Phase::GpadlPending,
         client,
         page: p as u8,
+        wait_rank: NEW_RANK,
         ..ch
     };
     s.clients[usize::from(client)].handles[r] = Handle::Current;
+    finish_step(s);
 }
 
 /// A client closes its handle to `relid`; a stale handle is refused.
@@ -327,12 +344,16 @@ pub fn finish_step(s: &mut State) {
     let mut ranks: Vec<u8> = s
         .drv
         .iter()
-        .filter(|c| c.phase == Phase::Teardown)
+        .filter(|c| c.phase.is_waiting())
         .map(|c| c.wait_rank)
         .collect();
     ranks.sort_unstable();
     ranks.dedup();
-    for ch in s.drv.iter_mut().filter(|c| c.phase == Phase::Teardown) {
+    for ch in s.drv.iter_mut() {
+        if !ch.phase.is_waiting() {
+            ch.wait_rank = 0;
+            continue;
+        }
         ch.wait_rank = ranks.iter().position(|&r| r == ch.wait_rank).unwrap_or(0) as u8;
     }
 }

@@ -8,7 +8,7 @@ use crate::config::Config;
 use crate::driver;
 use crate::host::{self, Reply};
 use crate::properties;
-use crate::state::{Conn, Handle, Phase, State};
+use crate::state::{Conn, Handle, State};
 use crate::symmetry;
 
 /// One atomic step of one party.
@@ -27,7 +27,7 @@ pub enum Action {
     DriverMessage,
     /// The driver's interrupt with only event flags set (system).
     DriverEvents,
-    /// The oldest GPADL_TEARDOWN waits time out (system).
+    /// The oldest waits for a host reply time out (system).
     DriverTimeout,
     /// Client `.0` asks to open relid `.1` (environment).
     ClientOpen(u8, u8),
@@ -59,7 +59,9 @@ impl fmt::Display for Action {
             Self::HostReceive(reply) => write!(f, "host receives next message ({reply:?})"),
             Self::DriverMessage => f.write_str("driver: interrupt with the next host message"),
             Self::DriverEvents => f.write_str("driver: interrupt with event flags only"),
-            Self::DriverTimeout => f.write_str("driver: oldest teardown waits time out"),
+            Self::DriverTimeout => {
+                f.write_str("driver: the oldest waits for a host reply time out")
+            }
             Self::ClientOpen(c, r) => write!(f, "client {c} opens relid {}", r + 1),
             Self::ClientClose(c, r) => write!(f, "client {c} closes relid {}", r + 1),
             Self::ClientFault(c) => write!(f, "client {c} faults"),
@@ -106,7 +108,7 @@ impl LifetimeModel {
         if s.host.flags.iter().any(Option::is_some) {
             out.push(Action::DriverEvents);
         }
-        if cfg.teardown_timeouts && s.drv.iter().any(|c| c.phase == Phase::Teardown) {
+        if cfg.reply_timeouts && s.drv.iter().any(|c| c.phase.is_waiting()) {
             out.push(Action::DriverTimeout);
         }
         for r in 0..cfg.channels as u8 {
@@ -174,7 +176,7 @@ impl LifetimeModel {
                 driver::deliver_events(&mut n);
             }
             Action::DriverTimeout => {
-                if !cfg.teardown_timeouts || s.drv.iter().all(|c| c.phase != Phase::Teardown) {
+                if !cfg.reply_timeouts || s.drv.iter().all(|c| !c.phase.is_waiting()) {
                     return None;
                 }
                 driver::on_timeout(cfg, &mut n);

@@ -194,6 +194,14 @@ impl Phase {
         matches!(self, Self::GpadlPending | Self::OpenPending | Self::Open)
     }
 
+    /// The driver waits for a host reply (GPADL_CREATED, OPENCHANNEL_RESULT, GPADL_TORNDOWN).
+    pub fn is_waiting(self) -> bool {
+        matches!(
+            self,
+            Self::GpadlPending | Self::OpenPending | Self::Teardown
+        )
+    }
+
     /// The channel needs no more work from the driver.
     pub fn is_idle(self) -> bool {
         matches!(self, Self::Absent | Self::Offered)
@@ -216,7 +224,7 @@ pub struct DrvChan {
     /// During teardown of a channel whose GPADL_CREATED had not arrived: GPADL_TEARDOWN is sent
     /// only once the GPADL is confirmed (a teardown never names a GPADL the host may not know).
     pub await_created: bool,
-    /// During teardown: order in which the GPADL_TEARDOWN waits began (0 = oldest); timers fire
+    /// While waiting for a host reply: order in which the waits began (0 = oldest); timers fire
     /// oldest first, all waits begun by one step together.
     pub wait_rank: u8,
 }

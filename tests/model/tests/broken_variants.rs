@@ -11,16 +11,24 @@ use lifetime_model::{Config, LifetimeModel, Variant};
 
 /// Explores `cfg` with `variant`, without client symmetry so the trace keeps client numbers.
 fn broken(cfg: Config, variant: Variant) -> Report {
-    run_explore(Config { variant, symmetry: false, ..cfg })
+    run_explore(Config {
+        variant,
+        symmetry: false,
+        ..cfg
+    })
 }
 
 /// The trace must replay step by step in the model and end in the reported state.
 fn assert_replays(cfg: Config, r: &Report, what: &str) {
-    let f = r.finding(what).unwrap_or_else(|| panic!("not reported: {what}"));
+    let f = r
+        .finding(what)
+        .unwrap_or_else(|| panic!("not reported: {what}"));
     let model = LifetimeModel::new(cfg);
     let mut s = model.init();
     for a in &f.trace {
-        s = model.step(&s, *a).unwrap_or_else(|| panic!("trace step {a} not enabled"));
+        s = model
+            .step(&s, *a)
+            .unwrap_or_else(|| panic!("trace step {a} not enabled"));
     }
     assert_eq!(s, f.state, "trace does not end in the reported state");
     assert!(!f.trace.is_empty());
@@ -28,29 +36,50 @@ fn assert_replays(cfg: Config, r: &Report, what: &str) {
 
 #[test]
 fn revoking_after_teardown_leaves_the_client_reaching_a_channel_it_lost() {
-    let cfg = Config { variant: Variant::RevokeAfterTeardown, symmetry: false, ..polite(1, 2, 2, 1) };
+    let cfg = Config {
+        variant: Variant::RevokeAfterTeardown,
+        symmetry: false,
+        ..polite(1, 2, 2, 1)
+    };
     let r = broken(cfg, cfg.variant);
     assert_replays(cfg, &r, names::CLIENT_REACH);
     let (_, failed, _) = run_stateright(cfg);
-    assert!(failed.contains(&names::CLIENT_REACH), "stateright missed it: {failed:?}");
+    assert!(
+        failed.contains(&names::CLIENT_REACH),
+        "stateright missed it: {failed:?}"
+    );
 }
 
 #[test]
 fn releasing_twice_is_reported_as_a_second_relid_released() {
-    let cfg = Config { variant: Variant::ReleaseTwice, symmetry: false, ..polite(1, 2, 2, 1) };
+    let cfg = Config {
+        variant: Variant::ReleaseTwice,
+        symmetry: false,
+        ..polite(1, 2, 2, 1)
+    };
     let r = broken(cfg, cfg.variant);
     assert_replays(cfg, &r, names::RELEASE_ONCE);
     let (_, failed, _) = run_stateright(cfg);
-    assert!(failed.contains(&names::RELEASE_ONCE), "stateright missed it: {failed:?}");
+    assert!(
+        failed.contains(&names::RELEASE_ONCE),
+        "stateright missed it: {failed:?}"
+    );
 }
 
 #[test]
 fn reusing_a_page_before_torndown_puts_a_live_gpadl_page_in_the_pool() {
-    let cfg = Config { variant: Variant::ReuseBeforeTorndown, symmetry: false, ..polite(1, 2, 2, 1) };
+    let cfg = Config {
+        variant: Variant::ReuseBeforeTorndown,
+        symmetry: false,
+        ..polite(1, 2, 2, 1)
+    };
     let r = broken(cfg, cfg.variant);
     assert_replays(cfg, &r, names::POOL_NO_GPADL);
     let (_, failed, _) = run_stateright(cfg);
-    assert!(failed.contains(&names::POOL_NO_GPADL), "stateright missed it: {failed:?}");
+    assert!(
+        failed.contains(&names::POOL_NO_GPADL),
+        "stateright missed it: {failed:?}"
+    );
 }
 
 #[test]
@@ -63,16 +92,25 @@ fn not_taking_events_before_messages_lets_an_old_event_reach_the_next_owner() {
     let r = broken(cfg, cfg.variant);
     assert_replays(cfg, &r, names::NO_STRAY_EVENT);
     // The correct driver, same bounds: no stray event.
-    let ok = run_explore(Config { variant: Variant::Correct, ..cfg });
+    let ok = run_explore(Config {
+        variant: Variant::Correct,
+        ..cfg
+    });
     assert!(ok.findings.is_empty());
 }
 
 #[test]
-fn a_silent_host_without_teardown_timeouts_leaves_a_rescind_unreleased() {
-    let cfg = Config { teardown_timeouts: false, ..hostile(1, 1, 1, 1) };
+fn a_silent_host_without_reply_timeouts_leaves_a_rescind_unreleased() {
+    let cfg = Config {
+        reply_timeouts: false,
+        ..hostile(1, 1, 1, 1)
+    };
     let r = run_explore(cfg);
     assert_replays(cfg, &r, LIVENESS);
     // With the timeout the same host cannot stall the release.
-    let timed = run_explore(Config { teardown_timeouts: true, ..cfg });
+    let timed = run_explore(Config {
+        reply_timeouts: true,
+        ..cfg
+    });
     assert!(timed.findings.is_empty());
 }

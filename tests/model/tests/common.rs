@@ -14,7 +14,7 @@ pub fn polite(channels: usize, clients: usize, pages: usize, offers: u8) -> Conf
         offers_per_relid: offers,
         host_silent_after_rescind: false,
         host_refuses_open: false,
-        teardown_timeouts: false,
+        reply_timeouts: false,
         ..Config::default()
     }
 }
@@ -24,7 +24,7 @@ pub fn hostile(channels: usize, clients: usize, pages: usize, offers: u8) -> Con
     Config {
         host_silent_after_rescind: true,
         host_refuses_open: true,
-        teardown_timeouts: true,
+        reply_timeouts: true,
         ..polite(channels, clients, pages, offers)
     }
 }
@@ -45,13 +45,20 @@ pub fn run_explore(cfg: Config) -> Report {
 /// Asserts the exploration found nothing wrong and reached every "sometimes" property except
 /// those listed as impossible in this configuration.
 pub fn assert_clean(r: &Report, impossible: &[&str]) {
-    assert!(r.findings.is_empty(), "findings: {:?}", r.findings.iter().map(|f| &f.what).collect::<Vec<_>>());
+    assert!(
+        r.findings.is_empty(),
+        "findings: {:?}",
+        r.findings.iter().map(|f| &f.what).collect::<Vec<_>>()
+    );
     assert!(!r.bounded);
     let mut unreached = r.unreached.clone();
     unreached.sort_unstable();
     let mut expected: Vec<&str> = impossible.to_vec();
     expected.sort_unstable();
-    assert_eq!(unreached, expected, "coverage differs from what this configuration allows");
+    assert_eq!(
+        unreached, expected,
+        "coverage differs from what this configuration allows"
+    );
 }
 
 /// Runs stateright's BFS checker exhaustively and returns (unique states, failed property names,

@@ -9,7 +9,11 @@ use lifetime_model::conformance::{all_traces, random_walks};
 use lifetime_model::{Config, LifetimeModel, Variant};
 
 fn model(variant: Variant) -> LifetimeModel {
-    LifetimeModel::new(Config { symmetry: false, variant, ..hostile(2, 2, 2, 2) })
+    LifetimeModel::new(Config {
+        symmetry: false,
+        variant,
+        ..hostile(2, 2, 2, 2)
+    })
 }
 
 #[test]
@@ -19,8 +23,14 @@ fn harness_accepts_an_implementation_that_matches_the_model() {
     let steps = all_traces(&m, &imp, 5).unwrap_or_else(|d| panic!("{d}"));
     println!("all traces to depth 5: {steps} steps");
     assert!(steps > 10_000);
-    let walked = random_walks(&m, || ModelImplementation::new(&m, Variant::Correct), 200, 80, 7)
-        .unwrap_or_else(|d| panic!("{d}"));
+    let walked = random_walks(
+        &m,
+        || ModelImplementation::new(&m, Variant::Correct),
+        200,
+        80,
+        7,
+    )
+    .unwrap_or_else(|d| panic!("{d}"));
     assert!(walked > 200);
 }
 

@@ -18,10 +18,16 @@ fn fresh(m: &LifetimeModel) -> DriverImplementation {
 /// 2 clients, then random walks with re-offers.
 #[test]
 fn driver_follows_the_model_with_a_polite_host() {
-    let m = LifetimeModel::new(Config { symmetry: false, ..polite(2, 2, 2, 1) });
+    let m = LifetimeModel::new(Config {
+        symmetry: false,
+        ..polite(2, 2, 2, 1)
+    });
     let steps = all_traces(&m, &fresh(&m), 6).unwrap_or_else(|d| panic!("{d}"));
     println!("all traces to depth 6: {steps} steps");
-    let m2 = LifetimeModel::new(Config { symmetry: false, ..polite(2, 2, 2, 2) });
+    let m2 = LifetimeModel::new(Config {
+        symmetry: false,
+        ..polite(2, 2, 2, 2)
+    });
     let walked = random_walks(&m2, || fresh(&m2), 300, 80, 1).unwrap_or_else(|d| panic!("{d}"));
     println!("random walks: {walked} steps");
 }
@@ -29,7 +35,10 @@ fn driver_follows_the_model_with_a_polite_host() {
 /// A hostile host (silence after rescind, refused opens) and teardown timeouts.
 #[test]
 fn driver_follows_the_model_with_a_hostile_host() {
-    let m = LifetimeModel::new(Config { symmetry: false, ..hostile(2, 2, 2, 2) });
+    let m = LifetimeModel::new(Config {
+        symmetry: false,
+        ..hostile(2, 2, 2, 2)
+    });
     let walked = random_walks(&m, || fresh(&m), 300, 80, 2).unwrap_or_else(|d| panic!("{d}"));
     println!("random walks: {walked} steps");
 }

@@ -20,7 +20,10 @@ fn two_channels_two_clients_keep_every_invariant_in_every_state() {
     assert_clean(&r, &[REOFFER, QUARANTINE, POOL_EMPTY]);
     let (states, failed, unreached) = run_stateright(cfg);
     assert!(failed.is_empty(), "stateright found violations: {failed:?}");
-    assert_eq!(states, r.states, "the two checkers disagree on the state space");
+    assert_eq!(
+        states, r.states,
+        "the two checkers disagree on the state space"
+    );
     assert_eq!(unreached.len(), 3);
 }
 

@@ -10,8 +10,12 @@
 //! - **open/close cycles per second**: a client opens a channel (GPADL, OPENCHANNEL, grant),
 //!   closes it, and the teardown completes (CLOSECHANNEL, GPADL_TEARDOWN, revoke, zero, pool).
 //!
-//! Run with `cargo bench -p sim-system --bench driver`. After criterion's own report the bench
-//! prints the ratios and the per-page breakdown (the medians of criterion's samples).
+//! Run with `cargo bench -p sim-system --bench driver` (about a minute). After criterion's own
+//! report the bench prints the figures: the dispatch ratios from a second, interleaved
+//! measurement (the three channel counts batch by batch in turn, so that the load of a shared
+//! machine falls on all three alike; criterion measures them one after the other), the
+//! open/close rate and the per-page breakdown of kernel operations. `cargo test --benches`
+//! runs each benchmark once and checks the kernel-operation figure only.
 //!
 //! How dispatch is isolated: a world with N open channels is built through the real path
 //! (description, host offers, client opens); the driver is then cloned out of it and driven

@@ -119,7 +119,7 @@ impl Driver {
         // the data area or not 8-aligned mean the ring is broken, and a broken ring never
         // justifies a hypercall.
         let data_size = (usize::from(o.out_pages).saturating_sub(1) * PAGE_SIZE) as u64;
-        let valid = |i: u32| u64::from(i) < data_size && i % 8 == 0;
+        let valid = |i: u32| u64::from(i) < data_size && i.is_multiple_of(8);
         if !valid(write) || !valid(read) {
             self.stats.corrupt_rings += 1;
             self.stats.hostile += 1;

@@ -84,24 +84,31 @@ pub trait RingMem {
 }
 
 impl<T: RingMem + ?Sized> RingMem for &T {
+    #[inline]
     fn data_size(&self) -> u32 {
         (**self).data_size()
     }
+    #[inline]
     fn load(&self, word: Control, order: Ordering) -> u32 {
         (**self).load(word, order)
     }
+    #[inline]
     fn store(&self, word: Control, value: u32, order: Ordering) {
         (**self).store(word, value, order);
     }
+    #[inline]
     fn swap(&self, word: Control, value: u32, order: Ordering) -> u32 {
         (**self).swap(word, value, order)
     }
+    #[inline]
     fn fence(&self, order: Ordering) {
         (**self).fence(order);
     }
+    #[inline]
     fn read_data(&self, offset: u32, buf: &mut [u8]) {
         (**self).read_data(offset, buf);
     }
+    #[inline]
     fn write_data(&self, offset: u32, data: &[u8]) {
         (**self).write_data(offset, data);
     }
@@ -121,6 +128,7 @@ impl FlatHeader {
         }
     }
 
+    #[inline]
     fn word(&self, word: Control) -> &AtomicU32 {
         &self.words[word as usize]
     }
@@ -146,38 +154,82 @@ impl<'a> FlatRingMem<'a> {
         Self { header, data }
     }
 
+    #[inline]
     fn word_bytes(&self, index: usize) -> [u8; 8] {
         self.data[index].load(Ordering::Relaxed).to_le_bytes()
     }
 }
 
 impl RingMem for FlatRingMem<'_> {
+    #[inline]
     fn data_size(&self) -> u32 {
         u32::try_from(self.data.len() * 8).unwrap_or(u32::MAX)
     }
 
+    #[inline]
     fn load(&self, word: Control, order: Ordering) -> u32 {
         self.header.word(word).load(order)
     }
 
+    #[inline]
     fn store(&self, word: Control, value: u32, order: Ordering) {
         self.header.word(word).store(value, order);
     }
 
+    #[inline]
     fn swap(&self, word: Control, value: u32, order: Ordering) -> u32 {
         self.header.word(word).swap(value, order)
     }
 
+    #[inline]
     fn fence(&self, order: Ordering) {
         fence(order);
     }
 
+    #[inline]
     fn read_data(&self, offset: u32, buf: &mut [u8]) {
         let start = offset as usize;
         assert!(
-            start + buf.len() <= self.data.len() * 8,
+            start <= self.data.len() * 8 && buf.len() <= self.data.len() * 8 - start,
             "ring data read out of range"
         );
+        if !start.is_multiple_of(8) {
+            return self.read_unaligned(start, buf);
+        }
+        // The ring code's case: an 8-aligned start. Whole words straight into the buffer, then
+        // the first bytes of one more word.
+        let (chunks, tail) = buf.as_chunks_mut::<8>();
+        let first = start / 8;
+        let n = chunks.len();
+        load_words(chunks, &self.data[first..first + n]);
+        if !tail.is_empty() {
+            let bytes = self.word_bytes(first + n);
+            let k = tail.len();
+            tail.copy_from_slice(&bytes[..k]);
+        }
+    }
+
+    #[inline]
+    fn write_data(&self, offset: u32, data: &[u8]) {
+        let start = offset as usize;
+        assert!(
+            start <= self.data.len() * 8 && data.len() <= self.data.len() * 8 - start,
+            "ring data write out of range"
+        );
+        let (chunks, tail) = data.as_chunks::<8>();
+        if !start.is_multiple_of(8) || !tail.is_empty() {
+            return self.write_unaligned(start, data);
+        }
+        // The ring code's case: whole words at an 8-aligned offset.
+        let first = start / 8;
+        store_words(&self.data[first..first + chunks.len()], chunks);
+    }
+}
+
+impl FlatRingMem<'_> {
+    /// `read_data` from an offset that is not 8-aligned (never used by the ring code itself).
+    #[cold]
+    fn read_unaligned(&self, start: usize, buf: &mut [u8]) {
         let mut word = start / 8;
         let mut rest = buf;
         let head = start % 8;
@@ -190,25 +242,19 @@ impl RingMem for FlatRingMem<'_> {
             rest = tail;
             word += 1;
         }
-        let last = word + rest.len() / 8;
-        let mut chunks = rest.chunks_exact_mut(8);
-        for (chunk, w) in (&mut chunks).zip(&self.data[word..]) {
-            chunk.copy_from_slice(&w.load(Ordering::Relaxed).to_le_bytes());
-        }
-        let tail = chunks.into_remainder();
+        let (chunks, tail) = rest.as_chunks_mut::<8>();
+        let n = chunks.len();
+        load_words(chunks, &self.data[word..word + n]);
         if !tail.is_empty() {
-            let bytes = self.word_bytes(last);
-            let n = tail.len();
-            tail.copy_from_slice(&bytes[..n]);
+            let bytes = self.word_bytes(word + n);
+            let k = tail.len();
+            tail.copy_from_slice(&bytes[..k]);
         }
     }
 
-    fn write_data(&self, offset: u32, data: &[u8]) {
-        let start = offset as usize;
-        assert!(
-            start + data.len() <= self.data.len() * 8,
-            "ring data write out of range"
-        );
+    /// `write_data` of a partial word at either end (never used by the ring code itself).
+    #[cold]
+    fn write_unaligned(&self, start: usize, data: &[u8]) {
         let mut word = start / 8;
         let mut rest = data;
         let head = start % 8;
@@ -222,18 +268,49 @@ impl RingMem for FlatRingMem<'_> {
             rest = &rest[n..];
             word += 1;
         }
-        let mut chunks = rest.chunks_exact(8);
-        for (chunk, w) in (&mut chunks).zip(&self.data[word..]) {
-            let mut bytes = [0u8; 8];
-            bytes.copy_from_slice(chunk);
-            w.store(u64::from_le_bytes(bytes), Ordering::Relaxed);
-        }
-        let tail = chunks.remainder();
+        let (chunks, tail) = rest.as_chunks::<8>();
+        let n = chunks.len();
+        store_words(&self.data[word..word + n], chunks);
         if !tail.is_empty() {
-            let last = word + rest.len() / 8;
-            let mut bytes = self.word_bytes(last);
+            let mut bytes = self.word_bytes(word + n);
             bytes[..tail.len()].copy_from_slice(tail);
-            self.data[last].store(u64::from_le_bytes(bytes), Ordering::Relaxed);
+            self.data[word + n].store(u64::from_le_bytes(bytes), Ordering::Relaxed);
         }
+    }
+}
+
+/// Copies `src.len()` data words (relaxed loads) into `dst`, which has the same length.
+///
+/// Four words per step: relaxed atomics are never merged into wider accesses, so the unrolled
+/// body is what keeps the loop at about one load and one store per word rather than paying the
+/// loop overhead on every word.
+#[inline(always)]
+fn load_words(dst: &mut [[u8; 8]], src: &[AtomicU64]) {
+    let (d4, d1) = dst.as_chunks_mut::<4>();
+    let (s4, s1) = src.as_chunks::<4>();
+    for (d, s) in d4.iter_mut().zip(s4) {
+        d[0] = s[0].load(Ordering::Relaxed).to_le_bytes();
+        d[1] = s[1].load(Ordering::Relaxed).to_le_bytes();
+        d[2] = s[2].load(Ordering::Relaxed).to_le_bytes();
+        d[3] = s[3].load(Ordering::Relaxed).to_le_bytes();
+    }
+    for (d, s) in d1.iter_mut().zip(s1) {
+        *d = s.load(Ordering::Relaxed).to_le_bytes();
+    }
+}
+
+/// Stores `src` into `dst.len()` data words (relaxed stores); the lengths are equal.
+#[inline(always)]
+fn store_words(dst: &[AtomicU64], src: &[[u8; 8]]) {
+    let (d4, d1) = dst.as_chunks::<4>();
+    let (s4, s1) = src.as_chunks::<4>();
+    for (d, s) in d4.iter().zip(s4) {
+        d[0].store(u64::from_le_bytes(s[0]), Ordering::Relaxed);
+        d[1].store(u64::from_le_bytes(s[1]), Ordering::Relaxed);
+        d[2].store(u64::from_le_bytes(s[2]), Ordering::Relaxed);
+        d[3].store(u64::from_le_bytes(s[3]), Ordering::Relaxed);
+    }
+    for (d, s) in d1.iter().zip(s1) {
+        d.store(u64::from_le_bytes(*s), Ordering::Relaxed);
     }
 }

@@ -161,6 +161,7 @@ pub fn init_ring<M: RingMem>(mem: &M, feature_bits: u32) {
 }
 
 /// Checks that a ring memory's data size is usable.
+#[inline]
 fn checked_size<M: RingMem>(mem: &M) -> Result<u32, RingError> {
     let size = mem.data_size();
     if !size.is_multiple_of(8) || !(MIN_DATA_SIZE..=MAX_DATA_SIZE).contains(&size) {
@@ -170,6 +171,7 @@ fn checked_size<M: RingMem>(mem: &M) -> Result<u32, RingError> {
 }
 
 /// Checks an index loaded from the header: below `size` and 8-aligned (§5.1).
+#[inline]
 fn checked_index(index: u32, size: u32) -> Result<u32, RingError> {
     if index >= size {
         Err(RingError::Corrupt(Corruption::IndexOutOfRange(index)))
@@ -181,6 +183,7 @@ fn checked_index(index: u32, size: u32) -> Result<u32, RingError> {
 }
 
 /// Bytes between `from` and `to` going forward around a ring of `size` (both below `size`).
+#[inline]
 fn distance(from: u32, to: u32, size: u32) -> u32 {
     if to >= from {
         to - from
@@ -190,6 +193,7 @@ fn distance(from: u32, to: u32, size: u32) -> u32 {
 }
 
 /// `pos + n` around a ring of `size` (`pos < size`, `n <= size`).
+#[inline]
 fn advance(pos: u32, n: u32, size: u32) -> u32 {
     let rest = size - pos;
     if n < rest { pos + n } else { n - rest }
@@ -197,6 +201,7 @@ fn advance(pos: u32, n: u32, size: u32) -> u32 {
 
 /// Copies ring bytes starting at `pos` into `buf`, wrapping at the end of the data area.
 /// `pos < size` and `buf.len() <= size`.
+#[inline]
 fn copy_out<M: RingMem>(mem: &M, size: u32, pos: u32, buf: &mut [u8]) {
     let first = (size - pos) as usize;
     if buf.len() <= first {
@@ -209,6 +214,7 @@ fn copy_out<M: RingMem>(mem: &M, size: u32, pos: u32, buf: &mut [u8]) {
 }
 
 /// Copies `data` into the ring starting at `pos`, wrapping; same contract as [`copy_out`].
+#[inline]
 fn copy_in<M: RingMem>(mem: &M, size: u32, pos: u32, data: &[u8]) {
     let first = (size - pos) as usize;
     if data.len() <= first {

@@ -50,6 +50,7 @@ impl PacketType {
 
     /// Whether the type is one of the named types a peer may send (0x1 to 0xD). The ring validates
     /// only framing; the channel decides which of these it handles.
+    #[inline]
     pub const fn is_known(self) -> bool {
         self.0 >= Self::SYNCH.0 && self.0 <= Self::ADDITIONAL_DATA.0
     }
@@ -78,6 +79,7 @@ pub struct Descriptor {
 
 impl Descriptor {
     /// Encodes the descriptor (little-endian, offsets of §5.3).
+    #[inline]
     pub fn to_bytes(&self) -> [u8; 16] {
         let mut b = [0u8; 16];
         b[0..2].copy_from_slice(&self.packet_type.0.to_le_bytes());
@@ -89,6 +91,7 @@ impl Descriptor {
     }
 
     /// Decodes a descriptor without validating it.
+    #[inline]
     pub fn from_bytes(b: &[u8; 16]) -> Self {
         let u16_at = |i: usize| u16::from_le_bytes([b[i], b[i + 1]]);
         let mut id = [0u8; 8];

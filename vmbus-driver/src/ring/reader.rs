@@ -65,12 +65,14 @@ impl<M: RingMem> RingReader<M> {
 
     /// The producer's feature bits (bit 0: it sets `pending_send_sz` when blocked and honours
     /// ours in the opposite ring).
+    #[inline]
     pub fn producer_features(&self) -> u32 {
         // Relaxed: a plain flag the producer sets once at open; no data depends on it.
         self.mem.load(Control::FeatureBits, Ordering::Relaxed)
     }
 
     /// Loads the producer's write index once and checks it (§5.6 step 2).
+    #[inline]
     fn peer_write_index(&self) -> Result<u32, RingError> {
         // Acquire: pairs with the producer's Release store of write_index in
         // `WriteBatch::commit`, so the packet bytes it covers are visible to our copies.
@@ -109,6 +111,7 @@ impl<M: RingMem> RingReader<M> {
 
     /// Starts reading: loads the producer's write index once, checks it, and returns a batch over
     /// the packets up to it, or [`RingError::Empty`].
+    #[inline]
     pub fn batch(&mut self) -> Result<ReadBatch<'_, M>, RingError> {
         let write_index = self.peer_write_index()?;
         let available = distance(self.read_index, write_index, self.size);
@@ -142,12 +145,14 @@ pub struct ReadBatch<'r, M: RingMem> {
 
 impl<M: RingMem> ReadBatch<'_, M> {
     /// Bytes left to read in this batch.
+    #[inline]
     pub fn remaining(&self) -> u32 {
         self.available
     }
 
     /// Copies out, checks and consumes the next packet's descriptor. `Ok(None)` when the batch
     /// is done; `Err(Corrupt)` (also on every later call) when the peer wrote a bad descriptor.
+    #[inline]
     pub fn next_packet(&mut self) -> Result<Option<PacketView<'_, M>>, RingError> {
         if let Some(c) = self.failed {
             return Err(RingError::Corrupt(c));
@@ -177,6 +182,7 @@ impl<M: RingMem> ReadBatch<'_, M> {
 
     /// Copies the descriptor at `pos` out of the ring and validates it against the readable
     /// bytes. Returns it with the packet's total length (with trailer).
+    #[inline]
     fn check_descriptor(&self) -> Result<(Descriptor, u32), Corruption> {
         if self.available < DESCRIPTOR_LEN + TRAILER_LEN {
             return Err(Corruption::Truncated(self.available));
@@ -213,6 +219,7 @@ impl<M: RingMem> ReadBatch<'_, M> {
     /// Publishes the new read index once (§5.6 steps 3 and 4) and decides whether a producer
     /// waiting for space must be signalled (step 5). Packets consumed before a corrupt descriptor
     /// are published too.
+    #[inline]
     pub fn commit(self) -> Result<ReadOutcome, RingError> {
         let r = self.reader;
         let old = r.read_index;
@@ -279,6 +286,7 @@ impl<M: RingMem> PacketView<'_, M> {
     }
 
     /// Transaction id.
+    #[inline]
     pub fn transaction_id(&self) -> u64 {
         self.desc.transaction_id
     }
@@ -294,6 +302,7 @@ impl<M: RingMem> PacketView<'_, M> {
     }
 
     /// Payload bytes, including any padding the sender added: `(len8 - offset8) * 8`.
+    #[inline]
     pub fn payload_len(&self) -> usize {
         usize::from(self.desc.len8 - self.desc.offset8) * 8
     }
@@ -304,6 +313,7 @@ impl<M: RingMem> PacketView<'_, M> {
     }
 
     /// Copies payload bytes `at .. at + buf.len()` into `buf`.
+    #[inline]
     pub fn read_payload(&self, at: usize, buf: &mut [u8]) -> Result<(), RingError> {
         self.read_at(
             usize::from(self.desc.offset8) * 8,
@@ -319,6 +329,7 @@ impl<M: RingMem> PacketView<'_, M> {
     }
 
     /// Copies `buf.len()` bytes from `at` inside the region `[base, base + len)` of the packet.
+    #[inline]
     fn read_at(&self, base: usize, len: usize, at: usize, buf: &mut [u8]) -> Result<(), RingError> {
         if at > len || buf.len() > len - at {
             return Err(RingError::OutOfPacket);

@@ -80,6 +80,7 @@ impl<M: RingMem> RingWriter<M> {
     }
 
     /// Loads the consumer's read index (§5.5 step 1) and checks it.
+    #[inline]
     fn peer_read_index(&self) -> Result<u32, RingError> {
         // Acquire: pairs with the consumer's Release store of read_index in `ReadBatch::commit`,
         // so its reads of the bytes it freed are done before we overwrite them.
@@ -91,12 +92,14 @@ impl<M: RingMem> RingWriter<M> {
 
     /// Free bytes given the consumer's read index (`size - used`; a packet of `T` bytes fits
     /// only if `T < free`, §5.4).
+    #[inline]
     fn free(&self, read_index: u32) -> u32 {
         self.size - distance(read_index, self.write_index, self.size)
     }
 
     /// Starts a batch of packets published together by [`WriteBatch::commit`]. Loads and checks
     /// the consumer's read index once; the batch writes into the space free at that moment.
+    #[inline]
     pub fn batch(&mut self) -> Result<WriteBatch<'_, M>, RingError> {
         let read_index = self.peer_read_index()?;
         let free = self.free(read_index);
@@ -147,6 +150,7 @@ impl<M: RingMem> RingWriter<M> {
     }
 
     /// Clears `pending_send_sz` if this writer set it (§5.5 step 7).
+    #[inline]
     pub fn clear_pending_send_sz(&mut self) {
         if self.pending_set {
             // Relaxed: a late clear costs at most one spurious signal from the consumer.
@@ -179,16 +183,19 @@ pub struct WriteBatch<'w, M: RingMem> {
 
 impl<M: RingMem> WriteBatch<'_, M> {
     /// Packets written so far in this batch.
+    #[inline]
     pub fn packets(&self) -> u32 {
         self.packets
     }
 
     /// Largest total packet length (with trailer) that still fits in this batch.
+    #[inline]
     pub fn room(&self) -> u32 {
         self.free.saturating_sub(8)
     }
 
     /// Writes an in-band data packet (type 6).
+    #[inline]
     pub fn write_inband(
         &mut self,
         transaction_id: u64,
@@ -205,6 +212,7 @@ impl<M: RingMem> WriteBatch<'_, M> {
     }
 
     /// Writes a completion packet (type 0xB) answering the request `transaction_id`.
+    #[inline]
     pub fn write_completion(
         &mut self,
         transaction_id: u64,
@@ -235,6 +243,7 @@ impl<M: RingMem> WriteBatch<'_, M> {
     }
 
     /// Copies bytes in at the cursor, wrapping, and moves the cursor.
+    #[inline]
     fn put(&mut self, bytes: &[u8]) {
         let w = &*self.writer;
         copy_in(&w.mem, w.size, self.pos, bytes);
@@ -283,31 +292,54 @@ impl<M: RingMem> WriteBatch<'_, M> {
             },
             transaction_id,
         };
-        self.put(&desc.to_bytes());
-        if let Ext::Gpa(ranges) = ext {
-            let mut head = [0u8; 8];
-            head[4..].copy_from_slice(&(range_count as u32).to_le_bytes());
-            self.put(&head);
-            for r in ranges {
-                let mut rh = [0u8; 8];
-                rh[..4].copy_from_slice(&r.byte_count.to_le_bytes());
-                rh[4..].copy_from_slice(&r.byte_offset.to_le_bytes());
-                self.put(&rh);
-                for pfn in r.pfns {
-                    self.put(&pfn.to_le_bytes());
-                }
-            }
-        }
+        // Trailer: bits 63:32 = where this packet starts (§5.3).
+        let trailer = (u64::from(start) << 32).to_le_bytes();
         // Whole words straight from the payload; the last partial word with its zero padding.
         let whole = payload.len() & !7;
-        self.put(&payload[..whole]);
-        if whole < payload.len() {
-            let mut last = [0u8; 8];
-            last[..payload.len() - whole].copy_from_slice(&payload[whole..]);
-            self.put(&last);
+        if let Ext::None = ext
+            && total <= size - start
+        {
+            // Fast path (no extended descriptor, no wrap): three copies. The last partial payload
+            // word and the trailer go in one 16-byte copy.
+            let mem = &self.writer.mem;
+            mem.write_data(start, &desc.to_bytes());
+            let body = start + DESCRIPTOR_LEN;
+            mem.write_data(body, &payload[..whole]);
+            // whole <= len < total <= size - start: no overflow.
+            let end = body + whole as u32;
+            if whole < payload.len() {
+                let mut last = [0u8; 16];
+                last[..payload.len() - whole].copy_from_slice(&payload[whole..]);
+                last[8..].copy_from_slice(&trailer);
+                mem.write_data(end, &last);
+            } else {
+                mem.write_data(end, &trailer);
+            }
+            self.pos = advance(start, total, size);
+        } else {
+            self.put(&desc.to_bytes());
+            if let Ext::Gpa(ranges) = ext {
+                let mut head = [0u8; 8];
+                head[4..].copy_from_slice(&(range_count as u32).to_le_bytes());
+                self.put(&head);
+                for r in ranges {
+                    let mut rh = [0u8; 8];
+                    rh[..4].copy_from_slice(&r.byte_count.to_le_bytes());
+                    rh[4..].copy_from_slice(&r.byte_offset.to_le_bytes());
+                    self.put(&rh);
+                    for pfn in r.pfns {
+                        self.put(&pfn.to_le_bytes());
+                    }
+                }
+            }
+            self.put(&payload[..whole]);
+            if whole < payload.len() {
+                let mut last = [0u8; 8];
+                last[..payload.len() - whole].copy_from_slice(&payload[whole..]);
+                self.put(&last);
+            }
+            self.put(&trailer);
         }
-        // Trailer: bits 63:32 = where this packet starts (§5.3).
-        self.put(&(u64::from(start) << 32).to_le_bytes());
         self.free -= total;
         self.packets += 1;
         self.writer.clear_pending_send_sz();
@@ -316,6 +348,7 @@ impl<M: RingMem> WriteBatch<'_, M> {
 
     /// Publishes the batch with one store of the write index and decides whether to signal the
     /// consumer (§5.5 steps 3 to 6). An empty batch publishes nothing and never signals.
+    #[inline]
     pub fn commit(self) -> CommitOutcome {
         if self.packets == 0 {
             return CommitOutcome {

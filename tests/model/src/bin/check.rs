@@ -29,7 +29,7 @@ fn parse() -> Result<(Config, Option<usize>, String), String> {
         offers_per_relid: 1,
         host_silent_after_rescind: false,
         host_refuses_open: false,
-        teardown_timeouts: false,
+        reply_timeouts: false,
         ..Config::default()
     };
     let mut depth = None;
@@ -50,7 +50,7 @@ fn parse() -> Result<(Config, Option<usize>, String), String> {
             "--host-freedoms" => {
                 cfg.host_silent_after_rescind = true;
                 cfg.host_refuses_open = true;
-                cfg.teardown_timeouts = true;
+                cfg.reply_timeouts = true;
             }
             "--no-unload" => cfg.unload = false,
             "--no-symmetry" => cfg.symmetry = false,

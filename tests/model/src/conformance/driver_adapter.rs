@@ -13,8 +13,8 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use vmbus_driver::control::{
-    ChannelHandle, REQUEST_AREA, REQUEST_OFFSET, RESPONSE_AREA, RESPONSE_OFFSET, Request,
-    Response, decode_frame, encode_frame,
+    ChannelHandle, REQUEST_AREA, REQUEST_OFFSET, RESPONSE_AREA, RESPONSE_OFFSET, Request, Response,
+    decode_frame, encode_frame,
 };
 use vmbus_driver::driver::{AbstractPhase, ClientConfig, ConnectionState, Driver, DriverConfig};
 use vmbus_driver::guid::Guid;
@@ -53,9 +53,9 @@ struct HarnessHv {
     flags: [u32; 64],
     version: Option<Version>,
     now: u64,
-    /// Tick at which each relid's last GPADL_HEADER or GPADL_TEARDOWN was posted: the start of
-    /// the wait a teardown timeout ends.
-    teardown_at: BTreeMap<u32, u64>,
+    /// Tick at which each relid's last GPADL_HEADER, OPENCHANNEL or GPADL_TEARDOWN was posted:
+    /// when the driver's wait for the reply began.
+    wait_since: BTreeMap<u32, u64>,
 }
 
 impl Hypervisor for HarnessHv {
@@ -66,10 +66,13 @@ impl Hypervisor for HarnessHv {
                 // Every post that starts a wait for a host reply (re)arms the relid's timer.
                 match m {
                     ChannelMessage::GpadlTeardown(t) => {
-                        self.teardown_at.insert(t.child_relid.0, self.now);
+                        self.wait_since.insert(t.child_relid.0, self.now);
                     }
                     ChannelMessage::GpadlHeader(h) => {
-                        self.teardown_at.insert(h.child_relid.0, self.now);
+                        self.wait_since.insert(h.child_relid.0, self.now);
+                    }
+                    ChannelMessage::OpenChannel(o) => {
+                        self.wait_since.insert(o.child_relid.0, self.now);
                     }
                     _ => {}
                 }
@@ -110,12 +113,16 @@ struct HarnessKernel {
 
 impl HarnessKernel {
     fn control_page(&self, client: ClientId) -> Result<&Vec<u8>, KernelError> {
-        let i = usize::from(client.0).checked_sub(1).ok_or(KernelError::NoSuchClient)?;
+        let i = usize::from(client.0)
+            .checked_sub(1)
+            .ok_or(KernelError::NoSuchClient)?;
         self.control.get(i).ok_or(KernelError::NoSuchClient)
     }
 
     fn control_page_mut(&mut self, client: ClientId) -> Result<&mut Vec<u8>, KernelError> {
-        let i = usize::from(client.0).checked_sub(1).ok_or(KernelError::NoSuchClient)?;
+        let i = usize::from(client.0)
+            .checked_sub(1)
+            .ok_or(KernelError::NoSuchClient)?;
         self.control.get_mut(i).ok_or(KernelError::NoSuchClient)
     }
 }
@@ -135,7 +142,10 @@ impl Kernel for HarnessKernel {
     }
 
     fn write_page(&mut self, page: PageId, offset: usize, data: &[u8]) -> Result<(), KernelError> {
-        let p = self.pages.get_mut(page.0 as usize).ok_or(KernelError::NoSuchPage)?;
+        let p = self
+            .pages
+            .get_mut(page.0 as usize)
+            .ok_or(KernelError::NoSuchPage)?;
         p.get_mut(offset..offset + data.len())
             .ok_or(KernelError::OutOfBounds)?
             .copy_from_slice(data);
@@ -143,17 +153,31 @@ impl Kernel for HarnessKernel {
     }
 
     fn read_page(&self, page: PageId, offset: usize, buf: &mut [u8]) -> Result<(), KernelError> {
-        let p = self.pages.get(page.0 as usize).ok_or(KernelError::NoSuchPage)?;
-        buf.copy_from_slice(p.get(offset..offset + buf.len()).ok_or(KernelError::OutOfBounds)?);
+        let p = self
+            .pages
+            .get(page.0 as usize)
+            .ok_or(KernelError::NoSuchPage)?;
+        buf.copy_from_slice(
+            p.get(offset..offset + buf.len())
+                .ok_or(KernelError::OutOfBounds)?,
+        );
         Ok(())
     }
 
     fn zero_page(&mut self, page: PageId) -> Result<(), KernelError> {
-        self.pages.get_mut(page.0 as usize).ok_or(KernelError::NoSuchPage)?.fill(0);
+        self.pages
+            .get_mut(page.0 as usize)
+            .ok_or(KernelError::NoSuchPage)?
+            .fill(0);
         Ok(())
     }
 
-    fn grant(&mut self, page: PageId, client: ClientId, _window_page: usize) -> Result<(), KernelError> {
+    fn grant(
+        &mut self,
+        page: PageId,
+        client: ClientId,
+        _window_page: usize,
+    ) -> Result<(), KernelError> {
         self.granted.insert(page.0, client);
         Ok(())
     }
@@ -171,13 +195,26 @@ impl Kernel for HarnessKernel {
         Ok(())
     }
 
-    fn control_read(&self, client: ClientId, offset: usize, buf: &mut [u8]) -> Result<(), KernelError> {
+    fn control_read(
+        &self,
+        client: ClientId,
+        offset: usize,
+        buf: &mut [u8],
+    ) -> Result<(), KernelError> {
         let p = self.control_page(client)?;
-        buf.copy_from_slice(p.get(offset..offset + buf.len()).ok_or(KernelError::OutOfBounds)?);
+        buf.copy_from_slice(
+            p.get(offset..offset + buf.len())
+                .ok_or(KernelError::OutOfBounds)?,
+        );
         Ok(())
     }
 
-    fn control_write(&mut self, client: ClientId, offset: usize, data: &[u8]) -> Result<(), KernelError> {
+    fn control_write(
+        &mut self,
+        client: ClientId,
+        offset: usize,
+        data: &[u8],
+    ) -> Result<(), KernelError> {
         let p = self.control_page_mut(client)?;
         p.get_mut(offset..offset + data.len())
             .ok_or(KernelError::OutOfBounds)?
@@ -254,7 +291,7 @@ impl DriverImplementation {
                 flags: [0; 64],
                 version: None,
                 now: 1,
-                teardown_at: BTreeMap::new(),
+                wait_since: BTreeMap::new(),
             },
             k: HarnessKernel {
                 pages: vec![vec![0; PAGE_SIZE]; pool],
@@ -282,13 +319,15 @@ impl DriverImplementation {
             msg_conn_id: ConnectionId(1),
             ext: VersionResponseExt::None,
         });
-        self.driver.on_message(&mut self.hv, &mut self.k, &vr, self.now);
+        self.driver
+            .on_message(&mut self.hv, &mut self.k, &vr, self.now);
         match self.hv.posted.pop_front() {
             Some(ChannelMessage::RequestOffers) => {}
             other => return Err(format!("expected REQUESTOFFERS, got {other:?}")),
         }
         let all = ChannelMessage::AllOffersDelivered;
-        self.driver.on_message(&mut self.hv, &mut self.k, &all, self.now);
+        self.driver
+            .on_message(&mut self.hv, &mut self.k, &all, self.now);
         if self.driver.connection().state != ConnectionState::Connected {
             return Err(format!("not connected: {}", self.driver.connection().state));
         }
@@ -302,7 +341,8 @@ impl DriverImplementation {
         self.k
             .control_write(client, REQUEST_OFFSET, &area[..n])
             .map_err(|e| e.to_string())?;
-        self.driver.on_client_call(&mut self.hv, &mut self.k, client, self.now);
+        self.driver
+            .on_client_call(&mut self.hv, &mut self.k, client, self.now);
         let page = self.k.control_page(client).map_err(|e| e.to_string())?;
         decode_frame(&page[RESPONSE_OFFSET..RESPONSE_OFFSET + RESPONSE_AREA])
             .map_err(|e| format!("response undecodable: {e:?}"))
@@ -361,11 +401,10 @@ impl Implementation for DriverImplementation {
             }
             Action::HostRescind(r) => {
                 if after != before {
-                    self.to_driver.push_back(ChannelMessage::RescindChannelOffer(
-                        RescindChannelOffer {
+                    self.to_driver
+                        .push_back(ChannelMessage::RescindChannelOffer(RescindChannelOffer {
                             child_relid: RelId(u32::from(r) + 1),
-                        },
-                    ));
+                        }));
                 }
             }
             Action::HostSignal(r) => {
@@ -398,11 +437,11 @@ impl Implementation for DriverImplementation {
                 // through the driver's possible deadlines, oldest first, until its state matches the model's
                 // (or every deadline has passed, and the comparison reports the difference).
                 let want = abstract_model(&self.model, after);
-                // Waits began at some tick since the oldest GPADL message of a channel in
-                // teardown (the driver may rearm a timer when the teardown starts).
+                // Waits began at some tick since the oldest wait-starting message of a waiting
+                // channel (the driver may rearm a timer when a teardown starts).
                 let oldest = (0..self.channels)
-                    .filter(|&r| before.drv[r].phase == Phase::Teardown)
-                    .filter_map(|r| self.hv.teardown_at.get(&(r as u32 + 1)).copied())
+                    .filter(|&r| before.drv[r].phase.is_waiting())
+                    .filter_map(|r| self.hv.wait_since.get(&(r as u32 + 1)).copied())
                     .min()
                     .unwrap_or(self.now);
                 let deadlines = (oldest..=self.now).map(|t| t + TIMEOUT);
@@ -434,9 +473,12 @@ impl Implementation for DriverImplementation {
                 }
             }
             Action::ClientFault(c) => {
-                self.handles[usize::from(c)].iter_mut().for_each(|h| *h = None);
+                self.handles[usize::from(c)]
+                    .iter_mut()
+                    .for_each(|h| *h = None);
                 let client = ClientId(u16::from(c) + 1);
-                self.driver.on_client_fault(&mut self.hv, &mut self.k, client, now);
+                self.driver
+                    .on_client_fault(&mut self.hv, &mut self.k, client, now);
             }
             Action::Unload => self.driver.unload(&mut self.hv, &mut self.k, now),
         }
@@ -445,26 +487,28 @@ impl Implementation for DriverImplementation {
 
     fn abstract_state(&self) -> AbstractState {
         let chans = (0..self.channels)
-            .map(|r| match self.driver.abstract_channel(RelId(r as u32 + 1)) {
-                None => AbstractChan {
-                    phase: Phase::Absent,
-                    owner: None,
-                    granted: false,
-                    rescinded: false,
-                },
-                Some(a) => AbstractChan {
-                    phase: match a.phase {
-                        AbstractPhase::Offered => Phase::Offered,
-                        AbstractPhase::GpadlPending => Phase::GpadlPending,
-                        AbstractPhase::OpenPending => Phase::OpenPending,
-                        AbstractPhase::Open => Phase::Open,
-                        AbstractPhase::Teardown => Phase::Teardown,
+            .map(
+                |r| match self.driver.abstract_channel(RelId(r as u32 + 1)) {
+                    None => AbstractChan {
+                        phase: Phase::Absent,
+                        owner: None,
+                        granted: false,
+                        rescinded: false,
                     },
-                    owner: a.owner.map(|c| c.0.wrapping_sub(1) as u8),
-                    granted: a.pages_granted,
-                    rescinded: a.rescinded,
+                    Some(a) => AbstractChan {
+                        phase: match a.phase {
+                            AbstractPhase::Offered => Phase::Offered,
+                            AbstractPhase::GpadlPending => Phase::GpadlPending,
+                            AbstractPhase::OpenPending => Phase::OpenPending,
+                            AbstractPhase::Open => Phase::Open,
+                            AbstractPhase::Teardown => Phase::Teardown,
+                        },
+                        owner: a.owner.map(|c| c.0.wrapping_sub(1) as u8),
+                        granted: a.pages_granted,
+                        rescinded: a.rescinded,
+                    },
                 },
-            })
+            )
             .collect();
         let per = |pages: usize| pages.div_ceil(PAGES_PER_CHANNEL);
         let handles = (0..self.clients)

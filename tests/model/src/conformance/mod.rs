@@ -95,7 +95,10 @@ pub fn all_traces<I: Implementation>(
     imp: &I,
     depth: usize,
 ) -> Result<usize, Box<Divergence>> {
-    assert!(!model.cfg.symmetry, "conformance traces need stable client numbers");
+    assert!(
+        !model.cfg.symmetry,
+        "conformance traces need stable client numbers"
+    );
     let init = model.init();
     check_initial(model, imp)?;
     let mut trace = Vec::new();
@@ -159,6 +162,52 @@ impl Rng {
     }
 }
 
+/// Replays `trace` on the model and a fresh implementation; the divergence, if one occurs.
+/// `None` also when the trace is not a run of the model.
+fn replay<I: Implementation>(
+    model: &LifetimeModel,
+    fresh: &impl Fn() -> I,
+    trace: &[Action],
+) -> Option<Divergence> {
+    let mut imp = fresh();
+    let mut s = model.init();
+    for (i, a) in trace.iter().enumerate() {
+        let mut enabled = Vec::new();
+        model.enabled(&s, &mut enabled);
+        if !enabled.contains(a) {
+            return None;
+        }
+        let n = model.step(&s, *a).unwrap_or(s);
+        if let Err(d) = step(model, &mut imp, &trace[..=i], &s, *a, &n) {
+            return Some(*d);
+        }
+        s = n;
+    }
+    None
+}
+
+/// Removes actions from a diverging trace while it still diverges, so the report shows only
+/// the steps that matter.
+fn shrink<I: Implementation>(
+    model: &LifetimeModel,
+    fresh: &impl Fn() -> I,
+    mut d: Divergence,
+) -> Box<Divergence> {
+    let mut i = d.trace.len();
+    while i > 0 {
+        i -= 1;
+        if i >= d.trace.len() {
+            continue;
+        }
+        let mut shorter = d.trace.clone();
+        shorter.remove(i);
+        if let Some(found) = replay(model, fresh, &shorter) {
+            d = found;
+        }
+    }
+    Box::new(d)
+}
+
 /// `walks` random walks of up to `len` actions each from `fresh()`, seeded from `seed`. A walk
 /// stops early at a state with no action. Returns the number of steps checked.
 pub fn random_walks<I: Implementation>(
@@ -168,7 +217,10 @@ pub fn random_walks<I: Implementation>(
     len: usize,
     seed: u64,
 ) -> Result<usize, Box<Divergence>> {
-    assert!(!model.cfg.symmetry, "conformance traces need stable client numbers");
+    assert!(
+        !model.cfg.symmetry,
+        "conformance traces need stable client numbers"
+    );
     let mut rng = Rng::new(seed);
     let mut steps = 0;
     for _ in 0..walks {
@@ -193,7 +245,9 @@ pub fn random_walks<I: Implementation>(
             let (a, n) = pick;
             trace.push(a);
             steps += 1;
-            step(model, &mut imp, &trace, &s, a, &n)?;
+            if let Err(d) = step(model, &mut imp, &trace, &s, a, &n) {
+                return Err(shrink(model, &fresh, *d));
+            }
             s = n;
         }
     }
