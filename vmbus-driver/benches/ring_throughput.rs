@@ -13,9 +13,10 @@ use std::time::{Duration, Instant};
 
 use bbqueue::nicknames::Churrasco;
 use criterion::{BenchmarkId, Criterion, Throughput};
+use shared_mem::HeapRing;
 use vmbus_driver::ring::{
-    FEATURE_PENDING_SEND_SZ, FlatHeader, FlatRingMem, RingError, RingReader, RingWriter, SpaceWait,
-    init_ring,
+    FEATURE_PENDING_SEND_SZ, FlatHeader, FlatRingMem, RingError, RingMem, RingReader, RingWriter,
+    SpaceWait, init_ring,
 };
 
 /// Data area of the ring (the issue's 256 KiB).
@@ -94,18 +95,20 @@ fn words(bytes: usize) -> Vec<std::sync::atomic::AtomicU64> {
         .collect()
 }
 
-/// Our ring: each side batches up to `chunk_packets` packets per index publish; the writer
-/// blocks through pending_send_sz when full; the reader polls with interrupts masked while it
-/// finds data and re-enables them (with the re-check) before it sleeps.
-fn run_ring(size: usize, packets: u64) -> Duration {
-    let header = FlatHeader::new();
-    let data = words(RING);
-    let mem = FlatRingMem::new(&header, &data);
+/// Our ring over `mem`: each side batches up to `chunk_packets` packets per index publish; the
+/// writer blocks through pending_send_sz when full; the reader polls with interrupts masked while
+/// it finds data and re-enables them (with the re-check) before it sleeps. Returns the time and
+/// the signals sent to the reader and to the writer.
+fn stream<M: RingMem + Copy + Send + Sync>(
+    mem: M,
+    size: usize,
+    packets: u64,
+) -> (Duration, u64, u64) {
     init_ring(&mem, FEATURE_PENDING_SEND_SZ);
     let to_reader = Doorbell::default();
     let to_writer = Doorbell::default();
     let src = vec![0x5au8; size];
-    let total_len = RingWriter::<FlatRingMem<'_>>::inband_len(size) as u32;
+    let total_len = RingWriter::<M>::inband_len(size) as u32;
     let chunk = chunk_packets(total_len);
     let (mut sig_r, mut sig_w) = (0u64, 0u64);
     let start = Instant::now();
@@ -186,8 +189,32 @@ fn run_ring(size: usize, packets: u64) -> Duration {
         }
         sig_w = reader.join().unwrap();
     });
-    let t = start.elapsed();
+    (start.elapsed(), sig_r, sig_w)
+}
+
+/// A 256 KiB `HeapRing` with every page touched, so page faults of the fresh (zero-mapped)
+/// allocation do not land in the timed region (`words` writes its memory while building it).
+fn heap_ring() -> HeapRing {
+    let pages = HeapRing::new(RING).unwrap();
+    pages.ring().write_data(0, &vec![0; RING]);
+    pages
+}
+
+/// Our ring over `FlatRingMem` (safe code: relaxed `AtomicU64` data words), two threads.
+fn run_ring(size: usize, packets: u64) -> Duration {
+    let header = FlatHeader::new();
+    let data = words(RING);
+    let (t, sig_r, sig_w) = stream(FlatRingMem::new(&header, &data), size, packets);
     record("ring", size, packets, t, sig_r, sig_w);
+    t
+}
+
+/// Our ring over real pages (`shared_mem::MappedRing` on the heap: the memory and copy
+/// primitive the driver uses on seL4), two threads.
+fn run_mapped(size: usize, packets: u64) -> Duration {
+    let pages = heap_ring();
+    let (t, sig_r, sig_w) = stream(pages.ring(), size, packets);
+    record("mapped", size, packets, t, sig_r, sig_w);
     t
 }
 
@@ -257,17 +284,57 @@ fn run_handoff(size: usize, packets: u64) -> Duration {
     t
 }
 
-/// CPU cost without a second thread: our ring written and read by one thread, a batch at a time.
-/// Less sensitive than the two-thread runs to a machine shared with other work.
-fn run_ring_1t(size: usize, packets: u64) -> Duration {
-    let header = FlatHeader::new();
-    let data = words(RING);
-    let mem = FlatRingMem::new(&header, &data);
+/// Baseline 2 for the mapped ring: the same hand-off (one slot per packet, one atomic index per
+/// packet each way) with the mapped ring's own copy primitive over the same kind of pages.
+fn run_handoff_mapped(size: usize, packets: u64) -> Duration {
+    let slot = size.next_multiple_of(8);
+    let slots = (RING / slot) as u64;
+    let pages = heap_ring();
+    let area = pages.ring();
+    let head = AtomicU64::new(0);
+    let tail = AtomicU64::new(0);
+    let src = vec![0x5au8; size];
+    let start = Instant::now();
+    thread::scope(|s| {
+        s.spawn(|| {
+            let mut dst = vec![0u8; size];
+            let mut backoff = Backoff::default();
+            for i in 0..packets {
+                // Acquire pairs with the writer's Release store of head.
+                while head.load(Ordering::Acquire) <= i {
+                    backoff.snooze();
+                }
+                backoff.reset();
+                area.read_data(((i % slots) as usize * slot) as u32, &mut dst);
+                black_box(&dst);
+                // Release pairs with the writer's Acquire load of tail.
+                tail.store(i + 1, Ordering::Release);
+            }
+        });
+        let mut backoff = Backoff::default();
+        for i in 0..packets {
+            // Acquire pairs with the reader's Release store of tail.
+            while i - tail.load(Ordering::Acquire) >= slots {
+                backoff.snooze();
+            }
+            backoff.reset();
+            area.write_data(((i % slots) as usize * slot) as u32, &src);
+            head.store(i + 1, Ordering::Release);
+        }
+    });
+    let t = start.elapsed();
+    record("handoff_mapped", size, packets, t, 0, 0);
+    t
+}
+
+/// CPU cost without a second thread: our ring over `mem` written and read by one thread, a
+/// batch at a time. Less sensitive than the two-thread runs to a machine shared with other work.
+fn one_thread<M: RingMem + Copy>(mem: M, size: usize, packets: u64) -> Duration {
     let mut w = RingWriter::new(mem).unwrap();
     let mut r = RingReader::new(mem).unwrap();
     let src = vec![0x5au8; size];
     let mut dst = vec![0u8; size];
-    let chunk = chunk_packets(RingWriter::<FlatRingMem<'_>>::inband_len(size) as u32);
+    let chunk = chunk_packets(RingWriter::<M>::inband_len(size) as u32);
     let start = Instant::now();
     let mut seq = 0;
     while seq < packets {
@@ -284,8 +351,23 @@ fn run_ring_1t(size: usize, packets: u64) -> Duration {
         }
         rb.commit().unwrap();
     }
-    let t = start.elapsed();
+    start.elapsed()
+}
+
+/// [`one_thread`] over `FlatRingMem`.
+fn run_ring_1t(size: usize, packets: u64) -> Duration {
+    let header = FlatHeader::new();
+    let data = words(RING);
+    let t = one_thread(FlatRingMem::new(&header, &data), size, packets);
     record("ring_1t", size, packets, t, 0, 0);
+    t
+}
+
+/// [`one_thread`] over `MappedRing` heap pages.
+fn run_mapped_1t(size: usize, packets: u64) -> Duration {
+    let pages = heap_ring();
+    let t = one_thread(pages.ring(), size, packets);
+    record("mapped_1t", size, packets, t, 0, 0);
     t
 }
 
@@ -369,12 +451,15 @@ fn bench(c: &mut Criterion) {
         g.sample_size(10);
         g.warm_up_time(Duration::from_millis(300));
         g.measurement_time(Duration::from_millis(1500));
-        let runs: [(&str, Run); 6] = [
+        let runs: [(&str, Run); 9] = [
             ("ring", run_ring),
+            ("mapped", run_mapped),
             ("ring_1t", run_ring_1t),
+            ("mapped_1t", run_mapped_1t),
             ("bbqueue_1t", run_bbqueue_1t),
             ("memcpy", run_memcpy),
             ("handoff", run_handoff),
+            ("handoff_mapped", run_handoff_mapped),
             ("bbqueue", run_bbqueue),
         ];
         for (name, run) in runs {
@@ -394,68 +479,87 @@ fn rate(t: &Totals, name: &'static str, size: usize) -> f64 {
 fn print_table() {
     let t = TOTALS.lock().unwrap();
     println!();
-    println!("ring_throughput: mean over every criterion sample (256 KiB ring)");
+    println!("ring_throughput: mean over every criterion sample (256 KiB ring), two threads");
     println!(
-        "{:>6} | {:>12} {:>10} {:>9} {:>9} | {:>12} {:>12} {:>12} | {:>8} {:>8} {:>8}",
+        "ring = our ring over FlatRingMem (AtomicU64 words, safe code); mapped = our ring over \
+         shared-mem's MappedRing (heap pages, the driver's copy primitive)."
+    );
+    println!(
+        "{:>6} {:>6} | {:>11} {:>9} {:>7} {:>7} | {:>11} {:>11} {:>11} | {:>7} {:>7} {:>7}",
+        "memory",
         "size",
-        "ring pkt/s",
-        "ring MB/s",
+        "pkt/s",
+        "MB/s",
         "sig->rd",
         "sig->wr",
-        "memcpy pkt/s",
-        "handoff pk/s",
-        "bbqueue pk/s",
-        "x memcpy",
-        "x handof",
+        "memcpy p/s",
+        "handoff p/s",
+        "bbqueue p/s",
+        "x mcpy",
+        "x hand",
         "x bbq"
     );
-    for size in SIZES {
-        let ours = rate(&t, "ring", size);
-        let (p, _, to_r, to_w) = t.get(&("ring", size)).copied().unwrap_or_default();
-        let per_k = |n: u64| n as f64 * 1000.0 / (p.max(1) as f64);
-        let (m, h, b) = (
-            rate(&t, "memcpy", size),
-            rate(&t, "handoff", size),
-            rate(&t, "bbqueue", size),
-        );
-        println!(
-            "{:>6} | {:>12.0} {:>10.1} {:>9.3} {:>9.3} | {:>12.0} {:>12.0} {:>12.0} | {:>8.3} {:>8.3} {:>8.3}",
-            size,
-            ours,
-            ours * size as f64 / 1e6,
-            per_k(to_r),
-            per_k(to_w),
-            m,
-            h,
-            b,
-            ours / m,
-            ours / h,
-            ours / b
-        );
+    for (name, handoff) in [("ring", "handoff"), ("mapped", "handoff_mapped")] {
+        for size in SIZES {
+            let ours = rate(&t, name, size);
+            let (p, _, to_r, to_w) = t.get(&(name, size)).copied().unwrap_or_default();
+            let per_k = |n: u64| n as f64 * 1000.0 / (p.max(1) as f64);
+            let (m, h, b) = (
+                rate(&t, "memcpy", size),
+                rate(&t, handoff, size),
+                rate(&t, "bbqueue", size),
+            );
+            println!(
+                "{:>6} {:>6} | {:>11.0} {:>9.1} {:>7.3} {:>7.3} | {:>11.0} {:>11.0} {:>11.0} | {:>7.3} {:>7.3} {:>7.3}",
+                name,
+                size,
+                ours,
+                ours * size as f64 / 1e6,
+                per_k(to_r),
+                per_k(to_w),
+                m,
+                h,
+                b,
+                ours / m,
+                ours / h,
+                ours / b
+            );
+        }
     }
+    println!("handoff: relaxed AtomicU64 words for `ring`, MappedRing's copies for `mapped`.");
     println!();
-    println!("one thread (CPU cost, less sensitive to a shared machine):");
     println!(
-        "{:>6} | {:>14} {:>14} | {:>8}",
-        "size", "ring ns/pkt", "bbqueue ns/pkt", "x bbq"
+        "one thread (CPU cost per packet written and read; less sensitive to a shared machine):"
+    );
+    println!(
+        "{:>6} | {:>12} {:>12} {:>12} | {:>8} {:>8}",
+        "size", "ring ns/pkt", "mapped ns", "bbqueue ns", "ring x", "mapped x"
     );
     for size in SIZES {
-        let (ours, theirs) = (rate(&t, "ring_1t", size), rate(&t, "bbqueue_1t", size));
+        let (ours, mapped, theirs) = (
+            rate(&t, "ring_1t", size),
+            rate(&t, "mapped_1t", size),
+            rate(&t, "bbqueue_1t", size),
+        );
         println!(
-            "{:>6} | {:>14.1} {:>14.1} | {:>8.3}",
+            "{:>6} | {:>12.1} {:>12.1} {:>12.1} | {:>8.3} {:>8.3}",
             size,
             1e9 / ours,
+            1e9 / mapped,
             1e9 / theirs,
-            ours / theirs
+            ours / theirs,
+            mapped / theirs
         );
     }
     println!("sig->rd / sig->wr: signals per 1000 packets to the reader / to the blocked writer.");
-    println!("Ratios are packets/s (equal to bytes/s ratios: same payloads).");
-    println!("Targets: x bbq >= 1.0 at every size; x handoff >= 0.7 at 4096; sig->rd <= 1.");
+    println!(
+        "Ratios are packets/s against bbqueue measured in this run (x bbq, ring x, mapped x)."
+    );
+    println!("Targets: x bbq >= 1.0 at every size; x hand >= 0.7 at 4096; sig->rd <= 1.");
 }
 
-/// Profiling hook: `RING_PROFILE=<ring_1t|bbqueue_1t>:<size>[:<packets>]` runs just that
-/// single-thread loop (no criterion), for `valgrind --tool=callgrind` or `perf`.
+/// Profiling hook: `RING_PROFILE=<name>:<size>[:<packets>]` runs just that one measurement (no
+/// criterion; names as in the criterion ids), for `valgrind --tool=callgrind` or `perf`.
 fn profile(spec: &str) {
     let mut it = spec.split(':');
     let name = it.next().unwrap_or_default();
@@ -463,6 +567,12 @@ fn profile(spec: &str) {
     let packets: u64 = it.next().and_then(|s| s.parse().ok()).unwrap_or(100_000);
     let t = match name {
         "ring_1t" => run_ring_1t(size, packets),
+        "mapped_1t" => run_mapped_1t(size, packets),
+        "ring" => run_ring(size, packets),
+        "mapped" => run_mapped(size, packets),
+        "handoff" => run_handoff(size, packets),
+        "handoff_mapped" => run_handoff_mapped(size, packets),
+        "bbqueue" => run_bbqueue(size, packets),
         "bbqueue_1t" => run_bbqueue_1t(size, packets),
         other => panic!("unknown profile target {other}"),
     };

@@ -684,3 +684,48 @@ fn flat_ring_mem_copies_bytes_at_any_alignment_without_touching_neighbours() {
     }
     assert_eq!(r.bytes(0, 64), vec![0xEE; 64]);
 }
+
+/// Guards the writer's copy fast paths (a small packet assembled on the stack, a larger one in
+/// three copies) against a wrong offset, lost padding or a trailer in the wrong place, including
+/// a packet that ends exactly at the end of the data area (the cursor must wrap to 0).
+#[test]
+fn fast_path_packets_ending_at_the_ring_end_keep_the_protocol_layout() {
+    // Sizes on both sides of the stack-assembly limit (104 payload bytes: 128 with framing).
+    for payload_len in [0usize, 5, 64, 104, 105, 200, 1500] {
+        let total = 16 + payload_len.next_multiple_of(8) + 8;
+        // 128 bytes of room before the packet, which ends exactly at the end of the data area.
+        let ring = Ring::new(total + 128);
+        let data_size = ring.data.len() * 8;
+        let at = data_size - total;
+        init_ring(&ring.mem(), 0);
+        ring.set(Control::WriteIndex, at as u32);
+        ring.set(Control::ReadIndex, at as u32);
+        let payload: Vec<u8> = (0..payload_len).map(|i| (i % 251) as u8 + 1).collect();
+        // Poison the area so padding must really be written as zeros.
+        ring.put(at as u32, &vec![0xee; total]);
+        let mut w = RingWriter::new(ring.mem()).unwrap();
+        let mut b = w.batch().unwrap();
+        b.write_inband(0x1122_3344_5566_7788, true, &payload)
+            .unwrap();
+        b.commit();
+        assert_eq!(
+            w.write_index(),
+            0,
+            "cursor wraps to 0 at the end ({payload_len} B)"
+        );
+        let len8 = ((total - 8) / 8) as u16;
+        let mut expected = desc(6, 2, len8, 1, 0x1122_3344_5566_7788);
+        expected.extend_from_slice(&payload);
+        expected.resize(16 + payload_len.next_multiple_of(8), 0);
+        // Trailer: bits 63:32 hold the packet's start offset (§5.3).
+        expected.extend_from_slice(&((at as u64) << 32).to_le_bytes());
+        assert_eq!(ring.bytes(at as u32, total), expected, "{payload_len} B");
+        let mut r = RingReader::new(ring.mem()).unwrap();
+        let mut rb = r.batch().unwrap();
+        let p = rb.next_packet().unwrap().unwrap();
+        let mut back = vec![0u8; payload_len];
+        p.read_payload(0, &mut back).unwrap();
+        assert_eq!(back, payload);
+        assert!(rb.next_packet().unwrap().is_none());
+    }
+}

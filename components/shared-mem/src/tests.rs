@@ -173,3 +173,65 @@ fn two_threads_stream_packets_through_mapped_pages() {
         }
     });
 }
+
+#[cfg(feature = "heap")]
+#[test]
+fn heap_ring_carries_packets_and_refuses_bad_sizes() {
+    assert_eq!(crate::HeapRing::new(20).err(), Some(MapError::BadSize(20)));
+    let heap = crate::HeapRing::new(4096).unwrap();
+    let ring = heap.ring();
+    assert_eq!(ring.data_size(), 4096);
+    init_ring(ring, 0);
+    let mut w = RingWriter::new(ring).unwrap();
+    let mut r = RingReader::new(ring).unwrap();
+    // Payloads on both sides of the word/bulk copy threshold, with and without a partial word.
+    for (seq, len) in [5usize, 64, 127, 128, 1500, 3000].into_iter().enumerate() {
+        let payload: Vec<u8> = (0..len).map(|i| (i * 7 + seq) as u8).collect();
+        let mut b = w.batch().unwrap();
+        b.write_inband(seq as u64, false, &payload).unwrap();
+        b.commit();
+        let mut rb = r.batch().unwrap();
+        let p = rb.next_packet().unwrap().unwrap();
+        assert_eq!(p.transaction_id(), seq as u64);
+        assert_eq!(p.payload_len(), len.next_multiple_of(8));
+        let mut back = vec![0xffu8; p.payload_len()];
+        p.read_payload(0, &mut back).unwrap();
+        assert_eq!(back[..len], payload[..]);
+        assert!(back[len..].iter().all(|&b| b == 0), "padding is zero");
+        rb.commit().unwrap();
+    }
+}
+
+/// Guards both copy primitives (word copies, and the x86-64 bulk loop with its 64/16/8/1-byte
+/// steps) against a wrong length, a shifted byte or a write past either end of the range.
+#[test]
+fn copies_of_every_step_size_are_byte_exact_and_stay_in_range() {
+    let pages = Pages::new(HEADER_SIZE + 1280);
+    let ring = pages.ring();
+    for len in [1usize, 7, 8, 15, 16, 24, 63, 64, 65, 88, 200, 1000] {
+        for offset in [0u32, 1, 8, 13, 64] {
+            ring.write_data(0, &[0xaa; 1280]);
+            let src: Vec<u8> = (0..len).map(|i| (i * 13 + len) as u8 | 1).collect();
+            ring.write_data(offset, &src);
+            let at = HEADER_SIZE + offset as usize;
+            for (i, b) in src.iter().enumerate() {
+                assert_eq!(pages.byte(at + i), *b, "len {len} offset {offset} byte {i}");
+            }
+            if offset > 0 {
+                assert_eq!(
+                    pages.byte(at - 1),
+                    0xaa,
+                    "byte before, len {len} offset {offset}"
+                );
+            }
+            assert_eq!(
+                pages.byte(at + len),
+                0xaa,
+                "byte after, len {len} offset {offset}"
+            );
+            let mut back = vec![0u8; len];
+            ring.read_data(offset, &mut back);
+            assert_eq!(back, src, "read back, len {len} offset {offset}");
+        }
+    }
+}

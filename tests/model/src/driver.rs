@@ -190,10 +190,8 @@ pub fn teardown(cfg: &Config, s: &mut State, relid: u8, cause: Cause) {
     let ch = &mut s.drv[r];
     ch.phase = Phase::Teardown;
     ch.await_created = await_created;
-    if !await_created {
-        // A new wait (for GPADL_TORNDOWN); a wait for GPADL_CREATED keeps its age.
-        ch.wait_rank = NEW_RANK;
-    }
+    // The teardown's wait starts now (also a wait for GPADL_CREATED: its timer is rearmed).
+    ch.wait_rank = NEW_RANK;
 }
 
 /// Steps 4-5: RELID_RELEASED if rescinded, then zero the page and return it to the pool when the

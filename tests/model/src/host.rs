@@ -37,10 +37,10 @@ pub fn replies(cfg: &Config, s: &State, out: &mut Vec<Reply>) {
     };
     out.push(Reply::Answer);
     match msg {
-        GuestMsg::GpadlHeader { relid, inc, .. } | GuestMsg::GpadlTeardown { relid, inc, .. } => {
-            if cfg.host_silent_after_rescind && !offered(s, relid, inc) {
-                out.push(Reply::Silent);
-            }
+        GuestMsg::GpadlHeader { relid, inc, .. } | GuestMsg::GpadlTeardown { relid, inc, .. }
+            if cfg.host_silent_after_rescind && !offered(s, relid, inc) =>
+        {
+            out.push(Reply::Silent);
         }
         GuestMsg::OpenChannel { relid, inc, .. } => {
             if offered(s, relid, inc) {

@@ -14,31 +14,71 @@ fn fresh(m: &LifetimeModel) -> DriverImplementation {
     DriverImplementation::new(m).unwrap_or_else(|e| panic!("driver setup: {e}"))
 }
 
-/// A polite host (answers everything, no timeouts): every trace of 6 steps over 2 relids and
-/// 2 clients, then random walks with re-offers.
+fn model(cfg: Config, unload: bool) -> LifetimeModel {
+    LifetimeModel::new(Config {
+        symmetry: false,
+        unload,
+        ..cfg
+    })
+}
+
+/// A polite host (answers everything, no timeouts), no unload: every trace of 5 steps over 2
+/// relids and 2 clients, then random walks with re-offers.
 #[test]
 fn driver_follows_the_model_with_a_polite_host() {
-    let m = LifetimeModel::new(Config {
-        symmetry: false,
-        ..polite(2, 2, 2, 1)
-    });
-    let steps = all_traces(&m, &fresh(&m), 6).unwrap_or_else(|d| panic!("{d}"));
-    println!("all traces to depth 6: {steps} steps");
-    let m2 = LifetimeModel::new(Config {
-        symmetry: false,
-        ..polite(2, 2, 2, 2)
-    });
-    let walked = random_walks(&m2, || fresh(&m2), 300, 80, 1).unwrap_or_else(|d| panic!("{d}"));
+    let m = model(polite(2, 2, 2, 1), false);
+    let steps = all_traces(&m, &fresh(&m), 5).unwrap_or_else(|d| panic!("{d}"));
+    println!("all traces to depth 5: {steps} steps");
+    let m2 = model(polite(2, 2, 2, 2), false);
+    let walked = random_walks(&m2, || fresh(&m2), 1000, 80, 1).unwrap_or_else(|d| panic!("{d}"));
     println!("random walks: {walked} steps");
 }
 
-/// A hostile host (silence after rescind, refused opens) and teardown timeouts.
+/// A hostile host (silence after rescind, refused opens), no timeouts, no unload.
 #[test]
 fn driver_follows_the_model_with_a_hostile_host() {
-    let m = LifetimeModel::new(Config {
-        symmetry: false,
+    let cfg = Config {
+        reply_timeouts: false,
         ..hostile(2, 2, 2, 2)
-    });
-    let walked = random_walks(&m, || fresh(&m), 300, 80, 2).unwrap_or_else(|d| panic!("{d}"));
+    };
+    let m = model(cfg, false);
+    let steps = all_traces(&m, &fresh(&m), 5).unwrap_or_else(|d| panic!("{d}"));
+    println!("all traces to depth 5: {steps} steps");
+    let walked = random_walks(&m, || fresh(&m), 1000, 80, 2).unwrap_or_else(|d| panic!("{d}"));
+    println!("random walks: {walked} steps");
+}
+
+/// A hostile host with reply timeouts (late opens fail, unanswered teardowns quarantine), no
+/// unload: every trace of 5 steps and long walks with several timeouts in a row.
+#[test]
+fn driver_follows_the_model_with_a_hostile_host_and_timeouts() {
+    let m = model(hostile(2, 2, 2, 2), false);
+    let steps = all_traces(&m, &fresh(&m), 5).unwrap_or_else(|d| panic!("{d}"));
+    println!("all traces to depth 5: {steps} steps");
+    let walked = random_walks(&m, || fresh(&m), 2000, 80, 2).unwrap_or_else(|d| panic!("{d}"));
+    println!("random walks: {walked} steps");
+}
+
+/// A hostile host with reply timeouts, walks short enough for one or two timeouts.
+#[test]
+fn driver_follows_the_model_through_single_timeouts() {
+    let m = model(hostile(1, 2, 1, 2), false);
+    let steps = all_traces(&m, &fresh(&m), 6).unwrap_or_else(|d| panic!("{d}"));
+    println!("all traces to depth 6: {steps} steps");
+    let walked = random_walks(&m, || fresh(&m), 1000, 30, 4).unwrap_or_else(|d| panic!("{d}"));
+    println!("random walks: {walked} steps");
+}
+
+/// With unload. Known divergence: a rescind that arrives after UNLOAD was posted makes the
+/// driver post RELID_RELEASED after UNLOAD; the model's host has reset by then and counts any
+/// message after UNLOAD as a protocol error.
+#[test]
+#[ignore = "known divergence: driver posts RELID_RELEASED after UNLOAD (see README)"]
+fn driver_follows_the_model_through_unload() {
+    let m = model(polite(2, 2, 2, 1), true);
+    let steps = all_traces(&m, &fresh(&m), 5).unwrap_or_else(|d| panic!("{d}"));
+    println!("all traces to depth 5: {steps} steps");
+    let m2 = model(hostile(2, 2, 2, 2), true);
+    let walked = random_walks(&m2, || fresh(&m2), 2000, 80, 3).unwrap_or_else(|d| panic!("{d}"));
     println!("random walks: {walked} steps");
 }

@@ -44,18 +44,18 @@ fn reoffered_relid_never_leaks_to_its_next_owner() {
     assert_clean(&r, &[BOTH_CLIENTS]);
 }
 
-/// 2 channels x 1 client with every host freedom (about 1.4 million states; run with
+/// 2 channels x 1 client with every host freedom (about 2 million states; run with
 /// `cargo test --release -p lifetime-model -- --ignored`).
 #[test]
-#[ignore = "about 12 s in release, longer in the test profile"]
+#[ignore = "about 20 s and 1.3 GiB in release, longer in the test profile"]
 fn two_channels_hostile_host_exhaustive() {
     let r = run_explore(hostile(2, 1, 2, 1));
     assert_clean(&r, &[REOFFER, BOTH_CLIENTS]);
 }
 
-/// 2 channels x 2 clients, each relid offered twice (about 5 million states).
+/// 2 channels x 2 clients, each relid offered twice (about 4 million states).
 #[test]
-#[ignore = "about 80 s and 2 GiB in release"]
+#[ignore = "about 45 s and 2.6 GiB in release"]
 fn two_channels_two_clients_reoffers_exhaustive() {
     let r = run_explore(polite(2, 2, 2, 2));
     assert_clean(&r, &[QUARANTINE, POOL_EMPTY]);

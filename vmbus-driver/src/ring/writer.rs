@@ -10,6 +10,9 @@ use super::packet::{
 };
 use super::{RingError, advance, checked_index, checked_size, copy_in, distance};
 
+/// Largest packet (with trailer) the writer assembles on the stack and copies in with one call.
+const SMALL_PACKET: usize = 128;
+
 /// Result of [`RingWriter::request_space`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SpaceWait {
@@ -299,9 +302,20 @@ impl<M: RingMem> WriteBatch<'_, M> {
         if let Ext::None = ext
             && total <= size - start
         {
+            let mem = &self.writer.mem;
+            if total as usize <= SMALL_PACKET {
+                // Small packet: assembled on the stack and copied in once.
+                let mut packet = [0u8; SMALL_PACKET];
+                packet[..16].copy_from_slice(&desc.to_bytes());
+                packet[16..16 + payload.len()].copy_from_slice(payload);
+                let t = total as usize;
+                packet[t - 8..t].copy_from_slice(&trailer);
+                mem.write_data(start, &packet[..t]);
+                self.pos = advance(start, total, size);
+                return self.wrote(total);
+            }
             // Fast path (no extended descriptor, no wrap): three copies. The last partial payload
             // word and the trailer go in one 16-byte copy.
-            let mem = &self.writer.mem;
             mem.write_data(start, &desc.to_bytes());
             let body = start + DESCRIPTOR_LEN;
             mem.write_data(body, &payload[..whole]);
@@ -340,6 +354,12 @@ impl<M: RingMem> WriteBatch<'_, M> {
             }
             self.put(&trailer);
         }
+        self.wrote(total)
+    }
+
+    /// Books a packet of `total` ring bytes written at the old cursor.
+    #[inline]
+    fn wrote(&mut self, total: u32) -> Result<(), RingError> {
         self.free -= total;
         self.packets += 1;
         self.writer.clear_pending_send_sz();

@@ -10,7 +10,7 @@
 //! model's "oldest teardown waits time out" becomes `on_tick` at the moment the oldest wait's
 //! GPADL_TEARDOWN was posted plus the reply timeout.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use vmbus_driver::control::{
     ChannelHandle, REQUEST_AREA, REQUEST_OFFSET, RESPONSE_AREA, RESPONSE_OFFSET, Request, Response,
@@ -234,6 +234,8 @@ pub struct DriverImplementation {
     k: HarnessKernel,
     /// Host → driver messages, mirroring the model's queue.
     to_driver: VecDeque<ChannelMessage>,
+    /// Ticks at which a driver entry point ran (when its timers may have been armed).
+    calls: BTreeSet<u64>,
     /// Per client and relid: the handle the driver gave for an open.
     handles: Vec<Vec<Option<ChannelHandle>>>,
     now: u64,
@@ -301,6 +303,7 @@ impl DriverImplementation {
             },
             to_driver: VecDeque::new(),
             handles: vec![vec![None; cfg.channels]; cfg.clients],
+            calls: BTreeSet::new(),
             now: 1,
         };
         imp.connect()?;
@@ -392,6 +395,15 @@ impl Implementation for DriverImplementation {
         self.now += 1;
         self.hv.now = self.now;
         let now = self.now;
+        if !matches!(
+            action,
+            Action::HostOffer(_)
+                | Action::HostRescind(_)
+                | Action::HostSignal(_)
+                | Action::HostReceive(_)
+        ) {
+            self.calls.insert(now);
+        }
         match action {
             Action::HostOffer(r) => {
                 if after != before {
@@ -433,25 +445,44 @@ impl Implementation for DriverImplementation {
                 self.driver.on_interrupt(&mut self.hv, &mut self.k, now);
             }
             Action::DriverTimeout => {
-                // The model's timer fires at no particular tick: advance the clock tick by tick
-                // through the driver's possible deadlines, oldest first, until its state matches the model's
-                // (or every deadline has passed, and the comparison reports the difference).
+                // The model's timer fires at no particular tick: the driver's clock may stop at
+                // any of its possible deadlines, oldest first.
                 let want = abstract_model(&self.model, after);
-                // Waits began at some tick since the oldest wait-starting message of a waiting
-                // channel (the driver may rearm a timer when a teardown starts).
+                // A wait began at a tick when the driver ran, no earlier than the oldest
+                // wait-starting message of a waiting channel (the driver may rearm a timer when
+                // a teardown starts).
                 let oldest = (0..self.channels)
                     .filter(|&r| before.drv[r].phase.is_waiting())
                     .filter_map(|r| self.hv.wait_since.get(&(r as u32 + 1)).copied())
                     .min()
                     .unwrap_or(self.now);
-                let deadlines = (oldest..=self.now).map(|t| t + TIMEOUT);
-                for t in deadlines {
-                    self.now = self.now.max(t);
-                    self.hv.now = self.now;
-                    self.driver.on_tick(&mut self.hv, &mut self.k, self.now);
-                    if self.abstract_state() == want {
-                        break;
+                // Deadlines already passed fire at the current tick; later ones at their own.
+                let mut deadlines: Vec<u64> =
+                    self.calls.range(oldest..).map(|t| t + TIMEOUT).collect();
+                deadlines.push(self.now);
+                deadlines.sort_unstable();
+                deadlines.dedup();
+                // Try each candidate tick on a copy; take the first whose outcome matches the
+                // model. None does: fire the first candidate that changes anything, so the
+                // comparison shows the driver's own choice.
+                let mut fallback = None;
+                for t in deadlines.into_iter().filter(|t| *t >= self.now) {
+                    let mut trial = self.clone();
+                    trial.now = t;
+                    trial.hv.now = t;
+                    trial.calls.insert(t);
+                    trial.driver.on_tick(&mut trial.hv, &mut trial.k, t);
+                    let got = trial.abstract_state();
+                    if got == want {
+                        *self = trial;
+                        return Ok(());
                     }
+                    if fallback.is_none() && got != self.abstract_state() {
+                        fallback = Some(trial);
+                    }
+                }
+                if let Some(trial) = fallback {
+                    *self = trial;
                 }
             }
             Action::ClientOpen(c, r) => {
