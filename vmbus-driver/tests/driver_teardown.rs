@@ -567,3 +567,34 @@ fn sub_channel_finishing_at_once_does_not_run_the_primary_ahead_of_its_revoke() 
     assert!(w.k.violations.is_empty(), "{:?}", w.k.violations);
     assert_eq!(w.d.open_count(), 0);
 }
+
+/// The host resets on UNLOAD: a rescind (or offer) that crosses the driver's UNLOAD must not be
+/// answered, or RELID_RELEASED would name a relid the host no longer holds.
+#[test]
+fn rescind_crossing_unload_gets_no_relid_released_after_unload() {
+    let mut w = World::new(vec![offer(1, NET, 1, 0)]);
+    w.connect();
+    // The host stays silent on UNLOAD so the crossing messages arrive while the driver waits.
+    w.hv.silent.insert(MessageType::UNLOAD_RESPONSE.0);
+    w.clear_log();
+    w.d.unload(&mut w.hv, &mut w.k, w.now);
+    w.pump();
+    assert_eq!(w.posted_types(), vec![MessageType::UNLOAD]);
+    let hostile_before = w.d.stats().hostile;
+    w.hv.rescind(1);
+    w.hv.send(&ChannelMessage::OfferChannel(offer(2, NET, 2, 0)));
+    w.pump();
+    assert_eq!(
+        w.posted_types(),
+        vec![MessageType::UNLOAD],
+        "nothing is posted after UNLOAD"
+    );
+    assert_eq!(
+        w.d.stats().hostile,
+        hostile_before,
+        "crossing is not hostile"
+    );
+    w.tick(TIMEOUT);
+    assert_eq!(w.d.connection().state, ConnectionState::Disconnected);
+    assert_eq!(w.d.channels().count(), 0);
+}

@@ -1,9 +1,10 @@
 //! `cargo xtask test`: the project's whole test suite, stage by stage.
 //!
 //! Stages: the workspace's unit, integration and property tests; the loom model of the ring
-//! signalling; Miri over the one crate that touches raw shared memory; the real-kernel test under
-//! QEMU, and the lints of the PD programs built for it. `--quick` runs only the first. Each stage is a child process so its output streams as it
-//! runs; the closing line counts the stages.
+//! signalling; the driver core against the formal model; Miri over the one crate that touches raw
+//! shared memory; the real-kernel test under QEMU, and the lints of the PD programs built for it.
+//! `--quick` runs only the first. Each stage is a child process so its output streams as it runs;
+//! the closing line counts the stages.
 
 use std::process::{Command, ExitCode};
 use std::time::Instant;
@@ -40,9 +41,34 @@ const STAGES: &[Stage] = &[
         ],
     },
     Stage {
+        name: "the driver core conforms to the formal lifetime model",
+        program: "cargo",
+        args: &[
+            "test",
+            "--quiet",
+            "--release",
+            "-p",
+            "lifetime-model",
+            "--features",
+            "driver",
+            "--test",
+            "driver_conformance",
+        ],
+        env: &[],
+    },
+    Stage {
         name: "miri over shared-mem",
         program: "cargo",
-        args: &["+nightly", "miri", "test", "--quiet", "-p", "shared-mem"],
+        args: &[
+            "+nightly",
+            "miri",
+            "test",
+            "--quiet",
+            "-p",
+            "shared-mem",
+            "--features",
+            "heap",
+        ],
         env: &[],
     },
     Stage {

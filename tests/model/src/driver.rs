@@ -125,6 +125,13 @@ pub fn on_message(cfg: &Config, s: &mut State) {
         HostMsg::UnloadResponse => {
             if s.conn == Conn::UnloadSent {
                 s.conn = Conn::Unloaded;
+                // The host reset the bus: every offer is gone (all teardowns ended before
+                // UNLOAD was sent, so only offered channels remain).
+                for ch in s.drv.iter_mut() {
+                    if ch.phase == Phase::Offered {
+                        *ch = DrvChan::default();
+                    }
+                }
             }
         }
     }

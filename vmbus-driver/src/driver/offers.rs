@@ -8,10 +8,10 @@ use crate::ids::RelId;
 use crate::kernel::Kernel;
 use crate::msg::{ChannelMessage, OfferChannel, RelIdReleased};
 
-use super::Driver;
 use super::TeardownReason;
 use super::post::post;
 use super::table::{MAX_RELIDS, RelidEntry, RelidState};
+use super::{ConnectionState, Driver};
 
 /// Largest connection id (bits 23:0).
 const CONNECTION_ID_MASK: u32 = 0x00FF_FFFF;
@@ -19,7 +19,14 @@ const CONNECTION_ID_MASK: u32 = 0x00FF_FFFF;
 impl Driver {
     /// OFFERCHANNEL.
     pub(crate) fn on_offer(&mut self, o: &OfferChannel) {
-        if !self.is_connected() {
+        if self.conn.unload_sent {
+            // An offer that crossed our UNLOAD: the host forgets it when it handles UNLOAD.
+            info!("offer of {} crossed UNLOAD: ignored", o.child_relid);
+            return;
+        }
+        // A hot add while the channels are being torn down for unload is legitimate: the entry
+        // stays offered until UNLOAD_RESPONSE frees the table.
+        if !self.is_connected() && self.conn.state != ConnectionState::Unloading {
             self.hostile_unexpected("OFFERCHANNEL while not connected");
             return;
         }
@@ -67,6 +74,13 @@ impl Driver {
         let Some(r) = self.checked_relid(relid, "RESCIND_CHANNELOFFER") else {
             return;
         };
+        if self.conn.unload_sent {
+            // The rescind crossed our UNLOAD: the host forgets every relid when it handles
+            // UNLOAD, so a RELID_RELEASED now would name a relid it no longer holds (the formal
+            // model's "no message after UNLOAD" rule). UNLOAD_RESPONSE frees the whole table.
+            info!("rescind of {relid} crossed UNLOAD: ignored");
+            return;
+        }
         let e = self.relids[r];
         if e.state == RelidState::Free || e.rescinded {
             self.stats.hostile += 1;
