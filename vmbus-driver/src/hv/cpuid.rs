@@ -373,6 +373,3 @@ pub fn check_vmbus(cpuid: impl FnMut(u32, u32) -> [u32; 4]) -> Result<VmbusSuppo
         use_auto_eoi,
     })
 }
-
-#[cfg(test)]
-mod tests;

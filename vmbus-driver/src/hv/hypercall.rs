@@ -568,6 +568,3 @@ impl SignalEventInput {
         }
     }
 }
-
-#[cfg(test)]
-mod tests;

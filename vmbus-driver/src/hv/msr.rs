@@ -382,6 +382,3 @@ pub const fn vp_index_from_msr(raw: u64) -> Result<VpIndex, MsrError> {
     }
     Ok(VpIndex(raw as u32))
 }
-
-#[cfg(test)]
-mod tests;

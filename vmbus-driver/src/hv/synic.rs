@@ -274,6 +274,3 @@ pub fn scan_events<H: Hypervisor + ?Sized>(
     }
     Ok(scan)
 }
-
-#[cfg(test)]
-mod tests;

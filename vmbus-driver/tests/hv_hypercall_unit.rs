@@ -1,7 +1,9 @@
 //! Unit tests: golden values written from VMBUS-PROTOCOL.md §1.5–§1.7, not from the encoder.
 
-use super::*;
 use proptest::prelude::*;
+use vmbus_driver::hv::hypercall::*;
+use vmbus_driver::hv::synic::HvMessageType;
+use vmbus_driver::ids::ConnectionId;
 
 #[test]
 fn call_codes_match_the_tlfs() {

@@ -1,13 +1,11 @@
 //! Unit tests: slot layout from VMBUS-PROTOCOL.md §2.1, the consume order of §2.2, and event
 //! scanning of §2.3, with a recording fake of the seam.
 
-extern crate std;
-
-use super::*;
-use crate::hv::hypercall::HvStatus;
-use crate::ids::ConnectionId;
 use proptest::prelude::*;
-use std::vec::Vec;
+use vmbus_driver::hv::Hypervisor;
+use vmbus_driver::hv::hypercall::HvStatus;
+use vmbus_driver::hv::synic::*;
+use vmbus_driver::ids::{ConnectionId, RelId};
 
 /// Builds a slot from the documented offsets: type at 0, size at 4, flags at 5, origin at 8,
 /// payload at 16.

@@ -1,9 +1,6 @@
 //! Unit tests: detection on register sets as real hypervisors report them.
 
-extern crate std;
-
-use super::*;
-use std::vec::Vec;
+use vmbus_driver::hv::cpuid::*;
 
 const LEAF1_WITH_HYPERVISOR: [u32; 4] = [0x0005_06F1, 0x0008_0800, 0xFEDA_3203, 0x0F8B_FBFF];
 const LEAF1_BARE_METAL: [u32; 4] = [0x0005_06F1, 0x0008_0800, 0x7EDA_3203, 0x0F8B_FBFF];

@@ -1,7 +1,8 @@
 //! Unit tests: MSR numbers and bit positions from VMBUS-PROTOCOL.md §1.2–§1.3.
 
-use super::*;
 use proptest::prelude::*;
+use vmbus_driver::hv::msr::*;
+use vmbus_driver::ids::VpIndex;
 
 #[test]
 fn msr_numbers_match_the_table() {
