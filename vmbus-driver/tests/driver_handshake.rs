@@ -171,5 +171,5 @@ fn offers_fill_the_table_and_hot_add_works_after_connect() {
 fn driver_fits_a_test_thread_stack() {
     let size = core::mem::size_of::<Driver>();
     println!("size_of::<Driver>() = {size} bytes");
-    assert!(size < 300 * 1024, "Driver is {size} bytes");
+    assert!(size < 320 * 1024, "Driver is {size} bytes");
 }

@@ -219,13 +219,14 @@ fn requests_are_checked_before_anything_is_taken() {
         Response::Error(ClientError::NotConnected)
     );
     w.connect();
+    // Offers of classes the client may not open look exactly like no offer.
     assert_eq!(
         w.call(B, open(5, 2, 2)),
-        Response::Error(ClientError::NotPermitted)
+        Response::Error(ClientError::NoSuchOffer)
     );
     assert_eq!(
         w.call(A, open(6, 2, 2)),
-        Response::Error(ClientError::NotPermitted)
+        Response::Error(ClientError::NoSuchOffer)
     );
     for relid in [0, 7, 2048, u32::MAX] {
         assert_eq!(
@@ -441,7 +442,28 @@ fn instance_filter_limits_a_client_to_one_device() {
     };
     assert_eq!(
         w.call(A, open(1)),
-        Response::Error(ClientError::NotPermitted)
+        Response::Error(ClientError::NoSuchOffer)
     );
     w.open(A, 2);
+}
+
+#[test]
+fn a_client_cannot_probe_offers_of_other_classes() {
+    // A holds relid 5 (net); B serves heartbeat only. Whatever state relid 5 is in (offered,
+    // opened by A, rescinded), B's open of it answers exactly what an absent relid answers.
+    let mut w = World::new(vec![offer(5, NET, 1, 0), offer(6, HEARTBEAT, 2, 0)]);
+    w.connect();
+    let open = |relid| Request::Open {
+        relid,
+        out_ring_pages: 2,
+        in_ring_pages: 2,
+    };
+    let absent = w.call(B, open(7));
+    assert_eq!(absent, Response::Error(ClientError::NoSuchOffer));
+    assert_eq!(w.call(B, open(5)), absent, "offered to another class");
+    w.open(A, 5);
+    assert_eq!(w.call(B, open(5)), absent, "busy with another client");
+    w.hv.rescind(5);
+    w.pump();
+    assert_eq!(w.call(B, open(5)), absent, "rescinded");
 }

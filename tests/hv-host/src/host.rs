@@ -126,6 +126,8 @@ pub struct Host {
     pub(crate) legacy_scan: bool,
     /// Next GPADL id used by `stray_gpadl_created`.
     pub(crate) stray_gpadl: u32,
+    /// Successful opens wait for [`Host::hold_open_results`]`(false)` before their result.
+    pub(crate) hold_open_results: bool,
     pub(crate) scratch: [u8; SCRATCH],
 }
 
@@ -171,6 +173,7 @@ impl Host {
             replying_to: None,
             legacy_scan: false,
             stray_gpadl: 0xF000_0000,
+            hold_open_results: false,
             scratch: [0; SCRATCH],
         }
     }

@@ -221,6 +221,9 @@ pub enum GuestError {
     ChannelNotOpen(RelId),
     /// RELID_RELEASED for an open channel.
     ReleaseWhileOpen(RelId),
+    /// CLOSECHANNEL for a channel whose open the host has not answered yet (OpenVMM's
+    /// `vmbus_server` rejects it: no reply, the open goes on).
+    CloseWhileOpening(RelId),
     /// The guest's ring was corrupt (index or descriptor).
     Ring(RelId, RingError),
     /// A GPADL page is not guest memory.
@@ -253,6 +256,9 @@ impl fmt::Display for GuestError {
             Self::ChannelAlreadyOpen(r) => write!(f, "{r} is already open"),
             Self::ChannelNotOpen(r) => write!(f, "{r} is not open"),
             Self::ReleaseWhileOpen(r) => write!(f, "{r} released while open"),
+            Self::CloseWhileOpening(r) => {
+                write!(f, "{r} closed before its OPENCHANNEL_RESULT")
+            }
             Self::Ring(r, e) => write!(f, "{r}: {e}"),
             Self::Memory(r, e) => write!(f, "{r}: {e}"),
             Self::UnsupportedPacket(r, t) => write!(f, "{r}: packet type {t:#x} not accepted"),

@@ -44,6 +44,9 @@ pub(crate) struct RingState {
     pub waiting_space: bool,
     /// Packets a source device still has to send.
     pub source_left: u32,
+    /// The device holds the GPADL but the host has not sent OPENCHANNEL_RESULT yet (openid to
+    /// answer with): the open is pending, the device does not run.
+    pub result_pending: Option<u32>,
 }
 
 impl RingState {
@@ -60,6 +63,7 @@ impl RingState {
         guest_signal: false,
         waiting_space: false,
         source_left: 0,
+        result_pending: None,
     };
 }
 
@@ -123,6 +127,13 @@ impl Host {
             };
         }
         self.counters.opens += 1;
+        if self.hold_open_results {
+            // The device is still opening: it maps the GPADL now, the answer comes later.
+            if let Some(c) = self.slot_mut(relid) {
+                c.ring.result_pending = Some(o.openid);
+            }
+            return;
+        }
         self.send(ChannelMessage::OpenChannelResult(OpenChannelResult {
             child_relid: relid,
             openid: o.openid,
@@ -130,8 +141,43 @@ impl Host {
         }));
     }
 
+    /// Holds (or, with `false`, sends) the OPENCHANNEL_RESULTs of successful opens, as a host
+    /// whose devices take their time to open does. While an open is pending, the device maps
+    /// the ring GPADL (its GPADL_TEARDOWN waits for the close) and a CLOSECHANNEL is a guest
+    /// error that changes nothing.
+    pub fn hold_open_results(&mut self, hold: bool) {
+        self.hold_open_results = hold;
+        if hold {
+            return;
+        }
+        for r in 1..crate::offers::RELID_SLOTS as u32 {
+            let relid = RelId(r);
+            let pending = self
+                .slot_mut(relid)
+                .and_then(|c| c.ring.result_pending.take());
+            if let Some(openid) = pending {
+                self.send(ChannelMessage::OpenChannelResult(OpenChannelResult {
+                    child_relid: relid,
+                    openid,
+                    status: 0,
+                }));
+            }
+        }
+        self.process();
+    }
+
     pub(crate) fn close_channel(&mut self, relid: RelId) {
+        let opening = self
+            .slot(relid)
+            .is_some_and(|c| c.ring.result_pending.is_some());
         match self.channel_state(relid) {
+            ChannelState::Open if opening => {
+                if self.config.mode == Mode::Qemu {
+                    self.counters.ignored += 1;
+                } else {
+                    self.guest_error(GuestError::CloseWhileOpening(relid));
+                }
+            }
             ChannelState::Open => {
                 self.stop_device(relid);
                 if let Some(c) = self.slot_mut(relid) {
@@ -191,7 +237,7 @@ impl Host {
             return vmbus_driver::hv::HvStatus::INVALID_CONNECTION_ID;
         };
         c.stats.signals_from_guest += 1;
-        if c.state != ChannelState::Open {
+        if c.state != ChannelState::Open || c.ring.result_pending.is_some() {
             // The port exists only while the channel is open.
             c.stats.spurious_signals += 1;
             self.counters.spurious_signals += 1;

@@ -11,8 +11,8 @@ use crate::ids::ClientId;
 use crate::kernel::Kernel;
 
 use super::Driver;
-use super::config::NO_OPEN;
-use super::table::{MAX_RELIDS, Phase, RelidState, TeardownReason};
+use super::stats::ClientStats;
+use super::table::{MAX_OPEN, MAX_RELIDS, Phase, RelidState, TeardownReason};
 
 impl Driver {
     /// Handles client `client`'s protected call: reads the request from its control page, acts,
@@ -30,6 +30,7 @@ impl Driver {
             return;
         };
         self.stats.client_requests += 1;
+        self.clients.entries[c].stats.requests += 1;
         let mut area = [0u8; REQUEST_AREA];
         let response = match k.control_read(client, REQUEST_OFFSET, &mut area) {
             Err(e) => {
@@ -47,6 +48,7 @@ impl Driver {
         };
         if matches!(response, Response::Error(_)) {
             self.stats.client_errors += 1;
+            self.clients.entries[c].stats.errors += 1;
         }
         let mut out = [0u8; RESPONSE_AREA];
         match encode_frame(&response, &mut out) {
@@ -101,10 +103,10 @@ impl Driver {
             return Err(ClientError::ChannelGone);
         }
         let idx = client.slots[slot];
-        if idx == NO_OPEN {
+        let Some(o) = self.opens.get(usize::from(idx)) else {
+            // NO_OPEN or RETIRED.
             return Err(ClientError::ChannelGone);
-        }
-        let o = &self.opens[usize::from(idx)];
+        };
         if !o.in_use()
             || u32::from(o.relid) != h.relid
             || o.generation != h.generation
@@ -141,6 +143,13 @@ impl Driver {
         Response::Offers { offers, next }
     }
 
+    /// What client `client` did, counted against it; `None` for an unknown client.
+    pub fn client_stats(&self, client: ClientId) -> Option<ClientStats> {
+        self.clients
+            .index(client)
+            .map(|c| self.clients.entries[c].stats)
+    }
+
     /// Client `client` faulted: every channel it holds goes through the teardown path.
     pub fn on_client_fault<H: Hypervisor + ?Sized, K: Kernel + ?Sized>(
         &mut self,
@@ -157,7 +166,7 @@ impl Driver {
         warn!("{client} faulted: tearing down its channels");
         for slot in 0..usize::from(self.clients.entries[c].max_channels) {
             let idx = self.clients.entries[c].slots[slot];
-            if idx != NO_OPEN {
+            if usize::from(idx) < MAX_OPEN {
                 self.begin_teardown(hv, k, usize::from(idx), TeardownReason::ClientFault, now);
             }
         }

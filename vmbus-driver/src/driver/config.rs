@@ -7,12 +7,17 @@ use crate::guid::Guid;
 use crate::ids::{ClientId, VpIndex};
 use crate::version::Version;
 
+use super::stats::ClientStats;
+
 /// Most clients the driver serves.
 pub const MAX_CLIENTS: usize = 16;
 /// Most device classes one client may be configured for.
 pub const MAX_CLASSES: usize = 8;
 /// Sentinel for "no open channel" in the slot tables.
 pub(crate) const NO_OPEN: u16 = u16::MAX;
+/// Sentinel for a slot retired for good: revoking a page granted into it failed, so the client
+/// may still map that page there and nothing is ever granted into the slot again.
+pub(crate) const RETIRED: u16 = u16::MAX - 1;
 
 /// One client PD as the system description configures it.
 #[derive(Debug, Clone, Copy)]
@@ -84,10 +89,12 @@ pub(crate) struct ClientEntry {
     pub class_count: u8,
     pub classes: [Guid; MAX_CLASSES],
     pub instance: Option<Guid>,
-    /// Open-table index per slot, or [`NO_OPEN`].
+    /// Open-table index per slot, [`NO_OPEN`] or [`RETIRED`].
     pub slots: [u16; MAX_SLOTS],
     /// Monotonic event counter per slot (published in the status record).
     pub events: [u32; MAX_SLOTS],
+    /// What this client did, counted against it.
+    pub stats: ClientStats,
 }
 
 impl ClientEntry {
@@ -100,6 +107,7 @@ impl ClientEntry {
         instance: None,
         slots: [NO_OPEN; MAX_SLOTS],
         events: [0; MAX_SLOTS],
+        stats: ClientStats::ZERO,
     };
 
     /// Whether the client may list and open an offer of `class` / `instance`.

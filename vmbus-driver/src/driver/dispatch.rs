@@ -100,7 +100,7 @@ impl Driver {
     ) {
         match msg {
             ChannelMessage::VersionResponse(r) => self.on_version_response(hv, r, now),
-            ChannelMessage::OfferChannel(o) => self.on_offer(o),
+            ChannelMessage::OfferChannel(o) => self.on_offer(hv, k, o, now),
             ChannelMessage::RescindChannelOffer(r) => self.on_rescind(hv, k, r.child_relid, now),
             ChannelMessage::AllOffersDelivered => self.on_all_offers(),
             ChannelMessage::GpadlCreated(g) => self.on_gpadl_created(hv, k, g, now),

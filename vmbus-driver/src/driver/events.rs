@@ -115,22 +115,35 @@ impl Driver {
         }
         let word = |i: usize| u32::from_le_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
         let (write, read, mask) = (word(WRITE_INDEX), word(READ_INDEX), word(INTERRUPT_MASK));
-        // The host writes read_index and may corrupt the header at any moment: indices outside
-        // the data area or not 8-aligned mean the ring is broken, and a broken ring never
-        // justifies a hypercall.
+        // Indices outside the data area or not 8-aligned mean the ring is broken, and a broken
+        // ring never justifies a hypercall. The client writes the write index (its mistake is
+        // counted against it), the host writes the read index (host hostility).
         let data_size = (usize::from(o.out_pages).saturating_sub(1) * PAGE_SIZE) as u64;
         let valid = |i: u32| u64::from(i) < data_size && i.is_multiple_of(8);
-        if !valid(write) || !valid(read) {
-            self.stats.corrupt_rings += 1;
-            self.stats.hostile += 1;
+        let c = usize::from(o.client);
+        if !valid(write) {
+            self.stats.client_corrupt_rings += 1;
+            self.clients.entries[c].stats.corrupt_rings += 1;
             warn!(
-                "outbound ring of relid {}: corrupt indices (write {write:#x}, read {read:#x}, data size {data_size:#x}); signal refused",
+                "outbound ring of relid {}: the client's write index {write:#x} is corrupt (data size {data_size:#x}); signal refused",
                 o.relid
             );
             return Err(ClientError::RingCorrupt);
         }
-        if mask != 0 || write == read {
+        if !valid(read) {
+            self.stats.corrupt_rings += 1;
+            self.stats.hostile += 1;
+            warn!(
+                "outbound ring of relid {}: the host's read index {read:#x} is corrupt (data size {data_size:#x}); signal refused",
+                o.relid
+            );
+            return Err(ClientError::RingCorrupt);
+        }
+        // At most one hypercall per change the host can see: a client asking again while
+        // neither index moved (a Signal loop) costs no hypercall.
+        if mask != 0 || write == read || o.signalled_at == Some((write, read)) {
             self.stats.signals_suppressed += 1;
+            self.clients.entries[c].stats.signals_suppressed += 1;
             return Ok(false);
         }
         let conn = self.relids[usize::from(o.relid)].connection_id;
@@ -138,6 +151,7 @@ impl Driver {
         if status.is_success() {
             self.stats.signals += 1;
             self.opens[idx].signals = o.signals.wrapping_add(1);
+            self.opens[idx].signalled_at = Some((write, read));
             Ok(true)
         } else {
             self.stats.signal_failures += 1;

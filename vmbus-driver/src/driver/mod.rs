@@ -45,7 +45,7 @@ pub use config::{ClientConfig, ConfigError, DriverConfig, MAX_CLASSES, MAX_CLIEN
 pub use connection::{ConnectionInfo, ConnectionState, MIN_VERSION};
 pub use info::{AbstractChannel, AbstractPhase, ChannelInfo, ChannelState};
 pub use open::RetargetError;
-pub use stats::Stats;
+pub use stats::{ClientStats, Stats};
 pub use table::{MAX_CHANNEL_PAGES, MAX_OPEN, MAX_RELIDS, TeardownReason};
 pub use teardown::MAX_QUARANTINE;
 
@@ -63,7 +63,7 @@ pub const POST_RETRIES: u32 = 64;
 /// SynIC messages handled per `on_interrupt` call before it returns to let the loop breathe.
 pub const MESSAGES_PER_PASS: usize = 256;
 
-/// The driver core. About 280 KiB; keep it in a static or a large enough stack.
+/// The driver core. About 300 KiB; keep it in a static or a large enough stack.
 #[derive(Debug, Clone)]
 pub struct Driver {
     target_vp: VpIndex,
@@ -82,7 +82,7 @@ pub struct Driver {
 
 impl Driver {
     /// A driver with no configuration, as a constant: place it in a static and call
-    /// [`Driver::init`] there, so the 280 KiB never pass through a small PD stack. Every entry
+    /// [`Driver::init`] there, so the 300 KiB never pass through a small PD stack. Every entry
     /// point of an uninitialised driver is harmless (no clients, disconnected), but `start`
     /// should follow `init`.
     pub const EMPTY: Driver = Driver {

@@ -18,7 +18,13 @@ const CONNECTION_ID_MASK: u32 = 0x00FF_FFFF;
 
 impl Driver {
     /// OFFERCHANNEL.
-    pub(crate) fn on_offer(&mut self, o: &OfferChannel) {
+    pub(crate) fn on_offer<H: Hypervisor + ?Sized, K: Kernel + ?Sized>(
+        &mut self,
+        hv: &mut H,
+        k: &mut K,
+        o: &OfferChannel,
+        now: u64,
+    ) {
         if self.conn.unload_sent {
             // An offer that crossed our UNLOAD: the host forgets it when it handles UNLOAD.
             info!("offer of {} crossed UNLOAD: ignored", o.child_relid);
@@ -39,13 +45,33 @@ impl Driver {
             warn!("offer {} has invalid {}", o.child_relid, o.connection_id);
             return;
         }
-        let e = &mut self.relids[r];
-        if e.state != RelidState::Free {
+        if self.relids[r].state != RelidState::Free {
             self.stats.hostile += 1;
             self.stats.duplicate_offers += 1;
             warn!("duplicate offer of {} ignored", o.child_relid);
             return;
         }
+        // A host offers a device (class, instance, sub-channel index) under one relid at a
+        // time: if the driver still holds it under another, the host rescinded that relid and
+        // the rescind never arrived intact. Without this the old relid would stay a zombie,
+        // "open" with no traffic, holding its client's slot against the new offer.
+        if let Some(old) = (1..MAX_RELIDS).find(|&q| {
+            let e = &self.relids[q];
+            q != r
+                && e.state != RelidState::Free
+                && !e.rescinded
+                && e.class == o.if_type
+                && e.instance == o.if_instance
+                && e.sub_index == o.sub_channel_index
+        }) {
+            self.stats.implied_rescinds += 1;
+            warn!(
+                "{} offers the device of relid:{old} again: its rescind was lost; tearing relid:{old} down",
+                o.child_relid
+            );
+            self.rescind_entry(hv, k, old, now);
+        }
+        let e = &mut self.relids[r];
         *e = RelidEntry {
             class: o.if_type,
             instance: o.if_instance,
@@ -55,6 +81,7 @@ impl Driver {
             open: 0,
             state: RelidState::Offered,
             rescinded: false,
+            unresolved_open: None,
         };
         self.stats.offers += 1;
         debug!(
@@ -89,8 +116,26 @@ impl Driver {
             return;
         }
         self.stats.rescinds += 1;
-        self.relids[r].rescinded = true;
         info!("rescind of {relid}");
+        self.rescind_entry(hv, k, r, now);
+    }
+
+    /// The rescind of live entry `r`, received or implied.
+    fn rescind_entry<H: Hypervisor + ?Sized, K: Kernel + ?Sized>(
+        &mut self,
+        hv: &mut H,
+        k: &mut K,
+        r: usize,
+        now: u64,
+    ) {
+        let e = self.relids[r];
+        self.relids[r].rescinded = true;
+        if e.unresolved_open.is_some() {
+            // The host is tearing the channel down itself: close it and tear down the GPADL the
+            // unanswered open left behind (today's order for a rescind); its GPADL_TORNDOWN
+            // frees the quarantined pages.
+            self.resolve_open(hv, r, true);
+        }
         match e.state {
             RelidState::Offered => {
                 // Nobody uses it: step 1 and step 4 only.
@@ -98,8 +143,11 @@ impl Driver {
                 self.release_relid(hv, r);
             }
             RelidState::Active => {
-                // Already in teardown: the running teardown sends RELID_RELEASED at its end.
-                self.begin_teardown(hv, k, usize::from(e.open), TeardownReason::Rescind, now);
+                // Already in teardown: the running teardown sends RELID_RELEASED at its end, and
+                // if it was waiting for OPENCHANNEL_RESULT it closes the channel now.
+                let idx = usize::from(e.open);
+                self.begin_teardown(hv, k, idx, TeardownReason::Rescind, now);
+                self.advance_teardown(hv, k, idx, now);
             }
             RelidState::Free => {}
         }

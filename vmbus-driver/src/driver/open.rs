@@ -11,8 +11,8 @@ use crate::hv::Hypervisor;
 use crate::ids::{GpadlId, PageId, RelId, VpIndex};
 use crate::kernel::{Kernel, KernelError};
 use crate::msg::{
-    ChannelMessage, GpadlCreated, ModifyChannel, ModifyChannelResponse, OpenChannel,
-    OpenChannelResult,
+    ChannelMessage, CloseChannel, GpadlCreated, GpadlTeardown, ModifyChannel,
+    ModifyChannelResponse, OpenChannel, OpenChannelResult,
 };
 use crate::ring::FEATURE_PENDING_SEND_SZ;
 
@@ -67,15 +67,14 @@ impl Driver {
         }
         let r = Driver::entry_index(RelId(relid)).ok_or(ClientError::NoSuchOffer)?;
         let e = self.relids[r];
-        match e.state {
-            RelidState::Free => return Err(ClientError::NoSuchOffer),
-            _ if e.rescinded => return Err(ClientError::NoSuchOffer),
-            RelidState::Active => return Err(ClientError::Busy),
-            RelidState::Offered => {}
-        }
         let client = &self.clients.entries[c];
-        if !client.allows(&e.class, &e.instance) {
-            return Err(ClientError::NotPermitted);
+        // Permission first: an offer the client may not open looks exactly like no offer, so
+        // a client learns nothing about other classes' channels.
+        if e.state == RelidState::Free || e.rescinded || !client.allows(&e.class, &e.instance) {
+            return Err(ClientError::NoSuchOffer);
+        }
+        if e.state == RelidState::Active || e.unresolved_open.is_some() {
+            return Err(ClientError::Busy);
         }
         if e.sub_index != 0 {
             // A sub-channel belongs to its primary: only the primary's owner may open it.
@@ -153,6 +152,7 @@ impl Driver {
             target_vp: self.target_vp,
             pending_vp: self.target_vp,
             signals: 0,
+            signalled_at: None,
         };
         self.opens_in_use += 1;
         self.relids[r].state = RelidState::Active;
@@ -204,17 +204,7 @@ impl Driver {
     /// Returns pages that were taken but never shared with anyone (fresh from the pool, only
     /// the driver wrote them) and frees the list.
     fn return_fresh_pages<K: Kernel + ?Sized>(&mut self, k: &mut K, list: PageList) {
-        for page in self.arena.iter(list) {
-            let ok = k.zero_page(page).and_then(|()| k.return_page(page));
-            match ok {
-                Ok(()) => self.stats.pages_returned += 1,
-                Err(e) => {
-                    self.stats.kernel_errors += 1;
-                    warn!("returning {page}: {e}");
-                }
-            }
-        }
-        self.arena.free(list);
+        self.zero_and_return(k, list);
     }
 
     /// A fresh GPADL id naming open-table entry `idx`, never 0 and never one in quarantine.
@@ -317,6 +307,10 @@ impl Driver {
         };
         let e = self.relids[r];
         if e.state != RelidState::Active {
+            if e.unresolved_open.is_some_and(|g| g.0 == res.openid) {
+                self.resolve_open(hv, r, res.status == 0);
+                return;
+            }
             self.mismatched("OPENCHANNEL_RESULT for a relid with no open");
             return;
         }
@@ -333,7 +327,12 @@ impl Driver {
             OpenState::Refused
         };
         if o.phase == Phase::Teardown {
-            // A late answer: CLOSECHANNEL went out already (or is not needed after a refusal).
+            // The teardown waited for this answer (unless a rescind closed the channel
+            // already): now CLOSECHANNEL if the host opened it, then the GPADL.
+            if !o.has(flags::CLOSE_SENT) {
+                self.opens[idx].deadline = 0;
+                self.advance_teardown(hv, k, idx, now);
+            }
             return;
         }
         self.opens[idx].deadline = 0;
@@ -348,7 +347,10 @@ impl Driver {
         let (c, slot) = (usize::from(o.client), usize::from(o.slot));
         let client = &self.clients.entries[c];
         let (id, base) = (client.id, slot * client.slot_pages as usize);
-        for (i, page) in self.arena.iter(o.pages).enumerate() {
+        for i in 0..o.pages.len() {
+            let Some(page) = self.arena.get(o.pages, i) else {
+                continue;
+            };
             if let Err(err) = k.grant(page, id, base + i) {
                 self.stats.kernel_errors += 1;
                 warn!("granting ring page to {id}: {err}");
@@ -363,6 +365,33 @@ impl Driver {
         self.write_status(k, c, slot, o.generation, ChannelStatus::Open);
         self.notify_client(k, id);
         info!("{} open for {id}", res.child_relid);
+    }
+
+    /// The late OPENCHANNEL_RESULT of an open whose teardown gave up waiting for it (or the
+    /// rescind of its relid, `opened` true): if the host may have opened the channel,
+    /// CLOSECHANNEL; then GPADL_TEARDOWN, whose GPADL_TORNDOWN frees the quarantined pages.
+    /// The relid can be opened again.
+    pub(crate) fn resolve_open<H: Hypervisor + ?Sized>(
+        &mut self,
+        hv: &mut H,
+        r: usize,
+        opened: bool,
+    ) {
+        let Some(gpadl) = self.relids[r].unresolved_open.take() else {
+            return;
+        };
+        // r < MAX_RELIDS (2048).
+        let relid = RelId(r as u32);
+        info!("late OPENCHANNEL_RESULT for {relid}: opened {opened}; closing");
+        if opened {
+            let msg = ChannelMessage::CloseChannel(CloseChannel { child_relid: relid });
+            let _ = post(hv, &mut self.stats, self.conn.msg_conn, &msg);
+        }
+        let msg = ChannelMessage::GpadlTeardown(GpadlTeardown {
+            child_relid: relid,
+            gpadl,
+        });
+        let _ = post(hv, &mut self.stats, self.conn.msg_conn, &msg);
     }
 
     /// Moves an open channel's host interrupts to `vp` with MODIFYCHANNEL (4.1+). From 5.3 the

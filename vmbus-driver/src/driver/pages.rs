@@ -1,5 +1,9 @@
 //! Page lists of channels in a fixed arena of small chunks, so that a channel's ring pages need
 //! no per-channel array sized for the largest ring (the open table stays small).
+//!
+//! A page can be marked *tainted*: a kernel operation on it failed after it was shared (its
+//! revoke, say), so a client may still reach it. A tainted page is never zeroed, returned or
+//! granted again, whatever happens to its list later (a late GPADL_TORNDOWN included).
 
 use crate::ids::PageId;
 
@@ -13,6 +17,8 @@ const NO_PAGE: PageId = PageId(u32::MAX);
 #[derive(Debug, Clone, Copy)]
 struct Chunk {
     pages: [PageId; CHUNK_PAGES],
+    /// Bit `i`: `pages[i]` is tainted.
+    tainted: u8,
     next: u16,
 }
 
@@ -48,6 +54,7 @@ impl PageArena {
     pub const EMPTY: PageArena = PageArena {
         chunks: [Chunk {
             pages: [NO_PAGE; CHUNK_PAGES],
+            tainted: 0,
             next: NIL,
         }; MAX_CHUNKS],
         free_head: NIL,
@@ -59,6 +66,7 @@ impl PageArena {
     pub fn reset(&mut self) {
         for c in self.chunks.iter_mut() {
             c.pages = [NO_PAGE; CHUNK_PAGES];
+            c.tainted = 0;
             c.next = NIL;
         }
         self.free_head = NIL;
@@ -94,6 +102,7 @@ impl PageArena {
             let c = self.take_chunk()?;
             let chunk = self.chunks.get_mut(usize::from(c))?;
             chunk.pages = [fill; CHUNK_PAGES];
+            chunk.tainted = 0;
             chunk.next = head;
             head = c;
         }
@@ -113,6 +122,7 @@ impl PageArena {
             let next = chunk.next;
             chunk.next = self.free_head;
             chunk.pages = [NO_PAGE; CHUNK_PAGES];
+            chunk.tainted = 0;
             self.free_head = c;
             self.free_chunks += 1;
             c = next;
@@ -146,8 +156,39 @@ impl PageArena {
         }
     }
 
-    /// The list's pages in order (unset entries skipped).
-    pub fn iter(&self, list: PageList) -> PageIter<'_> {
+    /// Marks `page` of the list tainted (see the module documentation).
+    pub fn taint(&mut self, list: PageList, page: PageId) {
+        let mut c = list.head;
+        let mut left = list.len();
+        while left > 0 {
+            let Some(chunk) = self.chunks.get_mut(usize::from(c)) else {
+                return;
+            };
+            for (i, p) in chunk.pages.iter().take(left).enumerate() {
+                if *p == page {
+                    chunk.tainted |= 1 << i;
+                    return;
+                }
+            }
+            left = left.saturating_sub(CHUNK_PAGES);
+            c = chunk.next;
+        }
+    }
+
+    /// Whether the page at `index` is tainted.
+    pub fn is_tainted(&self, list: PageList, index: usize) -> bool {
+        self.chunk_of(list, index)
+            .and_then(|c| self.chunks.get(usize::from(c)))
+            .is_some_and(|chunk| chunk.tainted & (1 << (index % CHUNK_PAGES)) != 0)
+    }
+
+    /// Tainted pages in the list.
+    pub fn tainted(&self, list: PageList) -> usize {
+        self.iter_marked(list).filter(|&(_, t)| t).count()
+    }
+
+    /// The list's pages in order with their taint (unset entries skipped).
+    pub fn iter_marked(&self, list: PageList) -> PageIter<'_> {
         PageIter {
             arena: self,
             chunk: list.head,
@@ -167,12 +208,13 @@ pub(crate) struct PageIter<'a> {
 }
 
 impl Iterator for PageIter<'_> {
-    type Item = PageId;
+    type Item = (PageId, bool);
 
-    fn next(&mut self) -> Option<PageId> {
+    fn next(&mut self) -> Option<(PageId, bool)> {
         while self.left > 0 {
             let chunk = self.arena.chunks.get(usize::from(self.chunk))?;
             let p = chunk.pages[self.index];
+            let tainted = chunk.tainted & (1 << self.index) != 0;
             self.left -= 1;
             self.index += 1;
             if self.index == CHUNK_PAGES {
@@ -180,7 +222,7 @@ impl Iterator for PageIter<'_> {
                 self.chunk = chunk.next;
             }
             if p != NO_PAGE {
-                return Some(p);
+                return Some((p, tainted));
             }
         }
         None

@@ -33,12 +33,25 @@ pub struct Stats {
     pub unexpected_messages: u64,
     /// Non-VMBus SynIC messages (e.g. timer) in the VMBus slot.
     pub foreign_messages: u64,
-    /// Ring headers whose indices were out of range or misaligned when the driver read them.
+    /// Ring headers whose host-written index was out of range or misaligned when the driver
+    /// read them (host hostility).
     pub corrupt_rings: u64,
+    /// Ring headers whose client-written index was out of range or misaligned: counted against
+    /// the client (see [`super::ClientStats`]), not as host hostility.
+    pub client_corrupt_rings: u64,
     /// Host replies that did not come in time.
     pub timeouts: u64,
-    /// Pages kept out of the pool because their GPADL teardown was never confirmed.
+    /// Pages kept out of the pool, whatever the cause (the sum of the `quarantine_*` causes).
     pub quarantined_pages: u64,
+    /// ... because the host never confirmed their GPADL's teardown (or never answered the
+    /// open, so the driver could not ask for it): a late GPADL_TORNDOWN may still free them.
+    pub quarantine_unconfirmed: u64,
+    /// ... for good, because revoking them failed: a client may still map them.
+    pub quarantine_revoke_failed: u64,
+    /// ... for good, because zeroing them failed: they may hold a client's data.
+    pub quarantine_zero_failed: u64,
+    /// ... for good, because the kernel refused to take them back into the pool.
+    pub quarantine_return_failed: u64,
     /// Quarantined pages released by a late GPADL_TORNDOWN.
     pub quarantine_released_pages: u64,
     /// Post-message retries after a transient failure.
@@ -65,7 +78,8 @@ pub struct Stats {
     pub pages_returned: u64,
     /// HvCallSignalEvent issued for clients.
     pub signals: u64,
-    /// Client signal requests that the ring did not justify (no hypercall).
+    /// Client signal requests that the ring did not justify (no hypercall): nothing unread, the
+    /// host masked interrupts, or nothing the host can see changed since the last signal.
     pub signals_suppressed: u64,
     /// Signal hypercalls that failed.
     pub signal_failures: u64,
@@ -81,6 +95,36 @@ pub struct Stats {
     pub retargets: u64,
     /// Interrupt passes stopped at the per-pass message bound (more messages pending).
     pub message_bound_hits: u64,
+    /// Offers of a device (class, instance, sub-channel index) the driver still held under
+    /// another relid: the host must have rescinded the old relid and the rescind was lost, so
+    /// the old one is torn down as if rescinded.
+    pub implied_rescinds: u64,
+    /// OPENCHANNEL_RESULTs that never came, even during a teardown: the pages stay
+    /// quarantined and the relid cannot be opened again until the host answers or rescinds.
+    pub unresolved_opens: u64,
+}
+
+/// Counters kept per client, so one client's mistakes are visible as its own.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClientStats {
+    /// Requests the client made.
+    pub requests: u64,
+    /// Requests refused.
+    pub errors: u64,
+    /// Signal requests refused because the client's own ring index was corrupt.
+    pub corrupt_rings: u64,
+    /// Signal requests that needed no hypercall.
+    pub signals_suppressed: u64,
+}
+
+impl ClientStats {
+    /// All counters zero.
+    pub const ZERO: ClientStats = ClientStats {
+        requests: 0,
+        errors: 0,
+        corrupt_rings: 0,
+        signals_suppressed: 0,
+    };
 }
 
 impl Stats {
@@ -101,9 +145,14 @@ impl Stats {
         mismatched_replies: 0,
         unexpected_messages: 0,
         corrupt_rings: 0,
+        client_corrupt_rings: 0,
         foreign_messages: 0,
         timeouts: 0,
         quarantined_pages: 0,
+        quarantine_unconfirmed: 0,
+        quarantine_revoke_failed: 0,
+        quarantine_zero_failed: 0,
+        quarantine_return_failed: 0,
         quarantine_released_pages: 0,
         post_retries: 0,
         post_failures: 0,
@@ -125,5 +174,7 @@ impl Stats {
         kernel_errors: 0,
         retargets: 0,
         message_bound_hits: 0,
+        implied_rescinds: 0,
+        unresolved_opens: 0,
     };
 }

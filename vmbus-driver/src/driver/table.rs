@@ -28,7 +28,7 @@ pub(crate) enum RelidState {
     Active,
 }
 
-/// One relid. 48 bytes.
+/// One relid. 56 bytes.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RelidEntry {
     pub class: Guid,
@@ -43,6 +43,10 @@ pub(crate) struct RelidEntry {
     pub state: RelidState,
     /// The host rescinded the offer; RELID_RELEASED is still owed.
     pub rescinded: bool,
+    /// An OPENCHANNEL for this relid was never answered, even during its teardown: its ring
+    /// GPADL (also the openid) is in quarantine, the host may still open the channel, and no
+    /// client may open the relid until the late OPENCHANNEL_RESULT or a rescind resolves it.
+    pub unresolved_open: Option<GpadlId>,
 }
 
 impl RelidEntry {
@@ -55,6 +59,7 @@ impl RelidEntry {
         open: 0,
         state: RelidState::Free,
         rescinded: false,
+        unresolved_open: None,
     };
 }
 
@@ -128,9 +133,15 @@ pub(crate) mod flags {
     pub const GRANTED: u8 = 1 << 2;
     /// MODIFYCHANNEL sent, MODIFYCHANNEL_RESPONSE awaited (`deadline` is its timeout).
     pub const MODIFY_PENDING: u8 = 1 << 3;
+    /// Revoking a page failed: the page is tainted and, if the pages were granted, the client's
+    /// slot is retired for good.
+    pub const REVOKE_FAILED: u8 = 1 << 4;
+    /// OPENCHANNEL_RESULT never came during the teardown: no CLOSECHANNEL, no GPADL_TEARDOWN,
+    /// the pages are quarantined and the relid is left unresolved.
+    pub const OPEN_UNRESOLVED: u8 = 1 << 5;
 }
 
-/// A channel a client opened. 44 bytes.
+/// A channel a client opened. 56 bytes.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct OpenChan {
     /// 0 = the entry is unused.
@@ -158,6 +169,9 @@ pub(crate) struct OpenChan {
     pub pending_vp: VpIndex,
     /// Signal hypercalls issued for the channel.
     pub signals: u32,
+    /// The outbound ring's (write, read) indices at the last signal hypercall: a client asking
+    /// again while neither moved gets no second hypercall.
+    pub signalled_at: Option<(u32, u32)>,
 }
 
 impl OpenChan {
@@ -178,6 +192,7 @@ impl OpenChan {
         target_vp: VpIndex(0),
         pending_vp: VpIndex(0),
         signals: 0,
+        signalled_at: None,
     };
 
     pub fn in_use(&self) -> bool {

@@ -10,12 +10,13 @@ use crate::ids::{GpadlId, RelId};
 use crate::kernel::Kernel;
 use crate::msg::{ChannelMessage, CloseChannel, GpadlTeardown};
 
+use super::Driver;
+use super::config::{NO_OPEN, RETIRED};
 use super::pages::PageList;
 use super::post::post;
 use super::table::{
     GpadlState, MAX_RELIDS, OpenChan, OpenState, Phase, RelidState, TeardownReason, flags,
 };
-use super::{Driver, config::NO_OPEN};
 
 /// Quarantined GPADLs remembered so a late GPADL_TORNDOWN can still free their pages. Beyond
 /// this, pages are quarantined for good (still counted).
@@ -94,14 +95,26 @@ impl Driver {
                 }
             }
         }
-        // Step 2: revoke every ring page; the client's mappings are gone when this returns.
-        for page in self.arena.iter(o.pages) {
+        // Step 2: revoke every ring page; the client's mappings are gone when this returns. A
+        // page whose revoke failed may still be mapped by the client: it is tainted, never
+        // zeroed, returned or granted again.
+        let mut failed = 0usize;
+        for i in 0..o.pages.len() {
+            let Some(page) = self.arena.get(o.pages, i) else {
+                continue;
+            };
             if let Err(e) = k.revoke(page) {
                 self.stats.kernel_errors += 1;
-                warn!("revoking {page}: {e}");
+                self.arena.taint(o.pages, page);
+                self.quarantine_for_good(QuarantineCause::RevokeFailed, 1);
+                failed += 1;
+                warn!("relid:{r}: revoking {page} failed ({e}): quarantined for good");
             }
         }
         self.opens[idx].flags |= flags::REVOKED;
+        if failed > 0 {
+            self.opens[idx].flags |= flags::REVOKE_FAILED;
+        }
         let (c, slot) = (usize::from(o.client), usize::from(o.slot));
         if self.clients.entries[c].slots.get(slot) == Some(&(idx as u16)) {
             let status = if reason == TeardownReason::OpenFailed {
@@ -111,7 +124,13 @@ impl Driver {
                 ChannelStatus::Gone
             };
             self.write_status(k, c, slot, o.generation, status);
-            self.clients.entries[c].slots[slot] = NO_OPEN;
+            // A slot whose pages may still be mapped there is never used again.
+            self.clients.entries[c].slots[slot] = if failed > 0 && o.has(flags::GRANTED) {
+                warn!("relid:{r}: window slot {slot} of client {c} retired for good");
+                RETIRED
+            } else {
+                NO_OPEN
+            };
             let id = self.clients.entries[c].id;
             self.notify_client(k, id);
         }
@@ -141,13 +160,25 @@ impl Driver {
         {
             return;
         }
-        // Step 3a: CLOSECHANNEL if the host may have opened the channel.
-        if matches!(o.open_state, OpenState::Sent | OpenState::Opened) && !o.has(flags::CLOSE_SENT)
-        {
+        // Step 3a: CLOSECHANNEL only for an open the host confirmed. While OPENCHANNEL_RESULT
+        // is outstanding a host may ignore a CLOSECHANNEL and keep the channel (and the GPADL)
+        // open, so the teardown waits for the result (its deadline is the reply timeout). A
+        // rescinded channel is closed at once: the host is tearing it down itself.
+        let rescinded = self.relids[r].rescinded;
+        if o.open_state == OpenState::Sent && !rescinded && !o.has(flags::CLOSE_SENT) {
+            if o.deadline == 0 {
+                self.opens[idx].deadline = self.deadline(now);
+            }
+            return;
+        }
+        let confirmed =
+            o.open_state == OpenState::Opened || (o.open_state == OpenState::Sent && rescinded);
+        if confirmed && !o.has(flags::CLOSE_SENT) {
             let msg = ChannelMessage::CloseChannel(CloseChannel { child_relid: relid });
             // A lost CLOSECHANNEL is counted by `post`; the GPADL teardown still follows.
             let _ = post(hv, &mut self.stats, self.conn.msg_conn, &msg);
             self.opens[idx].flags |= flags::CLOSE_SENT;
+            self.opens[idx].deadline = 0;
         }
         // Step 3b: the GPADL.
         match o.gpadl_state {
@@ -185,6 +216,9 @@ impl Driver {
             self.release_relid(hv, r);
         } else {
             self.relids[r].state = RelidState::Offered;
+            if o.has(flags::OPEN_UNRESOLVED) {
+                self.relids[r].unresolved_open = Some(o.gpadl);
+            }
         }
         // Step 5.
         if o.gpadl_state == GpadlState::Quarantined {
@@ -212,27 +246,55 @@ impl Driver {
         self.check_unload(hv, now);
     }
 
-    /// Zeroes every page of `list` and returns it to the pool, then frees the list.
-    fn zero_and_return<K: Kernel + ?Sized>(&mut self, k: &mut K, list: PageList) {
-        for page in self.arena.iter(list) {
-            match k.zero_page(page).and_then(|()| k.return_page(page)) {
+    /// Zeroes every page of `list` and returns it to the pool, then frees the list. Tainted
+    /// pages (already counted in quarantine) are left alone; a page whose zeroing or return
+    /// fails stays out of the pool for good.
+    pub(crate) fn zero_and_return<K: Kernel + ?Sized>(&mut self, k: &mut K, list: PageList) {
+        for i in 0..list.len() {
+            let Some(page) = self.arena.get(list, i) else {
+                continue;
+            };
+            if self.arena.is_tainted(list, i) {
+                continue;
+            }
+            if let Err(e) = k.zero_page(page) {
+                self.stats.kernel_errors += 1;
+                self.quarantine_for_good(QuarantineCause::ZeroFailed, 1);
+                warn!("zeroing {page} failed ({e}): quarantined for good");
+                continue;
+            }
+            match k.return_page(page) {
                 Ok(()) => self.stats.pages_returned += 1,
                 Err(e) => {
-                    // Not returned: it stays out of the pool (counted as quarantined).
                     self.stats.kernel_errors += 1;
-                    self.stats.quarantined_pages += 1;
-                    warn!("returning {page}: {e}");
+                    self.quarantine_for_good(QuarantineCause::ReturnFailed, 1);
+                    warn!("returning {page} failed ({e}): quarantined for good");
                 }
             }
         }
         self.arena.free(list);
     }
 
-    fn quarantine_pages(&mut self, gpadl: GpadlId, list: PageList) {
-        let n = list.len();
-        self.stats.quarantined_pages += n as u64;
+    /// Counts `n` pages kept out of the pool for good, by cause.
+    pub(crate) fn quarantine_for_good(&mut self, cause: QuarantineCause, n: usize) {
+        let n64 = n as u64;
+        self.stats.quarantined_pages += n64;
         self.quarantine.pages += n;
-        warn!("{n} pages of {gpadl} quarantined");
+        match cause {
+            QuarantineCause::RevokeFailed => self.stats.quarantine_revoke_failed += n64,
+            QuarantineCause::ZeroFailed => self.stats.quarantine_zero_failed += n64,
+            QuarantineCause::ReturnFailed => self.stats.quarantine_return_failed += n64,
+        }
+    }
+
+    /// Keeps a list whose GPADL the host may still hold; a late GPADL_TORNDOWN frees the pages
+    /// that are not tainted (those are counted already).
+    fn quarantine_pages(&mut self, gpadl: GpadlId, list: PageList) {
+        let n = list.len() - self.arena.tainted(list);
+        self.stats.quarantined_pages += n as u64;
+        self.stats.quarantine_unconfirmed += n as u64;
+        self.quarantine.pages += n;
+        warn!("{n} pages of {gpadl} quarantined until the host confirms the GPADL's teardown");
         if let Some(slot) = self.quarantine.entries.iter_mut().find(|e| e.is_none()) {
             *slot = Some(QEntry { gpadl, pages: list });
         }
@@ -265,7 +327,7 @@ impl Driver {
         if let Some(q) = q
             && let Some(e) = self.quarantine.entries[q].take()
         {
-            let n = e.pages.len();
+            let n = e.pages.len() - self.arena.tainted(e.pages);
             info!("late GPADL_TORNDOWN for {gpadl}: {n} quarantined pages released");
             self.quarantine.pages -= n;
             self.stats.quarantine_released_pages += n as u64;
@@ -300,6 +362,16 @@ impl Driver {
                     self.opens[idx].gpadl_state = GpadlState::Created;
                 }
                 self.begin_teardown(hv, k, idx, TeardownReason::OpenFailed, now);
+                if o.open_state == OpenState::Sent && self.opens[idx].open_state == OpenState::Sent
+                {
+                    // The result did not come in time: waiting longer would not change that.
+                    self.give_up_open(hv, k, idx, now);
+                }
+            }
+            (Phase::Teardown, _)
+                if o.open_state == OpenState::Sent && !o.has(flags::CLOSE_SENT) =>
+            {
+                self.give_up_open(hv, k, idx, now);
             }
             (Phase::Teardown, GpadlState::Pending) => {
                 warn!("relid:{relid}: no GPADL_CREATED during teardown");
@@ -314,4 +386,41 @@ impl Driver {
             (Phase::Teardown, _) => {}
         }
     }
+
+    /// OPENCHANNEL_RESULT never came for entry `idx` in teardown: the host may open the channel
+    /// at any time and map the ring GPADL, so no CLOSECHANNEL (a host ignores it mid-open) and
+    /// no GPADL_TEARDOWN; the pages stay quarantined under the GPADL and the relid is left
+    /// unresolved until the late result or a rescind. The teardown ends here.
+    fn give_up_open<H: Hypervisor + ?Sized, K: Kernel + ?Sized>(
+        &mut self,
+        hv: &mut H,
+        k: &mut K,
+        idx: usize,
+        now: u64,
+    ) {
+        let o = &mut self.opens[idx];
+        if !o.in_use() || o.phase != Phase::Teardown || !o.has(flags::REVOKED) {
+            return;
+        }
+        warn!(
+            "relid:{}: no OPENCHANNEL_RESULT; no CLOSECHANNEL, pages quarantined",
+            o.relid
+        );
+        o.deadline = 0;
+        o.flags |= flags::OPEN_UNRESOLVED;
+        o.gpadl_state = GpadlState::Quarantined;
+        self.stats.unresolved_opens += 1;
+        self.finish_teardown(hv, k, idx, now);
+    }
+}
+
+/// Why pages left the pool for good.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum QuarantineCause {
+    /// Revoking the page failed: a client may still map it.
+    RevokeFailed,
+    /// Zeroing the page failed: it may hold a client's data.
+    ZeroFailed,
+    /// The kernel refused to take the page back.
+    ReturnFailed,
 }

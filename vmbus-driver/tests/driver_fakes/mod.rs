@@ -331,13 +331,42 @@ impl Hypervisor for FakeHv {
     }
 }
 
-/// A kernel with a page pool, grants and control pages.
+/// How an injected kernel failure behaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailMode {
+    /// The kernel refuses the operation: nothing happened.
+    Refuse,
+    /// The operation went half way (a grant copied but did not map; a revoke removed the
+    /// first mapping only; a zero wrote half the page), then failed.
+    Partial,
+    /// The operation was done, but the kernel reported an error.
+    Done,
+}
+
+/// A kernel operation failure armed in [`FakeKernel`]: the operation with this index (counted
+/// from 0 since the plan was armed) fails in this mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailPlan {
+    pub at: u64,
+    pub mode: FailMode,
+}
+
+/// A kernel with a page pool, grants and control pages, and fault injection: every kernel
+/// operation is counted, and the one a [`FailPlan`] names fails.
 pub struct FakeKernel {
     pub log: Log,
     pub pages: Vec<Vec<u8>>,
     pub free: Vec<PageId>,
+    /// Every capability copy of a page that may exist in a client (grants not revoked, and
+    /// partial or failed revokes leave them here).
     pub granted: HashMap<PageId, Vec<(ClientId, usize)>>,
     pub control: HashMap<ClientId, Vec<u8>>,
+    /// The armed failure, if any.
+    pub fail: Option<FailPlan>,
+    /// Operations counted since the plan was armed.
+    pub ops: std::cell::Cell<u64>,
+    /// Operations that were made to fail: (index, operation name).
+    pub injected: RefCell<Vec<(u64, &'static str)>>,
     /// Broken promises of the driver (returning a granted or non-zero page, ...).
     pub violations: Vec<String>,
 }
@@ -356,9 +385,47 @@ impl FakeKernel {
             granted: HashMap::new(),
             control: clients.iter().map(|c| (*c, vec![0u8; 4096])).collect(),
             violations: Vec::new(),
+            fail: None,
+            ops: std::cell::Cell::new(0),
+            injected: RefCell::new(Vec::new()),
         }
     }
 
+    /// Arms a failure of operation `at` (counted from now).
+    pub fn arm(&mut self, plan: FailPlan) {
+        self.fail = Some(plan);
+        self.ops.set(0);
+        self.injected.borrow_mut().clear();
+    }
+
+    /// Counts one operation; `Some(mode)` if it is the one to fail.
+    fn fault(&self, name: &'static str) -> Option<FailMode> {
+        let n = self.ops.get();
+        self.ops.set(n + 1);
+        let plan = self.fail?;
+        (plan.at == n).then(|| {
+            self.injected.borrow_mut().push((n, name));
+            plan.mode
+        })
+    }
+
+    /// The lifetime rule as the kernel sees it: every broken promise so far, plus every page
+    /// now in the free pool while a client may hold a capability to it, and every page two
+    /// clients may reach at once.
+    pub fn lifetime_violations(&self) -> Vec<String> {
+        let mut v = self.violations.clone();
+        for p in &self.free {
+            if self.granted.get(p).is_some_and(|g| !g.is_empty()) {
+                v.push(format!("{p} is in the pool while a client may map it"));
+            }
+        }
+        for (p, g) in &self.granted {
+            if g.iter().any(|(c, _)| *c != g[0].0) {
+                v.push(format!("{p} is reachable by two clients: {g:?}"));
+            }
+        }
+        v
+    }
     fn page_mut(&mut self, p: PageId) -> Result<&mut Vec<u8>, KernelError> {
         self.pages
             .get_mut(p.0 as usize)
@@ -380,12 +447,23 @@ impl FakeKernel {
 
 impl Kernel for FakeKernel {
     fn take_page(&mut self) -> Result<PageId, KernelError> {
+        if let Some(mode) = self.fault("take_page") {
+            if mode != FailMode::Refuse {
+                // Taken but not reported: the page is lost to the driver, never shared.
+                let _ = self.free.pop();
+            }
+            return Err(KernelError::Refused(1));
+        }
         let p = self.free.pop().ok_or(KernelError::PoolEmpty)?;
         self.log.borrow_mut().push(Ev::Take(p));
         Ok(p)
     }
 
     fn return_page(&mut self, page: PageId) -> Result<(), KernelError> {
+        let fault = self.fault("return_page");
+        if fault == Some(FailMode::Refuse) {
+            return Err(KernelError::Refused(1));
+        }
         if self.granted.get(&page).is_some_and(|g| !g.is_empty()) {
             self.violations
                 .push(format!("{page} returned while granted"));
@@ -398,14 +476,23 @@ impl Kernel for FakeKernel {
         }
         self.free.push(page);
         self.log.borrow_mut().push(Ev::Return(page));
+        if fault.is_some() {
+            return Err(KernelError::Refused(1));
+        }
         Ok(())
     }
 
     fn page_frame(&self, page: PageId) -> Result<u64, KernelError> {
+        if self.fault("page_frame").is_some() {
+            return Err(KernelError::Refused(1));
+        }
         Ok(frame_of(page))
     }
 
     fn write_page(&mut self, page: PageId, offset: usize, data: &[u8]) -> Result<(), KernelError> {
+        if self.fault("write_page").is_some() {
+            return Err(KernelError::Refused(1));
+        }
         let p = self.page_mut(page)?;
         p.get_mut(offset..offset + data.len())
             .ok_or(KernelError::OutOfBounds)?
@@ -414,6 +501,9 @@ impl Kernel for FakeKernel {
     }
 
     fn read_page(&self, page: PageId, offset: usize, buf: &mut [u8]) -> Result<(), KernelError> {
+        if self.fault("read_page").is_some() {
+            return Err(KernelError::Refused(1));
+        }
         let p = self
             .pages
             .get(page.0 as usize)
@@ -426,6 +516,18 @@ impl Kernel for FakeKernel {
     }
 
     fn zero_page(&mut self, page: PageId) -> Result<(), KernelError> {
+        match self.fault("zero_page") {
+            Some(FailMode::Refuse) => return Err(KernelError::Refused(1)),
+            Some(FailMode::Partial) => {
+                self.page_mut(page)?[..PAGE_SIZE / 2].fill(0);
+                return Err(KernelError::Refused(1));
+            }
+            Some(FailMode::Done) => {
+                self.page_mut(page)?.fill(0);
+                return Err(KernelError::Refused(1));
+            }
+            None => {}
+        }
         self.page_mut(page)?.fill(0);
         self.log.borrow_mut().push(Ev::Zero(page));
         Ok(())
@@ -437,10 +539,24 @@ impl Kernel for FakeKernel {
         client: ClientId,
         window_page: usize,
     ) -> Result<(), KernelError> {
+        let fault = self.fault("grant");
+        if fault == Some(FailMode::Refuse) {
+            return Err(KernelError::Refused(1));
+        }
+        if let Some(g) = self.granted.get(&page)
+            && g.iter().any(|(c, _)| *c != client)
+        {
+            self.violations
+                .push(format!("{page} granted to {client} while {g:?} may map it"));
+        }
+        // A partial grant left a copy (mapped or not) in the client's reach.
         self.granted
             .entry(page)
             .or_default()
             .push((client, window_page));
+        if fault.is_some() {
+            return Err(KernelError::Refused(1));
+        }
         self.log
             .borrow_mut()
             .push(Ev::Grant(page, client, window_page));
@@ -448,17 +564,39 @@ impl Kernel for FakeKernel {
     }
 
     fn revoke(&mut self, page: PageId) -> Result<(), KernelError> {
+        match self.fault("revoke") {
+            Some(FailMode::Refuse) => return Err(KernelError::Refused(1)),
+            Some(FailMode::Partial) => {
+                if let Some(g) = self.granted.get_mut(&page)
+                    && !g.is_empty()
+                {
+                    g.remove(0);
+                }
+                return Err(KernelError::Refused(1));
+            }
+            Some(FailMode::Done) => {
+                self.granted.remove(&page);
+                return Err(KernelError::Refused(1));
+            }
+            None => {}
+        }
         self.granted.remove(&page);
         self.log.borrow_mut().push(Ev::Revoke(page));
         Ok(())
     }
 
     fn notify(&mut self, client: ClientId) -> Result<(), KernelError> {
+        if self.fault("notify").is_some() {
+            return Err(KernelError::Refused(1));
+        }
         self.log.borrow_mut().push(Ev::Notify(client));
         Ok(())
     }
 
     fn ack_irq(&mut self) -> Result<(), KernelError> {
+        if self.fault("ack_irq").is_some() {
+            return Err(KernelError::Refused(1));
+        }
         self.log.borrow_mut().push(Ev::AckIrq);
         Ok(())
     }
@@ -469,6 +607,9 @@ impl Kernel for FakeKernel {
         offset: usize,
         buf: &mut [u8],
     ) -> Result<(), KernelError> {
+        if self.fault("control_read").is_some() {
+            return Err(KernelError::Refused(1));
+        }
         let page = self.control.get(&client).ok_or(KernelError::NoSuchClient)?;
         buf.copy_from_slice(
             page.get(offset..offset + buf.len())
@@ -483,6 +624,9 @@ impl Kernel for FakeKernel {
         offset: usize,
         data: &[u8],
     ) -> Result<(), KernelError> {
+        if self.fault("control_write").is_some() {
+            return Err(KernelError::Refused(1));
+        }
         let page = self
             .control
             .get_mut(&client)
@@ -597,6 +741,21 @@ impl World {
         self.d.start(&mut self.hv, self.now);
         self.pump();
         assert_eq!(self.d.connection().state, ConnectionState::Connected);
+    }
+
+    /// A client request through the control page; `None` if no decodable response came back
+    /// (a kernel failure may stop the driver from reading the request or writing the answer).
+    pub fn try_call(&mut self, client: ClientId, req: Request) -> Option<Response> {
+        let page = self.k.control.get_mut(&client).unwrap();
+        page[RESPONSE_OFFSET..RESPONSE_OFFSET + RESPONSE_AREA].fill(0);
+        let mut area = [0u8; REQUEST_AREA];
+        let n = encode_frame(&req, &mut area).unwrap();
+        self.k.control.get_mut(&client).unwrap()[REQUEST_OFFSET..REQUEST_OFFSET + n]
+            .copy_from_slice(&area[..n]);
+        self.d
+            .on_client_call(&mut self.hv, &mut self.k, client, self.now);
+        let page = &self.k.control[&client];
+        decode_frame(&page[RESPONSE_OFFSET..RESPONSE_OFFSET + RESPONSE_AREA]).ok()
     }
 
     /// A client request through the control page.

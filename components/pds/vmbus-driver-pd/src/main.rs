@@ -58,7 +58,7 @@ static LOG: ConsoleLog = ConsoleLog {
 /// per event handled, and the host PD answers within the same event.
 const REPLY_TIMEOUT: u64 = 1_000_000;
 
-/// The driver core (about 280 KiB): placed by the loader from `Driver::EMPTY`, initialised in
+/// The driver core (about 300 KiB): placed by the loader from `Driver::EMPTY`, initialised in
 /// place, never on the 64 KiB stack.
 static DRIVER: StaticCell<Driver> = StaticCell::new(Driver::EMPTY);
 

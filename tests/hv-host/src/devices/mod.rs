@@ -45,7 +45,7 @@ impl Host {
         for r in 1..RELID_SLOTS as u32 {
             let relid = RelId(r);
             let Some(c) = self.slot(relid) else { continue };
-            if c.state != ChannelState::Open {
+            if c.state != ChannelState::Open || c.ring.result_pending.is_some() {
                 continue;
             }
             if self.hostile.corrupt_ring_indices {
