@@ -197,3 +197,70 @@ fn signal_before_the_open_completes_is_refused() {
         Response::Signalled { hypercall: false }
     );
 }
+
+#[test]
+fn a_signal_loop_costs_one_hypercall_per_ring_change() {
+    let mut w = World::new(vec![offer(5, NET, 1, 0)]);
+    w.connect();
+    let h = w.open(A, 5);
+    let sig = |w: &mut World| w.call(A, Request::Signal { handle: h });
+    set_outbound(&mut w, 64, 0, 0);
+    w.clear_log();
+    let hypercalls = |w: &World| {
+        w.events()
+            .iter()
+            .filter(|e| matches!(e, Ev::Signal(_)))
+            .count()
+    };
+    for _ in 0..1000 {
+        sig(&mut w);
+    }
+    assert_eq!(hypercalls(&w), 1, "nothing the host can see changed");
+    // New data: one more.
+    set_outbound(&mut w, 128, 0, 0);
+    for _ in 0..100 {
+        sig(&mut w);
+    }
+    assert_eq!(hypercalls(&w), 2);
+    // The host read some and more was written: one more.
+    set_outbound(&mut w, 192, 64, 0);
+    for _ in 0..100 {
+        sig(&mut w);
+    }
+    assert_eq!(hypercalls(&w), 3);
+    let s = w.d.stats();
+    assert_eq!((s.signals, s.signals_suppressed), (3, 1197));
+    assert_eq!(w.d.client_stats(A).unwrap().signals_suppressed, 1197);
+}
+
+#[test]
+fn a_clients_corrupt_ring_counts_against_the_client_not_the_host() {
+    let mut w = World::new(vec![offer(5, NET, 1, 0)]);
+    w.connect();
+    let h = w.open(A, 5);
+    // The client's write index is past the data area.
+    set_outbound(&mut w, 0x10_0000, 0, 0);
+    assert_eq!(
+        w.call(A, Request::Signal { handle: h }),
+        Response::Error(ClientError::RingCorrupt)
+    );
+    let s = w.d.stats();
+    assert_eq!(
+        (s.client_corrupt_rings, s.corrupt_rings, s.hostile),
+        (1, 0, 0)
+    );
+    assert_eq!(w.d.client_stats(A).unwrap().corrupt_rings, 1);
+    assert_eq!(w.d.client_stats(B).unwrap().corrupt_rings, 0);
+    // The host's read index out of range is the host's doing.
+    set_outbound(&mut w, 64, 0x10_0004, 0);
+    assert_eq!(
+        w.call(A, Request::Signal { handle: h }),
+        Response::Error(ClientError::RingCorrupt)
+    );
+    let s = w.d.stats();
+    assert_eq!(
+        (s.client_corrupt_rings, s.corrupt_rings, s.hostile),
+        (1, 1, 1)
+    );
+    assert_eq!(w.d.client_stats(A).unwrap().corrupt_rings, 1);
+}

@@ -598,3 +598,49 @@ fn rescind_crossing_unload_gets_no_relid_released_after_unload() {
     assert_eq!(w.d.connection().state, ConnectionState::Disconnected);
     assert_eq!(w.d.channels().count(), 0);
 }
+
+#[test]
+fn a_lost_rescind_leaves_no_zombie_when_the_device_is_offered_again() {
+    let mut w = World::new(vec![offer(5, NET, 1, 0), offer(6, NET, 2, 0)]);
+    w.connect();
+    let h = w.open(A, 5);
+    // The host rescinded relid 5 but the rescind never arrived; the host does not answer for
+    // a channel it dropped, and it offers the same device (class, instance, sub-channel 0)
+    // under relid 9.
+    w.hv.silent.insert(MessageType::GPADL_TORNDOWN.0);
+    w.clear_log();
+    w.hv.send(&ChannelMessage::OfferChannel(offer(9, NET, 1, 0)));
+    w.pump();
+    assert_eq!(w.d.stats().implied_rescinds, 1);
+    assert_eq!(
+        w.posted_types(),
+        [MessageType::CLOSECHANNEL, MessageType::GPADL_TEARDOWN]
+    );
+    assert_eq!(
+        w.k.status(A, usize::from(h.slot)).state,
+        ChannelStatus::Gone
+    );
+    // After the reply timeout the teardown ends locally: pages quarantined, relid released.
+    w.tick(TIMEOUT + 1);
+    assert_eq!(
+        w.posted_types(),
+        [
+            MessageType::CLOSECHANNEL,
+            MessageType::GPADL_TEARDOWN,
+            MessageType::RELID_RELEASED
+        ]
+    );
+    assert!(w.d.channel(RelId(5)).is_none());
+    assert_eq!(w.d.quarantined_pages(), 4);
+    // The re-offered channel opens in the freed slot; the other device was never touched.
+    w.hv.silent.clear();
+    let h9 = w.open(A, 9);
+    assert_eq!(h9.slot, h.slot);
+    assert_eq!(w.d.channel(RelId(6)).unwrap().state, ChannelState::Offered);
+    // A duplicate of a live relid's own offer is still just a duplicate.
+    w.hv.send(&ChannelMessage::OfferChannel(offer(9, NET, 1, 0)));
+    w.pump();
+    assert_eq!(w.d.stats().implied_rescinds, 1);
+    assert_eq!(w.d.stats().duplicate_offers, 1);
+    assert!(w.k.violations.is_empty(), "{:?}", w.k.violations);
+}

@@ -9,6 +9,7 @@ use sel4_sim::SimConfig;
 use sim_system::{Instance, World, WorldConfig};
 use vmbus_driver::driver::{ChannelState, ConnectionState};
 use vmbus_driver::guid::Guid;
+use vmbus_driver::ids::RelId;
 use vmbus_driver::version::Version;
 
 use super::devices::DeviceReq;
@@ -31,6 +32,8 @@ pub(crate) enum RunError {
     Stuck(&'static str),
     /// Writing the output failed.
     Output(String),
+    /// After the hostile modes a channel the host offers is not serving traffic.
+    NotRecovered(String),
 }
 
 impl core::fmt::Display for RunError {
@@ -40,6 +43,7 @@ impl core::fmt::Display for RunError {
             Self::Device(e) => write!(f, "device set: {e}"),
             Self::Stuck(what) => write!(f, "{what} did not happen within {SETTLE_STEPS} steps"),
             Self::Output(e) => write!(f, "output: {e}"),
+            Self::NotRecovered(e) => write!(f, "not recovered after the hostile modes: {e}"),
         }
     }
 }
@@ -318,8 +322,9 @@ impl<'o> Runner<'o> {
             warn!("host turns hostile: {}", m.name());
             self.w.host_mut().set_hostile(h);
             self.run(phase / 2);
-            if !self.is_qemu() && !self.devices.is_empty() {
-                let i = self.next_random(self.devices.len());
+            let touched = (!self.is_qemu() && !self.devices.is_empty())
+                .then(|| self.next_random(self.devices.len()));
+            if let Some(i) = touched {
                 self.remove(i)?;
                 self.run(phase / 4);
                 self.add(i)?;
@@ -327,6 +332,14 @@ impl<'o> Runner<'o> {
             self.run(phase / 4);
             self.w.host_mut().set_hostile(Hostile::NONE);
             info!("host honest again after {}", m.name());
+            if let Some(i) = touched {
+                // The hostile mode may have mangled the rescind or the offer: the honest host
+                // removes the device and offers it again, and its channels must serve again
+                // (the driver learns of a lost rescind from the new offer of the same device).
+                self.remove(i)?;
+                self.run(phase / 4);
+                self.add(i)?;
+            }
             self.run(phase);
             let t = channel_table(&self.w, &format!("after hostile mode {}", m.name()));
             if self.opts.verbosity > 0 {
@@ -334,6 +347,61 @@ impl<'o> Runner<'o> {
             }
         }
         self.table("after the hostile modes")
+    }
+
+    /// Packets the host has moved on each of its open channels so far.
+    fn host_traffic(&self) -> Vec<(RelId, u64)> {
+        self.w
+            .host()
+            .channels()
+            .map(|c| (c.relid, c.stats.packets_in + c.stats.packets_out))
+            .collect()
+    }
+
+    /// Every channel the host offers (of a class some client serves) is open in the driver and
+    /// moved traffic since `before`; the driver holds no channel the host does not have open.
+    fn check_recovered(&self, before: &[(RelId, u64)]) -> Result<(), RunError> {
+        let served = |class: &Guid| {
+            self.w
+                .instance()
+                .clients()
+                .iter()
+                .any(|cl| cl.classes.contains(class))
+        };
+        let mut problems = Vec::new();
+        for c in self.w.host().channels() {
+            if c.state == hv_host::ChannelState::Rescinded || !served(&c.class) {
+                continue;
+            }
+            let moved = c.stats.packets_in + c.stats.packets_out;
+            let was = before
+                .iter()
+                .find(|(r, _)| *r == c.relid)
+                .map_or(0, |(_, n)| *n);
+            if c.state != hv_host::ChannelState::Open {
+                problems.push(format!("{} is offered but not open", c.relid));
+            } else if moved <= was {
+                problems.push(format!("{} is open but moved no traffic", c.relid));
+            }
+        }
+        for d in self.w.driver_channels() {
+            let live = self
+                .w
+                .host()
+                .channel(d.relid)
+                .is_some_and(|h| h.state == hv_host::ChannelState::Open);
+            if d.state == ChannelState::Open && !live {
+                problems.push(format!(
+                    "{} is open in the driver but not on the host (a zombie)",
+                    d.relid
+                ));
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(RunError::NotRecovered(problems.join("; ")))
+        }
     }
 
     /// Unloads the bus and waits for the teardowns and UNLOAD_RESPONSE.
@@ -378,8 +446,11 @@ impl<'o> Runner<'o> {
                 };
                 self.hostile_phase(&modes)?;
                 self.quiesce()?;
+                self.settle("every offered channel open again")?;
+                let before = self.host_traffic();
                 self.run(s / 4);
                 self.table("recovered: traffic after the hostile modes")?;
+                self.check_recovered(&before)?;
             }
         }
         if !self.opts.hostile.is_empty() && self.opts.scenario != ScenarioName::Hostile {
