@@ -6,8 +6,8 @@
 //! [`Driver::on_client_fault`] when a client faults and [`Driver::on_tick`] periodically; each
 //! call runs to completion. Every method takes the seams as arguments, so tests and the formal
 //! model drive the same code. Memory is fixed: the relid table (2048 entries), the open table,
-//! a page-list arena, the client table and a quarantine table; nothing allocates and no host or
-//! client byte can make the driver panic.
+//! a page-list arena (with a taint bit per page), the client table and a quarantine table;
+//! nothing allocates and no host or client byte can make the driver panic.
 //!
 //! # Lifetime of a channel
 //!
@@ -17,15 +17,27 @@
 //! 1. bump the relid's generation (stale handles and replies are refused from now on);
 //! 2. tear down the sub-channels first (for a primary), revoke every ring page (the client's
 //!    mappings vanish), publish `Gone` (or `Failed`) in the client's status record and notify;
-//! 3. wait until the sub-channels are gone; CLOSECHANNEL if OPENCHANNEL was sent and not
-//!    refused; GPADL_TEARDOWN if the host may hold the GPADL, and wait for GPADL_TORNDOWN (if
-//!    GPADL_CREATED is still awaited, wait for it first);
+//! 3. wait until the sub-channels are gone; CLOSECHANNEL only for an open the host confirmed:
+//!    while OPENCHANNEL_RESULT is outstanding the teardown waits for it (a host ignores a
+//!    CLOSECHANNEL mid-open and keeps the GPADL mapped), then CLOSECHANNEL on success and
+//!    nothing on failure; a rescinded channel is closed at once. Then GPADL_TEARDOWN if the
+//!    host may hold the GPADL, and wait for GPADL_TORNDOWN (if GPADL_CREATED is still awaited,
+//!    wait for it first);
 //! 4. RELID_RELEASED if the host rescinded the offer;
-//! 5. zero the pages and return them to the pool, unless the GPADL teardown timed out: then the
-//!    pages stay quarantined forever (or until a late GPADL_TORNDOWN for that GPADL).
+//! 5. zero the pages and return them to the pool, unless the GPADL teardown (or the open
+//!    result) timed out: then the pages stay quarantined (until a late GPADL_TORNDOWN, or the
+//!    late open result or a rescind that lets the driver ask for one).
+//!
+//! A failed kernel operation never leads to reuse: a page whose revoke fails is *tainted* and
+//! stays out of the pool for good (never zeroed, returned or granted again, whatever comes
+//! later), the client's window slot that held it is retired, and a page whose zeroing or return
+//! fails stays out too; each is counted by cause in [`Stats`] and logged once.
 //!
 //! A second teardown request for a channel already in teardown changes nothing (R3, R8); a
-//! rescind arriving during a close only adds step 4.
+//! rescind arriving during a close only adds step 4 (and, if the close waits for the open
+//! result, closes at once). An offer of a device the driver still holds under another relid
+//! means that relid's rescind was lost: it is torn down as if rescinded, so no zombie channel
+//! holds a client's slot.
 
 mod client;
 mod config;

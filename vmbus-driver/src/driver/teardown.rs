@@ -106,7 +106,7 @@ impl Driver {
             if let Err(e) = k.revoke(page) {
                 self.stats.kernel_errors += 1;
                 self.arena.taint(o.pages, page);
-                self.quarantine_for_good(QuarantineCause::RevokeFailed, 1);
+                self.quarantine_for_good(QuarantineCause::Revoke, 1);
                 failed += 1;
                 warn!("relid:{r}: revoking {page} failed ({e}): quarantined for good");
             }
@@ -259,7 +259,7 @@ impl Driver {
             }
             if let Err(e) = k.zero_page(page) {
                 self.stats.kernel_errors += 1;
-                self.quarantine_for_good(QuarantineCause::ZeroFailed, 1);
+                self.quarantine_for_good(QuarantineCause::Zero, 1);
                 warn!("zeroing {page} failed ({e}): quarantined for good");
                 continue;
             }
@@ -267,7 +267,7 @@ impl Driver {
                 Ok(()) => self.stats.pages_returned += 1,
                 Err(e) => {
                     self.stats.kernel_errors += 1;
-                    self.quarantine_for_good(QuarantineCause::ReturnFailed, 1);
+                    self.quarantine_for_good(QuarantineCause::Return, 1);
                     warn!("returning {page} failed ({e}): quarantined for good");
                 }
             }
@@ -281,9 +281,9 @@ impl Driver {
         self.stats.quarantined_pages += n64;
         self.quarantine.pages += n;
         match cause {
-            QuarantineCause::RevokeFailed => self.stats.quarantine_revoke_failed += n64,
-            QuarantineCause::ZeroFailed => self.stats.quarantine_zero_failed += n64,
-            QuarantineCause::ReturnFailed => self.stats.quarantine_return_failed += n64,
+            QuarantineCause::Revoke => self.stats.quarantine_revoke_failed += n64,
+            QuarantineCause::Zero => self.stats.quarantine_zero_failed += n64,
+            QuarantineCause::Return => self.stats.quarantine_return_failed += n64,
         }
     }
 
@@ -414,13 +414,13 @@ impl Driver {
     }
 }
 
-/// Why pages left the pool for good.
+/// Which kernel operation failed, keeping pages out of the pool for good.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum QuarantineCause {
     /// Revoking the page failed: a client may still map it.
-    RevokeFailed,
+    Revoke,
     /// Zeroing the page failed: it may hold a client's data.
-    ZeroFailed,
+    Zero,
     /// The kernel refused to take the page back.
-    ReturnFailed,
+    Return,
 }

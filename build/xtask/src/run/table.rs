@@ -148,6 +148,21 @@ pub(crate) fn summary(r: &Report) -> String {
     );
     let _ = writeln!(
         s,
+        "quarantine: {} pages ever: {} unconfirmed teardown (of which {} released late), {} failed revoke, {} failed zero, {} refused return",
+        d.quarantined_pages,
+        d.quarantine_unconfirmed,
+        d.quarantine_released_pages,
+        d.quarantine_revoke_failed,
+        d.quarantine_zero_failed,
+        d.quarantine_return_failed
+    );
+    let _ = writeln!(
+        s,
+        "lifetime:  implied rescinds {} unresolved opens {}; client ring errors {}",
+        d.implied_rescinds, d.unresolved_opens, d.client_corrupt_rings
+    );
+    let _ = writeln!(
+        s,
         "driver:    interrupts {} messages {} hostile {} (malformed {}, relid out of range {}, duplicate offers {}, unknown rescinds {}, unknown gpadl {}, mismatched {}, unexpected {}) timeouts {} kernel errors {}",
         d.interrupts,
         d.messages,

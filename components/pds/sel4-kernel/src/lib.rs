@@ -232,7 +232,12 @@ impl Kernel for Sel4Kernel {
         let vaddr = c.window_vaddr + (window_page * PAGE_SIZE) as Word;
         let vspace = VSpace(slot::VSPACE_CAP_BASE + Word::from(c.vspace_index));
         if let Err(e) = Frame(copy).map(vspace, vaddr, Rights::READ_WRITE) {
-            let _ = cn.delete(copy);
+            if cn.delete(copy).is_err() {
+                // The copy is still in its slot: remember it, so the page's revoke (which the
+                // driver runs after any failed grant) unmaps and deletes it, or fails and the
+                // driver quarantines the page.
+                self.mapped.set(i * MAX_MAPPINGS + k, true);
+            }
             return Err(if e == Error::DeleteFirst {
                 KernelError::WindowSlotBusy
             } else {
@@ -243,6 +248,8 @@ impl Kernel for Sel4Kernel {
         Ok(())
     }
 
+    /// Any error of an unmap, delete or revoke is returned as it is: the driver then keeps the
+    /// page out of the pool for good (a client may still reach it), whatever the code.
     fn revoke(&mut self, page: PageId) -> Result<(), KernelError> {
         let i = self.page(page)?;
         let cn = own_cnode();
