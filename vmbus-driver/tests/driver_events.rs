@@ -238,29 +238,19 @@ fn a_clients_corrupt_ring_counts_against_the_client_not_the_host() {
     let mut w = World::new(vec![offer(5, NET, 1, 0)]);
     w.connect();
     let h = w.open(A, 5);
-    // The client's write index is past the data area.
-    set_outbound(&mut w, 0x10_0000, 0, 0);
-    assert_eq!(
-        w.call(A, Request::Signal { handle: h }),
-        Response::Error(ClientError::RingCorrupt)
-    );
-    let s = w.d.stats();
-    assert_eq!(
-        (s.client_corrupt_rings, s.corrupt_rings, s.hostile),
-        (1, 0, 0)
-    );
-    assert_eq!(w.d.client_stats(A).unwrap().corrupt_rings, 1);
-    assert_eq!(w.d.client_stats(B).unwrap().corrupt_rings, 0);
-    // The host's read index out of range is the host's doing.
-    set_outbound(&mut w, 64, 0x10_0004, 0);
-    assert_eq!(
-        w.call(A, Request::Signal { handle: h }),
-        Response::Error(ClientError::RingCorrupt)
-    );
-    let s = w.d.stats();
-    assert_eq!(
-        (s.client_corrupt_rings, s.corrupt_rings, s.hostile),
-        (1, 1, 1)
-    );
-    assert_eq!(w.d.client_stats(A).unwrap().corrupt_rings, 1);
+    // First the client's write index past the data area, then the host's read index.
+    for (write, read, expected) in [(0x10_0000, 0, (1, 0, 0)), (64, 0x10_0004, (1, 1, 1))] {
+        set_outbound(&mut w, write, read, 0);
+        assert_eq!(
+            w.call(A, Request::Signal { handle: h }),
+            Response::Error(ClientError::RingCorrupt)
+        );
+        let s = w.d.stats();
+        assert_eq!(
+            (s.client_corrupt_rings, s.corrupt_rings, s.hostile),
+            expected
+        );
+        assert_eq!(w.d.client_stats(A).unwrap().corrupt_rings, 1);
+        assert_eq!(w.d.client_stats(B).unwrap().corrupt_rings, 0);
+    }
 }

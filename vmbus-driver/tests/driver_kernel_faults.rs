@@ -20,6 +20,8 @@ enum Before {
     /// OPENCHANNEL_RESULT never comes.
     OpenPending,
     Open,
+    /// Open, with its sub-channel (relid 8) open too: the primary's teardown covers it (R7).
+    OpenWithSub,
     /// Closed by the client; GPADL_TORNDOWN never comes.
     TeardownPending,
 }
@@ -36,10 +38,11 @@ enum Action {
 }
 
 const MODES: [FailMode; 3] = [FailMode::Refuse, FailMode::Partial, FailMode::Done];
-const STATES: [Before; 4] = [
+const STATES: [Before; 5] = [
     Before::GpadlPending,
     Before::OpenPending,
     Before::Open,
+    Before::OpenWithSub,
     Before::TeardownPending,
 ];
 const ACTIONS: [Action; 5] = [
@@ -55,6 +58,7 @@ fn world() -> World {
         offer(5, NET, 1, 0),
         offer(6, NET, 2, 0),
         offer(7, HEARTBEAT, 3, 0),
+        offer(8, NET, 1, 1),
     ])
 }
 
@@ -106,6 +110,11 @@ fn prepare(w: &mut World, state: Before) -> Option<ChannelHandle> {
             Some(handle)
         }
         Before::Open => Some(w.open(A, 5)),
+        Before::OpenWithSub => {
+            let h = w.open(A, 5);
+            w.open(A, 8);
+            Some(h)
+        }
         Before::TeardownPending => {
             let h = w.open(A, 5);
             w.hv.silent.insert(MessageType::GPADL_TORNDOWN.0);
@@ -222,7 +231,7 @@ fn a_failed_kernel_operation_never_leads_to_reuse() {
         }
     }
     println!("injected failure points covered: {points}");
-    assert!(points > 500, "only {points} failure points");
+    assert!(points > 800, "only {points} failure points");
 }
 
 #[test]

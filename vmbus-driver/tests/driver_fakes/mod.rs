@@ -743,11 +743,9 @@ impl World {
         assert_eq!(self.d.connection().state, ConnectionState::Connected);
     }
 
-    /// A client request through the control page; `None` if no decodable response came back
+    /// A client request through the control page; `None` if no decodable response is there
     /// (a kernel failure may stop the driver from reading the request or writing the answer).
     pub fn try_call(&mut self, client: ClientId, req: Request) -> Option<Response> {
-        let page = self.k.control.get_mut(&client).unwrap();
-        page[RESPONSE_OFFSET..RESPONSE_OFFSET + RESPONSE_AREA].fill(0);
         let mut area = [0u8; REQUEST_AREA];
         let n = encode_frame(&req, &mut area).unwrap();
         self.k.control.get_mut(&client).unwrap()[REQUEST_OFFSET..REQUEST_OFFSET + n]
@@ -760,14 +758,7 @@ impl World {
 
     /// A client request through the control page.
     pub fn call(&mut self, client: ClientId, req: Request) -> Response {
-        let mut area = [0u8; REQUEST_AREA];
-        let n = encode_frame(&req, &mut area).unwrap();
-        self.k.control.get_mut(&client).unwrap()[REQUEST_OFFSET..REQUEST_OFFSET + n]
-            .copy_from_slice(&area[..n]);
-        self.d
-            .on_client_call(&mut self.hv, &mut self.k, client, self.now);
-        let page = &self.k.control[&client];
-        decode_frame(&page[RESPONSE_OFFSET..RESPONSE_OFFSET + RESPONSE_AREA]).unwrap()
+        self.try_call(client, req).expect("a decodable response")
     }
 
     /// Opens `relid` for `client` with 2+2 pages, runs the host, returns the handle.
