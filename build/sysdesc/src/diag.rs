@@ -78,3 +78,77 @@ impl Sink {
         });
     }
 }
+
+/// At most this many bytes of a value taken from the description appear in a message.
+pub const MAX_SHOWN: usize = 64;
+
+/// A value from the description as a message shows it: cut after [`MAX_SHOWN`] bytes (at a
+/// character boundary) with the full length noted, control characters escaped, so that one
+/// problem stays one short line however large or odd the value.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Shown<'a> {
+    s: &'a str,
+    max: usize,
+}
+
+/// `s` as a message shows it (see [`Shown`]).
+pub(crate) fn shown(s: &str) -> Shown<'_> {
+    Shown { s, max: MAX_SHOWN }
+}
+
+/// `s` cut after `max` bytes rather than [`MAX_SHOWN`] (for a whole message from the XML
+/// parser, which quotes names from the text).
+pub(crate) fn shown_max(s: &str, max: usize) -> Shown<'_> {
+    Shown { s, max }
+}
+
+impl fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = self.s;
+        let mut cut = s.len().min(self.max);
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        for c in s[..cut].chars() {
+            if c.is_control() {
+                write!(f, "{}", c.escape_default())?;
+            } else {
+                write!(f, "{c}")?;
+            }
+        }
+        if cut < s.len() {
+            write!(f, "…({} bytes)", s.len())?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shown;
+
+    #[test]
+    fn short_values_are_shown_whole() {
+        assert_eq!(shown("vmbus_driver").to_string(), "vmbus_driver");
+        assert_eq!(shown(&"x".repeat(64)).to_string(), "x".repeat(64));
+    }
+
+    #[test]
+    fn long_values_are_cut_with_their_length() {
+        assert_eq!(
+            shown(&"x".repeat(65)).to_string(),
+            format!("{}…(65 bytes)", "x".repeat(64))
+        );
+        // 'é' is two bytes: the cut falls before the one that would straddle byte 64.
+        let s = format!("{}é", "x".repeat(63));
+        assert_eq!(
+            shown(&s).to_string(),
+            format!("{}…(65 bytes)", "x".repeat(63))
+        );
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(shown("a\nb\tc").to_string(), "a\\nb\\tc");
+    }
+}

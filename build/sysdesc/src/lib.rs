@@ -9,12 +9,14 @@
 //!   inside a client's `protection_domain`: the client reaches the driver over its Microkit
 //!   channel `ID` (which must lead to the driver, with `pp="true"` on the client end); the driver
 //!   maps channel rings into the client's window `A..A+S` (page aligned, at least 4 pages per
-//!   channel, overlapping no mapping), at most `M` channels at once. Children:
+//!   channel, overlapping no mapping, inside the run-time mapping range `0x20000000..4 GiB` and
+//!   no larger than the driver's pool), at most `M` channels at once. Children:
 //!   `<vmbus_device class="GUID" instance="GUID"/>`, one per device class served; `instance` is
 //!   an optional filter. No two clients may claim the same class and filter.
 //!
-//! Microkit elements and attributes understood (x86-64; anything else is an error naming the
-//! file and line, as Microkit rejects unknown elements and attributes):
+//! Microkit elements and attributes understood (x86-64; anything else, including any child of an
+//! element that takes none and any element in a namespace, is an error naming the file and line,
+//! as Microkit rejects unknown elements and attributes):
 //!
 //! - `system`: children `protection_domain`, `memory_region`, `channel`, `domains`.
 //! - `protection_domain`: `name priority budget period passive stack_size smc cpu domain fpu`
@@ -30,6 +32,17 @@
 //! - `domains`: `domain name id`, one `domain_schedule start_index index_shift` with
 //!   `schedule_entry domain duration` (`"N us"` / `"N ticks"`), `schedule_end_marker`, and the
 //!   earlier form `domain name length` (declares the domain and runs it for `length` ticks).
+//!
+//! What the image cannot run is refused too, by the limits it defines once in
+//! `pd_runtime::layout` (shared with the root task): channel and interrupt ids only up to 23
+//! (Microkit allows 62), and the window rule above (`pd_runtime::layout::window`).
+//!
+//! Checking takes time linear in the size of the description (up to a log factor): line numbers
+//! come from one table of line starts, names from hash maps, overlaps from one sorted sweep, and
+//! each problem is reported once. Values echoed in messages are cut to 64 bytes. An element with
+//! more than 32 attributes, more than 16 namespace declarations, or protection domains nested
+//! more than 63 deep are refused outright (none can be valid), as they would make the XML parser
+//! (or the recursion over nested PDs) slow or deep.
 //!
 //! [`load`] / [`parse_and_validate`] give a checked [`System`]; [`generate_pd_constants`] and
 //! [`generate_system_table`] turn it into Rust source. Every problem is a [`Diagnostic`] that

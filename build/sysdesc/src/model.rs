@@ -10,8 +10,13 @@ use crate::guid::Guid;
 pub const PAGE_SIZE: u64 = 0x1000;
 /// The large page on x86-64 (a `page_size` of a memory region may be this or [`PAGE_SIZE`]).
 pub const LARGE_PAGE_SIZE: u64 = 0x20_0000;
-/// Highest channel / interrupt id a PD may use (Microkit: "at least 0 and less than 63").
-pub const MAX_CHANNEL_ID: u8 = 62;
+/// Highest channel / interrupt id a PD may use: the image's notification badges hold channel
+/// ids 0..=23, and the root task refuses larger ones (`pd_runtime::layout::MAX_CHANNEL`, the one
+/// definition). Microkit itself would allow up to 62.
+pub const MAX_CHANNEL_ID: u8 = pd_runtime::layout::MAX_CHANNEL;
+/// Highest id of the other Microkit id spaces (I/O ports, child PDs, vCPUs): "at least 0 and
+/// less than 63".
+pub const MICROKIT_MAX_ID: u8 = 62;
 /// Highest PD priority (the Microkit monitor runs at 255).
 pub const MAX_PRIORITY: u8 = 254;
 /// Microkit's default budget (and so period) in microseconds.

@@ -3,16 +3,24 @@
 //! Every unknown element or attribute is an error (Microkit rejects them too), and parsing goes
 //! on after an error so one run reports everything wrong in the file.
 
+use std::collections::HashSet;
+
 use roxmltree::{Document, Node};
 
-use crate::diag::{Diagnostic, ErrorKind, Sink};
+use crate::diag::{Diagnostic, ErrorKind, MAX_SHOWN, Sink, shown, shown_max};
 use crate::model::*;
 
+mod lines;
 mod pd;
+mod prescan;
 
-/// Parser state: the document and the diagnostics found so far.
+use lines::Lines;
+use prescan::{Excess, MAX_ATTRIBUTES, MAX_NAMESPACES};
+
+/// Parser state: the document, its line table and the diagnostics found so far.
 pub(crate) struct Parser<'d, 'i> {
     pub doc: &'d Document<'i>,
+    lines: Lines,
     pub sink: Sink,
 }
 
@@ -22,15 +30,44 @@ pub(crate) struct Parser<'d, 'i> {
 /// out-of-range values, wrong element counts); see [`crate::validate()`] for the rest.
 pub fn parse(file: &str, xml: &str) -> Result<System, Vec<Diagnostic>> {
     let mut sink = Sink::new(file);
+    let lines = Lines::new(xml);
+    if let Some(excess) = prescan::prescan(xml) {
+        let (at, message) = match excess {
+            Excess::Attributes { at, name } => (
+                at,
+                format!(
+                    "element '{}' has more than {MAX_ATTRIBUTES} attributes (no element of the format has more than 12)",
+                    shown(name)
+                ),
+            ),
+            Excess::Namespaces { at } => (
+                at,
+                format!(
+                    "more than {MAX_NAMESPACES} namespace declarations (the format uses no namespaces)"
+                ),
+            ),
+        };
+        sink.push(lines.line(at), ErrorKind::UnknownAttribute, message);
+        return Err(sink.diags);
+    }
     let doc = match Document::parse(xml) {
         Ok(doc) => doc,
         Err(e) => {
             let pos = e.pos();
-            sink.push(pos.row, ErrorKind::Xml, format!("not well-formed XML: {e}"));
+            let e = e.to_string();
+            sink.push(
+                pos.row,
+                ErrorKind::Xml,
+                format!("not well-formed XML: {}", shown_max(&e, 4 * MAX_SHOWN)),
+            );
             return Err(sink.diags);
         }
     };
-    let mut p = Parser { doc: &doc, sink };
+    let mut p = Parser {
+        doc: &doc,
+        lines,
+        sink,
+    };
     let system = p.system(file);
     if p.sink.diags.is_empty() {
         Ok(system)
@@ -42,6 +79,15 @@ pub fn parse(file: &str, xml: &str) -> Result<System, Vec<Diagnostic>> {
 /// The element children of `node` (comments and whitespace skipped).
 pub(crate) fn elements<'a, 'b>(node: Node<'a, 'b>) -> impl Iterator<Item = Node<'a, 'b>> {
     node.children().filter(|c| c.is_element())
+}
+
+/// The name of element `node` as the format knows it; `None` for a name in a namespace (the
+/// format has none, so `<x:vcpu>` is not `<vcpu>`).
+pub(crate) fn tag<'a>(node: Node<'a, '_>) -> Option<&'a str> {
+    match node.tag_name().namespace() {
+        None => Some(node.tag_name().name()),
+        Some(_) => None,
+    }
 }
 
 /// Parses a number the way Microkit does: decimal, or hexadecimal with `0x`; `_` separators.
@@ -56,14 +102,24 @@ pub(crate) fn parse_number(s: &str) -> Option<u64> {
 impl<'d, 'i> Parser<'d, 'i> {
     /// 1-based line where `node` starts.
     pub fn line(&self, node: Node) -> u32 {
-        self.doc.text_pos_at(node.range().start).row
+        self.lines.line(node.range().start)
     }
 
     fn attr_line(&self, node: Node, name: &str) -> u32 {
         node.attributes()
-            .find(|a| a.name() == name)
-            .map(|a| self.doc.text_pos_at(a.range().start).row)
+            .find(|a| a.name() == name && a.namespace().is_none())
+            .map(|a| self.lines.line(a.range().start))
             .unwrap_or_else(|| self.line(node))
+    }
+
+    /// The name of element `node` as written, with its prefix (`x:vcpu`), for messages.
+    fn written_name(&self, node: Node) -> &'i str {
+        let text: &'i str = self.doc.input_text();
+        let rest = text.get(node.range().start + 1..).unwrap_or("");
+        let end = rest
+            .find(|c: char| c.is_whitespace() || c == '/' || c == '>')
+            .unwrap_or(rest.len());
+        &rest[..end]
     }
 
     pub fn err(&mut self, node: Node, kind: ErrorKind, msg: impl Into<String>) {
@@ -81,13 +137,13 @@ impl<'d, 'i> Parser<'d, 'i> {
         let tag = node.tag_name().name();
         for a in node.attributes() {
             if a.namespace().is_some() || !allowed.contains(&a.name()) {
-                let line = self.doc.text_pos_at(a.range().start).row;
+                let line = self.lines.line(a.range().start);
                 self.sink.push(
                     line,
                     ErrorKind::UnknownAttribute,
                     format!(
                         "unknown attribute '{}' on '{tag}' (allowed: {})",
-                        a.name(),
+                        shown(a.name()),
                         if allowed.is_empty() {
                             "none".to_string()
                         } else {
@@ -109,13 +165,23 @@ impl<'d, 'i> Parser<'d, 'i> {
         }
     }
 
+    /// Checks an element that takes no children: its attributes, text and child elements.
+    pub fn leaf(&mut self, node: Node, allowed: &[&str]) {
+        self.check_attrs(node, allowed);
+        let tag = node.tag_name().name();
+        for c in elements(node) {
+            self.unknown_element(c, tag, &[]);
+        }
+    }
+
     pub fn unknown_element(&mut self, child: Node, parent: &str, allowed: &[&str]) {
+        let name = self.written_name(child);
         self.err(
             child,
             ErrorKind::UnknownElement,
             format!(
                 "unknown element '{}' in '{parent}' (allowed: {})",
-                child.tag_name().name(),
+                shown(name),
                 if allowed.is_empty() {
                     "none".to_string()
                 } else {
@@ -163,8 +229,9 @@ impl<'d, 'i> Parser<'d, 'i> {
                 name,
                 ErrorKind::BadValue,
                 format!(
-                    "'{name}' on '{}' is '{v}', not a number (decimal or 0x hexadecimal)",
-                    node.tag_name().name()
+                    "'{name}' on '{}' is '{}', not a number (decimal or 0x hexadecimal)",
+                    node.tag_name().name(),
+                    shown(v)
                 ),
             );
         }
@@ -218,8 +285,9 @@ impl<'d, 'i> Parser<'d, 'i> {
                     name,
                     ErrorKind::BadValue,
                     format!(
-                        "'{name}' on '{}' is '{v}', must be 'true' or 'false'",
-                        node.tag_name().name()
+                        "'{name}' on '{}' is '{}', must be 'true' or 'false'",
+                        node.tag_name().name(),
+                        shown(v)
                     ),
                 );
                 default
@@ -227,9 +295,16 @@ impl<'d, 'i> Parser<'d, 'i> {
         }
     }
 
-    /// A channel-style id (0..=62).
-    pub fn id(&mut self, node: Node, name: &str) -> Option<u8> {
+    /// A channel id: a bit of the PD's notification badge (channel ends, interrupts, the
+    /// driver channel of a client), 0..=[`MAX_CHANNEL_ID`].
+    pub fn channel_id(&mut self, node: Node, name: &str) -> Option<u8> {
         self.num_in(node, name, true, 0, u64::from(MAX_CHANNEL_ID))
+            .map(|n| n as u8)
+    }
+
+    /// Another Microkit id (I/O port, child PD, vCPU), 0..=[`MICROKIT_MAX_ID`].
+    pub fn id(&mut self, node: Node, name: &str) -> Option<u8> {
+        self.num_in(node, name, true, 0, u64::from(MICROKIT_MAX_ID))
             .map(|n| n as u8)
     }
 
@@ -242,26 +317,20 @@ impl<'d, 'i> Parser<'d, 'i> {
             channels: Vec::new(),
             domains: None,
         };
-        if root.tag_name().name() != "system" || root.tag_name().namespace().is_some() {
+        if tag(root) != Some("system") {
+            let name = self.written_name(root);
             self.err(
                 root,
                 ErrorKind::UnknownElement,
-                format!(
-                    "root element is '{}', expected 'system'",
-                    root.tag_name().name()
-                ),
+                format!("root element is '{}', expected 'system'", shown(name)),
             );
             return sys;
         }
         self.check_attrs(root, &[]);
         const ALLOWED: &[&str] = &["protection_domain", "memory_region", "channel", "domains"];
         for child in elements(root) {
-            if child.tag_name().namespace().is_some() {
-                self.unknown_element(child, "system", ALLOWED);
-                continue;
-            }
-            match child.tag_name().name() {
-                "protection_domain" => self.protection_domain(child, None, &mut sys.pds),
+            match tag(child).unwrap_or("") {
+                "protection_domain" => self.protection_domain(child, None, 0, &mut sys.pds),
                 "memory_region" => {
                     if let Some(r) = self.memory_region(child) {
                         sys.regions.push(r);
@@ -290,7 +359,7 @@ impl<'d, 'i> Parser<'d, 'i> {
     }
 
     fn memory_region(&mut self, node: Node) -> Option<MemoryRegion> {
-        self.check_attrs(
+        self.leaf(
             node,
             &[
                 "name",
@@ -301,9 +370,6 @@ impl<'d, 'i> Parser<'d, 'i> {
                 "prefill_bootinfo",
             ],
         );
-        for c in elements(node) {
-            self.unknown_element(c, "memory_region", &[]);
-        }
         let name = self.req(node, "name").map(str::to_string);
         let size = match self.opt_num(node, "size") {
             Some(s) => Some(s),
@@ -346,7 +412,11 @@ impl<'d, 'i> Parser<'d, 'i> {
                     node,
                     "prefill_bootinfo",
                     ErrorKind::BadValue,
-                    format!("prefill_bootinfo '{bi}' is not one of {}", KINDS.join(", ")),
+                    format!(
+                        "prefill_bootinfo '{}' is not one of {}",
+                        shown(bi),
+                        KINDS.join(", ")
+                    ),
                 );
             }
         }
@@ -373,14 +443,14 @@ impl<'d, 'i> Parser<'d, 'i> {
         let mut ends = Vec::new();
         let mut count = 0;
         for c in elements(node) {
-            if c.tag_name().name() != "end" || c.tag_name().namespace().is_some() {
+            if tag(c) != Some("end") {
                 self.unknown_element(c, "channel", &["end"]);
                 continue;
             }
             count += 1;
-            self.check_attrs(c, &["pd", "id", "pp", "notify", "setvar_id"]);
+            self.leaf(c, &["pd", "id", "pp", "notify", "setvar_id"]);
             let pd = self.req(c, "pd").map(str::to_string);
-            let id = self.id(c, "id");
+            let id = self.channel_id(c, "id");
             let pp = self.boolean(c, "pp", false);
             let notify = self.boolean(c, "notify", true);
             let setvar_id = self.opt_str(c, "setvar_id");
@@ -410,7 +480,8 @@ impl<'d, 'i> Parser<'d, 'i> {
                 ErrorKind::Priority,
                 format!(
                     "channel between \"{}\" and \"{}\" has pp on both ends: protected calls go one way only",
-                    a.pd, b.pd
+                    shown(&a.pd),
+                    shown(&b.pd)
                 ),
             );
         }
@@ -430,13 +501,16 @@ impl<'d, 'i> Parser<'d, 'i> {
             line: self.line(node),
         };
         let mut schedules = 0;
+        // Names declared so far, so that a legacy schedule `domain` declares its own only once.
+        let mut declared = HashSet::new();
         for c in elements(node) {
-            match c.tag_name().name() {
+            match tag(c).unwrap_or("") {
                 "domain" => {
-                    self.check_attrs(c, &["name", "id"]);
+                    self.leaf(c, &["name", "id"]);
                     let name = self.req(c, "name").map(str::to_string);
                     let id = self.num_in(c, "id", false, 0, 255).map(|n| n as u8);
                     if let Some(name) = name {
+                        declared.insert(name.clone());
                         out.domains.push(Domain {
                             name,
                             id,
@@ -446,7 +520,7 @@ impl<'d, 'i> Parser<'d, 'i> {
                 }
                 "domain_schedule" => {
                     schedules += 1;
-                    self.domain_schedule(c, &mut out);
+                    self.domain_schedule(c, &mut out, &mut declared);
                 }
                 _ => self.unknown_element(c, "domains", &["domain", "domain_schedule"]),
             }
@@ -461,15 +535,15 @@ impl<'d, 'i> Parser<'d, 'i> {
         Some(out)
     }
 
-    fn domain_schedule(&mut self, node: Node, out: &mut Domains) {
+    fn domain_schedule(&mut self, node: Node, out: &mut Domains, declared: &mut HashSet<String>) {
         self.check_attrs(node, &["start_index", "index_shift"]);
         out.start_index = self.opt_num(node, "start_index").unwrap_or(0);
         out.index_shift = self.opt_num(node, "index_shift");
         for c in elements(node) {
             let line = self.line(c);
-            match c.tag_name().name() {
+            match tag(c).unwrap_or("") {
                 "schedule_entry" => {
-                    self.check_attrs(c, &["domain", "duration"]);
+                    self.leaf(c, &["domain", "duration"]);
                     let domain = self.req(c, "domain").map(str::to_string);
                     let duration = match self.req(c, "duration") {
                         Some(raw) => {
@@ -480,7 +554,8 @@ impl<'d, 'i> Parser<'d, 'i> {
                                     "duration",
                                     ErrorKind::BadValue,
                                     format!(
-                                        "duration '{raw}' must be a non-zero number and a unit, 'us' or 'ticks' (e.g. '1000 us')"
+                                        "duration '{}' must be a non-zero number and a unit, 'us' or 'ticks' (e.g. '1000 us')",
+                                        shown(raw)
                                     ),
                                 );
                             }
@@ -497,17 +572,17 @@ impl<'d, 'i> Parser<'d, 'i> {
                     }
                 }
                 "schedule_end_marker" => {
-                    self.check_attrs(c, &[]);
+                    self.leaf(c, &[]);
                     out.schedule.push(ScheduleEntry::EndMarker { line });
                 }
                 // The earlier Microkit domain-scheduler form: `<domain name= length=>` both declares
                 // the domain and schedules it for `length` ticks.
                 "domain" => {
-                    self.check_attrs(c, &["name", "length"]);
+                    self.leaf(c, &["name", "length"]);
                     let name = self.req(c, "name").map(str::to_string);
                     let length = self.num_in(c, "length", true, 1, u64::MAX);
                     if let (Some(name), Some(length)) = (name, length) {
-                        if !out.domains.iter().any(|d| d.name == name) {
+                        if declared.insert(name.clone()) {
                             out.domains.push(Domain {
                                 name: name.clone(),
                                 id: None,

@@ -1,24 +1,26 @@
 //! Cross-checks of a parsed description: names, address spaces, ids, priorities, VMBus wiring.
 //!
 //! Every check runs and every problem is reported, each with the line of the element at fault.
+//!
+//! The checks take time linear in the size of the description (up to a log factor): names are
+//! looked up in hash maps built once, each PD's channel ends and child PDs are gathered in one
+//! pass, overlaps come from one sweep over the sorted ranges, and each problem is reported once
+//! (an element overlapping many others is reported once, naming one of them).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use crate::diag::{Diagnostic, ErrorKind, Sink};
+use crate::diag::{Diagnostic, ErrorKind, Sink, shown};
 use crate::model::*;
 
 /// Checks `sys` and returns every problem found (empty: the description is consistent).
 pub fn validate(sys: &System) -> Vec<Diagnostic> {
-    let mut v = Validator {
-        sys,
-        sink: Sink::new(&sys.file),
-    };
+    let mut v = Validator::new(sys);
     v.names();
     v.regions();
     v.channels();
-    for pd in &sys.pds {
+    for (i, pd) in sys.pds.iter().enumerate() {
         v.pd_address_space(pd);
-        v.pd_ids(pd);
+        v.pd_ids(i, pd);
         v.pd_refs(pd);
     }
     v.irq_vectors();
@@ -30,6 +32,16 @@ pub fn validate(sys: &System) -> Vec<Diagnostic> {
 struct Validator<'a> {
     sys: &'a System,
     sink: Sink,
+    /// The first PD of each name.
+    pd_by_name: HashMap<&'a str, &'a ProtectionDomain>,
+    /// The first memory region of each name.
+    region_by_name: HashMap<&'a str, &'a MemoryRegion>,
+    /// The channel ends of each PD name, as (its end, the other end), in file order.
+    ends: HashMap<&'a str, Vec<(&'a ChannelEnd, &'a ChannelEnd)>>,
+    /// The child PDs of each PD, by index.
+    children: Vec<Vec<&'a ProtectionDomain>>,
+    /// The declared domain names.
+    declared_domains: HashSet<&'a str>,
 }
 
 /// A used virtual address range in one address space, for overlap checks.
@@ -40,7 +52,58 @@ struct Span {
     line: u32,
 }
 
-impl Validator<'_> {
+impl<'a> Validator<'a> {
+    fn new(sys: &'a System) -> Self {
+        let mut pd_by_name = HashMap::new();
+        let mut children = vec![Vec::new(); sys.pds.len()];
+        for pd in &sys.pds {
+            pd_by_name.entry(pd.name.as_str()).or_insert(pd);
+            if let Some(parent) = pd.parent.and_then(|p| children.get_mut(p)) {
+                parent.push(pd);
+            }
+        }
+        let mut region_by_name = HashMap::new();
+        for r in &sys.regions {
+            region_by_name.entry(r.name.as_str()).or_insert(r);
+        }
+        let mut ends: HashMap<&str, Vec<_>> = HashMap::new();
+        for c in &sys.channels {
+            let [a, b] = &c.ends;
+            ends.entry(a.pd.as_str()).or_default().push((a, b));
+            ends.entry(b.pd.as_str()).or_default().push((b, a));
+        }
+        let declared_domains = sys
+            .domains
+            .iter()
+            .flat_map(|d| &d.domains)
+            .map(|d| d.name.as_str())
+            .collect();
+        Validator {
+            sys,
+            sink: Sink::new(&sys.file),
+            pd_by_name,
+            region_by_name,
+            ends,
+            children,
+            declared_domains,
+        }
+    }
+
+    /// The PD named `name` (the first, if several are).
+    fn pd(&self, name: &str) -> Option<&'a ProtectionDomain> {
+        self.pd_by_name.get(name).copied()
+    }
+
+    /// The memory region named `name` (the first, if several are).
+    fn region(&self, name: &str) -> Option<&'a MemoryRegion> {
+        self.region_by_name.get(name).copied()
+    }
+
+    /// The channels of the PD named `pd`, as (its end, the other end), in file order.
+    fn channels_of(&self, pd: &str) -> &[(&'a ChannelEnd, &'a ChannelEnd)] {
+        self.ends.get(pd).map_or(&[], Vec::as_slice)
+    }
+
     fn names(&mut self) {
         let mut seen: HashMap<&str, (u32, &str)> = HashMap::new();
         let mut named: Vec<(&str, u32, &str)> = Vec::new();
@@ -56,7 +119,8 @@ impl Validator<'_> {
                     line,
                     ErrorKind::DuplicateName,
                     format!(
-                        "{what} name \"{name}\" is already used by the {first_what} at line {first}"
+                        "{what} name \"{}\" is already used by the {first_what} at line {first}",
+                        shown(name)
                     ),
                 );
             } else {
@@ -81,7 +145,7 @@ impl Validator<'_> {
                     ErrorKind::DuplicateName,
                     format!(
                         "memory region name \"{}\" is already used at line {first}",
-                        r.name
+                        shown(&r.name)
                     ),
                 );
             } else {
@@ -98,7 +162,9 @@ impl Validator<'_> {
                     ErrorKind::Alignment,
                     format!(
                         "memory region \"{}\": size {:#x} is not a non-zero multiple of its page size {:#x}",
-                        r.name, r.size, r.page_size
+                        shown(&r.name),
+                        r.size,
+                        r.page_size
                     ),
                 );
             }
@@ -106,13 +172,14 @@ impl Validator<'_> {
                 && pa % r.page_size != 0
             {
                 self.sink.push(
-                        r.line,
-                        ErrorKind::Alignment,
-                        format!(
-                            "memory region \"{}\": phys_addr {pa:#x} is not aligned to its page size {:#x}",
-                            r.name, r.page_size
-                        ),
-                    );
+                    r.line,
+                    ErrorKind::Alignment,
+                    format!(
+                        "memory region \"{}\": phys_addr {pa:#x} is not aligned to its page size {:#x}",
+                        shown(&r.name),
+                        r.page_size
+                    ),
+                );
             }
         }
     }
@@ -121,11 +188,11 @@ impl Validator<'_> {
         for c in &self.sys.channels {
             let [a, b] = &c.ends;
             for e in [a, b] {
-                if self.sys.pd(&e.pd).is_none() {
+                if self.pd(&e.pd).is_none() {
                     self.sink.push(
                         e.line,
                         ErrorKind::UnknownName,
-                        format!("channel end names unknown PD \"{}\"", e.pd),
+                        format!("channel end names unknown PD \"{}\"", shown(&e.pd)),
                     );
                 }
             }
@@ -133,7 +200,7 @@ impl Validator<'_> {
                 self.sink.push(
                     c.line,
                     ErrorKind::Structure,
-                    format!("channel connects PD \"{}\" to itself", a.pd),
+                    format!("channel connects PD \"{}\" to itself", shown(&a.pd)),
                 );
                 continue;
             }
@@ -141,8 +208,7 @@ impl Validator<'_> {
                 if !caller.pp {
                     continue;
                 }
-                let (Some(from), Some(to)) = (self.sys.pd(&caller.pd), self.sys.pd(&callee.pd))
-                else {
+                let (Some(from), Some(to)) = (self.pd(&caller.pd), self.pd(&callee.pd)) else {
                     continue;
                 };
                 if to.sched.priority <= from.sched.priority {
@@ -151,7 +217,10 @@ impl Validator<'_> {
                         ErrorKind::Priority,
                         format!(
                             "PD \"{}\" (priority {}) may not make protected calls to PD \"{}\" (priority {}): the callee needs a strictly higher priority",
-                            from.name, from.sched.priority, to.name, to.sched.priority
+                            shown(&from.name),
+                            from.sched.priority,
+                            shown(&to.name),
+                            to.sched.priority
                         ),
                     );
                 }
@@ -163,11 +232,14 @@ impl Validator<'_> {
     fn maps(&mut self, owner: &str, maps: &[Map], extra: Vec<Span>) {
         let mut spans: Vec<Span> = Vec::new();
         for m in maps {
-            let Some(r) = self.sys.region(&m.mr) else {
+            let Some(r) = self.region(&m.mr) else {
                 self.sink.push(
                     m.line,
                     ErrorKind::UnknownName,
-                    format!("map in {owner} names unknown memory region \"{}\"", m.mr),
+                    format!(
+                        "map in {owner} names unknown memory region \"{}\"",
+                        shown(&m.mr)
+                    ),
                 );
                 continue;
             };
@@ -177,7 +249,9 @@ impl Validator<'_> {
                     ErrorKind::Alignment,
                     format!(
                         "map of \"{}\" in {owner}: vaddr {:#x} is not aligned to the region's page size {:#x}",
-                        m.mr, m.vaddr, r.page_size
+                        shown(&m.mr),
+                        m.vaddr,
+                        r.page_size
                     ),
                 );
             }
@@ -189,34 +263,24 @@ impl Validator<'_> {
                         ErrorKind::BadValue,
                         format!(
                             "map of \"{}\" in {owner}: {:#x} + {:#x} runs past the user address limit {USER_VADDR_LIMIT:#x}",
-                            m.mr, m.vaddr, r.size
+                            shown(&m.mr),
+                            m.vaddr,
+                            r.size
                         ),
                     );
                     continue;
                 }
             };
             spans.push(Span {
-                what: format!("map of \"{}\"", m.mr),
+                what: format!("map of \"{}\"", shown(&m.mr)),
                 start: m.vaddr,
                 end,
                 line: m.line,
             });
         }
         spans.extend(extra);
-        spans.sort_by_key(|s| s.line);
-        for (i, s) in spans.iter().enumerate() {
-            for t in &spans[..i] {
-                if s.start < t.end && t.start < s.end {
-                    self.sink.push(
-                        s.line,
-                        ErrorKind::Overlap,
-                        format!(
-                            "{} in {owner} at {:#x}..{:#x} overlaps {} at {:#x}..{:#x} (line {})",
-                            s.what, s.start, s.end, t.what, t.start, t.end, t.line
-                        ),
-                    );
-                }
-            }
+        for (line, msg) in overlaps(&spans, owner) {
+            self.sink.push(line, ErrorKind::Overlap, msg);
         }
     }
 
@@ -232,24 +296,25 @@ impl Validator<'_> {
                 line: c.line,
             });
         }
-        self.maps(&format!("PD \"{}\"", pd.name), &pd.maps, extra);
+        self.maps(&format!("PD \"{}\"", shown(&pd.name)), &pd.maps, extra);
         if let Some(vm) = &pd.virtual_machine {
             self.maps(
-                &format!("virtual machine \"{}\"", vm.name),
+                &format!("virtual machine \"{}\"", shown(&vm.name)),
                 &vm.maps,
                 Vec::new(),
             );
         }
     }
 
-    fn pd_ids(&mut self, pd: &ProtectionDomain) {
+    /// The ids of PD number `index`.
+    fn pd_ids(&mut self, index: usize, pd: &ProtectionDomain) {
         // Channel and interrupt ids share one space: both are bits of the PD's notification badge.
         let mut used: HashMap<u8, (String, u32)> = HashMap::new();
         let mut ids: Vec<(u8, String, u32)> = Vec::new();
-        for (mine, other) in self.sys.channels_of(&pd.name) {
+        for (mine, other) in self.channels_of(&pd.name) {
             ids.push((
                 mine.id,
-                format!("the channel to \"{}\"", other.pd),
+                format!("the channel to \"{}\"", shown(&other.pd)),
                 mine.line,
             ));
         }
@@ -264,7 +329,7 @@ impl Validator<'_> {
                     ErrorKind::DuplicateId,
                     format!(
                         "id {id} of PD \"{}\" for {what} is already used by {first} (line {first_line})",
-                        pd.name
+                        shown(&pd.name)
                     ),
                 );
             } else {
@@ -279,13 +344,13 @@ impl Validator<'_> {
                     ErrorKind::DuplicateId,
                     format!(
                         "ioport id {} of PD \"{}\" is already used at line {first}",
-                        io.id, pd.name
+                        io.id,
+                        shown(&pd.name)
                     ),
                 );
             }
         }
         // Child PD ids and vCPU ids share the parent's fault/child id space.
-        let index = self.sys.pd_index(&pd.name);
         let mut children: HashMap<u8, u32> = HashMap::new();
         if let Some(vm) = &pd.virtual_machine {
             for v in &vm.vcpus {
@@ -295,18 +360,15 @@ impl Validator<'_> {
                         ErrorKind::DuplicateId,
                         format!(
                             "vcpu id {} in PD \"{}\" is already used at line {first}",
-                            v.id, pd.name
+                            v.id,
+                            shown(&pd.name)
                         ),
                     );
                 }
             }
         }
-        for child in self
-            .sys
-            .pds
-            .iter()
-            .filter(|c| c.parent.is_some() && c.parent == index)
-        {
+        let kids = self.children.get(index).cloned().unwrap_or_default();
+        for child in kids {
             if let Some(id) = child.child_id
                 && let Some(first) = children.insert(id, child.line)
             {
@@ -315,7 +377,8 @@ impl Validator<'_> {
                     ErrorKind::DuplicateId,
                     format!(
                         "child id {id} of PD \"{}\" (for \"{}\") is already used at line {first}",
-                        pd.name, child.name
+                        shown(&pd.name),
+                        shown(&child.name)
                     ),
                 );
             }
@@ -324,26 +387,29 @@ impl Validator<'_> {
 
     fn pd_refs(&mut self, pd: &ProtectionDomain) {
         for s in &pd.setvars {
-            if self.sys.region(&s.region_paddr).is_none() {
+            if self.region(&s.region_paddr).is_none() {
                 self.sink.push(
                     s.line,
                     ErrorKind::UnknownName,
                     format!(
                         "setvar \"{}\" in PD \"{}\" names unknown memory region \"{}\"",
-                        s.symbol, pd.name, s.region_paddr
+                        shown(&s.symbol),
+                        shown(&pd.name),
+                        shown(&s.region_paddr)
                     ),
                 );
             }
         }
         let mut slots: HashMap<u64, u32> = HashMap::new();
         for cap in &pd.cspace {
-            if self.sys.pd(&cap.pd).is_none() {
+            if self.pd(&cap.pd).is_none() {
                 self.sink.push(
                     cap.line,
                     ErrorKind::UnknownName,
                     format!(
                         "cspace entry in PD \"{}\" names unknown PD \"{}\"",
-                        pd.name, cap.pd
+                        shown(&pd.name),
+                        shown(&cap.pd)
                     ),
                 );
             }
@@ -353,31 +419,39 @@ impl Validator<'_> {
                     ErrorKind::DuplicateId,
                     format!(
                         "cspace slot {} of PD \"{}\" is already used at line {first}",
-                        cap.slot, pd.name
+                        cap.slot,
+                        shown(&pd.name)
                     ),
                 );
             }
         }
         match (&self.sys.domains, &pd.domain) {
-            (Some(d), Some(name)) if !d.domains.iter().any(|x| &x.name == name) => self.sink.push(
-                pd.line,
-                ErrorKind::UnknownName,
-                format!("PD \"{}\" names undeclared domain \"{name}\"", pd.name),
-            ),
+            (Some(_), Some(name)) if !self.declared_domains.contains(name.as_str()) => {
+                self.sink.push(
+                    pd.line,
+                    ErrorKind::UnknownName,
+                    format!(
+                        "PD \"{}\" names undeclared domain \"{}\"",
+                        shown(&pd.name),
+                        shown(name)
+                    ),
+                )
+            }
             (Some(_), None) => self.sink.push(
                 pd.line,
                 ErrorKind::MissingAttribute,
                 format!(
                     "PD \"{}\" needs a 'domain' attribute: the system declares a domain schedule",
-                    pd.name
+                    shown(&pd.name)
                 ),
             ),
             (None, Some(name)) => self.sink.push(
                 pd.line,
                 ErrorKind::UnknownName,
                 format!(
-                    "PD \"{}\" names domain \"{name}\" but the system declares no 'domains'",
-                    pd.name
+                    "PD \"{}\" names domain \"{}\" but the system declares no 'domains'",
+                    shown(&pd.name),
+                    shown(name)
                 ),
             ),
             _ => {}
@@ -393,8 +467,10 @@ impl Validator<'_> {
                         irq.line,
                         ErrorKind::DuplicateId,
                         format!(
-                            "irq vector {} of PD \"{}\" is already taken by PD \"{owner}\" (line {line})",
-                            irq.vector, pd.name
+                            "irq vector {} of PD \"{}\" is already taken by PD \"{}\" (line {line})",
+                            irq.vector,
+                            shown(&pd.name),
+                            shown(owner)
                         ),
                     );
                 } else {
@@ -415,7 +491,7 @@ impl Validator<'_> {
                     ErrorKind::DuplicateName,
                     format!(
                         "domain \"{}\" is already declared at line {first}",
-                        dom.name
+                        shown(&dom.name)
                     ),
                 );
             }
@@ -426,8 +502,9 @@ impl Validator<'_> {
                     dom.line,
                     ErrorKind::DuplicateId,
                     format!(
-                        "domain id {id} of \"{}\" is already used by \"{other}\"",
-                        dom.name
+                        "domain id {id} of \"{}\" is already used by \"{}\"",
+                        shown(&dom.name),
+                        shown(other)
                     ),
                 );
             }
@@ -439,7 +516,10 @@ impl Validator<'_> {
                 self.sink.push(
                     *line,
                     ErrorKind::UnknownName,
-                    format!("schedule entry names undeclared domain \"{domain}\""),
+                    format!(
+                        "schedule entry names undeclared domain \"{}\"",
+                        shown(domain)
+                    ),
                 );
             }
         }
@@ -455,6 +535,57 @@ impl Validator<'_> {
             );
         }
     }
+}
+
+/// The overlaps among `spans` (one address space, `owner` in messages), in line order: one sweep
+/// over the spans sorted by start address, each compared with the span reaching furthest before
+/// it. Every overlapping span is in at least one report (at the later line of the pair, naming
+/// the earlier), and the sweep makes at most one report per span: never one per pair.
+fn overlaps(spans: &[Span], owner: &str) -> Vec<(u32, String)> {
+    // (line, position in `spans`) orders reports as the file does; empty spans overlap nothing.
+    let mut order: Vec<usize> = (0..spans.len())
+        .filter(|&i| spans[i].start < spans[i].end)
+        .collect();
+    order.sort_by_key(|&i| (spans[i].start, spans[i].line, i));
+    let mut found: Vec<(u32, usize, String)> = Vec::new();
+    let mut reach: Option<usize> = None;
+    for i in order {
+        let s = &spans[i];
+        if let Some(r) = reach {
+            let t = &spans[r];
+            if s.start < t.end {
+                let ((later, li), (earlier, _)) = if (s.line, i) > (t.line, r) {
+                    ((s, i), (t, r))
+                } else {
+                    ((t, r), (s, i))
+                };
+                found.push((
+                    later.line,
+                    li,
+                    format!(
+                        "{} in {owner} at {:#x}..{:#x} overlaps {} at {:#x}..{:#x} (line {})",
+                        later.what,
+                        later.start,
+                        later.end,
+                        earlier.what,
+                        earlier.start,
+                        earlier.end,
+                        earlier.line
+                    ),
+                ));
+            }
+            if s.end > t.end {
+                reach = Some(i);
+            }
+        } else {
+            reach = Some(i);
+        }
+    }
+    found.sort_by_key(|f| (f.0, f.1));
+    found
+        .into_iter()
+        .map(|(line, _, msg)| (line, msg))
+        .collect()
 }
 
 mod vmbus;

@@ -8,7 +8,7 @@ const ALL: &str = r#"<?xml version="1.0"?>
     <memory_region name="fixed" size="0x4000" page_size="0x1000" phys_addr="0xfee0_0000" prefill_path="blob.bin" />
     <memory_region name="big" size="0x400000" page_size="0x200000" />
     <memory_region name="rsdp" size="0x1000" prefill_bootinfo="x86_acpi_rsdp" />
-    <memory_region name="pool" size="0x10000" />
+    <memory_region name="pool" size="0x20000" />
     <protection_domain name="drv" priority="200" budget="500" period="2000" passive="true"
                        stack_size="0x4000" smc="false" cpu="0" domain="red" fpu="false">
         <program_image path="drv.elf" path_for_symbols="drv.debug.elf" />
@@ -32,7 +32,7 @@ const ALL: &str = r#"<?xml version="1.0"?>
             <cap_sc slot="3" pd="kid" />
             <cap_vspace slot="4" pd="cl" />
         </cspace>
-        <vmbus_driver pool_pages="16" pool_region="pool" />
+        <vmbus_driver pool_pages="32" pool_region="pool" />
     </protection_domain>
     <protection_domain name="cl" priority="7" domain="red">
         <program_image path="cl.elf" />
@@ -43,7 +43,7 @@ const ALL: &str = r#"<?xml version="1.0"?>
     </protection_domain>
     <channel>
         <end pd="cl" id="9" pp="true" notify="false" setvar_id="to_drv" />
-        <end pd="drv" id="62" />
+        <end pd="drv" id="23" />
     </channel>
     <domains>
         <domain name="red" id="1" />
@@ -235,7 +235,7 @@ fn channel_ends_parse_with_defaults() {
     assert_eq!(a.setvar_id.as_deref(), Some("to_drv"));
     assert_eq!(
         (b.pd.as_str(), b.id, b.pp, b.notify),
-        ("drv", 62, false, true)
+        ("drv", 23, false, true)
     );
 }
 
@@ -273,7 +273,7 @@ fn vmbus_extensions_parse() {
     let drv = s.pd("drv").unwrap().vmbus_driver.as_ref().unwrap();
     assert_eq!(
         (drv.pool_pages, drv.pool_region.as_deref()),
-        (16, Some("pool"))
+        (32, Some("pool"))
     );
     let cl = s.pd("cl").unwrap().vmbus_client.as_ref().unwrap();
     assert_eq!(
@@ -295,5 +295,5 @@ fn vmbus_extensions_parse() {
         Some("00000000-0000-0000-0000-0000000000aa")
     );
     let (mine, drv_end) = s.driver_channel_of("cl").unwrap();
-    assert_eq!((mine.id, drv_end.id), (9, 62));
+    assert_eq!((mine.id, drv_end.id), (9, 23));
 }

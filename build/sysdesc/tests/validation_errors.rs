@@ -115,7 +115,7 @@ fn channel_id_63_is_out_of_range() {
         &xml,
         ErrorKind::BadValue,
         "id=\"63\"",
-        "'id' on 'end' is 63, must be within 0..=62",
+        "'id' on 'end' is 63, must be within 0..=23",
     );
 }
 
@@ -221,7 +221,7 @@ fn large_page_region_needs_2mib_multiple_and_aligned_maps() {
 #[test]
 fn window_overlapping_a_map_is_refused() {
     let client =
-        r#"driver_channel="1" window_vaddr="0x10001000" window_size="0x10000" max_channels="2""#;
+        r#"driver_channel="1" window_vaddr="0x30001000" window_size="0x10000" max_channels="2""#;
     let xml = vmbus_system("", client, "", "");
     let map = line_of(&xml, "<map mr=\"shared\"");
     assert_one(
@@ -229,7 +229,7 @@ fn window_overlapping_a_map_is_refused() {
         ErrorKind::Overlap,
         "<vmbus_client",
         &format!(
-            "VMBus window in PD \"client\" at 0x10001000..0x10011000 overlaps map of \"shared\" at 0x10000000..0x10002000 (line {map})"
+            "VMBus window in PD \"client\" at 0x30001000..0x30011000 overlaps map of \"shared\" at 0x30000000..0x30002000 (line {map})"
         ),
     );
 }
@@ -523,4 +523,132 @@ fn every_problem_is_reported_not_just_the_first() {
         ],
         "{d:#?}"
     );
+}
+
+#[test]
+fn a_channel_id_the_root_task_refuses_is_refused() {
+    // The image's notification badges hold channel ids 0..=23 (pd_runtime::layout::MAX_CHANNEL);
+    // Microkit's own limit (62) is not the image's.
+    let xml = system(&format!(
+        "{}{}    <channel>\n        <end pd=\"a\" id=\"24\" />\n        <end pd=\"b\" id=\"0\" />\n    </channel>\n",
+        pd("a", 1, ""),
+        pd("b", 1, "")
+    ));
+    assert_one(
+        &xml,
+        ErrorKind::BadValue,
+        "id=\"24\"",
+        "'id' on 'end' is 24, must be within 0..=23",
+    );
+    let xml = system(&pd(
+        "a",
+        1,
+        "        <irq id=\"24\" pin=\"4\" vector=\"40\" />\n",
+    ));
+    assert_one(
+        &xml,
+        ErrorKind::BadValue,
+        "id=\"24\"",
+        "'id' on 'irq' is 24, must be within 0..=23",
+    );
+    let client =
+        r#"driver_channel="24" window_vaddr="0x40000000" window_size="0x10000" max_channels="2""#;
+    assert_one(
+        &vmbus_system("", client, "", ""),
+        ErrorKind::BadValue,
+        "<vmbus_client",
+        "'driver_channel' on 'vmbus_client' is 24, must be within 0..=23",
+    );
+}
+
+#[test]
+fn the_largest_channel_id_the_root_task_takes_is_accepted() {
+    let xml = vmbus_system("", CLIENT_OK, "", "").replace(
+        "<end pd=\"driver\" id=\"3\" />",
+        "<end pd=\"driver\" id=\"23\" />",
+    );
+    sysdesc::parse_and_validate("t.xml", &xml).unwrap();
+}
+
+fn window(vaddr: &str, size: &str) -> String {
+    let client = format!(
+        r#"driver_channel="1" window_vaddr="{vaddr}" window_size="{size}" max_channels="2""#
+    );
+    vmbus_system("", &client, "", "")
+}
+
+const RANGE: &str = "windows lie in the run-time mapping range 0x20000000..0x100000000";
+
+#[test]
+fn a_window_at_address_0_is_refused() {
+    assert_one(
+        &window("0x0", "0x10000"),
+        ErrorKind::Vmbus,
+        "<vmbus_client",
+        &format!("VMBus window of \"client\" at 0x0..0x10000 starts at address 0; {RANGE}"),
+    );
+}
+
+#[test]
+fn a_window_over_the_ipc_buffer_is_refused() {
+    assert_one(
+        &window("0xfff8000", "0x10000"),
+        ErrorKind::Vmbus,
+        "<vmbus_client",
+        &format!(
+            "VMBus window of \"client\" at 0xfff8000..0x10008000 overlaps the IPC buffer at 0x10000000..0x10001000; {RANGE}"
+        ),
+    );
+}
+
+#[test]
+fn a_window_over_the_program_is_refused() {
+    // Programs are linked at 0x400000 (components/pds/link.ld); the PD info page and stacks lie
+    // below the run-time range as well.
+    assert_one(
+        &window("0x400000", "0x10000"),
+        ErrorKind::Vmbus,
+        "<vmbus_client",
+        &format!(
+            "VMBus window of \"client\" at 0x400000..0x410000 lies below the run-time mapping range (program, stack, IPC buffer and PD info page are there); {RANGE}"
+        ),
+    );
+}
+
+#[test]
+fn a_window_above_4_gib_is_refused() {
+    let msg = "seL4 5.0.0 reports VM-fault addresses in 32 bits";
+    assert_one(
+        &window("0xffff0000", "0x20000"),
+        ErrorKind::Vmbus,
+        "<vmbus_client",
+        &format!(
+            "VMBus window of \"client\" at 0xffff0000..0x100010000 reaches above 4 GiB ({msg}); {RANGE}"
+        ),
+    );
+    assert_one(
+        &window("0x100000000", "0x10000"),
+        ErrorKind::Vmbus,
+        "<vmbus_client",
+        &format!(
+            "VMBus window of \"client\" at 0x100000000..0x100010000 reaches above 4 GiB ({msg}); {RANGE}"
+        ),
+    );
+}
+
+#[test]
+fn a_window_ending_at_4_gib_is_accepted() {
+    sysdesc::parse_and_validate("t.xml", &window("0xffff0000", "0x10000")).unwrap();
+}
+
+#[test]
+fn a_window_larger_than_the_whole_pool_is_refused() {
+    // The driver's pool has 64 pages (0x40000 bytes).
+    assert_one(
+        &window("0x40000000", "0x41000"),
+        ErrorKind::Vmbus,
+        "<vmbus_client",
+        "VMBus window of \"client\" (0x41000 bytes) is larger than the whole ring-page pool of driver \"driver\" (64 pages, 0x40000 bytes)",
+    );
+    sysdesc::parse_and_validate("t.xml", &window("0x40000000", "0x40000")).unwrap();
 }

@@ -1,7 +1,10 @@
 //! `cargo xtask check [PATH]`: validate a system description (default `system.xml`).
 //!
 //! Prints every problem as `file:line: message` and exits 1, or prints a one-line summary.
+//! Checking takes time linear in the size of the description (see `sysdesc`); the problems are
+//! written through one buffer, as a description can have hundreds of thousands of them.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -43,15 +46,18 @@ pub fn main(args: &[String]) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(diags) => {
+            let mut err = std::io::BufWriter::new(std::io::stderr().lock());
             for d in &diags {
-                eprintln!("{d}");
+                let _ = writeln!(err, "{d}");
             }
-            eprintln!(
+            let _ = writeln!(
+                err,
                 "{}: {} error{}",
                 path.display(),
                 diags.len(),
                 if diags.len() == 1 { "" } else { "s" }
             );
+            let _ = err.flush();
             ExitCode::FAILURE
         }
     }

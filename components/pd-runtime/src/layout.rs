@@ -13,6 +13,72 @@ pub const SELF_CHANNEL: u8 = MAX_CHANNEL + 1;
 /// Where the root task maps each PD's IPC buffer (below `sel4::mem::REGION_START`).
 pub const IPC_BUFFER: u64 = 0x1000_0000;
 
+/// Size of the IPC buffer: one 4 KiB page.
+pub const IPC_BUFFER_SIZE: u64 = 0x1000;
+
+/// Where a VMBus client's window may lie, and how large it may be: the rule that
+/// `cargo xtask check` (sysdesc) applies to descriptions and the root task to its system table.
+///
+/// A window holds pages mapped at run time, so it lies in the run-time mapping range
+/// `sel4::mem::REGION_START..REGION_END` ([`window::START`]`..`[`window::END`]): below it are
+/// the program (linked at 0x400000), its stack, the IPC buffer ([`IPC_BUFFER`]) and the PD info
+/// page (`pd_info::VADDR`); the range ends at 4 GiB because seL4 5.0.0 reports the address of a
+/// VM fault in 32 bits, and a fault in a revoked window must be attributed to that window. A
+/// window is no larger than the driver's whole ring-page pool: it could never be filled beyond
+/// it. Channel ids are bounded by [`MAX_CHANNEL`], which `cargo xtask check` applies as well.
+pub mod window {
+    use super::{IPC_BUFFER, IPC_BUFFER_SIZE};
+
+    /// First address a window may use (`sel4::mem::REGION_START`).
+    pub const START: u64 = sel4::mem::REGION_START as u64;
+    /// First address past the range (`sel4::mem::REGION_END`, 4 GiB).
+    pub const END: u64 = sel4::mem::REGION_END as u64;
+    /// The page size windows and pools count in.
+    pub const PAGE: u64 = 0x1000;
+
+    /// Why a window cannot be placed where it is.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Misplaced {
+        /// It starts at address 0.
+        AtZero,
+        /// It overlaps the IPC buffer.
+        OverIpcBuffer,
+        /// It starts below [`START`] (over the program, stack or info page).
+        BelowStart,
+        /// It reaches above [`END`] (4 GiB), or wraps around.
+        Above4GiB,
+    }
+
+    /// Checks that `vaddr..vaddr + size` lies within [`START`]`..`[`END`]; the error names the
+    /// first thing in the way, in the order of [`Misplaced`].
+    pub const fn placement(vaddr: u64, size: u64) -> Result<(), Misplaced> {
+        let end = match vaddr.checked_add(size) {
+            Some(end) => end,
+            None => u64::MAX,
+        };
+        if vaddr == 0 {
+            Err(Misplaced::AtZero)
+        } else if vaddr < IPC_BUFFER + IPC_BUFFER_SIZE && IPC_BUFFER < end {
+            Err(Misplaced::OverIpcBuffer)
+        } else if vaddr < START {
+            Err(Misplaced::BelowStart)
+        } else if end > END {
+            Err(Misplaced::Above4GiB)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Whether a window of `size` bytes fits in a pool of `pool_pages` pages.
+    pub const fn fits_pool(size: u64, pool_pages: u64) -> bool {
+        size <= pool_pages.saturating_mul(PAGE)
+    }
+
+    // The IPC buffer lies below the range, so a window in the range never overlaps it.
+    const _: () = assert!(IPC_BUFFER + IPC_BUFFER_SIZE <= START && START < END);
+    const _: () = assert!(END == 1 << 32);
+}
+
 /// Slots of a PD's root CNode.
 ///
 /// Fixed slots below [`slot::POOL_BASE`]; a driver's pool follows: the original frame capability
@@ -105,6 +171,7 @@ mod tests {
     extern crate std;
 
     use super::slot;
+    use super::window::{self, Misplaced};
 
     #[test]
     fn every_copy_slot_is_distinct_and_inside_the_cnode() {
@@ -131,5 +198,30 @@ mod tests {
         assert_eq!(slot::cnode_radix(1), 9);
         assert_eq!(slot::cnode_radix(85), 9); // 256 + 255 = 511 slots
         assert_eq!(slot::cnode_radix(86), 10); // 256 + 258 = 514 slots
+    }
+
+    #[test]
+    fn windows_lie_in_the_run_time_range_below_4_gib() {
+        let place = window::placement;
+        assert_eq!(place(0, 0x1000), Err(Misplaced::AtZero));
+        assert_eq!(place(0x1000_0000, 0x1000), Err(Misplaced::OverIpcBuffer));
+        assert_eq!(place(0xfff_f000, 0x2000), Err(Misplaced::OverIpcBuffer));
+        assert_eq!(place(0xfff_f000, 0x1000), Err(Misplaced::BelowStart));
+        assert_eq!(place(0x40_0000, 0x1000), Err(Misplaced::BelowStart));
+        assert_eq!(place(0xffff_f000, 0x2000), Err(Misplaced::Above4GiB));
+        assert_eq!(place(1 << 32, 0x1000), Err(Misplaced::Above4GiB));
+        assert_eq!(place(u64::MAX - 0xfff, 0x2000), Err(Misplaced::Above4GiB));
+        assert_eq!(place(window::START, window::END - window::START), Ok(()));
+        assert_eq!(
+            place(window::START - 0x1000, 0x2000),
+            Err(Misplaced::BelowStart)
+        );
+    }
+
+    #[test]
+    fn a_window_is_no_larger_than_the_pool() {
+        assert!(window::fits_pool(0x4000, 4));
+        assert!(!window::fits_pool(0x4001, 4));
+        assert!(window::fits_pool(u64::MAX, u64::MAX));
     }
 }

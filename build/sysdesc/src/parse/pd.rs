@@ -2,10 +2,10 @@
 
 use roxmltree::Node;
 
-use crate::diag::ErrorKind;
+use crate::diag::{ErrorKind, shown};
 use crate::guid::Guid;
 use crate::model::*;
-use crate::parse::{Parser, elements};
+use crate::parse::{Parser, elements, tag};
 
 /// Largest x86-64 interrupt vector seL4 hands to user level (`irq_user_max - irq_user_min`).
 const X86_IRQ_VECTOR_MAX: u64 = 107;
@@ -49,13 +49,27 @@ impl<'d, 'i> Parser<'d, 'i> {
         }
     }
 
-    /// Parses a PD and (recursively) its child PDs into `out`, parent before children.
+    /// Parses a PD and (recursively) its child PDs into `out`, parent before children;
+    /// `depth` is the number of PDs it is nested in.
     pub(crate) fn protection_domain(
         &mut self,
         node: Node,
         parent: Option<usize>,
+        depth: usize,
         out: &mut Vec<ProtectionDomain>,
     ) {
+        // A chain of nested PDs longer than the PD limit cannot be valid; stopping here also
+        // keeps the recursion shallow whatever the input.
+        if depth >= MAX_PDS {
+            self.err(
+                node,
+                ErrorKind::Structure,
+                format!(
+                    "more than {MAX_PDS} protection domains nested in one another (Microkit supports at most {MAX_PDS} in all)"
+                ),
+            );
+            return;
+        }
         let mut attrs = vec![
             "name",
             "priority",
@@ -82,7 +96,10 @@ impl<'d, 'i> Parser<'d, 'i> {
             self.err(
                 node,
                 ErrorKind::Alignment,
-                format!("stack_size {stack_size:#x} of PD \"{name}\" is not a multiple of 0x1000"),
+                format!(
+                    "stack_size {stack_size:#x} of PD \"{}\" is not a multiple of 0x1000",
+                    shown(&name)
+                ),
             );
         }
         let smc = self.boolean(node, "smc", false);
@@ -90,7 +107,10 @@ impl<'d, 'i> Parser<'d, 'i> {
             self.err(
                 node,
                 ErrorKind::BadValue,
-                format!("PD \"{name}\": smc=\"true\" is ARM-only; this system is x86-64"),
+                format!(
+                    "PD \"{}\": smc=\"true\" is ARM-only; this system is x86-64",
+                    shown(&name)
+                ),
             );
         }
         let cpu = self.num_in(node, "cpu", false, 0, 255).unwrap_or(0) as u8;
@@ -133,14 +153,10 @@ impl<'d, 'i> Parser<'d, 'i> {
         let mut cspaces = 0;
         let mut children = Vec::new();
         for c in elements(node) {
-            if c.tag_name().namespace().is_some() {
-                self.unknown_element(c, "protection_domain", PD_CHILDREN);
-                continue;
-            }
-            match c.tag_name().name() {
+            match tag(c).unwrap_or("") {
                 "program_image" => {
                     images += 1;
-                    self.check_attrs(c, &["path", "path_for_symbols"]);
+                    self.leaf(c, &["path", "path_for_symbols"]);
                     if let Some(path) = self.req(c, "path") {
                         pd.program_image = ProgramImage {
                             path: path.to_string(),
@@ -165,7 +181,7 @@ impl<'d, 'i> Parser<'d, 'i> {
                     }
                 }
                 "setvar" => {
-                    self.check_attrs(c, &["symbol", "region_paddr"]);
+                    self.leaf(c, &["symbol", "region_paddr"]);
                     let symbol = self.req(c, "symbol").map(str::to_string);
                     let region = self.req(c, "region_paddr").map(str::to_string);
                     if let (Some(symbol), Some(region_paddr)) = (symbol, region) {
@@ -183,7 +199,10 @@ impl<'d, 'i> Parser<'d, 'i> {
                         self.err(
                             c,
                             ErrorKind::Structure,
-                            format!("PD \"{}\" has more than one 'virtual_machine'", pd.name),
+                            format!(
+                                "PD \"{}\" has more than one 'virtual_machine'",
+                                shown(&pd.name)
+                            ),
                         );
                     } else {
                         pd.virtual_machine = vm;
@@ -195,7 +214,7 @@ impl<'d, 'i> Parser<'d, 'i> {
                         self.err(
                             c,
                             ErrorKind::Structure,
-                            format!("PD \"{}\" has more than one 'cspace'", pd.name),
+                            format!("PD \"{}\" has more than one 'cspace'", shown(&pd.name)),
                         );
                     }
                     self.cspace(c, &mut pd.cspace);
@@ -206,7 +225,10 @@ impl<'d, 'i> Parser<'d, 'i> {
                         self.err(
                             c,
                             ErrorKind::Structure,
-                            format!("PD \"{}\" has more than one 'vmbus_driver'", pd.name),
+                            format!(
+                                "PD \"{}\" has more than one 'vmbus_driver'",
+                                shown(&pd.name)
+                            ),
                         );
                     } else {
                         pd.vmbus_driver = d;
@@ -218,7 +240,10 @@ impl<'d, 'i> Parser<'d, 'i> {
                         self.err(
                             c,
                             ErrorKind::Structure,
-                            format!("PD \"{}\" has more than one 'vmbus_client'", pd.name),
+                            format!(
+                                "PD \"{}\" has more than one 'vmbus_client'",
+                                shown(&pd.name)
+                            ),
                         );
                     } else {
                         pd.vmbus_client = cl;
@@ -233,14 +258,14 @@ impl<'d, 'i> Parser<'d, 'i> {
                 ErrorKind::Structure,
                 format!(
                     "PD \"{}\" needs exactly one 'program_image', has {images}",
-                    pd.name
+                    shown(&pd.name)
                 ),
             );
         }
         let index = out.len();
         out.push(pd);
         for c in children {
-            self.protection_domain(c, Some(index), out);
+            self.protection_domain(c, Some(index), depth + 1, out);
         }
     }
 
@@ -250,7 +275,7 @@ impl<'d, 'i> Parser<'d, 'i> {
         if in_pd {
             attrs.extend(["setvar_vaddr", "setvar_size", "setvar_prefill_size"]);
         }
-        self.check_attrs(node, &attrs);
+        self.leaf(node, &attrs);
         let mr = self.req(node, "mr").map(str::to_string);
         let vaddr = self.req_num(node, "vaddr");
         let perms = match node.attribute("perms") {
@@ -274,14 +299,20 @@ impl<'d, 'i> Parser<'d, 'i> {
                     self.err(
                         node,
                         ErrorKind::BadValue,
-                        format!("perms '{s}' must be a non-empty combination of 'r', 'w' and 'x'"),
+                        format!(
+                            "perms '{}' must be a non-empty combination of 'r', 'w' and 'x'",
+                            shown(s)
+                        ),
                     );
                     None
                 } else if p.write && !p.read {
                     self.err(
                         node,
                         ErrorKind::BadValue,
-                        format!("perms '{s}': write without read is not allowed by seL4"),
+                        format!(
+                            "perms '{}': write without read is not allowed by seL4",
+                            shown(s)
+                        ),
                     );
                     None
                 } else {
@@ -299,9 +330,6 @@ impl<'d, 'i> Parser<'d, 'i> {
         } else {
             (None, None, None)
         };
-        for c in elements(node) {
-            self.unknown_element(c, "map", &[]);
-        }
         Some(Map {
             mr: mr?,
             vaddr: vaddr?,
@@ -340,7 +368,7 @@ impl<'d, 'i> Parser<'d, 'i> {
                     self.err(
                         node,
                         ErrorKind::BadValue,
-                        format!("trigger '{v}' must be 'level' or 'edge'"),
+                        format!("trigger '{}' must be 'level' or 'edge'", shown(v)),
                     );
                     None
                 }
@@ -352,7 +380,7 @@ impl<'d, 'i> Parser<'d, 'i> {
                     self.err(
                         node,
                         ErrorKind::BadValue,
-                        format!("polarity '{v}' must be 'low' or 'high'"),
+                        format!("polarity '{}' must be 'low' or 'high'", shown(v)),
                     );
                     None
                 }
@@ -375,7 +403,8 @@ impl<'d, 'i> Parser<'d, 'i> {
                     node,
                     ErrorKind::BadValue,
                     format!(
-                        "pcidev '{raw}' must be bus:device.function in hexadecimal (bus <= ff, device <= 1f, function <= 7)"
+                        "pcidev '{}' must be bus:device.function in hexadecimal (bus <= ff, device <= 1f, function <= 7)",
+                        shown(raw)
                     ),
                 );
             }
@@ -400,7 +429,7 @@ impl<'d, 'i> Parser<'d, 'i> {
             );
             return None;
         };
-        let id = self.id(node, "id");
+        let id = self.channel_id(node, "id");
         let vector = self.num_in(node, "vector", true, 0, X86_IRQ_VECTOR_MAX);
         let setvar_id = self.opt_str(node, "setvar_id");
         Some(Irq {
@@ -447,9 +476,9 @@ impl<'d, 'i> Parser<'d, 'i> {
         let mut vcpus = Vec::new();
         let mut maps = Vec::new();
         for c in elements(node) {
-            match c.tag_name().name() {
+            match tag(c).unwrap_or("") {
                 "vcpu" => {
-                    self.check_attrs(c, &["id", "setvar_id", "cpu"]);
+                    self.leaf(c, &["id", "setvar_id", "cpu"]);
                     let id = self.id(c, "id");
                     let cpu = self.num_in(c, "cpu", false, 0, 255).map(|n| n as u8);
                     let setvar_id = self.opt_str(c, "setvar_id");
@@ -490,7 +519,7 @@ impl<'d, 'i> Parser<'d, 'i> {
         self.check_attrs(node, &[]);
         const CAPS: &[&str] = &["cap_tcb", "cap_sc", "cap_vspace"];
         for c in elements(node) {
-            let kind = match c.tag_name().name() {
+            let kind = match tag(c).unwrap_or("") {
                 "cap_tcb" => CapKind::Tcb,
                 "cap_sc" => CapKind::Sc,
                 "cap_vspace" => CapKind::Vspace,
@@ -499,7 +528,7 @@ impl<'d, 'i> Parser<'d, 'i> {
                     continue;
                 }
             };
-            self.check_attrs(c, &["slot", "pd"]);
+            self.leaf(c, &["slot", "pd"]);
             let pd = self.req(c, "pd").map(str::to_string);
             let slot = self.req_num(c, "slot");
             let slot = match slot {
@@ -525,10 +554,7 @@ impl<'d, 'i> Parser<'d, 'i> {
     }
 
     fn vmbus_driver(&mut self, node: Node) -> Option<VmbusDriver> {
-        self.check_attrs(node, &["pool_pages", "pool_region"]);
-        for c in elements(node) {
-            self.unknown_element(c, "vmbus_driver", &[]);
-        }
+        self.leaf(node, &["pool_pages", "pool_region"]);
         let pool_region = self.opt_str(node, "pool_region");
         let pool_pages = self.num_in(node, "pool_pages", true, 1, u64::from(u32::MAX))?;
         Some(VmbusDriver {
@@ -548,7 +574,7 @@ impl<'d, 'i> Parser<'d, 'i> {
                 "max_channels",
             ],
         );
-        let driver_channel = self.id(node, "driver_channel");
+        let driver_channel = self.channel_id(node, "driver_channel");
         let window_vaddr = self.req_num(node, "window_vaddr");
         let window_size = self.num_in(node, "window_size", true, 1, u64::MAX);
         let max_channels = self
@@ -556,11 +582,11 @@ impl<'d, 'i> Parser<'d, 'i> {
             .map(|n| n as u32);
         let mut devices = Vec::new();
         for c in elements(node) {
-            if c.tag_name().name() != "vmbus_device" {
+            if tag(c) != Some("vmbus_device") {
                 self.unknown_element(c, "vmbus_client", &["vmbus_device"]);
                 continue;
             }
-            self.check_attrs(c, &["class", "instance"]);
+            self.leaf(c, &["class", "instance"]);
             let class = self.req(c, "class").and_then(|s| self.guid(c, "class", s));
             let instance = match c.attribute("instance") {
                 None => Some(None),
@@ -574,7 +600,7 @@ impl<'d, 'i> Parser<'d, 'i> {
                 });
             }
         }
-        if devices.is_empty() && !elements(node).any(|c| c.tag_name().name() == "vmbus_device") {
+        if devices.is_empty() && !elements(node).any(|c| tag(c) == Some("vmbus_device")) {
             self.err(
                 node,
                 ErrorKind::Structure,
@@ -595,7 +621,11 @@ impl<'d, 'i> Parser<'d, 'i> {
         match Guid::parse(s) {
             Ok(g) => Some(g),
             Err(e) => {
-                self.err(node, ErrorKind::BadValue, format!("{attr} GUID '{s}' {e}"));
+                self.err(
+                    node,
+                    ErrorKind::BadValue,
+                    format!("{attr} GUID '{}' {e}", shown(s)),
+                );
                 None
             }
         }

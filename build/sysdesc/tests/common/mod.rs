@@ -1,6 +1,8 @@
 //! Helpers shared by the sysdesc integration tests.
 #![allow(dead_code)]
 
+pub mod scale;
+
 use sysdesc::{Diagnostic, ErrorKind};
 
 /// The 1-based line of the first line of `xml` containing `needle` (plain text search, so the
@@ -48,7 +50,7 @@ pub fn vmbus_system(driver_extra: &str, client: &str, client_extra: &str, more: 
 {driver_extra}    </protection_domain>
     <protection_domain name="client" priority="100">
         <program_image path="client-pd.elf" />
-        <map mr="shared" vaddr="0x10000000" />
+        <map mr="shared" vaddr="0x30000000" />
         <vmbus_client {client}>
             <vmbus_device class="57164f39-9115-4e78-ab55-382f3bd5422d" />
         </vmbus_client>

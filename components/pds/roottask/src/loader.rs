@@ -2,7 +2,7 @@
 //! the program loaded from its ELF; IPC buffer, PD info page (`pd-info`), windows, pool
 //! and shared regions mapped; the channels' badged capabilities; then every PD started.
 
-use pd_runtime::layout::{IPC_BUFFER, badge, slot as pds};
+use pd_runtime::layout::{IPC_BUFFER, badge, slot as pds, window};
 use sel4::{
     AsidPool, CNode, Error, Frame, Notification, Rights, Tcb, TcbConfig, UserContext, VSpace, Word,
     slot,
@@ -114,6 +114,7 @@ pub fn build(sys: &System, a: &mut Alloc) -> Result<Built, BuildError> {
             error: Error::RangeError,
         });
     }
+    check_windows(sys)?;
     let mut region_base = [0 as Word; MAX_REGIONS];
     for (r, region) in sys.regions.iter().enumerate() {
         cx.pd = region.name;
@@ -403,6 +404,36 @@ pub fn build(sys: &System, a: &mut Alloc) -> Result<Built, BuildError> {
         at!(cx, "resume", Tcb(caps[i].tcb).resume())?;
     }
     Ok(Built { pds: caps, monitor })
+}
+
+/// Refuses a window the image cannot use, by the rule `cargo xtask check` applies too
+/// (`pd_runtime::layout::window`): inside the run-time mapping range below 4 GiB, and no larger
+/// than the pool of the driver that serves the client (its fault handler).
+fn check_windows(sys: &System) -> Result<(), BuildError> {
+    for pd in sys.pds {
+        let pool_pages = pd
+            .fault_handler
+            .and_then(|d| sys.pds.get(d))
+            .and_then(|d| d.pool.as_ref())
+            .map_or(0, |p| p.pages as u64);
+        for w in pd.windows {
+            let size = (w.pages as u64).saturating_mul(window::PAGE);
+            let step = match window::placement(w.vaddr, size) {
+                Err(window::Misplaced::AtZero) => "window at address 0",
+                Err(window::Misplaced::OverIpcBuffer) => "window over the IPC buffer",
+                Err(window::Misplaced::BelowStart) => "window below the run-time range",
+                Err(window::Misplaced::Above4GiB) => "window above 4 GiB",
+                Ok(()) if !window::fits_pool(size, pool_pages) => "window larger than the pool",
+                Ok(()) => continue,
+            };
+            return Err(BuildError {
+                step,
+                pd: pd.name,
+                error: Error::RangeError,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Gives a PD its pool: per page a frame capability mapped in the PD at the pool address and
