@@ -15,7 +15,9 @@ pub struct AbstractChan {
     pub phase: Phase,
     /// The client that holds (or, during teardown, held) the channel.
     pub owner: Option<u8>,
-    /// The ring pages are mapped in the owner's window.
+    /// The ring pages are granted to the owner and not (yet) revoked by a teardown. A page
+    /// whose revoke failed is no longer granted, but stays counted in
+    /// [`AbstractState::mapped`]: the client may still map it.
     pub granted: bool,
     /// RELID_RELEASED is owed.
     pub rescinded: bool,
@@ -51,7 +53,8 @@ pub struct AbstractState {
     pub handles: Vec<Vec<Handle>>,
     /// Channels' worth of pages in the free pool.
     pub pool: usize,
-    /// Channels' worth of pages quarantined.
+    /// Channels' worth of pages quarantined: out of the pool and held by no channel (until a
+    /// late GPADL_TORNDOWN, or for good after a failed kernel operation).
     pub quarantined: usize,
     /// Per relid: an event flag is set and not yet taken by the driver.
     pub flags: Vec<bool>,
@@ -81,7 +84,8 @@ pub fn abstract_model(m: &LifetimeModel, s: &State) -> AbstractState {
                 phase: ch.phase,
                 owner: (ch.phase != Phase::Absent && ch.phase != Phase::Offered)
                     .then_some(ch.client),
-                granted: ch.page != crate::state::NONE
+                granted: ch.phase.is_live()
+                    && ch.page != crate::state::NONE
                     && ch.client != crate::state::NONE
                     && s.kernel.maps[usize::from(ch.client)] & (1 << ch.page) != 0,
                 rescinded: ch.rescinded,

@@ -4,6 +4,9 @@ use core::fmt;
 
 use crate::state::{MAX_CHANNELS, MAX_CLIENTS, MAX_PAGES};
 
+/// Most kernel failures a configuration may inject per run.
+pub const MAX_KERNEL_FAILURES: u8 = 3;
+
 /// A driver behaviour: the correct one, or one with a known bug the checker must catch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Variant {
@@ -21,16 +24,25 @@ pub enum Variant {
     /// Takes the event flags only when an interrupt carries no message, so a flag set before a
     /// rescind can outlive the release and reach the relid's next owner (R2).
     EventsNotTakenBeforeMessages,
+    /// Zeroes and returns a page to the pool at the end of its teardown although its revoke
+    /// failed, so the client that held it may still map a pool page ("reuse after a failed
+    /// revoke").
+    ReuseAfterFailedRevoke,
+    /// Sends CLOSECHANNEL (then GPADL_TEARDOWN) as soon as a teardown starts, even while
+    /// OPENCHANNEL_RESULT is still awaited ("close before the open result").
+    CloseBeforeOpenResult,
 }
 
 impl Variant {
     /// Every variant.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 7] = [
         Self::Correct,
         Self::RevokeAfterTeardown,
         Self::ReleaseTwice,
         Self::ReuseBeforeTorndown,
         Self::EventsNotTakenBeforeMessages,
+        Self::ReuseAfterFailedRevoke,
+        Self::CloseBeforeOpenResult,
     ];
 }
 
@@ -42,6 +54,8 @@ impl fmt::Display for Variant {
             Self::ReleaseTwice => "release-twice",
             Self::ReuseBeforeTorndown => "reuse-before-torndown",
             Self::EventsNotTakenBeforeMessages => "events-not-taken-before-messages",
+            Self::ReuseAfterFailedRevoke => "reuse-after-failed-revoke",
+            Self::CloseBeforeOpenResult => "close-before-open-result",
         })
     }
 }
@@ -57,6 +71,8 @@ pub enum ConfigError {
     Pages(usize),
     /// Offers per relid outside 1..=8.
     Offers(u8),
+    /// Kernel failures per run outside 0..=MAX_KERNEL_FAILURES.
+    KernelFailures(u8),
 }
 
 impl fmt::Display for ConfigError {
@@ -66,6 +82,9 @@ impl fmt::Display for ConfigError {
             Self::Clients(n) => write!(f, "{n} clients: must be 1..={MAX_CLIENTS}"),
             Self::Pages(n) => write!(f, "{n} pages: must be 1..={MAX_PAGES}"),
             Self::Offers(n) => write!(f, "{n} offers per relid: must be 1..=8"),
+            Self::KernelFailures(n) => {
+                write!(f, "{n} kernel failures: must be 0..={MAX_KERNEL_FAILURES}")
+            }
         }
     }
 }
@@ -90,6 +109,8 @@ pub struct Config {
     /// The driver times out host replies (GPADL_CREATED, OPENCHANNEL_RESULT, GPADL_TORNDOWN):
     /// a late open fails, an unanswered teardown leaves its pages quarantined.
     pub reply_timeouts: bool,
+    /// How many kernel operations (grant, revoke, zero of a ring page) may fail in one run.
+    pub kernel_failures: u8,
     /// The driver may unload the bus.
     pub unload: bool,
     /// Explore one representative per renumbering of the clients (off for conformance traces,
@@ -100,7 +121,8 @@ pub struct Config {
 }
 
 impl Default for Config {
-    /// The exhaustive configuration: 2 channels, 2 clients, 2 pages, every freedom on.
+    /// The largest configuration: 2 channels, 2 clients, 2 pages, every freedom on, one
+    /// kernel failure per run.
     fn default() -> Self {
         Self {
             channels: 2,
@@ -110,6 +132,7 @@ impl Default for Config {
             host_silent_after_rescind: true,
             host_refuses_open: true,
             reply_timeouts: true,
+            kernel_failures: 1,
             unload: true,
             symmetry: true,
             variant: Variant::Correct,
@@ -131,6 +154,9 @@ impl Config {
         }
         if !(1..=8).contains(&self.offers_per_relid) {
             return Err(ConfigError::Offers(self.offers_per_relid));
+        }
+        if self.kernel_failures > MAX_KERNEL_FAILURES {
+            return Err(ConfigError::KernelFailures(self.kernel_failures));
         }
         Ok(())
     }

@@ -1,6 +1,7 @@
 //! The driver PD of the model: the channel table, the one teardown path shared by rescind, client
-//! close, client fault, open failure and unload (DESIGN.md §3), event dispatch, and the
-//! deliberately broken variants.
+//! close, client fault, open failure and unload (DESIGN.md §3), what a failed kernel operation
+//! leaves behind (a tainted page, quarantined for good), event dispatch, and the deliberately
+//! broken variants.
 
 use crate::config::{Config, Variant};
 use crate::state::{
@@ -18,6 +19,8 @@ pub enum Cause {
     Fault,
     /// The host refused OPENCHANNEL.
     OpenFailed,
+    /// The host opened the channel but granting the ring page to the client failed.
+    GrantFailed,
     /// The bus is being unloaded.
     Unload,
     /// The host did not answer GPADL_HEADER or OPENCHANNEL in time.
@@ -65,10 +68,18 @@ pub fn on_message(cfg: &Config, s: &mut State) {
         return;
     };
     let after_unload = matches!(s.conn, Conn::UnloadSent | Conn::Unloaded);
+    // Ghost: the driver has now seen the host confirm the open, or rescind the relid (once
+    // UNLOAD is sent nothing more can be acted on).
+    if let HostMsg::OpenResult { relid, ok: true } | HostMsg::Rescind { relid } = msg
+        && !after_unload
+    {
+        s.confirmed |= 1 << relid;
+    }
     match msg {
-        // Once UNLOAD is sent the host resets everything: offers and rescinds racing with it
-        // need no answer.
-        HostMsg::Offer { .. } | HostMsg::Rescind { .. } if after_unload => {}
+        // Once UNLOAD is sent the host resets everything: offers, rescinds and late open
+        // results racing with it need no answer.
+        HostMsg::Offer { .. } | HostMsg::Rescind { .. } | HostMsg::OpenResult { .. }
+            if after_unload => {}
         HostMsg::Offer { relid, inc } => {
             let ch = &mut s.drv[usize::from(relid)];
             if ch.phase == Phase::Absent {
@@ -95,31 +106,20 @@ pub fn on_message(cfg: &Config, s: &mut State) {
                 s.send(GuestMsg::GpadlTeardown { relid, inc, page });
             }
         }
-        HostMsg::OpenResult { relid, ok } => {
-            let ch = s.drv[usize::from(relid)];
-            if ch.phase == Phase::OpenPending {
-                if ok {
-                    // Grant: copy the page capability and map it into the client's window.
-                    let (c, p) = (usize::from(ch.client), ch.page);
-                    s.kernel.maps[c] |= 1 << p;
-                    s.kernel.dirty[usize::from(p)] = true;
-                    s.drv[usize::from(relid)].phase = Phase::Open;
-                } else {
-                    teardown(cfg, s, relid, Cause::OpenFailed);
-                }
-            }
-        }
+        HostMsg::OpenResult { relid, ok } => on_open_result(cfg, s, relid, ok),
         HostMsg::TornDown { page } => {
             let found = (0..s.drv.len()).find(|&r| {
                 s.drv[r].phase == Phase::Teardown
                     && !s.drv[r].await_created
+                    && !s.drv[r].await_open
                     && s.drv[r].page == page
             });
             if let Some(r) = found {
                 complete(cfg, s, r as u8, true);
             } else if s.kernel.pages[usize::from(page)] == PageState::Quarantined {
-                // A late confirmation: the host no longer uses the page, so it may be reused.
-                return_to_pool(s, page);
+                // A late confirmation: the host no longer uses the page, so it may be reused
+                // (unless a kernel operation on it failed).
+                return_to_pool(cfg, s, page);
             }
         }
         HostMsg::UnloadResponse => {
@@ -138,12 +138,71 @@ pub fn on_message(cfg: &Config, s: &mut State) {
     finish_step(s);
 }
 
+/// OPENCHANNEL_RESULT: the open succeeds (the ring page is granted) or fails into the teardown
+/// path; a teardown or an unresolved relid that waited for it can now close (if the host
+/// opened the channel) and tear the GPADL down.
+fn on_open_result(cfg: &Config, s: &mut State, relid: u8, ok: bool) {
+    let r = usize::from(relid);
+    let ch = s.drv[r];
+    match ch.phase {
+        Phase::OpenPending if ok => {
+            // Grant: copy the page capability and map it into the client's window.
+            let (c, p) = (usize::from(ch.client), ch.page);
+            if s.kernel.fails(p) {
+                teardown(cfg, s, relid, Cause::GrantFailed);
+            } else {
+                s.kernel.maps[c] |= 1 << p;
+                s.kernel.dirty[usize::from(p)] = true;
+                s.drv[r].phase = Phase::Open;
+            }
+        }
+        Phase::OpenPending => teardown(cfg, s, relid, Cause::OpenFailed),
+        Phase::Teardown if ch.await_open => {
+            close_and_tear_down(s, relid, ok);
+            let ch = &mut s.drv[r];
+            ch.await_open = false;
+            ch.wait_rank = NEW_RANK;
+        }
+        Phase::Offered if ch.unresolved => {
+            // The late answer resolves the relid; its pages stay quarantined until the
+            // GPADL_TORNDOWN this teardown asks for.
+            close_and_tear_down(s, relid, ok);
+            let ch = &mut s.drv[r];
+            ch.unresolved = false;
+            ch.page = NONE;
+        }
+        _ => {}
+    }
+}
+
+/// CLOSECHANNEL if the host opened the channel, then GPADL_TEARDOWN of its ring GPADL.
+fn close_and_tear_down(s: &mut State, relid: u8, close: bool) {
+    let ch = s.drv[usize::from(relid)];
+    if close {
+        s.send(GuestMsg::CloseChannel {
+            relid,
+            inc: ch.inc,
+            confirmed: false,
+        });
+    }
+    s.send(GuestMsg::GpadlTeardown {
+        relid,
+        inc: ch.inc,
+        page: ch.page,
+    });
+}
+
 fn on_rescind(cfg: &Config, s: &mut State, relid: u8) {
     let r = usize::from(relid);
     let ch = s.drv[r];
     match ch.phase {
         Phase::Absent => {} // unknown relid: counted as hostile by the implementation
         Phase::Offered => {
+            if ch.unresolved {
+                // The host closed its side: the unanswered open's GPADL is torn down before
+                // the release (its pages stay quarantined until GPADL_TORNDOWN).
+                close_and_tear_down(s, relid, true);
+            }
             s.send(GuestMsg::RelidReleased { relid, inc: ch.inc });
             s.drv[r] = DrvChan::default();
         }
@@ -156,12 +215,22 @@ fn on_rescind(cfg: &Config, s: &mut State, relid: u8) {
                 s.send(GuestMsg::RelidReleased { relid, inc: ch.inc });
             }
             s.drv[r].rescinded = true;
+            if ch.await_open {
+                // After a rescind the host has closed its side: CLOSECHANNEL at once, then
+                // the GPADL, without waiting for OPENCHANNEL_RESULT.
+                close_and_tear_down(s, relid, true);
+                let ch = &mut s.drv[r];
+                ch.await_open = false;
+                ch.wait_rank = NEW_RANK;
+            }
         }
     }
 }
 
 /// Steps 1-3 of the lifetime rule for a live channel: bump the generation, revoke the client's
-/// capabilities, CLOSECHANNEL if an open was requested, GPADL_TEARDOWN, and wait.
+/// capabilities, CLOSECHANNEL if the host confirmed the open (or rescinded the relid),
+/// GPADL_TEARDOWN, and wait. While OPENCHANNEL_RESULT is awaited (and no rescind), neither is
+/// sent: the teardown waits for the result first.
 pub fn teardown(cfg: &Config, s: &mut State, relid: u8, cause: Cause) {
     let r = usize::from(relid);
     let ch = s.drv[r];
@@ -178,16 +247,27 @@ pub fn teardown(cfg: &Config, s: &mut State, relid: u8, cause: Cause) {
         revoke(s, p);
     }
     if cfg.variant == Variant::ReuseBeforeTorndown {
-        return_to_pool(s, p);
+        return_to_pool(cfg, s, p);
     }
-    // 3. Close (an OPENCHANNEL was sent and not refused), then tear the GPADL down.
-    if matches!(ch.phase, Phase::OpenPending | Phase::Open) && cause != Cause::OpenFailed {
-        s.send(GuestMsg::CloseChannel { relid, inc: ch.inc });
+    // 3. Close what the host opened, then tear the GPADL down.
+    let unanswered_open =
+        ch.phase == Phase::OpenPending && !matches!(cause, Cause::OpenFailed | Cause::GrantFailed);
+    let close = ch.phase == Phase::Open
+        || cause == Cause::GrantFailed
+        || (unanswered_open
+            && (cause == Cause::Rescind || cfg.variant == Variant::CloseBeforeOpenResult));
+    if close {
+        s.send(GuestMsg::CloseChannel {
+            relid,
+            inc: ch.inc,
+            confirmed: false,
+        });
     }
+    let await_open = unanswered_open && !close;
     // Wait for GPADL_CREATED first, unless its wait just timed out (then the host may hold the
     // GPADL without having said so: tear it down anyway).
     let await_created = ch.phase == Phase::GpadlPending && cause != Cause::Timeout;
-    if !await_created {
+    if !await_created && !await_open {
         s.send(GuestMsg::GpadlTeardown {
             relid,
             inc: ch.inc,
@@ -197,8 +277,34 @@ pub fn teardown(cfg: &Config, s: &mut State, relid: u8, cause: Cause) {
     let ch = &mut s.drv[r];
     ch.phase = Phase::Teardown;
     ch.await_created = await_created;
+    ch.await_open = await_open;
     // The teardown's wait starts now (also a wait for GPADL_CREATED: its timer is rearmed).
     ch.wait_rank = NEW_RANK;
+    if await_open && cause == Cause::Timeout {
+        // OPENCHANNEL_RESULT is what timed out: there is nothing left to wait for.
+        unresolve(s, relid);
+    }
+}
+
+/// The wait for OPENCHANNEL_RESULT timed out. Nothing may be sent about the open (no
+/// CLOSECHANNEL for an open the host never confirmed, no GPADL_TEARDOWN under a channel it may
+/// have opened): the pages are quarantined, the channel's entry is freed and the relid stays
+/// unopenable until the late result or a rescind.
+fn unresolve(s: &mut State, relid: u8) {
+    let r = usize::from(relid);
+    let ch = s.drv[r];
+    debug_assert!(!ch.rescinded, "a rescind ends the wait for the open result");
+    let p = ch.page;
+    if s.kernel.pages[usize::from(p)] == (PageState::InUse { relid }) {
+        s.kernel.pages[usize::from(p)] = PageState::Quarantined;
+    }
+    s.drv[r] = DrvChan {
+        phase: Phase::Offered,
+        inc: ch.inc,
+        page: p,
+        unresolved: true,
+        ..DrvChan::default()
+    };
 }
 
 /// Steps 4-5: RELID_RELEASED if rescinded, then zero the page and return it to the pool when the
@@ -223,31 +329,49 @@ fn complete(cfg: &Config, s: &mut State, relid: u8, confirmed: bool) {
     // Touch the page only if it is still this channel's (the reuse variant gave it away).
     if s.kernel.pages[usize::from(p)] == (PageState::InUse { relid }) {
         if confirmed {
-            return_to_pool(s, p);
+            return_to_pool(cfg, s, p);
         } else {
             s.kernel.pages[usize::from(p)] = PageState::Quarantined;
         }
     }
 }
 
+/// Revokes the page's capabilities. If the kernel fails, the client may keep its capability and
+/// mapping: the page is tainted, quarantined for good.
 fn revoke(s: &mut State, page: u8) {
+    if s.kernel.fails(page) {
+        s.kernel.tainted |= 1 << page;
+        return;
+    }
     for m in s.kernel.maps.iter_mut() {
         *m &= !(1 << page);
     }
 }
 
-fn return_to_pool(s: &mut State, page: u8) {
+/// Zeroes the page and returns it to the pool; a tainted page, or one whose zeroing fails, is
+/// quarantined for good instead.
+fn return_to_pool(cfg: &Config, s: &mut State, page: u8) {
     let p = usize::from(page);
+    if s.kernel.is_tainted(page) && cfg.variant != Variant::ReuseAfterFailedRevoke {
+        s.kernel.pages[p] = PageState::Quarantined;
+        return;
+    }
+    if s.kernel.fails(page) {
+        s.kernel.tainted |= 1 << page;
+        s.kernel.pages[p] = PageState::Quarantined;
+        return;
+    }
     s.kernel.dirty[p] = false; // zeroed
     s.kernel.pages[p] = PageState::Pool;
 }
 
 /// The oldest waits for a host reply time out (a slow host and a silent one look the same).
-/// An open whose GPADL_CREATED or OPENCHANNEL_RESULT is late fails into the teardown path,
-/// treating the GPADL as possibly created. During teardown, a wait for GPADL_CREATED ends in
-/// GPADL_TEARDOWN anyway (the host may hold the GPADL without having confirmed it, so releasing
-/// the relid now would leave a live GPADL behind) and a new wait; a wait for GPADL_TORNDOWN ends
-/// the teardown with the pages quarantined, never reused.
+/// An open whose GPADL_CREATED is late fails into the teardown path, treating the GPADL as
+/// possibly created; an open whose OPENCHANNEL_RESULT is late, or a teardown waiting for it,
+/// leaves the relid unresolved with its pages quarantined. During teardown, a wait for
+/// GPADL_CREATED ends in GPADL_TEARDOWN anyway (the host may hold the GPADL without having
+/// confirmed it, so releasing the relid now would leave a live GPADL behind) and a new wait; a
+/// wait for GPADL_TORNDOWN ends the teardown with the pages quarantined, never reused.
 pub fn on_timeout(cfg: &Config, s: &mut State) {
     let expired: Vec<u8> = (0..s.drv.len())
         .filter(|&r| s.drv[r].phase.is_waiting() && s.drv[r].wait_rank == 0)
@@ -266,6 +390,8 @@ pub fn on_timeout(cfg: &Config, s: &mut State) {
             let ch = &mut s.drv[usize::from(relid)];
             ch.await_created = false;
             ch.wait_rank = NEW_RANK;
+        } else if ch.await_open {
+            unresolve(s, relid);
         } else {
             complete(cfg, s, relid, false);
         }
@@ -278,7 +404,7 @@ pub fn on_timeout(cfg: &Config, s: &mut State) {
 pub fn on_open(cfg: &Config, s: &mut State, client: u8, relid: u8) {
     let r = usize::from(relid);
     let ch = s.drv[r];
-    if s.conn != Conn::Connected || ch.phase != Phase::Offered {
+    if s.conn != Conn::Connected || ch.phase != Phase::Offered || ch.unresolved {
         return;
     }
     // Lowest free page of the configured pool.

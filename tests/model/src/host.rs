@@ -97,9 +97,18 @@ pub fn receive(s: &mut State, reply: Reply) {
                 s.post(HostMsg::OpenResult { relid, ok: false });
             }
         }
-        GuestMsg::CloseChannel { relid, inc } => {
+        GuestMsg::CloseChannel {
+            relid,
+            inc,
+            confirmed,
+        } => {
             if released(s, relid, inc) {
                 s.violate(Violation::NamesReleasedRelid);
+            } else if !confirmed {
+                // Sent before the driver knew the open had succeeded: a host whose open is
+                // still pending ignores it (OpenVMM's vmbus_server does), and the channel
+                // stays open once the open completes.
+                s.violate(Violation::CloseUnconfirmed);
             } else {
                 s.host.chans[usize::from(relid)].open = false;
             }
@@ -138,7 +147,9 @@ pub fn receive(s: &mut State, reply: Reply) {
             s.host.chans[usize::from(relid)].phase = HostPhase::Absent;
         }
         GuestMsg::Unload => {
-            if s.host.chans.iter().any(|c| c.open) {
+            // Only a channel the driver knew to be open must be closed first: an open it never
+            // saw answered (an unresolved relid) cannot be closed, and UNLOAD resets it.
+            if (0..s.host.chans.len()).any(|r| s.host.chans[r].open && s.is_confirmed(r as u8)) {
                 s.violate(Violation::UnloadWithOpenChannel);
             }
             // Full reset: the host forgets channels, GPADLs and pending events.

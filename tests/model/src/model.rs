@@ -8,7 +8,7 @@ use crate::config::Config;
 use crate::driver;
 use crate::host::{self, Reply};
 use crate::properties;
-use crate::state::{Conn, Handle, State};
+use crate::state::{Conn, Handle, NONE, PageState, State};
 use crate::symmetry;
 
 /// One atomic step of one party.
@@ -37,6 +37,9 @@ pub enum Action {
     ClientFault(u8),
     /// The driver PD is told to unload the bus (environment).
     Unload,
+    /// The kernel will fail the operation (grant, revoke or zero) on pool page `.0` that the
+    /// next step makes, if it makes one (environment).
+    KernelFault(u8),
 }
 
 impl Action {
@@ -66,6 +69,12 @@ impl fmt::Display for Action {
             Self::ClientClose(c, r) => write!(f, "client {c} closes relid {}", r + 1),
             Self::ClientFault(c) => write!(f, "client {c} faults"),
             Self::Unload => f.write_str("driver unloads the bus"),
+            Self::KernelFault(p) => {
+                write!(
+                    f,
+                    "the kernel will fail the next step's operation on page {p}"
+                )
+            }
         }
     }
 }
@@ -133,6 +142,23 @@ impl LifetimeModel {
         if cfg.unload && s.conn == Conn::Connected {
             out.push(Action::Unload);
         }
+        for p in 0..cfg.pages as u8 {
+            if self.fault_possible(s, p) {
+                out.push(Action::KernelFault(p));
+            }
+        }
+    }
+
+    /// A failure may be armed for page `p`: the run's budget is not spent, none is armed, the
+    /// bus is not unloaded, and the page is shared (in use, or quarantined awaiting a late
+    /// GPADL_TORNDOWN) and not already tainted.
+    fn fault_possible(&self, s: &State, p: u8) -> bool {
+        usize::from(p) < self.cfg.pages
+            && s.kernel.failures < self.cfg.kernel_failures
+            && s.conn != Conn::Unloaded
+            && s.kernel.armed == NONE
+            && s.kernel.pages[usize::from(p)] != PageState::Pool
+            && !s.kernel.is_tainted(p)
     }
 
     /// Applies `action` to `s`; `None` when the action is not enabled or changes nothing.
@@ -207,6 +233,17 @@ impl LifetimeModel {
                 }
                 driver::on_unload(cfg, &mut n);
             }
+            Action::KernelFault(p) => {
+                if !self.fault_possible(s, p) {
+                    return None;
+                }
+                n.kernel.armed = p;
+            }
+        }
+        if !matches!(action, Action::KernelFault(_)) {
+            // A failure armed for this step and not used by it is gone: the step ran as if it
+            // had never been armed (and the run's budget is untouched).
+            n.kernel.armed = NONE;
         }
         if n == *s {
             return None;

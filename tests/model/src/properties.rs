@@ -35,10 +35,19 @@ pub mod names {
     pub const CLOSE_BEFORE_TEARDOWN: &str = "a GPADL is torn down only after its channel is closed";
     /// GPADLs torn down before RELID_RELEASED.
     pub const TEARDOWN_BEFORE_RELEASE: &str = "a relid is released only after its GPADLs";
-    /// Nothing after UNLOAD, nothing open at UNLOAD.
+    /// Nothing after UNLOAD; nothing the driver knew to be open is still open at UNLOAD.
     pub const UNLOAD_LAST: &str = "UNLOAD comes last, after every channel is closed";
     /// A current handle names a live channel of that client (R1).
     pub const HANDLES_AGREE: &str = "a current handle names a live channel of its client (R1)";
+    /// No page is granted to a second client (or channel) while a capability to it may exist.
+    pub const SINGLE_HOLDER: &str =
+        "a page is granted to no second client while a capability to it may still exist";
+    /// A page whose revoke or zeroing failed is quarantined for good.
+    pub const TAINTED_KEPT: &str =
+        "a page whose revoke or zeroing failed is never back in the pool or granted again";
+    /// CLOSECHANNEL only after the host confirmed the open, or after a rescind.
+    pub const CLOSE_CONFIRMED: &str =
+        "CLOSECHANNEL is sent only for an open the host confirmed, or after a rescind";
     /// Queue bounds were large enough.
     pub const BOUNDS: &str = "queues stay within the model's bounds";
     /// Every run that ends, ends unloaded and settled: no deadlock.
@@ -67,11 +76,12 @@ pub fn pool_zero(_: &LifetimeModel, s: &State) -> bool {
 }
 
 /// Every page a client maps is the ring page of an open channel that client owns, carrying the
-/// GPADL the host made for that channel's current incarnation.
+/// GPADL the host made for that channel's current incarnation, or a page whose revoke failed
+/// (which [`tainted_kept`] and [`single_holder`] keep away from everyone else).
 pub fn client_reach(m: &LifetimeModel, s: &State) -> bool {
     (0..m.cfg.clients).all(|c| {
         (0..MAX_PAGES).all(|p| {
-            if s.kernel.maps[c] & (1 << p) == 0 {
+            if s.kernel.maps[c] & (1 << p) == 0 || s.kernel.is_tainted(p as u8) {
                 return true;
             }
             let PageState::InUse { relid } = s.kernel.pages[p] else {
@@ -83,6 +93,42 @@ pub fn client_reach(m: &LifetimeModel, s: &State) -> bool {
                 && !s.clients[c].faulted
                 && s.host.gpadls[p] == Some(HostGpadl { relid, inc: ch.inc })
         })
+    })
+}
+
+/// A page some client may still map is mapped by no other client, and is the ring page of no
+/// channel but the one that client held.
+pub fn single_holder(m: &LifetimeModel, s: &State) -> bool {
+    (0..MAX_PAGES).all(|p| {
+        let holders: Vec<usize> = (0..m.cfg.clients)
+            .filter(|&c| s.kernel.maps[c] & (1 << p) != 0)
+            .collect();
+        match (holders.as_slice(), s.kernel.pages[p]) {
+            ([], _) => true,
+            ([c], PageState::InUse { relid }) => {
+                usize::from(s.drv[usize::from(relid)].client) == *c
+            }
+            ([_], _) => true, // pool: `pool_unmapped`; quarantined: nobody else can get it
+            _ => false,
+        }
+    })
+}
+
+/// A tainted page is quarantined, or still the ring page of the channel whose teardown found
+/// it tainted: never in the pool, never the page of a new open.
+pub fn tainted_kept(_: &LifetimeModel, s: &State) -> bool {
+    (0..MAX_PAGES).all(|p| {
+        if !s.kernel.is_tainted(p as u8) {
+            return true;
+        }
+        match s.kernel.pages[p] {
+            PageState::Pool => false,
+            PageState::Quarantined => true,
+            PageState::InUse { relid } => {
+                let ch = s.drv[usize::from(relid)];
+                ch.phase == Phase::Teardown && usize::from(ch.page) == p
+            }
+        }
     })
 }
 
@@ -134,6 +180,11 @@ pub fn all() -> Vec<Property<LifetimeModel>> {
         Property::always(POOL_NO_GPADL, pool_no_gpadl),
         Property::always(POOL_ZERO, pool_zero),
         Property::always(CLIENT_REACH, client_reach),
+        Property::always(SINGLE_HOLDER, single_holder),
+        Property::always(TAINTED_KEPT, tainted_kept),
+        Property::always(CLOSE_CONFIRMED, |_, s: &State| {
+            ok(s, Violation::CloseUnconfirmed)
+        }),
         Property::always(NO_REUSE, |_, s: &State| {
             ok(s, Violation::PageReusedUnderLiveGpadl)
         }),
@@ -201,6 +252,25 @@ pub fn all() -> Vec<Property<LifetimeModel>> {
         ),
         Property::sometimes("sometimes: the bus is unloaded", |_, s: &State| {
             s.conn == Conn::Unloaded
+        }),
+        Property::sometimes(
+            "sometimes: a client keeps a page whose revoke failed",
+            |_, s: &State| {
+                (0..MAX_PAGES as u8).any(|p| {
+                    s.kernel.is_tainted(p) && s.kernel.maps.iter().any(|m| m & (1 << p) != 0)
+                })
+            },
+        ),
+        Property::sometimes(
+            "sometimes: a teardown waits for the open result",
+            |_, s: &State| {
+                s.drv
+                    .iter()
+                    .any(|c| c.phase == Phase::Teardown && c.await_open)
+            },
+        ),
+        Property::sometimes("sometimes: a relid is left unresolved", |_, s: &State| {
+            s.drv.iter().any(|c| c.unresolved)
         }),
     ]
 }

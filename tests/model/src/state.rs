@@ -107,8 +107,10 @@ pub enum GuestMsg {
     GpadlHeader { relid: u8, inc: u8, page: u8 },
     /// OPENCHANNEL naming the ring GPADL over `page`.
     OpenChannel { relid: u8, inc: u8, page: u8 },
-    /// CLOSECHANNEL.
-    CloseChannel { relid: u8, inc: u8 },
+    /// CLOSECHANNEL. `confirmed` (ghost, stamped by [`State::send`]): when it was sent, the
+    /// driver had received OPENCHANNEL_RESULT success for its current open of the relid, or the
+    /// relid's rescind (see [`State::confirmed`]).
+    CloseChannel { relid: u8, inc: u8, confirmed: bool },
     /// GPADL_TEARDOWN of the GPADL over `page`.
     GpadlTeardown { relid: u8, inc: u8, page: u8 },
     /// RELID_RELEASED.
@@ -184,7 +186,8 @@ pub enum Phase {
     OpenPending,
     /// Open: the client has the ring page mapped.
     Open,
-    /// Client revoked, CLOSECHANNEL/GPADL_TEARDOWN sent, waiting for GPADL_TORNDOWN.
+    /// Client revoked; CLOSECHANNEL/GPADL_TEARDOWN sent (or waiting for GPADL_CREATED or
+    /// OPENCHANNEL_RESULT before they can be), waiting for GPADL_TORNDOWN.
     Teardown,
 }
 
@@ -224,6 +227,14 @@ pub struct DrvChan {
     /// During teardown of a channel whose GPADL_CREATED had not arrived: GPADL_TEARDOWN is sent
     /// only once the GPADL is confirmed (a teardown never names a GPADL the host may not know).
     pub await_created: bool,
+    /// During teardown of a channel whose OPENCHANNEL was sent and not answered: neither
+    /// CLOSECHANNEL nor GPADL_TEARDOWN is sent before OPENCHANNEL_RESULT (a host ignores a
+    /// CLOSECHANNEL for an open it has not completed, and would then keep the channel open).
+    pub await_open: bool,
+    /// `Offered` only: the relid's last OPENCHANNEL was never answered, not even during its
+    /// teardown, so the host may still open the channel on the GPADL over `page` (quarantined).
+    /// No client may open the relid until the late OPENCHANNEL_RESULT or a rescind resolves it.
+    pub unresolved: bool,
     /// While waiting for a host reply: order in which the waits began (0 = oldest); timers fire
     /// oldest first, all waits begun by one step together.
     pub wait_rank: u8,
@@ -238,6 +249,8 @@ impl Default for DrvChan {
             page: NONE,
             rescinded: false,
             await_created: false,
+            await_open: false,
+            unresolved: false,
             wait_rank: 0,
         }
     }
@@ -265,12 +278,13 @@ pub enum PageState {
     Pool,
     /// Ring page of channel `relid`.
     InUse { relid: u8 },
-    /// Never reused: its GPADL teardown was not confirmed in time.
+    /// Out of the pool: its GPADL teardown was not confirmed in time (a late GPADL_TORNDOWN
+    /// frees it), or, for a [`Kernel::tainted`] page, for good.
     Quarantined,
 }
 
 /// The kernel: pool pages, their contents and the capabilities derived from them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Kernel {
     /// Per page.
     pub pages: [PageState; MAX_PAGES],
@@ -279,6 +293,46 @@ pub struct Kernel {
     /// Per client: bit `p` set when the client holds a capability derived from page `p`, mapped
     /// in its window (grant = copy + map, revoke deletes every copy and mapping).
     pub maps: [u8; MAX_CLIENTS],
+    /// Bit `p`: a kernel operation on page `p` failed after it was shared (its revoke, so a
+    /// client may still hold a capability to it, or its zeroing, so it may hold a client's
+    /// data). A tainted page is quarantined for good: never zeroed, returned or granted again.
+    pub tainted: u8,
+    /// The page whose kernel operation (grant, revoke or zero) in the next step fails, or
+    /// [`NONE`]. Cleared after that step, whether an operation used it or not.
+    pub armed: u8,
+    /// Kernel operations that failed so far (bounded by `Config::kernel_failures`).
+    pub failures: u8,
+}
+
+impl Default for Kernel {
+    fn default() -> Self {
+        Self {
+            pages: Default::default(),
+            dirty: Default::default(),
+            maps: Default::default(),
+            tainted: 0,
+            armed: NONE,
+            failures: 0,
+        }
+    }
+}
+
+impl Kernel {
+    /// Whether page `p` is tainted.
+    pub fn is_tainted(&self, p: u8) -> bool {
+        self.tainted & (1 << p) != 0
+    }
+
+    /// Takes the armed failure if it is for page `p`: `true` when this operation on `p` fails.
+    pub fn fails(&mut self, p: u8) -> bool {
+        if p != NONE && self.armed == p {
+            self.armed = NONE;
+            self.failures += 1;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 /// What a client believes about a channel.
@@ -329,11 +383,15 @@ pub enum Violation {
     QueueOverflow = 1 << 9,
     /// OPENCHANNEL naming a GPADL the host does not have (torn down or never created).
     NamesTornDownGpadl = 1 << 10,
+    /// CLOSECHANNEL for an open whose success the driver had not seen (OPENCHANNEL_RESULT not
+    /// yet received or refused) and no rescind: the host ignores it, as a host whose open is
+    /// still pending does, and may keep the channel open.
+    CloseUnconfirmed = 1 << 11,
 }
 
 impl Violation {
     /// Every violation, in bit order.
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 12] = [
         Self::NamesReleasedRelid,
         Self::GpadlTornDownTwice,
         Self::PageReusedUnderLiveGpadl,
@@ -345,6 +403,7 @@ impl Violation {
         Self::StrayEvent,
         Self::QueueOverflow,
         Self::NamesTornDownGpadl,
+        Self::CloseUnconfirmed,
     ];
 
     /// The bit of this violation in [`State::violations`].
@@ -372,6 +431,9 @@ pub struct State {
     pub clients: [Client; MAX_CLIENTS],
     /// Ghost: bit set of [`Violation`]s observed so far.
     pub violations: u16,
+    /// Ghost, bit per relid: since the driver began its last open of the relid (GPADL_HEADER),
+    /// it received OPENCHANNEL_RESULT success for it, or a RESCIND (CLOSECHANNEL is allowed).
+    pub confirmed: u8,
 }
 
 impl State {
@@ -385,8 +447,27 @@ impl State {
         self.violations & v.bit() != 0
     }
 
-    /// Sends a message to the host.
+    /// Whether the driver may send CLOSECHANNEL for `relid` (see [`State::confirmed`]).
+    pub fn is_confirmed(&self, relid: u8) -> bool {
+        self.confirmed & (1 << relid) != 0
+    }
+
+    /// Sends a message to the host, stamping the ghost of a CLOSECHANNEL and forgetting the
+    /// confirmation of the previous open when a new open starts.
     pub fn send(&mut self, msg: GuestMsg) {
+        let msg = match msg {
+            GuestMsg::CloseChannel { relid, inc, .. } => GuestMsg::CloseChannel {
+                relid,
+                inc,
+                confirmed: self.is_confirmed(relid),
+            },
+            GuestMsg::GpadlHeader { relid, .. } | GuestMsg::OpenChannel { relid, .. } => {
+                // A new open of the relid: nothing of it is confirmed yet.
+                self.confirmed &= !(1 << relid);
+                msg
+            }
+            _ => msg,
+        };
         if !self.to_host.push(msg) {
             self.violate(Violation::QueueOverflow);
         }

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{hostile, polite, run_explore, run_stateright};
+use common::{failing, hostile, polite, run_explore, run_stateright};
 use lifetime_model::explore::{LIVENESS, Report};
 use lifetime_model::properties::names;
 use lifetime_model::{Config, LifetimeModel, Variant};
@@ -95,6 +95,54 @@ fn not_taking_events_before_messages_lets_an_old_event_reach_the_next_owner() {
     let ok = run_explore(Config {
         variant: Variant::Correct,
         ..cfg
+    });
+    assert!(ok.findings.is_empty());
+}
+
+#[test]
+fn reusing_a_page_whose_revoke_failed_puts_a_page_a_client_still_maps_in_the_pool() {
+    let cfg = Config {
+        variant: Variant::ReuseAfterFailedRevoke,
+        symmetry: false,
+        ..failing(1, polite(1, 2, 2, 1))
+    };
+    let r = broken(cfg, cfg.variant);
+    assert_replays(cfg, &r, names::POOL_UNMAPPED);
+    assert_replays(cfg, &r, names::TAINTED_KEPT);
+    // stateright explores past the pool state: the page is then granted to the other client
+    // while the first may still map it.
+    let (_, failed, _) = run_stateright(cfg);
+    assert!(
+        failed.contains(&names::POOL_UNMAPPED) && failed.contains(&names::SINGLE_HOLDER),
+        "stateright missed it: {failed:?}"
+    );
+    // The correct driver, same bounds and the same failing kernel: nothing found.
+    let ok = run_explore(Config {
+        variant: Variant::Correct,
+        ..cfg
+    });
+    assert!(ok.findings.is_empty());
+}
+
+#[test]
+fn closing_before_the_open_result_sends_a_closechannel_the_host_ignores() {
+    let cfg = Config {
+        variant: Variant::CloseBeforeOpenResult,
+        symmetry: false,
+        ..polite(1, 2, 2, 1)
+    };
+    let r = broken(cfg, cfg.variant);
+    assert_replays(cfg, &r, names::CLOSE_CONFIRMED);
+    let (_, failed, _) = run_stateright(cfg);
+    assert!(
+        failed.contains(&names::CLOSE_CONFIRMED),
+        "stateright missed it: {failed:?}"
+    );
+    // The correct driver, same bounds, with reply timeouts (an open result that never comes):
+    // nothing found.
+    let ok = run_explore(Config {
+        variant: Variant::Correct,
+        ..hostile(1, 2, 2, 1)
     });
     assert!(ok.findings.is_empty());
 }

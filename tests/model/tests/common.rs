@@ -15,7 +15,16 @@ pub fn polite(channels: usize, clients: usize, pages: usize, offers: u8) -> Conf
         host_silent_after_rescind: false,
         host_refuses_open: false,
         reply_timeouts: false,
+        kernel_failures: 0,
         ..Config::default()
+    }
+}
+
+/// `cfg` where up to `failures` kernel operations (grant, revoke, zero) may fail per run.
+pub fn failing(failures: u8, cfg: Config) -> Config {
+    Config {
+        kernel_failures: failures,
+        ..cfg
     }
 }
 

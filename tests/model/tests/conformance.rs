@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::hostile;
+use common::{failing, hostile};
 use lifetime_model::conformance::reference::ModelImplementation;
 use lifetime_model::conformance::{all_traces, random_walks};
 use lifetime_model::{Config, LifetimeModel, Variant};
@@ -12,7 +12,7 @@ fn model(variant: Variant) -> LifetimeModel {
     LifetimeModel::new(Config {
         symmetry: false,
         variant,
-        ..hostile(2, 2, 2, 2)
+        ..failing(1, hostile(2, 2, 2, 2))
     })
 }
 

@@ -308,6 +308,14 @@ impl Driver {
         let e = self.relids[r];
         if e.state != RelidState::Active {
             if e.unresolved_open.is_some_and(|g| g.0 == res.openid) {
+                if self.conn.unload_sent {
+                    // Nothing is posted after UNLOAD: the host forgets the channel with it.
+                    info!(
+                        "late OPENCHANNEL_RESULT for {} crossed UNLOAD: ignored",
+                        res.child_relid
+                    );
+                    return;
+                }
                 self.resolve_open(hv, r, res.status == 0);
                 return;
             }

@@ -17,10 +17,13 @@ usage: check [options]
   --offers N        offers per relid, re-offers after release (default 1)
   --depth N         stop exploring at N steps (default: exhaustive)
   --host-freedoms   host may stay silent after a rescind and refuse opens; teardown timeouts on
+  --kernel-failures N
+                    kernel operations (grant, revoke, zero) that may fail per run (0-3, default 0)
   --no-unload       no bus unload
   --no-symmetry     do not merge states that differ only by client numbering
   --variant NAME    correct | revoke-after-teardown | release-twice | reuse-before-torndown |
-                    events-not-taken-before-messages (default correct)
+                    events-not-taken-before-messages | reuse-after-failed-revoke |
+                    close-before-open-result (default correct)
   --engine E        explore (own BFS: safety, deadlock, liveness) | stateright (BFS) | both
                     (default explore)";
 
@@ -30,6 +33,7 @@ fn parse() -> Result<(Config, Option<usize>, String), String> {
         host_silent_after_rescind: false,
         host_refuses_open: false,
         reply_timeouts: false,
+        kernel_failures: 0,
         ..Config::default()
     };
     let mut depth = None;
@@ -52,6 +56,7 @@ fn parse() -> Result<(Config, Option<usize>, String), String> {
                 cfg.host_refuses_open = true;
                 cfg.reply_timeouts = true;
             }
+            "--kernel-failures" => cfg.kernel_failures = num(val()?)?.min(255) as u8,
             "--no-unload" => cfg.unload = false,
             "--no-symmetry" => cfg.symmetry = false,
             "--variant" => {

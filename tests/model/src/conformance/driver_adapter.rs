@@ -9,6 +9,14 @@
 //! interrupt carrying that message. Timeouts: every step advances the clock by one tick; the
 //! model's "oldest teardown waits time out" becomes `on_tick` at the moment the oldest wait's
 //! GPADL_TEARDOWN was posted plus the reply timeout.
+//!
+//! Kernel failures: the harness's kernel fails the operation the model chose. A model page is
+//! the pool pages the driver took for the open that got it; when the model arms a failure on
+//! it for the next step, the first grant, revoke or zero the driver makes on those pages in
+//! that step, and every further operation of the same kind on them in that step, fails. The
+//! kernel also checks, independently of the model, that a page whose revoke or zeroing failed
+//! is never zeroed, returned or granted again, and that no page is granted while a capability
+//! to it may still exist.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -29,7 +37,7 @@ use vmbus_driver::version::Version;
 
 use crate::abstraction::{AbstractChan, AbstractMsg, AbstractState, abstract_model};
 use crate::model::{Action, LifetimeModel};
-use crate::state::{Handle, HostMsg, Phase, State};
+use crate::state::{Handle, HostMsg, NONE, Phase, State};
 
 use super::Implementation;
 
@@ -41,8 +49,18 @@ const RING_PAGES: u16 = 2;
 const TIMEOUT: u64 = 1_000_000;
 /// Device class of every offer (all clients are configured for it).
 const CLASS: Guid = vmbus_driver::guid::HEARTBEAT;
-/// Window pages per client: one slot per relid, four pages each.
+/// Window pages per client slot: four pages.
 const SLOT_PAGES: usize = 4;
+/// Error code of an injected kernel failure.
+const INJECTED: u32 = 0xFA11;
+
+/// A kernel operation the model may make fail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Op {
+    Grant,
+    Revoke,
+    Zero,
+}
 
 /// The harness's hypervisor: the driver's posts are decoded into a queue the model's host takes
 /// from; event flags are set by the model's host; the message slot is never used (messages go
@@ -102,16 +120,47 @@ impl Hypervisor for HarnessHv {
     }
 }
 
-/// The harness's kernel: a page pool, grants per page, control pages.
+/// The harness's kernel: a page pool, grants per page, control pages, and failure injection.
 #[derive(Clone, Debug)]
 struct HarnessKernel {
     pages: Vec<Vec<u8>>,
     free: Vec<PageId>,
+    /// Pages a client may map (a failed revoke leaves its entry).
     granted: BTreeMap<u32, ClientId>,
     control: Vec<Vec<u8>>,
+    /// Pages whose operation in the current step fails.
+    armed: Vec<PageId>,
+    /// The kind of the first operation on an armed page this step: the one that fails.
+    armed_op: Option<Op>,
+    /// Pages taken from the pool since the log was last cleared.
+    taken: Vec<PageId>,
+    /// Pages whose revoke or zeroing failed.
+    tainted: BTreeSet<u32>,
+    /// What the driver did that no correct driver does, found by the kernel itself.
+    broken: Vec<String>,
 }
 
 impl HarnessKernel {
+    /// Whether this operation on `page` is the injected failure.
+    fn inject(&mut self, page: PageId, op: Op) -> Result<(), KernelError> {
+        if !self.armed.contains(&page) {
+            return Ok(());
+        }
+        match self.armed_op {
+            None => self.armed_op = Some(op),
+            Some(o) if o != op => return Ok(()),
+            Some(_) => {}
+        }
+        Err(KernelError::Refused(INJECTED))
+    }
+
+    fn check_untainted(&mut self, page: PageId, what: &str) {
+        if self.tainted.contains(&page.0) {
+            self.broken
+                .push(format!("{what} {page:?}, whose revoke or zeroing failed"));
+        }
+    }
+
     fn control_page(&self, client: ClientId) -> Result<&Vec<u8>, KernelError> {
         let i = usize::from(client.0)
             .checked_sub(1)
@@ -129,10 +178,17 @@ impl HarnessKernel {
 
 impl Kernel for HarnessKernel {
     fn take_page(&mut self) -> Result<PageId, KernelError> {
-        self.free.pop().ok_or(KernelError::PoolEmpty)
+        let page = self.free.pop().ok_or(KernelError::PoolEmpty)?;
+        self.taken.push(page);
+        Ok(page)
     }
 
     fn return_page(&mut self, page: PageId) -> Result<(), KernelError> {
+        self.check_untainted(page, "returned");
+        if let Some(c) = self.granted.get(&page.0) {
+            self.broken
+                .push(format!("returned {page:?} while {c} may still map it"));
+        }
         self.free.push(page);
         Ok(())
     }
@@ -165,6 +221,11 @@ impl Kernel for HarnessKernel {
     }
 
     fn zero_page(&mut self, page: PageId) -> Result<(), KernelError> {
+        self.check_untainted(page, "zeroed");
+        if let Err(e) = self.inject(page, Op::Zero) {
+            self.tainted.insert(page.0);
+            return Err(e);
+        }
         self.pages
             .get_mut(page.0 as usize)
             .ok_or(KernelError::NoSuchPage)?
@@ -178,11 +239,23 @@ impl Kernel for HarnessKernel {
         client: ClientId,
         _window_page: usize,
     ) -> Result<(), KernelError> {
+        self.check_untainted(page, "granted");
+        if let Some(c) = self.granted.get(&page.0) {
+            self.broken.push(format!(
+                "granted {page:?} to {client} while {c} may still map it"
+            ));
+        }
+        self.inject(page, Op::Grant)?;
         self.granted.insert(page.0, client);
         Ok(())
     }
 
     fn revoke(&mut self, page: PageId) -> Result<(), KernelError> {
+        if let Err(e) = self.inject(page, Op::Revoke) {
+            // The client may keep its capability and mapping.
+            self.tainted.insert(page.0);
+            return Err(e);
+        }
         self.granted.remove(&page.0);
         Ok(())
     }
@@ -238,6 +311,8 @@ pub struct DriverImplementation {
     calls: BTreeSet<u64>,
     /// Per client and relid: the handle the driver gave for an open.
     handles: Vec<Vec<Option<ChannelHandle>>>,
+    /// Per model page: the pool pages the driver took for the open that got it.
+    page_map: BTreeMap<u8, Vec<PageId>>,
     now: u64,
 }
 
@@ -266,11 +341,14 @@ impl DriverImplementation {
     pub fn new(model: &LifetimeModel) -> Result<Self, String> {
         let cfg = &model.cfg;
         let classes = [CLASS];
+        // One slot per relid, and one more per kernel failure: a slot whose pages' revoke
+        // failed is retired for good, which the model (no slots) does not count.
+        let slots = cfg.channels + usize::from(cfg.kernel_failures);
         let clients: Vec<ClientConfig<'_>> = (0..cfg.clients)
             .map(|c| ClientConfig {
                 id: ClientId(c as u16 + 1),
-                window_pages: SLOT_PAGES * cfg.channels,
-                max_channels: cfg.channels,
+                window_pages: SLOT_PAGES * slots,
+                max_channels: slots,
                 classes: &classes,
                 instance: None,
             })
@@ -300,14 +378,36 @@ impl DriverImplementation {
                 free: (0..pool as u32).rev().map(PageId).collect(),
                 granted: BTreeMap::new(),
                 control: vec![vec![0; PAGE_SIZE]; cfg.clients],
+                armed: Vec::new(),
+                armed_op: None,
+                taken: Vec::new(),
+                tainted: BTreeSet::new(),
+                broken: Vec::new(),
             },
             to_driver: VecDeque::new(),
             handles: vec![vec![None; cfg.channels]; cfg.clients],
+            page_map: BTreeMap::new(),
             calls: BTreeSet::new(),
             now: 1,
         };
         imp.connect()?;
         Ok(imp)
+    }
+
+    /// The driver under test.
+    pub fn driver(&self) -> &Driver {
+        &self.driver
+    }
+
+    /// Pool pages whose revoke or zeroing the harness's kernel failed.
+    pub fn tainted_pages(&self) -> usize {
+        self.k.tainted.len()
+    }
+
+    /// Pool pages client `c` (model numbering) may still map.
+    pub fn pages_mapped_by(&self, c: u8) -> usize {
+        let id = ClientId(u16::from(c) + 1);
+        self.k.granted.values().filter(|g| **g == id).count()
     }
 
     fn connect(&mut self) -> Result<(), String> {
@@ -392,6 +492,26 @@ fn abstract_msg(m: &ChannelMessage) -> Option<AbstractMsg> {
 
 impl Implementation for DriverImplementation {
     fn apply(&mut self, action: Action, before: &State, after: &State) -> Result<(), String> {
+        let res = self.step(action, before, after);
+        if after.kernel.armed == NONE {
+            // An armed failure lasts one step, used or not (a step the model treats as a
+            // no-op leaves it armed).
+            self.k.armed.clear();
+            self.k.armed_op = None;
+        }
+        if !self.k.broken.is_empty() {
+            return Err(format!("kernel: {}", self.k.broken.join("; ")));
+        }
+        res
+    }
+
+    fn abstract_state(&self) -> AbstractState {
+        self.abstract_now()
+    }
+}
+
+impl DriverImplementation {
+    fn step(&mut self, action: Action, before: &State, after: &State) -> Result<(), String> {
         self.now += 1;
         self.hv.now = self.now;
         let now = self.now;
@@ -472,12 +592,12 @@ impl Implementation for DriverImplementation {
                     trial.hv.now = t;
                     trial.calls.insert(t);
                     trial.driver.on_tick(&mut trial.hv, &mut trial.k, t);
-                    let got = trial.abstract_state();
+                    let got = trial.abstract_now();
                     if got == want {
                         *self = trial;
                         return Ok(());
                     }
-                    if fallback.is_none() && got != self.abstract_state() {
+                    if fallback.is_none() && got != self.abstract_now() {
                         fallback = Some(trial);
                     }
                 }
@@ -485,7 +605,12 @@ impl Implementation for DriverImplementation {
                     *self = trial;
                 }
             }
+            Action::KernelFault(p) => {
+                self.k.armed = self.page_map.get(&p).cloned().unwrap_or_default();
+                self.k.armed_op = None;
+            }
             Action::ClientOpen(c, r) => {
+                self.k.taken.clear();
                 let resp = self.call(
                     c,
                     Request::Open {
@@ -496,6 +621,13 @@ impl Implementation for DriverImplementation {
                 )?;
                 if let Response::Opening { handle } = resp {
                     self.handles[usize::from(c)][usize::from(r)] = Some(handle);
+                }
+                let ch = after.drv[usize::from(r)];
+                if before.drv[usize::from(r)].phase == Phase::Offered
+                    && ch.phase == Phase::GpadlPending
+                {
+                    self.page_map
+                        .insert(ch.page, std::mem::take(&mut self.k.taken));
                 }
             }
             Action::ClientClose(c, r) => {
@@ -516,7 +648,7 @@ impl Implementation for DriverImplementation {
         Ok(())
     }
 
-    fn abstract_state(&self) -> AbstractState {
+    fn abstract_now(&self) -> AbstractState {
         let chans = (0..self.channels)
             .map(
                 |r| match self.driver.abstract_channel(RelId(r as u32 + 1)) {
@@ -566,7 +698,15 @@ impl Implementation for DriverImplementation {
                 .collect(),
             handles,
             pool: self.k.free.len() / PAGES_PER_CHANNEL,
-            quarantined: per(self.driver.quarantined_pages()),
+            // Out of the pool and held by no channel: quarantined (until a late GPADL_TORNDOWN,
+            // or for good). Counted from the kernel, so pages kept for good after a failed
+            // operation count however the driver books them.
+            quarantined: per(self.k.pages.len()
+                - self.k.free.len()
+                - (0..self.channels)
+                    .filter_map(|r| self.driver.channel(RelId(r as u32 + 1)))
+                    .map(|info| info.pages)
+                    .sum::<usize>()),
             flags: (0..self.channels)
                 .map(|r| {
                     let bit = r + 1;

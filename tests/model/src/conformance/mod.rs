@@ -143,6 +143,35 @@ fn dfs<I: Implementation>(
     Ok(())
 }
 
+/// Runs one given trace from the initial state, comparing after every step, and returns the
+/// implementation at its end (for tests that look closer at a particular run). As in the other
+/// runs, an action the model treats as a no-op is applied too; one it does not enable is
+/// reported as a divergence of the trace itself.
+pub fn run_trace<I: Implementation>(
+    model: &LifetimeModel,
+    mut imp: I,
+    trace: &[Action],
+) -> Result<I, Box<Divergence>> {
+    check_initial(model, &imp)?;
+    let mut s = model.init();
+    for (i, &a) in trace.iter().enumerate() {
+        let mut enabled = Vec::new();
+        model.enabled(&s, &mut enabled);
+        let n = model.step(&s, a).unwrap_or(s);
+        if !enabled.contains(&a) {
+            return Err(Box::new(Divergence {
+                trace: trace[..=i].to_vec(),
+                model: abstract_model(model, &s),
+                implementation: imp.abstract_state(),
+                error: Some(format!("the model does not enable {a} here")),
+            }));
+        };
+        step(model, &mut imp, &trace[..=i], &s, a, &n)?;
+        s = n;
+    }
+    Ok(imp)
+}
+
 /// A small deterministic generator (xorshift64*), so walks replay from their seed.
 #[derive(Clone, Debug)]
 pub struct Rng(u64);
