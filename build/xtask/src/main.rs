@@ -5,6 +5,7 @@ use std::process::ExitCode;
 mod check;
 mod generate;
 mod image;
+mod mutants;
 mod run;
 mod test;
 
@@ -13,6 +14,7 @@ commands:
   check [PATH]   validate a system description (default: system.xml)
   gen [ARGS]     generate per-PD constants from a system description
   image [ARGS]   build the seL4 kernel, the PD programs and the boot image
+  mutants [ARGS] mutation testing of teardown, open and the ring reader (not in CI)
   qemu [ARGS]    boot the image under QEMU
   qemu-test      boot the image under QEMU and check the verdict
   run [ARGS]     the main job: the system of system.xml on the simulation (run --help)
@@ -29,6 +31,7 @@ fn main() -> ExitCode {
         "check" => check::main(rest),
         "gen" => generate::main(rest),
         "image" => image::image(rest),
+        "mutants" => mutants::main(rest),
         "qemu" => image::qemu(rest),
         "qemu-test" => image::qemu_test(rest),
         "run" => run::main(rest),

@@ -133,12 +133,9 @@ pub(crate) mod flags {
     pub const GRANTED: u8 = 1 << 2;
     /// MODIFYCHANNEL sent, MODIFYCHANNEL_RESPONSE awaited (`deadline` is its timeout).
     pub const MODIFY_PENDING: u8 = 1 << 3;
-    /// Revoking a page failed: the page is tainted and, if the pages were granted, the client's
-    /// slot is retired for good.
-    pub const REVOKE_FAILED: u8 = 1 << 4;
     /// OPENCHANNEL_RESULT never came during the teardown: no CLOSECHANNEL, no GPADL_TEARDOWN,
     /// the pages are quarantined and the relid is left unresolved.
-    pub const OPEN_UNRESOLVED: u8 = 1 << 5;
+    pub const OPEN_UNRESOLVED: u8 = 1 << 4;
 }
 
 /// A channel a client opened. 56 bytes.

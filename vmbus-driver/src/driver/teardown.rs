@@ -112,9 +112,6 @@ impl Driver {
             }
         }
         self.opens[idx].flags |= flags::REVOKED;
-        if failed > 0 {
-            self.opens[idx].flags |= flags::REVOKE_FAILED;
-        }
         let (c, slot) = (usize::from(o.client), usize::from(o.slot));
         if self.clients.entries[c].slots.get(slot) == Some(&(idx as u16)) {
             let status = if reason == TeardownReason::OpenFailed {

@@ -773,6 +773,29 @@ impl World {
         out: u16,
         inn: u16,
     ) -> ChannelHandle {
+        let handle = self.start_open_sized(client, relid, out, inn);
+        self.pump();
+        assert_eq!(
+            self.k.status(client, usize::from(handle.slot)).state,
+            ChannelStatus::Open
+        );
+        handle
+    }
+
+    /// Asks to open `relid` for `client` with 2+2 pages without running the host; the open
+    /// must be accepted.
+    pub fn start_open(&mut self, client: ClientId, relid: u32) -> ChannelHandle {
+        self.start_open_sized(client, relid, 2, 2)
+    }
+
+    /// As [`World::start_open`] with the ring sizes given.
+    pub fn start_open_sized(
+        &mut self,
+        client: ClientId,
+        relid: u32,
+        out: u16,
+        inn: u16,
+    ) -> ChannelHandle {
         let resp = self.call(
             client,
             Request::Open {
@@ -784,11 +807,6 @@ impl World {
         let Response::Opening { handle } = resp else {
             panic!("open {relid}: {resp:?}");
         };
-        self.pump();
-        assert_eq!(
-            self.k.status(client, usize::from(handle.slot)).state,
-            ChannelStatus::Open
-        );
         handle
     }
 
