@@ -373,7 +373,12 @@ fn retarget_sends_modifychannel_and_waits_for_the_5_3_response() {
         w.d.retarget(&mut w.hv, RelId(4), VpIndex(2), w.now),
         Err(RetargetError::Pending)
     );
+    assert_eq!(
+        w.d.channel(RelId(4)).unwrap().target_vp,
+        Some(VpIndex(TARGET_VP))
+    );
     w.pump();
+    assert_eq!(w.d.channel(RelId(4)).unwrap().target_vp, Some(VpIndex(9)));
     w.d.retarget(&mut w.hv, RelId(4), VpIndex(2), w.now)
         .unwrap();
     // A host that never answers: the timeout clears the pending state.
@@ -386,8 +391,17 @@ fn retarget_sends_modifychannel_and_waits_for_the_5_3_response() {
     assert_eq!(w.d.stats().timeouts, 1);
     w.d.retarget(&mut w.hv, RelId(4), VpIndex(5), w.now)
         .unwrap();
-    // The channel is still open.
+    // The channel is still open, its interrupts on the last VP the host confirmed.
     assert_eq!(w.d.channel(RelId(4)).unwrap().state, ChannelState::Open);
+    assert_eq!(w.d.channel(RelId(4)).unwrap().target_vp, Some(VpIndex(2)));
+
+    // 4.1 to 5.2: no response, the VP is recorded at once.
+    let mut w = World::with_max(vec![offer(4, NET, 1, 0)], Version::WIN10_V4_1);
+    w.connect();
+    w.open(A, 4);
+    w.d.retarget(&mut w.hv, RelId(4), VpIndex(7), w.now)
+        .unwrap();
+    assert_eq!(w.d.channel(RelId(4)).unwrap().target_vp, Some(VpIndex(7)));
 
     // Before 4.1 there is no MODIFYCHANNEL.
     let mut w = World::with_max(vec![offer(4, NET, 1, 0)], Version::WIN10);

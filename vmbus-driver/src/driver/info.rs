@@ -2,7 +2,7 @@
 //! [`AbstractChannel`] for the formal model's conformance harness.
 
 use crate::guid::Guid;
-use crate::ids::{ClientId, RelId};
+use crate::ids::{ClientId, RelId, VpIndex};
 
 use super::Driver;
 use super::table::{GpadlState, MAX_RELIDS, Phase, RelidState, TeardownReason, flags};
@@ -47,6 +47,12 @@ pub struct ChannelInfo {
     pub events: u32,
     /// Signal hypercalls issued for the client.
     pub signals: u32,
+    /// The VP the host interrupts for the channel (after any confirmed MODIFYCHANNEL); `None`
+    /// when no client holds it.
+    pub target_vp: Option<VpIndex>,
+    /// An OPENCHANNEL the host never answered: no client may open the relid until the late
+    /// result or a rescind resolves it (its pages are quarantined meanwhile).
+    pub open_unresolved: bool,
 }
 
 /// The driver's state of one relid in the formal model's terms (tests/model `Phase`).
@@ -102,6 +108,8 @@ impl Driver {
             generation: e.generation,
             events: 0,
             signals: 0,
+            target_vp: None,
+            open_unresolved: e.unresolved_open.is_some(),
         };
         match e.state {
             RelidState::Free => return None,
@@ -118,6 +126,7 @@ impl Driver {
                 info.client = Some(client.id);
                 info.pages = o.pages.len();
                 info.signals = o.signals;
+                info.target_vp = Some(o.target_vp);
                 if o.phase != Phase::Teardown {
                     info.events = client.events.get(usize::from(o.slot)).copied().unwrap_or(0);
                 }

@@ -58,8 +58,9 @@ pub(crate) fn channel_table(w: &World, moment: &str) -> String {
             .map_or_else(|| "-".to_string(), |i| i.name.clone());
         let host = w.host().channel(c.relid).map(|h| h.stats);
         let state = format!(
-            "{}{}",
+            "{}{}{}",
             state_label(c.state),
+            if c.open_unresolved { "?" } else { "" },
             if c.rescinded { "*" } else { "" }
         );
         let _ = writeln!(
@@ -76,6 +77,12 @@ pub(crate) fn channel_table(w: &World, moment: &str) -> String {
             c.signals,
             host.map_or(0, |h| h.packets_in),
             host.map_or(0, |h| h.packets_out),
+        );
+    }
+    if w.driver_channels().iter().any(|c| c.open_unresolved) {
+        let _ = writeln!(
+            s,
+            "(? the host never answered an OPENCHANNEL: not openable until it does or rescinds)"
         );
     }
     if w.driver_channels().iter().any(|c| c.rescinded) {
