@@ -144,8 +144,10 @@ impl Driver {
     ) {
         let o = self.opens[idx];
         // Not before step 2: a sub-channel finishing inside the primary's `begin_teardown`
-        // calls back here before the primary's own pages are revoked.
-        if !o.in_use() || o.phase != Phase::Teardown || !o.has(flags::REVOKED) {
+        // calls back here before the primary's own pages are revoked. (REVOKED is set only in
+        // `begin_teardown`, with phase Teardown, and a freed entry has no flags: it also means
+        // "in use and in teardown".)
+        if !o.has(flags::REVOKED) {
             return;
         }
         let r = usize::from(o.relid);
@@ -226,7 +228,8 @@ impl Driver {
         self.opens[idx] = OpenChan::EMPTY;
         self.opens_in_use -= 1;
         self.stats.teardowns_completed += 1;
-        // A primary may be waiting for this sub-channel.
+        // A primary may be waiting for this sub-channel: every primary of the device, since an
+        // implied rescind can leave an old primary in teardown beside a new offer of it.
         if self.relids[r].sub_index != 0 {
             for p in 1..MAX_RELIDS {
                 let pe = &self.relids[p];
@@ -359,8 +362,9 @@ impl Driver {
                     self.opens[idx].gpadl_state = GpadlState::Created;
                 }
                 self.begin_teardown(hv, k, idx, TeardownReason::OpenFailed, now);
-                if o.open_state == OpenState::Sent && self.opens[idx].open_state == OpenState::Sent
-                {
+                // Still waiting for the result (unless `begin_teardown` finished and freed the
+                // entry, whose open state is then NotSent).
+                if self.opens[idx].open_state == OpenState::Sent {
                     // The result did not come in time: waiting longer would not change that.
                     self.give_up_open(hv, k, idx, now);
                 }
@@ -396,7 +400,8 @@ impl Driver {
         now: u64,
     ) {
         let o = &mut self.opens[idx];
-        if !o.in_use() || o.phase != Phase::Teardown || !o.has(flags::REVOKED) {
+        // In use, in teardown and revoked (see `advance_teardown`).
+        if !o.has(flags::REVOKED) {
             return;
         }
         warn!(
