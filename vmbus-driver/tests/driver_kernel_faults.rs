@@ -89,11 +89,7 @@ fn check_accounting(w: &World, ctx: &str) {
 /// Brings A's relid 5 to `state`; returns its handle once one exists.
 fn prepare(w: &mut World, state: Before) -> Option<ChannelHandle> {
     w.connect();
-    let open = Request::Open {
-        relid: 5,
-        out_ring_pages: 2,
-        in_ring_pages: 2,
-    };
+    let open = open_request(5, 2, 2);
     match state {
         Before::Offered => None,
         Before::GpadlPending | Before::OpenPending => {
@@ -128,14 +124,7 @@ fn prepare(w: &mut World, state: Before) -> Option<ChannelHandle> {
 fn act(w: &mut World, action: Action, handle: Option<ChannelHandle>) {
     match action {
         Action::Open => {
-            w.try_call(
-                A,
-                Request::Open {
-                    relid: 5,
-                    out_ring_pages: 2,
-                    in_ring_pages: 2,
-                },
-            );
+            w.try_call(A, open_request(5, 2, 2));
         }
         Action::Close => {
             if let Some(handle) = handle {
@@ -179,26 +168,12 @@ fn run(state: Before, action: Action, at: u64, mode: FailMode) -> bool {
     w.hv.silent.clear();
     if w.d.connection().state == vmbus_driver::driver::ConnectionState::Connected {
         for (client, relid) in [(B, 7), (A, 6)] {
-            let r = w.try_call(
-                client,
-                Request::Open {
-                    relid,
-                    out_ring_pages: 2,
-                    in_ring_pages: 2,
-                },
-            );
+            let r = w.try_call(client, open_request(relid, 2, 2));
             w.pump();
             check(&w, &format!("{ctx}: reopen {relid}: {r:?}"));
         }
         if w.d.channel(RelId(5)).is_some_and(|c| c.client.is_none()) {
-            w.try_call(
-                A,
-                Request::Open {
-                    relid: 5,
-                    out_ring_pages: 2,
-                    in_ring_pages: 2,
-                },
-            );
+            w.try_call(A, open_request(5, 2, 2));
             w.pump();
             check(&w, &format!("{ctx}: reopen 5"));
         }

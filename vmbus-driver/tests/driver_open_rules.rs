@@ -23,14 +23,7 @@ fn a_relid_the_host_released_cannot_be_opened() {
     assert_eq!(w.posted_types(), [MessageType::RELID_RELEASED]);
     w.clear_log();
     // The entry is free again, though it still remembers the class A may open.
-    let r = w.call(
-        A,
-        Request::Open {
-            relid: 5,
-            out_ring_pages: 2,
-            in_ring_pages: 2,
-        },
-    );
+    let r = w.call(A, open_request(5, 2, 2));
     assert_eq!(r, Response::Error(ClientError::NoSuchOffer));
     assert!(w.events().is_empty(), "{:?}", w.events());
     assert_eq!(w.d.open_count(), 0);
@@ -64,14 +57,7 @@ fn open_with_refused_op(at: u64) -> (World, Option<&'static str>) {
         at,
         mode: FailMode::Refuse,
     });
-    w.try_call(
-        A,
-        Request::Open {
-            relid: 5,
-            out_ring_pages: 2,
-            in_ring_pages: 2,
-        },
-    );
+    w.try_call(A, open_request(5, 2, 2));
     w.pump();
     let op = w.k.injected.borrow().first().map(|(_, op)| *op);
     w.k.fail = None;
@@ -106,14 +92,7 @@ fn a_gpadl_whose_body_could_not_be_posted_is_torn_down_at_once() {
     // after the host took the header.
     w.hv.post_failures
         .extend([HvStatus::SUCCESS, HvStatus::INVALID_PARAMETER]);
-    let r = w.call(
-        A,
-        Request::Open {
-            relid: 5,
-            out_ring_pages: 16,
-            in_ring_pages: 16,
-        },
-    );
+    let r = w.call(A, open_request(5, 16, 16));
     assert_eq!(r, Response::Error(ClientError::HostUnreachable));
     // The host may hold the partial GPADL: it is torn down now, not after a reply timeout.
     assert_eq!(w.posted_types(), [MessageType::GPADL_TEARDOWN]);
@@ -133,14 +112,7 @@ fn a_gpadl_whose_header_could_not_be_posted_is_not_torn_down() {
     w.connect();
     w.clear_log();
     w.hv.post_failures.push_back(HvStatus::INVALID_PARAMETER);
-    let r = w.call(
-        A,
-        Request::Open {
-            relid: 5,
-            out_ring_pages: 2,
-            in_ring_pages: 2,
-        },
-    );
+    let r = w.call(A, open_request(5, 2, 2));
     assert_eq!(r, Response::Error(ClientError::HostUnreachable));
     // The host has nothing: no GPADL_TEARDOWN, and the pages are back at once.
     assert_eq!(w.posted_types(), []);
@@ -207,14 +179,7 @@ fn a_sub_channel_cannot_be_opened_while_its_primary_is_still_opening() {
     w.hv.silent.insert(MessageType::OPENCHANNEL_RESULT.0);
     w.start_open(A, 5);
     w.pump();
-    let r = w.call(
-        A,
-        Request::Open {
-            relid: 8,
-            out_ring_pages: 2,
-            in_ring_pages: 2,
-        },
-    );
+    let r = w.call(A, open_request(8, 2, 2));
     assert_eq!(r, Response::Error(ClientError::NotPermitted));
     assert_eq!(w.d.open_count(), 1);
 }
@@ -239,14 +204,7 @@ fn a_channel_of_exactly_the_largest_ring_size_opens() {
     let mut w = World::new(vec![offer(5, NET, 1, 0), offer(6, NET, 2, 0)]);
     w.d.init(&cfg).unwrap();
     w.connect();
-    let r = w.call(
-        A,
-        Request::Open {
-            relid: 6,
-            out_ring_pages: 129,
-            in_ring_pages: 128,
-        },
-    );
+    let r = w.call(A, open_request(6, 129, 128));
     assert_eq!(r, Response::Error(ClientError::BadRingSize));
     w.open_sized(A, 5, 128, 128);
     assert_eq!(w.d.channel(RelId(5)).unwrap().pages, 256);

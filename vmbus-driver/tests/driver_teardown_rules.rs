@@ -138,14 +138,7 @@ fn a_gpadl_id_in_quarantine_is_never_sent_again_after_the_sequence_wraps() {
     // the 21-bit allocation count has wrapped and the next id for table entry 0 would be the
     // quarantined one again. A kernel without page contents keeps the churn cheap.
     let churn = (1u32 << (32 - INDEX_BITS)) - 1;
-    let mut lean = LeanKernel::new(
-        A,
-        Request::Open {
-            relid: 5,
-            out_ring_pages: 2,
-            in_ring_pages: 2,
-        },
-    );
+    let mut lean = LeanKernel::new(A, open_request(5, 2, 2));
     for _ in 0..churn {
         w.hv.post_failures.push_back(HvStatus::INVALID_PARAMETER);
         w.d.on_client_call(&mut w.hv, &mut lean, A, w.now);

@@ -26,7 +26,7 @@ use std::process::ExitCode;
 use tools::Timings;
 
 /// The repository root (two levels above this crate).
-fn root() -> PathBuf {
+pub(crate) fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../..")
         .canonicalize()

@@ -8,8 +8,9 @@
 //! `cargo xtask mutants --in-place --shard 0/3 --sharding round-robin
 //! --cargo-arg=--test=driver_teardown --cargo-arg=--test=ring_rules ...`.
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
+
+use crate::image::root;
 
 /// The mutated files, relative to the repository root.
 pub(crate) const FILES: &[&str] = &[
@@ -32,14 +33,6 @@ pub(crate) fn cargo_args(extra: &[String]) -> Vec<String> {
     }
     args.extend(extra.iter().cloned());
     args
-}
-
-/// The repository root (two levels above this crate).
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap_or_else(|_| PathBuf::from("."))
 }
 
 fn installed() -> bool {

@@ -14,7 +14,7 @@ pub const SELF_CHANNEL: u8 = MAX_CHANNEL + 1;
 pub const IPC_BUFFER: u64 = 0x1000_0000;
 
 /// Size of the IPC buffer: one 4 KiB page.
-pub const IPC_BUFFER_SIZE: u64 = 0x1000;
+pub const IPC_BUFFER_SIZE: u64 = sel4::PAGE_SIZE as u64;
 
 /// Where a VMBus client's window may lie, and how large it may be: the rule that
 /// `cargo xtask check` (sysdesc) applies to descriptions and the root task to its system table.
@@ -34,7 +34,7 @@ pub mod window {
     /// First address past the range (`sel4::mem::REGION_END`, 4 GiB).
     pub const END: u64 = sel4::mem::REGION_END as u64;
     /// The page size windows and pools count in.
-    pub const PAGE: u64 = 0x1000;
+    pub const PAGE: u64 = sel4::PAGE_SIZE as u64;
 
     /// Why a window cannot be placed where it is.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -110,7 +110,7 @@ impl Driver {
                 Ok(p) => p,
                 Err(err) => {
                     warn!("open {relid}: no ring page: {err}");
-                    self.return_fresh_pages(k, list);
+                    self.zero_and_return(k, list);
                     return Err(ClientError::NoResources);
                 }
             };
@@ -121,7 +121,7 @@ impl Driver {
                 Err(err) => {
                     self.stats.kernel_errors += 1;
                     warn!("open {relid}: page frame: {err}");
-                    self.return_fresh_pages(k, list);
+                    self.zero_and_return(k, list);
                     return Err(ClientError::NoResources);
                 }
             }
@@ -129,7 +129,7 @@ impl Driver {
         if let Err(err) = self.init_ring_headers(k, list, usize::from(out_pages)) {
             self.stats.kernel_errors += 1;
             warn!("open {relid}: ring header: {err}");
-            self.return_fresh_pages(k, list);
+            self.zero_and_return(k, list);
             return Err(ClientError::NoResources);
         }
         let gpadl = self.alloc_gpadl_id(idx);
@@ -199,12 +199,6 @@ impl Driver {
         k.write_page(out, FEATURE_BITS, &FEATURE_PENDING_SEND_SZ.to_le_bytes())?;
         k.write_page(inb, 0, &[0; 16])?;
         Ok(())
-    }
-
-    /// Returns pages that were taken but never shared with anyone (fresh from the pool, only
-    /// the driver wrote them) and frees the list.
-    fn return_fresh_pages<K: Kernel + ?Sized>(&mut self, k: &mut K, list: PageList) {
-        self.zero_and_return(k, list);
     }
 
     /// A fresh GPADL id naming open-table entry `idx`, never 0 and never one in quarantine.
@@ -355,10 +349,7 @@ impl Driver {
         let (c, slot) = (usize::from(o.client), usize::from(o.slot));
         let client = &self.clients.entries[c];
         let (id, base) = (client.id, slot * client.slot_pages as usize);
-        for i in 0..o.pages.len() {
-            let Some(page) = self.arena.get(o.pages, i) else {
-                continue;
-            };
+        for (i, (page, _)) in self.arena.iter_marked(o.pages).enumerate() {
             if let Err(err) = k.grant(page, id, base + i) {
                 self.stats.kernel_errors += 1;
                 warn!("granting ring page to {id}: {err}");

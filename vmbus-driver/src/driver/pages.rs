@@ -156,30 +156,25 @@ impl PageArena {
         }
     }
 
-    /// Marks `page` of the list tainted (see the module documentation).
-    pub fn taint(&mut self, list: PageList, page: PageId) {
-        let mut c = list.head;
-        let mut left = list.len();
+    /// Calls `fails` for each page of the list in order (one walk of the chain) and marks
+    /// tainted (see the module documentation) every page for which it returns true; returns how
+    /// many it marked.
+    pub fn taint_where(&mut self, list: PageList, mut fails: impl FnMut(PageId) -> bool) -> usize {
+        let (mut c, mut left, mut marked) = (list.head, list.len(), 0);
         while left > 0 {
             let Some(chunk) = self.chunks.get_mut(usize::from(c)) else {
-                return;
+                break;
             };
             for (i, p) in chunk.pages.iter().take(left).enumerate() {
-                if *p == page {
+                if *p != NO_PAGE && fails(*p) {
                     chunk.tainted |= 1 << i;
-                    return;
+                    marked += 1;
                 }
             }
             left = left.saturating_sub(CHUNK_PAGES);
             c = chunk.next;
         }
-    }
-
-    /// Whether the page at `index` is tainted.
-    pub fn is_tainted(&self, list: PageList, index: usize) -> bool {
-        self.chunk_of(list, index)
-            .and_then(|c| self.chunks.get(usize::from(c)))
-            .is_some_and(|chunk| chunk.tainted & (1 << (index % CHUNK_PAGES)) != 0)
+        marked
     }
 
     /// Tainted pages in the list.

@@ -98,19 +98,15 @@ impl Driver {
         // Step 2: revoke every ring page; the client's mappings are gone when this returns. A
         // page whose revoke failed may still be mapped by the client: it is tainted, never
         // zeroed, returned or granted again.
-        let mut failed = 0usize;
-        for i in 0..o.pages.len() {
-            let Some(page) = self.arena.get(o.pages, i) else {
-                continue;
-            };
-            if let Err(e) = k.revoke(page) {
-                self.stats.kernel_errors += 1;
-                self.arena.taint(o.pages, page);
-                self.quarantine_for_good(QuarantineCause::Revoke, 1);
-                failed += 1;
+        let failed = self.arena.taint_where(o.pages, |page| {
+            let failed = k.revoke(page).err();
+            if let Some(e) = failed {
                 warn!("relid:{r}: revoking {page} failed ({e}): quarantined for good");
             }
-        }
+            failed.is_some()
+        });
+        self.stats.kernel_errors += failed as u64;
+        self.count_quarantine(QuarantineCause::Revoke, failed);
         self.opens[idx].flags |= flags::REVOKED;
         let (c, slot) = (usize::from(o.client), usize::from(o.slot));
         if self.clients.entries[c].slots.get(slot) == Some(&(idx as u16)) {
@@ -250,50 +246,46 @@ impl Driver {
     /// pages (already counted in quarantine) are left alone; a page whose zeroing or return
     /// fails stays out of the pool for good.
     pub(crate) fn zero_and_return<K: Kernel + ?Sized>(&mut self, k: &mut K, list: PageList) {
-        for i in 0..list.len() {
-            let Some(page) = self.arena.get(list, i) else {
-                continue;
-            };
-            if self.arena.is_tainted(list, i) {
+        let (mut returned, mut zero_failed, mut return_failed) = (0, 0, 0);
+        for (page, tainted) in self.arena.iter_marked(list) {
+            if tainted {
                 continue;
             }
             if let Err(e) = k.zero_page(page) {
-                self.stats.kernel_errors += 1;
-                self.quarantine_for_good(QuarantineCause::Zero, 1);
+                zero_failed += 1;
                 warn!("zeroing {page} failed ({e}): quarantined for good");
-                continue;
-            }
-            match k.return_page(page) {
-                Ok(()) => self.stats.pages_returned += 1,
-                Err(e) => {
-                    self.stats.kernel_errors += 1;
-                    self.quarantine_for_good(QuarantineCause::Return, 1);
-                    warn!("returning {page} failed ({e}): quarantined for good");
-                }
+            } else if let Err(e) = k.return_page(page) {
+                return_failed += 1;
+                warn!("returning {page} failed ({e}): quarantined for good");
+            } else {
+                returned += 1;
             }
         }
         self.arena.free(list);
+        self.stats.pages_returned += returned;
+        self.stats.kernel_errors += (zero_failed + return_failed) as u64;
+        self.count_quarantine(QuarantineCause::Zero, zero_failed);
+        self.count_quarantine(QuarantineCause::Return, return_failed);
     }
 
-    /// Counts `n` pages kept out of the pool for good, by cause.
-    pub(crate) fn quarantine_for_good(&mut self, cause: QuarantineCause, n: usize) {
+    /// Counts `n` pages kept out of the pool, by cause.
+    fn count_quarantine(&mut self, cause: QuarantineCause, n: usize) {
         let n64 = n as u64;
         self.stats.quarantined_pages += n64;
         self.quarantine.pages += n;
-        match cause {
-            QuarantineCause::Revoke => self.stats.quarantine_revoke_failed += n64,
-            QuarantineCause::Zero => self.stats.quarantine_zero_failed += n64,
-            QuarantineCause::Return => self.stats.quarantine_return_failed += n64,
-        }
+        *match cause {
+            QuarantineCause::Unconfirmed => &mut self.stats.quarantine_unconfirmed,
+            QuarantineCause::Revoke => &mut self.stats.quarantine_revoke_failed,
+            QuarantineCause::Zero => &mut self.stats.quarantine_zero_failed,
+            QuarantineCause::Return => &mut self.stats.quarantine_return_failed,
+        } += n64;
     }
 
     /// Keeps a list whose GPADL the host may still hold; a late GPADL_TORNDOWN frees the pages
     /// that are not tainted (those are counted already).
     fn quarantine_pages(&mut self, gpadl: GpadlId, list: PageList) {
         let n = list.len() - self.arena.tainted(list);
-        self.stats.quarantined_pages += n as u64;
-        self.stats.quarantine_unconfirmed += n as u64;
-        self.quarantine.pages += n;
+        self.count_quarantine(QuarantineCause::Unconfirmed, n);
         warn!("{n} pages of {gpadl} quarantined until the host confirms the GPADL's teardown");
         if let Some(slot) = self.quarantine.entries.iter_mut().find(|e| e.is_none()) {
             *slot = Some(QEntry { gpadl, pages: list });
@@ -416,9 +408,11 @@ impl Driver {
     }
 }
 
-/// Which kernel operation failed, keeping pages out of the pool for good.
+/// Why pages are kept out of the pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum QuarantineCause {
+    /// The host never confirmed their GPADL's teardown: a late GPADL_TORNDOWN may free them.
+    Unconfirmed,
     /// Revoking the page failed: a client may still map it.
     Revoke,
     /// Zeroing the page failed: it may hold a client's data.

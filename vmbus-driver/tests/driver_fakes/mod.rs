@@ -672,6 +672,15 @@ pub fn offer(relid: u32, class: Guid, inst: u8, sub: u16) -> OfferChannel {
     }
 }
 
+/// A client's Open request for `relid` with these ring sizes.
+pub fn open_request(relid: u32, out_ring_pages: u16, in_ring_pages: u16) -> Request {
+    Request::Open {
+        relid,
+        out_ring_pages,
+        in_ring_pages,
+    }
+}
+
 /// The driver, both fakes and a clock.
 pub struct World {
     pub log: Log,
@@ -796,14 +805,7 @@ impl World {
         out: u16,
         inn: u16,
     ) -> ChannelHandle {
-        let resp = self.call(
-            client,
-            Request::Open {
-                relid,
-                out_ring_pages: out,
-                in_ring_pages: inn,
-            },
-        );
+        let resp = self.call(client, open_request(relid, out, inn));
         let Response::Opening { handle } = resp else {
             panic!("open {relid}: {resp:?}");
         };
