@@ -10,11 +10,10 @@
 
 use core::fmt;
 
+use crate::hv::{PAGE_SIZE_U32, PAGE_SIZE_U64};
 use crate::ids::{GpadlId, RelId};
 use crate::msg::{ChannelMessage, GpadlBody, GpadlHeader, PfnList, RangeWords};
 
-/// Hypervisor page size of a PFN.
-pub const PAGE_SIZE: u64 = 4096;
 /// The most PFNs one single-range GPADL can describe: `range_buflen = 8 + 8n` must fit in a u16.
 pub const MAX_PFNS: usize = (u16::MAX as usize - 8) / 8;
 
@@ -98,7 +97,7 @@ impl Iterator for GpadlMessages<'_> {
                 let mut range_data = RangeWords::new();
                 // byte_count (bits 31:0) = n pages, byte_offset (bits 63:32) = 0. n <= 8190 so
                 // neither the u32 byte count nor the u16 buffer length can overflow.
-                let byte_count = n as u64 * PAGE_SIZE;
+                let byte_count = n as u64 * PAGE_SIZE_U64;
                 let _ = range_data.push(byte_count);
                 for p in &self.pfns[..take] {
                     let _ = range_data.push(*p);
@@ -312,7 +311,7 @@ impl<const N: usize> Reassembler<N> {
             });
         }
         let (byte_count, byte_offset) = h.first_range().ok_or(ReassemblyError::RangeInvalid)?;
-        let page = PAGE_SIZE as u32;
+        let page = PAGE_SIZE_U32;
         if byte_offset != 0 || byte_count == 0 || !byte_count.is_multiple_of(page) {
             return Err(ReassemblyError::RangeInvalid);
         }

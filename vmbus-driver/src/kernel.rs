@@ -9,9 +9,6 @@ use core::fmt;
 
 use crate::ids::{ClientId, PageId};
 
-/// Size of a hypervisor page and of a pool page.
-pub const PAGE_SIZE: usize = 4096;
-
 /// Why a kernel operation failed. None of these is caused by peer data: they are driver bugs or
 /// resource exhaustion, and the driver treats them as such.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

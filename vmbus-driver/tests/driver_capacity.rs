@@ -10,7 +10,7 @@ use driver_fakes::*;
 use vmbus_driver::control::{ChannelStatus, Request, Response};
 use vmbus_driver::driver::{ClientConfig, ConnectionState, Driver, DriverConfig, MAX_OPEN};
 use vmbus_driver::guid::Guid;
-use vmbus_driver::ids::{ClientId, VpIndex};
+use vmbus_driver::ids::{ClientId, RelId, VpIndex};
 use vmbus_driver::version::Version;
 
 #[test]
@@ -71,7 +71,7 @@ fn all_2047_relids_open_at_once_receive_events_and_unload_cleanly() {
     for relid in 1..=MAX_OPEN as u32 {
         let client = ids[(relid as usize - 1) / 128];
         let req = Request::Open {
-            relid,
+            relid: RelId(relid),
             out_ring_pages: 2,
             in_ring_pages: 2,
         };
@@ -92,17 +92,14 @@ fn all_2047_relids_open_at_once_receive_events_and_unload_cleanly() {
     assert_eq!(d.open_count(), MAX_OPEN);
     assert_eq!(k.free.len(), 0, "every pool page is a ring page");
     for (client, h) in &handles {
-        assert_eq!(
-            k.status(*client, usize::from(h.slot)).state,
-            ChannelStatus::Open
-        );
+        assert_eq!(k.status(*client, h.slot).state, ChannelStatus::Open);
     }
 
     hv.events = [u32::MAX; 64];
     d.on_interrupt(&mut hv, &mut k, 2);
     assert_eq!(d.stats().events_delivered, MAX_OPEN as u64);
     for (client, h) in &handles {
-        assert_eq!(k.status(*client, usize::from(h.slot)).event_count, 1);
+        assert_eq!(k.status(*client, h.slot).event_count, 1);
     }
 
     d.unload(&mut hv, &mut k, 3);

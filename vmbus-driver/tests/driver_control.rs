@@ -2,18 +2,22 @@
 //! frames, checked against the layout documented in `vmbus_driver::control`.
 
 use vmbus_driver::control::{
-    CONTROL_PAGE_SIZE, ChannelHandle, ChannelStatus, ClientError, FrameError, MAX_SLOTS, OfferInfo,
-    REQUEST_AREA, REQUEST_OFFSET, RESPONSE_AREA, RESPONSE_OFFSET, Request, Response, STATUS_OFFSET,
-    StatusRecord, decode_frame, encode_frame, status_offset,
+    ChannelHandle, ChannelStatus, ClientError, FrameError, MAX_SLOTS, OfferInfo, REQUEST_AREA,
+    REQUEST_OFFSET, RESPONSE_AREA, RESPONSE_OFFSET, Request, Response, STATUS_OFFSET, StatusRecord,
+    decode_frame, encode_frame, status_offset,
 };
+use vmbus_driver::ids::{RelId, SlotId};
 
 #[test]
 fn areas_tile_the_control_page_without_overlap() {
     assert_eq!(REQUEST_OFFSET + REQUEST_AREA, RESPONSE_OFFSET);
     assert_eq!(RESPONSE_OFFSET + RESPONSE_AREA, STATUS_OFFSET);
-    assert_eq!(status_offset(MAX_SLOTS), CONTROL_PAGE_SIZE);
+    assert_eq!(
+        status_offset(SlotId(MAX_SLOTS as u16)),
+        vmbus_driver::hv::PAGE_SIZE
+    );
     assert_eq!(MAX_SLOTS, 128);
-    assert_eq!(status_offset(3), 2048 + 48);
+    assert_eq!(status_offset(SlotId(3)), 2048 + 48);
 }
 
 #[test]
@@ -46,14 +50,14 @@ fn status_record_layout_is_generation_state_event_count_reserved() {
 #[test]
 fn frames_round_trip_with_a_little_endian_length_word() {
     let handle = ChannelHandle {
-        slot: 3,
-        relid: 700,
+        slot: SlotId(3),
+        relid: RelId(700),
         generation: 9,
     };
     let requests = [
-        Request::ListOffers { start: 17 },
+        Request::ListOffers { start: RelId(17) },
         Request::Open {
-            relid: 5,
+            relid: RelId(5),
             out_ring_pages: 2,
             in_ring_pages: 30,
         },
@@ -69,7 +73,7 @@ fn frames_round_trip_with_a_little_endian_length_word() {
     }
     // The largest response fits its area.
     let offer = OfferInfo {
-        relid: u32::MAX,
+        relid: RelId(u32::MAX),
         class: [0xff; 16],
         instance: [0xff; 16],
         sub_channel_index: u16::MAX,
@@ -77,7 +81,7 @@ fn frames_round_trip_with_a_little_endian_length_word() {
     let offers = heapless::Vec::from_slice(&[offer; 8]).unwrap();
     let resp = Response::Offers {
         offers,
-        next: Some(u16::MAX),
+        next: Some(RelId(u32::MAX)),
     };
     let mut area = [0u8; RESPONSE_AREA];
     encode_frame(&resp, &mut area).unwrap();
@@ -85,6 +89,28 @@ fn frames_round_trip_with_a_little_endian_length_word() {
     let err = Response::Error(ClientError::ChannelGone);
     encode_frame(&err, &mut area).unwrap();
     assert_eq!(decode_frame::<Response>(&area), Ok(err));
+}
+
+#[test]
+fn typed_ids_travel_as_their_bare_integers() {
+    // A relid or slot costs on the wire what the plain integer did: postcard's varint.
+    let mut area = [0u8; REQUEST_AREA];
+    let open = Request::Open {
+        relid: RelId(5),
+        out_ring_pages: 2,
+        in_ring_pages: 300,
+    };
+    let n = encode_frame(&open, &mut area).unwrap();
+    assert_eq!(&area[4..n], [1, 5, 2, 0xAC, 0x02]);
+    let close = Request::Close {
+        handle: ChannelHandle {
+            slot: SlotId(3),
+            relid: RelId(700),
+            generation: 9,
+        },
+    };
+    let n = encode_frame(&close, &mut area).unwrap();
+    assert_eq!(&area[4..n], [2, 3, 0xBC, 0x05, 9]);
 }
 
 #[test]
@@ -103,13 +129,13 @@ fn bad_frames_are_errors_not_panics() {
     assert_eq!(decode_frame::<Request>(&area), Err(FrameError::Malformed));
     // Trailing bytes inside the stated length.
     let mut good = [0u8; REQUEST_AREA];
-    let n = encode_frame(&Request::ListOffers { start: 1 }, &mut good).unwrap();
+    let n = encode_frame(&Request::ListOffers { start: RelId(1) }, &mut good).unwrap();
     good[..4].copy_from_slice(&((n - 4 + 1) as u32).to_le_bytes());
     assert_eq!(decode_frame::<Request>(&good), Err(FrameError::Malformed));
     // Empty and tiny areas.
     assert_eq!(decode_frame::<Request>(&[]), Err(FrameError::AreaTooSmall));
     assert_eq!(
-        encode_frame(&Request::ListOffers { start: 1 }, &mut [0u8; 5]),
+        encode_frame(&Request::ListOffers { start: RelId(1) }, &mut [0u8; 5]),
         Err(FrameError::TooLarge)
     );
     // Every 2-byte body decodes or fails cleanly.

@@ -6,7 +6,7 @@ mod driver_fakes;
 use driver_fakes::*;
 use vmbus_driver::control::{ChannelStatus, ClientError, Request, Response};
 use vmbus_driver::hv::HvStatus;
-use vmbus_driver::ids::{ConnectionId, PageId};
+use vmbus_driver::ids::{ConnectionId, PageId, RelId, SlotId};
 use vmbus_driver::msg::{ChannelMessage, MessageType};
 
 #[test]
@@ -27,7 +27,7 @@ fn events_reach_the_owner_with_one_notification_per_client_per_interrupt() {
     w.pump();
     assert_eq!(w.events(), [Ev::Notify(A), Ev::Notify(B)]);
     for (c, h) in [(A, a5), (A, a6), (B, b7)] {
-        let rec = w.k.status(c, usize::from(h.slot));
+        let rec = w.k.status(c, h.slot);
         assert_eq!((rec.state, rec.event_count), (ChannelStatus::Open, 1));
     }
     // Counters are monotonic per slot.
@@ -35,8 +35,8 @@ fn events_reach_the_owner_with_one_notification_per_client_per_interrupt() {
     w.pump();
     w.hv.raise(5);
     w.pump();
-    assert_eq!(w.k.status(A, usize::from(a5.slot)).event_count, 3);
-    assert_eq!(w.k.status(A, usize::from(a6.slot)).event_count, 1);
+    assert_eq!(w.k.status(A, a5.slot).event_count, 3);
+    assert_eq!(w.k.status(A, a6.slot).event_count, 1);
     assert_eq!(w.d.stats().events_delivered, 5);
     assert_eq!(w.d.channel(vmbus_driver::ids::RelId(5)).unwrap().events, 3);
 }
@@ -57,7 +57,7 @@ fn events_are_taken_before_messages_and_the_irq_is_acked_last() {
     assert!(matches!(log[1], Ev::Revoke(_)));
     assert_eq!(log.last(), Some(&Ev::AckIrq));
     assert_eq!(log.iter().filter(|e| **e == Ev::AckIrq).count(), 1);
-    assert_eq!(w.k.status(A, usize::from(h.slot)).event_count, 1);
+    assert_eq!(w.k.status(A, h.slot).event_count, 1);
     // Two messages were queued behind the first: EOM written for each pending one.
     assert!(w.hv.eoms >= 2, "EOMs {}", w.hv.eoms);
 }
@@ -81,7 +81,7 @@ fn events_for_dead_or_unopened_relids_are_dropped_and_counted() {
         (s.events_dropped_stale, s.events_flag0, s.events_delivered),
         (3, 1, 0)
     );
-    assert_eq!(w.k.status(A, usize::from(h.slot)).event_count, 0);
+    assert_eq!(w.k.status(A, h.slot).event_count, 0);
 }
 
 #[test]
@@ -100,11 +100,11 @@ fn reused_relid_gets_no_event_raised_for_its_previous_channel() {
     w.pump();
     let new = w.open(A, 5);
     assert_eq!(new.slot, old.slot);
-    let before = w.k.status(A, usize::from(new.slot)).event_count;
+    let before = w.k.status(A, new.slot).event_count;
     assert_eq!(w.d.stats().events_dropped_stale, 1);
     w.hv.raise(5);
     w.pump();
-    assert_eq!(w.k.status(A, usize::from(new.slot)).event_count, before + 1);
+    assert_eq!(w.k.status(A, new.slot).event_count, before + 1);
 }
 
 /// Writes write_index, read_index and interrupt_mask into the outbound ring header of the only
@@ -166,7 +166,7 @@ fn signal_issues_the_hypercall_only_for_unread_data_and_an_unmasked_host() {
         Response::Error(ClientError::ChannelGone)
     );
     let mut bad_slot = h;
-    bad_slot.slot = 500;
+    bad_slot.slot = SlotId(500);
     assert_eq!(
         w.call(A, Request::Signal { handle: bad_slot }),
         Response::Error(ClientError::ChannelGone)
@@ -180,7 +180,7 @@ fn signal_before_the_open_completes_is_refused() {
     let Response::Opening { handle } = w.call(
         A,
         Request::Open {
-            relid: 5,
+            relid: RelId(5),
             out_ring_pages: 2,
             in_ring_pages: 2,
         },

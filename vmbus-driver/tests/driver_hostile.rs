@@ -21,10 +21,10 @@ fn with_open_channel() -> (World, vmbus_driver::control::ChannelHandle) {
 
 /// The channel still gets events and the table is unchanged.
 fn still_works(w: &mut World, h: vmbus_driver::control::ChannelHandle) {
-    let before = w.k.status(A, usize::from(h.slot)).event_count;
+    let before = w.k.status(A, h.slot).event_count;
     w.hv.raise(5);
     w.pump();
-    let rec = w.k.status(A, usize::from(h.slot));
+    let rec = w.k.status(A, h.slot);
     assert_eq!(
         (rec.state, rec.event_count),
         (ChannelStatus::Open, before + 1)
@@ -136,7 +136,7 @@ fn replies_naming_the_wrong_relid_or_openid_are_ignored() {
     w.call(
         A,
         Request::Open {
-            relid: 5,
+            relid: RelId(5),
             out_ring_pages: 2,
             in_ring_pages: 2,
         },
@@ -235,5 +235,5 @@ fn event_flood_on_every_flag_touches_only_the_open_channel() {
     assert_eq!(s.events_delivered, 1);
     assert_eq!(s.events_dropped_stale, 2046);
     assert_eq!(s.events_flag0, 1);
-    assert_eq!(w.k.status(A, usize::from(h.slot)).event_count, 1);
+    assert_eq!(w.k.status(A, h.slot).event_count, 1);
 }

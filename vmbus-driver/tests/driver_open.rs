@@ -6,7 +6,7 @@ mod driver_fakes;
 use driver_fakes::*;
 use vmbus_driver::control::{ChannelStatus, ClientError, REQUEST_OFFSET, Request, Response};
 use vmbus_driver::driver::{ChannelState, RetargetError};
-use vmbus_driver::ids::{ClientId, PageId, RelId, VpIndex};
+use vmbus_driver::ids::{ClientId, PageId, RelId, SlotId, VpIndex};
 use vmbus_driver::msg::MessageType;
 use vmbus_driver::version::Version;
 
@@ -30,7 +30,7 @@ fn open_sequence_posts_gpadl_header_body_and_openchannel_as_specified() {
     let resp = w.call(
         A,
         Request::Open {
-            relid: 5,
+            relid: RelId(5),
             out_ring_pages: 3,
             in_ring_pages: 30,
         },
@@ -38,9 +38,9 @@ fn open_sequence_posts_gpadl_header_body_and_openchannel_as_specified() {
     let Response::Opening { handle } = resp else {
         panic!("{resp:?}")
     };
-    assert_eq!((handle.slot, handle.relid), (0, 5));
-    assert_eq!(w.k.status(A, 0).state, ChannelStatus::Opening);
-    assert_eq!(w.k.status(A, 0).generation, handle.generation);
+    assert_eq!((handle.slot, handle.relid), (SlotId(0), RelId(5)));
+    assert_eq!(w.k.status(A, SlotId(0)).state, ChannelStatus::Opening);
+    assert_eq!(w.k.status(A, SlotId(0)).generation, handle.generation);
     w.pump();
 
     let pages = taken_pages(&w);
@@ -115,7 +115,7 @@ fn open_sequence_posts_gpadl_header_body_and_openchannel_as_specified() {
         .collect();
     let expected: Vec<_> = pages.iter().enumerate().map(|(i, p)| (*p, A, i)).collect();
     assert_eq!(grants, expected);
-    assert_eq!(w.k.status(A, 0).state, ChannelStatus::Open);
+    assert_eq!(w.k.status(A, SlotId(0)).state, ChannelStatus::Open);
     assert_eq!(w.events().last(), Some(&Ev::Notify(A)));
     let info = w.d.channel(RelId(5)).unwrap();
     assert_eq!(
@@ -131,7 +131,7 @@ fn second_slot_maps_at_its_own_window_offset() {
     w.open(A, 5);
     w.clear_log();
     let h = w.open(A, 6);
-    assert_eq!(h.slot, 1);
+    assert_eq!(h.slot, SlotId(1));
     let windows: Vec<usize> = w
         .events()
         .into_iter()
@@ -155,7 +155,7 @@ fn refused_gpadl_fails_the_open_and_returns_the_pages() {
     let Response::Opening { handle } = w.call(
         A,
         Request::Open {
-            relid: 5,
+            relid: RelId(5),
             out_ring_pages: 2,
             in_ring_pages: 2,
         },
@@ -163,8 +163,8 @@ fn refused_gpadl_fails_the_open_and_returns_the_pages() {
         panic!()
     };
     w.pump();
-    assert_eq!(w.k.status(A, 0).state, ChannelStatus::Failed);
-    assert_eq!(w.k.status(A, 0).generation, handle.generation);
+    assert_eq!(w.k.status(A, SlotId(0)).state, ChannelStatus::Failed);
+    assert_eq!(w.k.status(A, SlotId(0)).generation, handle.generation);
     // No OPENCHANNEL, nothing to close or tear down: the host holds no GPADL.
     assert_eq!(w.posted_types(), [MessageType::GPADL_HEADER]);
     assert_eq!(w.k.pages_out(), 0);
@@ -184,13 +184,13 @@ fn refused_open_tears_the_gpadl_down_without_closechannel() {
     w.call(
         A,
         Request::Open {
-            relid: 5,
+            relid: RelId(5),
             out_ring_pages: 2,
             in_ring_pages: 2,
         },
     );
     w.pump();
-    assert_eq!(w.k.status(A, 0).state, ChannelStatus::Failed);
+    assert_eq!(w.k.status(A, SlotId(0)).state, ChannelStatus::Failed);
     assert_eq!(
         w.posted_types(),
         [
@@ -208,8 +208,8 @@ fn refused_open_tears_the_gpadl_down_without_closechannel() {
 #[test]
 fn requests_are_checked_before_anything_is_taken() {
     let mut w = World::new(vec![offer(5, NET, 1, 0), offer(6, HEARTBEAT, 2, 0)]);
-    let open = |relid, o, i| Request::Open {
-        relid,
+    let open = |relid: u32, o, i| Request::Open {
+        relid: RelId(relid),
         out_ring_pages: o,
         in_ring_pages: i,
     };
@@ -265,10 +265,7 @@ fn requests_are_checked_before_anything_is_taken() {
     page[REQUEST_OFFSET..REQUEST_OFFSET + 4].copy_from_slice(&u32::MAX.to_le_bytes());
     w.d.on_client_call(&mut w.hv, &mut w.k, A, w.now);
     // The channel is untouched by all of this.
-    assert_eq!(
-        w.k.status(A, usize::from(h.slot)).state,
-        ChannelStatus::Open
-    );
+    assert_eq!(w.k.status(A, h.slot).state, ChannelStatus::Open);
     // An unknown client is ignored.
     w.d.on_client_call(&mut w.hv, &mut w.k, ClientId(99), w.now);
 }
@@ -281,8 +278,8 @@ fn slots_and_pool_exhaustion_are_refused_cleanly() {
     for r in 1..=4 {
         w.open(A, r);
     }
-    let open = |relid| Request::Open {
-        relid,
+    let open = |relid: u32| Request::Open {
+        relid: RelId(relid),
         out_ring_pages: 2,
         in_ring_pages: 2,
     };
@@ -306,26 +303,28 @@ fn list_offers_filters_by_class_and_pages_by_eight() {
     offers.push(offer(15, HEARTBEAT, 1, 0));
     let mut w = World::new(offers);
     w.connect();
-    let Response::Offers { offers, next } = w.call(A, Request::ListOffers { start: 0 }) else {
+    let Response::Offers { offers, next } = w.call(A, Request::ListOffers { start: RelId(0) })
+    else {
         panic!()
     };
-    let relids: Vec<u32> = offers.iter().map(|o| o.relid).collect();
+    let relids: Vec<u32> = offers.iter().map(|o| o.relid.0).collect();
     assert_eq!(relids, [10, 20, 30, 40, 50, 60, 70, 80]);
     assert_eq!(offers[0].class, NET.0);
     assert_eq!(offers[0].instance, [1; 16]);
-    assert_eq!(next, Some(90));
-    let Response::Offers { offers, next } = w.call(A, Request::ListOffers { start: 90 }) else {
+    assert_eq!(next, Some(RelId(90)));
+    let Response::Offers { offers, next } = w.call(A, Request::ListOffers { start: RelId(90) })
+    else {
         panic!()
     };
     assert_eq!(
-        offers.iter().map(|o| o.relid).collect::<Vec<_>>(),
+        offers.iter().map(|o| o.relid.0).collect::<Vec<_>>(),
         [90, 100]
     );
     assert_eq!(next, None);
-    let Response::Offers { offers, .. } = w.call(B, Request::ListOffers { start: 0 }) else {
+    let Response::Offers { offers, .. } = w.call(B, Request::ListOffers { start: RelId(0) }) else {
         panic!()
     };
-    assert_eq!(offers.iter().map(|o| o.relid).collect::<Vec<_>>(), [15]);
+    assert_eq!(offers.iter().map(|o| o.relid.0).collect::<Vec<_>>(), [15]);
 }
 
 #[test]
@@ -336,8 +335,8 @@ fn sub_channel_opens_only_for_the_owner_of_its_open_primary() {
         offer(3, NET, 8, 1),
     ]);
     w.connect();
-    let open = |relid| Request::Open {
-        relid,
+    let open = |relid: u32| Request::Open {
+        relid: RelId(relid),
         out_ring_pages: 2,
         in_ring_pages: 2,
     };
@@ -444,13 +443,14 @@ fn instance_filter_limits_a_client_to_one_device() {
     };
     w.hv.offers = vec![offer(1, NET, 1, 0), offer(2, NET, 2, 0)];
     w.connect();
-    let Response::Offers { offers, next } = w.call(A, Request::ListOffers { start: 0 }) else {
+    let Response::Offers { offers, next } = w.call(A, Request::ListOffers { start: RelId(0) })
+    else {
         panic!()
     };
-    assert_eq!(offers.iter().map(|o| o.relid).collect::<Vec<_>>(), [2]);
+    assert_eq!(offers.iter().map(|o| o.relid.0).collect::<Vec<_>>(), [2]);
     assert_eq!(next, None);
-    let open = |relid| Request::Open {
-        relid,
+    let open = |relid: u32| Request::Open {
+        relid: RelId(relid),
         out_ring_pages: 2,
         in_ring_pages: 2,
     };
@@ -467,8 +467,8 @@ fn a_client_cannot_probe_offers_of_other_classes() {
     // opened by A, rescinded), B's open of it answers exactly what an absent relid answers.
     let mut w = World::new(vec![offer(5, NET, 1, 0), offer(6, HEARTBEAT, 2, 0)]);
     w.connect();
-    let open = |relid| Request::Open {
-        relid,
+    let open = |relid: u32| Request::Open {
+        relid: RelId(relid),
         out_ring_pages: 2,
         in_ring_pages: 2,
     };

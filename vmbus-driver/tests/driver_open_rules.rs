@@ -8,7 +8,7 @@ use vmbus_driver::control::{ChannelStatus, ClientError, Request, Response};
 use vmbus_driver::driver::{ClientConfig, DriverConfig, RetargetError};
 use vmbus_driver::hv::HvStatus;
 use vmbus_driver::ids::VpIndex;
-use vmbus_driver::ids::{GpadlId, RelId};
+use vmbus_driver::ids::{GpadlId, RelId, SlotId};
 use vmbus_driver::msg::OpenChannelResult;
 use vmbus_driver::msg::{ChannelMessage, GpadlCreated, MessageType};
 use vmbus_driver::version::Version;
@@ -102,7 +102,7 @@ fn a_gpadl_whose_body_could_not_be_posted_is_torn_down_at_once() {
     assert_eq!(w.d.open_count(), 0);
     assert_eq!(w.k.pages_out(), 0);
     assert_eq!(w.d.stats().timeouts, 0);
-    assert_eq!(w.k.status(A, 0).state, ChannelStatus::Failed);
+    assert_eq!(w.k.status(A, SlotId(0)).state, ChannelStatus::Failed);
     assert!(w.k.violations.is_empty(), "{:?}", w.k.violations);
 }
 
@@ -166,10 +166,7 @@ fn a_stale_gpadl_created_for_an_earlier_open_is_not_taken_for_a_later_one() {
     }));
     w.pump();
     assert_eq!(w.posted_types(), [MessageType::OPENCHANNEL]);
-    assert_eq!(
-        w.k.status(A, usize::from(handle.slot)).state,
-        ChannelStatus::Open
-    );
+    assert_eq!(w.k.status(A, handle.slot).state, ChannelStatus::Open);
 }
 
 #[test]

@@ -88,7 +88,7 @@ fn run(seed: u64, steps: usize) {
                 let out = 2 + rng.below(3) as u16;
                 let inn = 2 + rng.below(3) as u16;
                 let req = Request::Open {
-                    relid,
+                    relid: RelId(relid),
                     out_ring_pages: out,
                     in_ring_pages: inn,
                 };

@@ -102,7 +102,7 @@ fn rescind_runs_revoke_close_teardown_release_then_zero_and_return_in_that_order
         gpadl.0
     );
     // The client saw Gone for its handle's generation; the relid is free; pages are clean.
-    let rec = w.k.status(A, usize::from(h.slot));
+    let rec = w.k.status(A, h.slot);
     assert_eq!(
         (rec.state, rec.generation),
         (ChannelStatus::Gone, h.generation)
@@ -176,10 +176,7 @@ fn client_fault_tears_down_only_that_clients_channels() {
     w.d.on_client_fault(&mut w.hv, &mut w.k, A, w.now);
     w.pump();
     for h in [a1, a2] {
-        assert_eq!(
-            w.k.status(A, usize::from(h.slot)).state,
-            ChannelStatus::Gone
-        );
+        assert_eq!(w.k.status(A, h.slot).state, ChannelStatus::Gone);
     }
     let closes: Vec<u32> = w
         .posts_of(MessageType::CLOSECHANNEL)
@@ -188,10 +185,7 @@ fn client_fault_tears_down_only_that_clients_channels() {
         .collect();
     assert_eq!(closes, [5, 6]);
     assert!(w.posts_of(MessageType::RELID_RELEASED).is_empty());
-    assert_eq!(
-        w.k.status(B, usize::from(b.slot)).state,
-        ChannelStatus::Open
-    );
+    assert_eq!(w.k.status(B, b.slot).state, ChannelStatus::Open);
     assert_eq!(w.d.channel(RelId(7)).unwrap().state, ChannelState::Open);
     assert_eq!(w.k.pages_out(), 4, "only B's pages remain out");
     assert_eq!(w.d.stats().client_faults, 1);
@@ -250,7 +244,7 @@ fn rescind_while_gpadl_pending_waits_for_gpadl_created_then_tears_it_down() {
     let Response::Opening { handle } = w.call(
         A,
         Request::Open {
-            relid: 5,
+            relid: RelId(5),
             out_ring_pages: 2,
             in_ring_pages: 2,
         },
@@ -263,10 +257,7 @@ fn rescind_while_gpadl_pending_waits_for_gpadl_created_then_tears_it_down() {
     w.pump();
     // Revoked and told, but nothing sent: the GPADL may be half created.
     assert!(w.posted_types().is_empty());
-    assert_eq!(
-        w.k.status(A, usize::from(handle.slot)).state,
-        ChannelStatus::Gone
-    );
+    assert_eq!(w.k.status(A, handle.slot).state, ChannelStatus::Gone);
     assert_eq!(w.k.pages_out(), 4);
     let a = w.d.abstract_channel(RelId(5)).unwrap();
     assert_eq!(
@@ -296,7 +287,7 @@ fn rescind_while_gpadl_pending_and_created_never_comes_still_tears_down() {
     w.call(
         A,
         Request::Open {
-            relid: 5,
+            relid: RelId(5),
             out_ring_pages: 2,
             in_ring_pages: 2,
         },
@@ -323,7 +314,7 @@ fn rescind_while_open_pending_closes_and_ignores_the_late_result() {
     let Response::Opening { handle } = w.call(
         A,
         Request::Open {
-            relid: 5,
+            relid: RelId(5),
             out_ring_pages: 2,
             in_ring_pages: 2,
         },
@@ -355,10 +346,7 @@ fn rescind_while_open_pending_closes_and_ignores_the_late_result() {
     }));
     w.pump();
     assert!(!w.events().iter().any(|e| matches!(e, Ev::Grant(..))));
-    assert_eq!(
-        w.k.status(A, usize::from(handle.slot)).state,
-        ChannelStatus::Gone
-    );
+    assert_eq!(w.k.status(A, handle.slot).state, ChannelStatus::Gone);
     assert_eq!(w.d.stats().mismatched_replies, 1);
     assert_eq!(w.k.pages_out(), 0);
 }
@@ -519,10 +507,7 @@ fn unload_tears_down_every_channel_then_sends_unload() {
     assert_eq!(w.d.connection().state, ConnectionState::Disconnected);
     assert_eq!(w.d.channels().count(), 0);
     assert_eq!(w.k.pages_out(), 0);
-    assert_eq!(
-        w.k.status(A, usize::from(a.slot)).state,
-        ChannelStatus::Gone
-    );
+    assert_eq!(w.k.status(A, a.slot).state, ChannelStatus::Gone);
     // Reconnect after unload.
     w.connect();
     assert_eq!(w.d.channels().count(), 3);
@@ -616,10 +601,7 @@ fn a_lost_rescind_leaves_no_zombie_when_the_device_is_offered_again() {
         w.posted_types(),
         [MessageType::CLOSECHANNEL, MessageType::GPADL_TEARDOWN]
     );
-    assert_eq!(
-        w.k.status(A, usize::from(h.slot)).state,
-        ChannelStatus::Gone
-    );
+    assert_eq!(w.k.status(A, h.slot).state, ChannelStatus::Gone);
     // After the reply timeout the teardown ends locally: pages quarantined, relid released.
     w.tick(TIMEOUT + 1);
     assert_eq!(

@@ -110,7 +110,8 @@ impl Kernel for LeanKernel {
     }
 }
 
-/// Open-table index bits of a GPADL id (the rest counts allocations).
+/// Bits of a GPADL id that name the channel's table entry, its relid (the rest counts
+/// allocations).
 const INDEX_BITS: u32 = 11;
 
 /// Opens A's relid 5, closes it and lets the GPADL teardown time out: its pages are
@@ -135,8 +136,8 @@ fn a_gpadl_id_in_quarantine_is_never_sent_again_after_the_sequence_wraps() {
     let quarantined = quarantine_one(&mut w);
     assert_eq!(quarantined.0 >> INDEX_BITS, 1, "the first allocation");
     // Every further open fails at its GPADL_HEADER, after its GPADL id was allocated, until
-    // the 21-bit allocation count has wrapped and the next id for table entry 0 would be the
-    // quarantined one again. A kernel without page contents keeps the churn cheap.
+    // the 21-bit allocation count has wrapped and the next id for relid 5's table entry would
+    // be the quarantined one again. A kernel without page contents keeps the churn cheap.
     let churn = (1u32 << (32 - INDEX_BITS)) - 1;
     let mut lean = LeanKernel::new(A, open_request(5, 2, 2));
     for _ in 0..churn {
@@ -159,7 +160,16 @@ fn a_gpadl_id_in_quarantine_is_never_sent_again_after_the_sequence_wraps() {
         fresh, quarantined,
         "a GPADL id the host may still hold was reused"
     );
-    assert_eq!(fresh.0 & ((1 << INDEX_BITS) - 1), 1, "table entry 0");
+    assert_eq!(
+        fresh.0 & ((1 << INDEX_BITS) - 1),
+        quarantined.0 & ((1 << INDEX_BITS) - 1),
+        "the same table entry"
+    );
+    assert_eq!(
+        fresh.0 & ((1 << INDEX_BITS) - 1),
+        5,
+        "relid 5's table entry"
+    );
     // The late GPADL_TORNDOWN of the quarantined GPADL frees its pages and leaves the new
     // channel alone.
     w.hv.torndown(quarantined.0);
@@ -167,10 +177,7 @@ fn a_gpadl_id_in_quarantine_is_never_sent_again_after_the_sequence_wraps() {
     assert_eq!(w.d.quarantined_pages(), 0);
     assert_eq!(w.d.stats().quarantine_released_pages, 4);
     assert_eq!(w.d.stats().mismatched_replies, 0);
-    assert_eq!(
-        w.k.status(A, usize::from(h.slot)).state,
-        ChannelStatus::Open
-    );
+    assert_eq!(w.k.status(A, h.slot).state, ChannelStatus::Open);
     assert!(w.k.violations.is_empty(), "{:?}", w.k.violations);
 }
 
@@ -299,10 +306,7 @@ fn an_open_whose_gpadl_created_times_out_tears_the_gpadl_down_at_that_timeout() 
     w.tick(TIMEOUT + 1);
     assert_eq!(w.posted_types(), [MessageType::GPADL_TEARDOWN]);
     assert_eq!(w.d.stats().timeouts, 1);
-    assert_eq!(
-        w.k.status(A, usize::from(handle.slot)).state,
-        ChannelStatus::Failed
-    );
+    assert_eq!(w.k.status(A, handle.slot).state, ChannelStatus::Failed);
     w.pump();
     assert_eq!(w.d.open_count(), 0);
     assert_eq!(w.k.pages_out(), 0);
@@ -329,10 +333,7 @@ fn an_open_whose_result_times_out_gives_up_at_that_timeout() {
     assert_eq!(w.d.stats().unresolved_opens, 1);
     assert_eq!(w.d.open_count(), 0);
     assert_eq!(w.d.quarantined_pages(), 4);
-    assert_eq!(
-        w.k.status(A, usize::from(handle.slot)).state,
-        ChannelStatus::Failed
-    );
+    assert_eq!(w.k.status(A, handle.slot).state, ChannelStatus::Failed);
 }
 
 #[test]
@@ -437,10 +438,7 @@ fn a_slot_that_a_failed_grant_may_have_reached_is_retired_when_its_revoke_fails(
             None => break,
         }
         done = true;
-        assert_eq!(
-            w.k.status(A, usize::from(handle.slot)).state,
-            ChannelStatus::Failed
-        );
+        assert_eq!(w.k.status(A, handle.slot).state, ChannelStatus::Failed);
         assert_eq!(w.d.stats().quarantine_revoke_failed, 4);
         // The slot may still map the pages: A's next channel gets another one.
         let h6 = w.open(A, 6);
@@ -495,9 +493,6 @@ fn a_gpadl_torndown_for_a_gpadl_never_created_is_counted_as_hostile() {
     assert_eq!((s.hostile, s.unknown_gpadl), (2, 2));
     // Nothing else happened: the open channel keeps its pages.
     assert_eq!(w.posted_types(), []);
-    assert_eq!(
-        w.k.status(A, usize::from(h.slot)).state,
-        ChannelStatus::Open
-    );
+    assert_eq!(w.k.status(A, h.slot).state, ChannelStatus::Open);
     assert_eq!(w.k.pages_out(), 4);
 }

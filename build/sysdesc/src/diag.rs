@@ -7,7 +7,8 @@ use core::fmt;
 pub enum ErrorKind {
     /// The file is not well-formed XML, or could not be read.
     Xml,
-    /// An element Microkit (or our extensions) does not know, or one in the wrong place.
+    /// An element Microkit (or the VMBus companion's format) does not know, or one in the wrong
+    /// place.
     UnknownElement,
     /// An attribute the element does not have.
     UnknownAttribute,
@@ -29,7 +30,8 @@ pub enum ErrorKind {
     DuplicateId,
     /// A protected call to a PD of lower or equal priority.
     Priority,
-    /// The VMBus extension elements are inconsistent (driver, clients, windows, classes).
+    /// The VMBus wiring does not fit the description or itself (driver, pool, host, clients,
+    /// windows, control pages, classes).
     Vmbus,
 }
 

@@ -1,18 +1,34 @@
-//! The system description: parse, validate and generate from system.xml.
+//! The system description: parse, validate and configure from a Microkit system description and
+//! its VMBus companion.
 //!
-//! `system.xml` follows seL4 Microkit's system description format (x86-64 forms) and adds a few
-//! elements, all prefixed `vmbus_`, for what Microkit cannot express:
+//! A system is two files. The description (`system.xml`, `build/qemu-e2e.xml`, ...) is a plain
+//! seL4 Microkit system description (x86-64 forms; the syntax of Microkit 2.3): Microkit's tool
+//! refuses unknown elements, so nothing of ours goes in it. The VMBus wiring Microkit cannot
+//! express goes in a companion file beside it, `<stem>.vmbus.xml` (`system.vmbus.xml`,
+//! `build/qemu-e2e.vmbus.xml`), which names PDs, regions and channels of the description:
 //!
-//! - `<vmbus_driver pool_pages="N"/>` inside the driver's `protection_domain`: this PD is the
-//!   VMBus driver, and its ring-page pool holds `N` 4 KiB pages. At most one per system.
-//! - `<vmbus_client driver_channel="ID" window_vaddr="A" window_size="S" max_channels="M">`
-//!   inside a client's `protection_domain`: the client reaches the driver over its Microkit
-//!   channel `ID` (which must lead to the driver, with `pp="true"` on the client end); the driver
-//!   maps channel rings into the client's window `A..A+S` (page aligned, at least 4 pages per
-//!   channel, overlapping no mapping, inside the run-time mapping range `0x20000000..4 GiB` and
-//!   no larger than the driver's pool), at most `M` channels at once. Children:
-//!   `<vmbus_device class="GUID" instance="GUID"/>`, one per device class served; `instance` is
-//!   an optional filter. No two clients may claim the same class and filter.
+//! - root `<vmbus system="FILE">`: `FILE` is the description it wires (its file name).
+//! - `<driver pd="P" pool_pages="N" [pool_region="R"] [pool_vaddr="A"] [synic_message="R"
+//!   synic_event_flags="R"]/>`: PD `P` is the VMBus driver, at most one per system. Its pool of
+//!   `N` 4 KiB pages is region `R` (exactly `N` pages; only the driver and the host may map it)
+//!   or fresh frames; the driver sees it where it maps `R`, or at `pool_vaddr` when it does not
+//!   (in the run-time mapping range, over none of its maps). The SynIC message and event-flags
+//!   pages are one-page regions the driver (and the host) map read-write.
+//! - `<host pd="P" driver_channel="ID" hypercall_input="R"/>`: PD `P` is the simulated Hyper-V
+//!   host of the image (the hypercall stand-in): the driver calls it on the channel whose host end
+//!   is `ID` (`pp="true"` on the driver's end), the payload of a posted message goes through the
+//!   one-page region `R` (read-write in the driver, readable in the host), and the host sees the
+//!   driver's pool region, which it must map, as guest memory. Needs a driver with SynIC pages.
+//! - `<client pd="P" driver_channel="ID" window_vaddr="A" window_size="S" max_channels="M"
+//!   control="R">` with `<device class="GUID" [instance="GUID"]/>` children: PD `P` reaches the
+//!   driver over its channel `ID` (which must lead to the driver, with `pp="true"` on the client
+//!   end); the driver holds a `cap_vspace` for it and maps channel rings into its window
+//!   `A..A+S` (page aligned, at least 4 pages per channel, over none of the client's maps, inside
+//!   the run-time mapping range `0x20000000..4 GiB` and no larger than the driver's pool), at most
+//!   `M` channels at once; `R` is its control page, a one-page region that it and the driver map
+//!   read-write and no other PD maps. One `device` per class served; `instance` filters offers
+//!   (the same filter for all of a client's devices). No two clients may claim the same class
+//!   and filter. A client's position among the clients is its number (`ClientId`).
 //!
 //! Microkit elements and attributes understood (x86-64; anything else, including any child of an
 //! element that takes none and any element in a namespace, is an error naming the file and line,
@@ -44,33 +60,81 @@
 //! more than 63 deep are refused outright (none can be valid), as they would make the XML parser
 //! (or the recursion over nested PDs) slow or deep.
 //!
-//! [`load`] / [`parse_and_validate`] give a checked [`System`]; [`generate_pd_constants`] and
-//! [`generate_system_table`] turn it into Rust source. Every problem is a [`Diagnostic`] that
-//! prints as `file:line: message`.
+//! [`load`] / [`parse_and_validate`] / [`parse_and_validate_pair`] give a checked [`System`];
+//! [`config::pd_config`] turns it into one PD's configuration, which the PD programs' build
+//! scripts render as Rust ([`config::build_script`]) and the simulation uses directly. Every
+//! problem is a [`Diagnostic`] that prints as `file:line: message`.
 
+pub mod config;
 pub mod diag;
-pub mod generate;
 pub mod guid;
 pub mod model;
 pub mod parse;
 pub mod validate;
 
 pub use diag::{Diagnostic, ErrorKind};
-pub use generate::{generate_pd_constants, generate_system_table, module_name};
 pub use guid::{Guid, GuidError};
 pub use model::System;
 pub use parse::parse;
+pub use parse::vmbus::{Wiring, parse_vmbus};
 pub use validate::validate;
 
-use std::path::Path;
+/// The layout of the image (`pd_runtime::layout`): page size, run-time mapping range, CSpace
+/// slots. The one definition, shared with the root task and the PDs.
+pub use pd_runtime::layout;
 
-/// Parses and validates `xml`, naming it `file` in diagnostics.
+use std::path::{Path, PathBuf};
+
+/// A description's text and the name diagnostics give it.
+#[derive(Debug, Clone, Copy)]
+pub struct Source<'a> {
+    /// The file name used in diagnostics.
+    pub file: &'a str,
+    /// The XML text.
+    pub xml: &'a str,
+}
+
+impl<'a> Source<'a> {
+    /// `xml`, named `file`.
+    pub fn new(file: &'a str, xml: &'a str) -> Self {
+        Source { file, xml }
+    }
+}
+
+/// Parses and validates `xml`, a description without VMBus wiring, naming it `file` in
+/// diagnostics.
 ///
 /// Syntax problems are all reported first; the cross-checks run once the file parses cleanly
 /// (a half-parsed model would only add follow-on noise).
 pub fn parse_and_validate(file: &str, xml: &str) -> Result<System, Vec<Diagnostic>> {
-    let sys = parse(file, xml)?;
-    let diags = validate(&sys);
+    check(Source::new(file, xml), None)
+}
+
+/// Parses and validates a description and its VMBus companion: both files' syntax first, then
+/// the companion's PD names, then every cross-check. Each problem names the file it is in.
+pub fn parse_and_validate_pair(
+    system: Source<'_>,
+    vmbus: Source<'_>,
+) -> Result<System, Vec<Diagnostic>> {
+    check(system, Some(vmbus))
+}
+
+fn check(system: Source<'_>, vmbus: Option<Source<'_>>) -> Result<System, Vec<Diagnostic>> {
+    let sys = parse(system.file, system.xml);
+    let wiring = vmbus.map(|v| parse_vmbus(v.file, v.xml));
+    let (mut sys, wiring) = match (sys, wiring.transpose()) {
+        (Ok(s), Ok(w)) => (s, w),
+        (s, w) => {
+            let mut diags = s.err().unwrap_or_default();
+            diags.extend(w.err().unwrap_or_default());
+            return Err(diags);
+        }
+    };
+    let mut diags = match wiring {
+        Some(w) => parse::vmbus::attach(&mut sys, w),
+        None => Vec::new(),
+    };
+    diags.extend(validate(&sys));
     if diags.is_empty() {
         Ok(sys)
     } else {
@@ -78,16 +142,51 @@ pub fn parse_and_validate(file: &str, xml: &str) -> Result<System, Vec<Diagnosti
     }
 }
 
-/// Reads, parses and validates the description at `path`.
-pub fn load(path: &Path) -> Result<System, Vec<Diagnostic>> {
-    let file = path.display().to_string();
-    match std::fs::read_to_string(path) {
-        Ok(xml) => parse_and_validate(&file, &xml),
-        Err(e) => Err(vec![Diagnostic {
-            file,
+/// The file name of the companion of the description named `file`: `<stem>.vmbus.xml`
+/// (`system.xml` -> `system.vmbus.xml`).
+pub fn companion_name(file: &str) -> String {
+    let name = file.rsplit(['/', '\\']).next().unwrap_or(file);
+    let stem = name.strip_suffix(".xml").unwrap_or(name);
+    format!("{stem}.vmbus.xml")
+}
+
+/// The companion of the description at `path`: [`companion_name`] in the same folder.
+pub fn companion_path(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map_or(String::new(), |f| f.to_string_lossy().into_owned());
+    path.with_file_name(companion_name(&name))
+}
+
+fn read(path: &Path) -> Result<String, Vec<Diagnostic>> {
+    std::fs::read_to_string(path).map_err(|e| {
+        vec![Diagnostic {
+            file: path.display().to_string(),
             line: 0,
             kind: ErrorKind::Xml,
             message: format!("cannot read the file: {e}"),
-        }]),
+        }]
+    })
+}
+
+/// Reads, parses and validates the description at `path` with its companion
+/// ([`companion_path`]) when there is one; without one the system has no VMBus wiring.
+pub fn load(path: &Path) -> Result<System, Vec<Diagnostic>> {
+    let companion = companion_path(path);
+    load_pair(path, companion.exists().then_some(companion.as_path()))
+}
+
+/// Reads, parses and validates the description at `path` with the companion at `vmbus`, if
+/// any.
+pub fn load_pair(path: &Path, vmbus: Option<&Path>) -> Result<System, Vec<Diagnostic>> {
+    let file = path.display().to_string();
+    let xml = read(path)?;
+    match vmbus {
+        None => parse_and_validate(&file, &xml),
+        Some(v) => {
+            let vfile = v.display().to_string();
+            let vxml = read(v)?;
+            parse_and_validate_pair(Source::new(&file, &xml), Source::new(&vfile, &vxml))
+        }
     }
 }

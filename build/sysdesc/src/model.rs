@@ -1,13 +1,17 @@
-//! The typed model of a system description: Microkit's elements plus the VMBus extensions.
+//! The typed model of a system description: Microkit's elements plus the VMBus wiring of its
+//! companion file.
 //!
 //! Every item keeps the line it came from (`line`), so later stages (validation, the simulated
-//! system, the root-task table) can point back at the XML. Values are already range-checked by
-//! the parser; cross-references (region and PD names) are checked by `validate`.
+//! system, the root-task table) can point back at the XML: Microkit items at a line of
+//! [`System::file`], the VMBus items ([`VmbusDriver`], [`VmbusHost`], [`VmbusClient`],
+//! [`DeviceClass`]) at a line of [`System::vmbus_file`]. Values are already range-checked by the
+//! parser; cross-references (region and PD names) are checked by `validate`.
 
 use crate::guid::Guid;
 
-/// The smallest page on x86-64; sizes and addresses in the description are multiples of it.
-pub const PAGE_SIZE: u64 = 0x1000;
+/// The smallest page on x86-64 (`sel4::PAGE_SIZE`, through `pd_runtime::layout`); sizes and
+/// addresses in the description are multiples of it.
+pub const PAGE_SIZE: u64 = pd_runtime::layout::PAGE;
 /// The large page on x86-64 (a `page_size` of a memory region may be this or [`PAGE_SIZE`]).
 pub const LARGE_PAGE_SIZE: u64 = 0x20_0000;
 /// Highest channel / interrupt id a PD may use: the image's notification badges hold channel
@@ -36,6 +40,8 @@ pub const MIN_PAGES_PER_CHANNEL: u64 = 4;
 pub struct System {
     /// The file name used in diagnostics (as given to the parser).
     pub file: String,
+    /// The VMBus companion's file name, when the system has one (its items' lines are its).
+    pub vmbus_file: Option<String>,
     /// All protection domains, flattened: a child follows its parent (see [`ProtectionDomain::parent`]).
     pub pds: Vec<ProtectionDomain>,
     /// All memory regions in file order.
@@ -98,9 +104,11 @@ pub struct ProtectionDomain {
     pub virtual_machine: Option<VirtualMachine>,
     /// The `cspace` child: extra capabilities placed in this PD's CSpace.
     pub cspace: Vec<CapEntry>,
-    /// VMBus extension: present when this PD is the VMBus driver.
+    /// VMBus wiring (companion file): present when this PD is the VMBus driver.
     pub vmbus_driver: Option<VmbusDriver>,
-    /// VMBus extension: present when this PD is a VMBus client.
+    /// VMBus wiring (companion file): present when this PD is the simulated Hyper-V host.
+    pub vmbus_host: Option<VmbusHost>,
+    /// VMBus wiring (companion file): present when this PD is a VMBus client.
     pub vmbus_client: Option<VmbusClient>,
 }
 
@@ -400,30 +408,50 @@ pub struct Domains {
     pub line: u32,
 }
 
-/// Extension `vmbus_driver`: marks the PD that owns VMBus and its ring-page pool.
+/// Companion `driver`: marks the PD that owns VMBus and its ring-page pool.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VmbusDriver {
     /// Pages in the pool from which channel ring buffers are granted to clients.
     pub pool_pages: u64,
     /// The memory region whose 4 KiB frames form the pool, if the pool is a named region (the
-    /// root task hands the driver the region's frame capabilities rather than mapping them).
+    /// root task hands the driver the region's frame capabilities, mapped where the driver maps
+    /// the region).
     pub pool_region: Option<String>,
-    /// Line of the element.
+    /// Where the driver sees a pool it does not map by description (a pool of fresh frames, or
+    /// of a region other PDs map); `None` when the driver maps `pool_region`.
+    pub pool_vaddr: Option<u64>,
+    /// The region holding the SynIC message page (SIMP), if the driver has one.
+    pub synic_message: Option<String>,
+    /// The region holding the SynIC event-flags page (SIEFP), if the driver has one.
+    pub synic_event_flags: Option<String>,
+    /// Line of the element (in the companion).
     pub line: u32,
 }
 
-/// Extension `vmbus_device`: one device class a client serves.
+/// Companion `host`: the PD that stands in for the Hyper-V host (the image's hypercall
+/// stand-in: the driver's hypercalls are protected calls to it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VmbusHost {
+    /// The host-side id of its channel to the driver (`pp` on the driver's end).
+    pub driver_channel: u8,
+    /// The region holding the hypercall input page (written by the driver, read by the host).
+    pub hypercall_input: String,
+    /// Line of the element (in the companion).
+    pub line: u32,
+}
+
+/// Companion `device`: one device class a client serves.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceClass {
     /// Interface (class) GUID of the offers this client takes.
     pub class: Guid,
     /// Only offers with this instance GUID (none: any instance).
     pub instance: Option<Guid>,
-    /// Line of the element.
+    /// Line of the element (in the companion).
     pub line: u32,
 }
 
-/// Extension `vmbus_client`: a PD that opens VMBus channels through the driver.
+/// Companion `client`: a PD that opens VMBus channels through the driver.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VmbusClient {
     /// The client-side id of the Microkit channel to the driver PD.
@@ -434,9 +462,11 @@ pub struct VmbusClient {
     pub window_size: u64,
     /// Most channels the client may hold open at once.
     pub max_channels: u32,
+    /// The one-page region both the client and the driver map as the client's control page.
+    pub control: String,
     /// The device classes it serves (at least one).
     pub devices: Vec<DeviceClass>,
-    /// Line of the element.
+    /// Line of the element (in the companion).
     pub line: u32,
 }
 
@@ -473,11 +503,25 @@ impl System {
         self.pds.iter().find(|p| p.vmbus_driver.is_some())
     }
 
-    /// The VMBus client PDs in file order.
+    /// The simulated host PD, if the system has one.
+    pub fn vmbus_host(&self) -> Option<&ProtectionDomain> {
+        self.pds.iter().find(|p| p.vmbus_host.is_some())
+    }
+
+    /// The VMBus client PDs in the companion's order (their position is their `ClientId`).
     pub fn vmbus_clients(&self) -> impl Iterator<Item = (&ProtectionDomain, &VmbusClient)> {
-        self.pds
+        let mut clients: Vec<_> = self
+            .pds
             .iter()
             .filter_map(|p| p.vmbus_client.as_ref().map(|c| (p, c)))
+            .collect();
+        clients.sort_by_key(|(_, c)| c.line);
+        clients.into_iter()
+    }
+
+    /// The map of region `region` in PD `pd`, if it maps it.
+    pub fn map_of(&self, pd: &str, region: &str) -> Option<&Map> {
+        self.pd(pd)?.maps.iter().find(|m| m.mr == region)
     }
 
     /// The channels with an end at `pd`, as (this PD's end, the other end).

@@ -1,7 +1,8 @@
 //! XML to model: element and attribute checking, numbers, the top-level elements.
 //!
 //! Every unknown element or attribute is an error (Microkit rejects them too), and parsing goes
-//! on after an error so one run reports everything wrong in the file.
+//! on after an error so one run reports everything wrong in the file. The VMBus companion file is
+//! read by the same machinery ([`vmbus`]).
 
 use std::collections::HashSet;
 
@@ -13,6 +14,7 @@ use crate::model::*;
 mod lines;
 mod pd;
 mod prescan;
+pub mod vmbus;
 
 use lines::Lines;
 use prescan::{Excess, MAX_ATTRIBUTES, MAX_NAMESPACES};
@@ -27,8 +29,20 @@ pub(crate) struct Parser<'d, 'i> {
 /// Parses `xml` (named `file` in diagnostics) into a [`System`] without cross-checking it.
 ///
 /// Returns every syntax-level problem (unknown elements or attributes, malformed or
-/// out-of-range values, wrong element counts); see [`crate::validate()`] for the rest.
+/// out-of-range values, wrong element counts); see [`crate::validate()`] for the rest. The file
+/// is plain Microkit: its PDs have no VMBus wiring until a companion is attached
+/// ([`vmbus::attach`]).
 pub fn parse(file: &str, xml: &str) -> Result<System, Vec<Diagnostic>> {
+    run(file, xml, |p| p.system(file))
+}
+
+/// Runs `read` over the parsed document of `xml` (named `file`), after the pre-scan; the result
+/// if no problem was found, else every problem.
+pub(crate) fn run<T>(
+    file: &str,
+    xml: &str,
+    read: impl FnOnce(&mut Parser<'_, '_>) -> T,
+) -> Result<T, Vec<Diagnostic>> {
     let mut sink = Sink::new(file);
     let lines = Lines::new(xml);
     if let Some(excess) = prescan::prescan(xml) {
@@ -68,9 +82,9 @@ pub fn parse(file: &str, xml: &str) -> Result<System, Vec<Diagnostic>> {
         lines,
         sink,
     };
-    let system = p.system(file);
+    let out = read(&mut p);
     if p.sink.diags.is_empty() {
-        Ok(system)
+        Ok(out)
     } else {
         Err(p.sink.diags)
     }
@@ -105,7 +119,7 @@ impl<'d, 'i> Parser<'d, 'i> {
         self.lines.line(node.range().start)
     }
 
-    fn attr_line(&self, node: Node, name: &str) -> u32 {
+    pub(crate) fn attr_line(&self, node: Node, name: &str) -> u32 {
         node.attributes()
             .find(|a| a.name() == name && a.namespace().is_none())
             .map(|a| self.lines.line(a.range().start))
@@ -113,7 +127,7 @@ impl<'d, 'i> Parser<'d, 'i> {
     }
 
     /// The name of element `node` as written, with its prefix (`x:vcpu`), for messages.
-    fn written_name(&self, node: Node) -> &'i str {
+    pub(crate) fn written_name(&self, node: Node) -> &'i str {
         let text: &'i str = self.doc.input_text();
         let rest = text.get(node.range().start + 1..).unwrap_or("");
         let end = rest
@@ -176,11 +190,20 @@ impl<'d, 'i> Parser<'d, 'i> {
 
     pub fn unknown_element(&mut self, child: Node, parent: &str, allowed: &[&str]) {
         let name = self.written_name(child);
+        // The VMBus elements of earlier versions of the format, met in a Microkit file.
+        let hint = if name.starts_with("vmbus_") && self.doc.root_element().has_tag_name("system") {
+            format!(
+                "; VMBus wiring belongs in the companion file {}",
+                crate::companion_name(&self.sink.file)
+            )
+        } else {
+            String::new()
+        };
         self.err(
             child,
             ErrorKind::UnknownElement,
             format!(
-                "unknown element '{}' in '{parent}' (allowed: {})",
+                "unknown element '{}' in '{parent}' (allowed: {}){hint}",
                 shown(name),
                 if allowed.is_empty() {
                     "none".to_string()
@@ -312,6 +335,7 @@ impl<'d, 'i> Parser<'d, 'i> {
         let root = self.doc.root_element();
         let mut sys = System {
             file: file.to_string(),
+            vmbus_file: None,
             pds: Vec::new(),
             regions: Vec::new(),
             channels: Vec::new(),

@@ -1,6 +1,7 @@
 //! Cross-checks of a parsed description: names, address spaces, ids, priorities, VMBus wiring.
 //!
-//! Every check runs and every problem is reported, each with the line of the element at fault.
+//! Every check runs and every problem is reported, each with the file and line of the element at
+//! fault: the Microkit description's, or the VMBus companion's ([`System::vmbus_file`]).
 //!
 //! The checks take time linear in the size of the description (up to a log factor): names are
 //! looked up in hash maps built once, each PD's channel ends and child PDs are gathered in one
@@ -26,12 +27,17 @@ pub fn validate(sys: &System) -> Vec<Diagnostic> {
     v.irq_vectors();
     v.domains();
     v.vmbus();
-    v.sink.diags
+    let mut diags = v.sink.diags;
+    diags.append(&mut v.companion.diags);
+    diags
 }
 
 struct Validator<'a> {
     sys: &'a System,
+    /// Problems in the Microkit description.
     sink: Sink,
+    /// Problems in the VMBus companion.
+    companion: Sink,
     /// The first PD of each name.
     pd_by_name: HashMap<&'a str, &'a ProtectionDomain>,
     /// The first memory region of each name.
@@ -81,6 +87,7 @@ impl<'a> Validator<'a> {
         Validator {
             sys,
             sink: Sink::new(&sys.file),
+            companion: Sink::new(sys.vmbus_file.as_deref().unwrap_or(&sys.file)),
             pd_by_name,
             region_by_name,
             ends,
@@ -228,8 +235,8 @@ impl<'a> Validator<'a> {
         }
     }
 
-    /// Checks one list of maps (a PD's or a VM's) plus extra spans (a client window).
-    fn maps(&mut self, owner: &str, maps: &[Map], extra: Vec<Span>) {
+    /// Checks one list of maps (a PD's or a VM's).
+    fn maps(&mut self, owner: &str, maps: &[Map]) {
         let mut spans: Vec<Span> = Vec::new();
         for m in maps {
             let Some(r) = self.region(&m.mr) else {
@@ -278,30 +285,19 @@ impl<'a> Validator<'a> {
                 line: m.line,
             });
         }
-        spans.extend(extra);
         for (line, msg) in overlaps(&spans, owner) {
             self.sink.push(line, ErrorKind::Overlap, msg);
         }
     }
 
+    /// The maps of a PD and of its virtual machine (a client's window is checked against them
+    /// with the VMBus wiring).
     fn pd_address_space(&mut self, pd: &ProtectionDomain) {
-        let mut extra = Vec::new();
-        if let Some(c) = &pd.vmbus_client
-            && let Some(end) = c.window_vaddr.checked_add(c.window_size)
-        {
-            extra.push(Span {
-                what: "VMBus window".to_string(),
-                start: c.window_vaddr,
-                end,
-                line: c.line,
-            });
-        }
-        self.maps(&format!("PD \"{}\"", shown(&pd.name)), &pd.maps, extra);
+        self.maps(&format!("PD \"{}\"", shown(&pd.name)), &pd.maps);
         if let Some(vm) = &pd.virtual_machine {
             self.maps(
                 &format!("virtual machine \"{}\"", shown(&vm.name)),
                 &vm.maps,
-                Vec::new(),
             );
         }
     }

@@ -70,7 +70,7 @@ fn unknown_element_inside_pd_is_refused() {
         &pd_with("priority=\"1\"", "        <mapping mr=\"x\" />\n"),
         ErrorKind::UnknownElement,
         "<mapping",
-        "unknown element 'mapping' in 'protection_domain' (allowed: program_image, map, irq, ioport, setvar, protection_domain, virtual_machine, cspace, vmbus_driver, vmbus_client)",
+        "unknown element 'mapping' in 'protection_domain' (allowed: program_image, map, irq, ioport, setvar, protection_domain, virtual_machine, cspace)",
     );
 }
 
@@ -249,32 +249,6 @@ fn cspace_slot_zero_is_reserved() {
 }
 
 #[test]
-fn malformed_guid_is_refused() {
-    assert_one(
-        &pd_with(
-            "priority=\"1\"",
-            "        <vmbus_client driver_channel=\"0\" window_vaddr=\"0x40000000\" window_size=\"0x4000\" max_channels=\"1\">\n            <vmbus_device class=\"57164f39-9115-4e78-ab55-382f3bd5422\" />\n        </vmbus_client>\n",
-        ),
-        ErrorKind::BadValue,
-        "vmbus_device",
-        "class GUID '57164f39-9115-4e78-ab55-382f3bd5422' is 35 characters long, expected 36 (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)",
-    );
-}
-
-#[test]
-fn client_without_device_classes_is_refused() {
-    assert_one(
-        &pd_with(
-            "priority=\"1\"",
-            "        <vmbus_client driver_channel=\"0\" window_vaddr=\"0x40000000\" window_size=\"0x4000\" max_channels=\"1\" />\n",
-        ),
-        ErrorKind::Structure,
-        "vmbus_client",
-        "'vmbus_client' needs at least one 'vmbus_device' (the device classes it serves)",
-    );
-}
-
-#[test]
 fn bad_schedule_duration_is_refused() {
     assert_one(
         &system(
@@ -326,11 +300,6 @@ fn leaves_with_a_child() -> Vec<(&'static str, String)> {
             "    <protection_domain name=\"a\" priority=\"1\">\n        <program_image path=\"a.elf\" />\n{inner}    </protection_domain>\n"
         ))
     };
-    let client = |device: &str| {
-        system(&format!(
-            "    <protection_domain name=\"d\" priority=\"200\">\n        <program_image path=\"d.elf\" />\n        <cspace><cap_vspace slot=\"1\" pd=\"c\" /></cspace>\n        <vmbus_driver pool_pages=\"64\" />\n    </protection_domain>\n    <protection_domain name=\"c\" priority=\"100\">\n        <program_image path=\"c.elf\" />\n        <vmbus_client driver_channel=\"0\" window_vaddr=\"0x40000000\" window_size=\"0x10000\" max_channels=\"2\">\n{device}        </vmbus_client>\n    </protection_domain>\n    <channel>\n        <end pd=\"c\" id=\"0\" pp=\"true\" />\n        <end pd=\"d\" id=\"1\" />\n    </channel>\n"
-        ))
-    };
     let schedule = |entry: &str| {
         system(&format!(
             "    <protection_domain name=\"a\" priority=\"1\" domain=\"red\">\n        <program_image path=\"a.elf\" />\n    </protection_domain>\n    <domains>\n        <domain name=\"red\" />\n        <domain_schedule>\n{entry}        </domain_schedule>\n    </domains>\n"
@@ -371,12 +340,6 @@ fn leaves_with_a_child() -> Vec<(&'static str, String)> {
             "cap_vspace",
             driver(
                 "        <cspace>\n            <cap_vspace slot=\"1\" pd=\"a\">\n                <extra />\n            </cap_vspace>\n        </cspace>\n",
-            ),
-        ),
-        (
-            "vmbus_device",
-            client(
-                "            <vmbus_device class=\"57164f39-9115-4e78-ab55-382f3bd5422d\">\n                <extra />\n            </vmbus_device>\n",
             ),
         ),
         (

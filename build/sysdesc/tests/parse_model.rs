@@ -1,5 +1,5 @@
-//! Every Microkit element and attribute (x86-64 forms) and every extension element parses into
-//! the model with the values written in the XML.
+//! Every Microkit element and attribute (x86-64 forms) and the VMBus companion's elements parse
+//! into the model with the values written in the XML.
 
 use sysdesc::model::*;
 
@@ -9,12 +9,14 @@ const ALL: &str = r#"<?xml version="1.0"?>
     <memory_region name="big" size="0x400000" page_size="0x200000" />
     <memory_region name="rsdp" size="0x1000" prefill_bootinfo="x86_acpi_rsdp" />
     <memory_region name="pool" size="0x20000" />
+    <memory_region name="ctl" size="0x1000" />
     <protection_domain name="drv" priority="200" budget="500" period="2000" passive="true"
                        stack_size="0x4000" smc="false" cpu="0" domain="red" fpu="false">
         <program_image path="drv.elf" path_for_symbols="drv.debug.elf" />
         <map mr="fixed" vaddr="0x3000000" perms="r" cached="false" setvar_vaddr="fixed_base"
              setvar_size="fixed_size" setvar_prefill_size="fixed_fill" />
         <map mr="big" vaddr="0x40000000" perms="rwx" />
+        <map mr="ctl" vaddr="0x30000000" />
         <irq id="5" pin="11" vector="43" ioapic="1" trigger="edge" polarity="low" setvar_id="irq_a" />
         <irq id="6" pcidev="02:1f.7" handle="3" vector="44" setvar_id="irq_b" />
         <ioport id="0" addr="0x3f8" size="8" setvar_id="com1_id" setvar_addr="com1_base" />
@@ -32,14 +34,10 @@ const ALL: &str = r#"<?xml version="1.0"?>
             <cap_sc slot="3" pd="kid" />
             <cap_vspace slot="4" pd="cl" />
         </cspace>
-        <vmbus_driver pool_pages="32" pool_region="pool" />
     </protection_domain>
     <protection_domain name="cl" priority="7" domain="red">
         <program_image path="cl.elf" />
-        <vmbus_client driver_channel="9" window_vaddr="0x5000_0000" window_size="0x20000" max_channels="3">
-            <vmbus_device class="F8615163-DF3E-46C5-913F-F2D2F965ED0E" />
-            <vmbus_device class="ba6163d9-04a1-4d29-b605-72e2ffb1dc7f" instance="00000000-0000-0000-0000-0000000000aa" />
-        </vmbus_client>
+        <map mr="ctl" vaddr="0x30000000" />
     </protection_domain>
     <channel>
         <end pd="cl" id="9" pp="true" notify="false" setvar_id="to_drv" />
@@ -58,9 +56,23 @@ const ALL: &str = r#"<?xml version="1.0"?>
 </system>
 "#;
 
+const ALL_VMBUS: &str = r#"<?xml version="1.0"?>
+<vmbus system="all.xml">
+    <driver pd="drv" pool_pages="32" pool_region="pool" pool_vaddr="0x6000_0000" />
+    <client pd="cl" driver_channel="9" window_vaddr="0x5000_0000" window_size="0x20000"
+            max_channels="3" control="ctl">
+        <device class="F8615163-DF3E-46C5-913F-F2D2F965ED0E" instance="00000000-0000-0000-0000-0000000000aa" />
+        <device class="ba6163d9-04a1-4d29-b605-72e2ffb1dc7f" instance="00000000-0000-0000-0000-0000000000AA" />
+    </client>
+</vmbus>
+"#;
+
 fn parsed() -> System {
-    sysdesc::parse_and_validate("all.xml", ALL)
-        .unwrap_or_else(|d| panic!("{:#?}", d.iter().map(|d| d.to_string()).collect::<Vec<_>>()))
+    sysdesc::parse_and_validate_pair(
+        sysdesc::Source::new("all.xml", ALL),
+        sysdesc::Source::new("all.vmbus.xml", ALL_VMBUS),
+    )
+    .unwrap_or_else(|d| panic!("{:#?}", d.iter().map(|d| d.to_string()).collect::<Vec<_>>()))
 }
 
 #[test]
@@ -104,7 +116,7 @@ fn protection_domain_attributes() {
     assert!(d.passive && !d.smc && !d.fpu);
     assert_eq!(
         (d.stack_size, d.cpu, d.domain.as_deref(), d.line),
-        (0x4000, 0, Some("red"), 7)
+        (0x4000, 0, Some("red"), 8)
     );
     assert_eq!(d.program_image.path, "drv.elf");
     assert_eq!(
@@ -268,13 +280,16 @@ fn domains_and_schedule_parse() {
 }
 
 #[test]
-fn vmbus_extensions_parse() {
+fn the_companion_fills_the_pds_vmbus_fields() {
     let s = parsed();
+    assert_eq!(s.vmbus_file.as_deref(), Some("all.vmbus.xml"));
     let drv = s.pd("drv").unwrap().vmbus_driver.as_ref().unwrap();
     assert_eq!(
-        (drv.pool_pages, drv.pool_region.as_deref()),
-        (32, Some("pool"))
+        (drv.pool_pages, drv.pool_region.as_deref(), drv.pool_vaddr),
+        (32, Some("pool"), Some(0x6000_0000))
     );
+    // Lines of companion elements are lines of the companion.
+    assert_eq!(drv.line, 3);
     let cl = s.pd("cl").unwrap().vmbus_client.as_ref().unwrap();
     assert_eq!(
         (
@@ -285,15 +300,17 @@ fn vmbus_extensions_parse() {
         ),
         (9, 0x5000_0000, 0x20000, 3)
     );
+    assert_eq!((cl.control.as_str(), cl.line), ("ctl", 4));
     assert_eq!(
         cl.devices[0].class.as_str(),
         "f8615163-df3e-46c5-913f-f2d2f965ed0e"
     );
-    assert_eq!(cl.devices[0].instance, None);
-    assert_eq!(
-        cl.devices[1].instance.as_ref().map(|g| g.as_str()),
-        Some("00000000-0000-0000-0000-0000000000aa")
-    );
+    for d in &cl.devices {
+        assert_eq!(
+            d.instance.as_ref().map(|g| g.as_str()),
+            Some("00000000-0000-0000-0000-0000000000aa")
+        );
+    }
     let (mine, drv_end) = s.driver_channel_of("cl").unwrap();
     assert_eq!((mine.id, drv_end.id), (9, 23));
 }

@@ -1,20 +1,19 @@
-//! The repository's system.xml: it validates, it has the planned PDs, and the generated
-//! constants carry the numbers written in the XML (read here straight from the XML with
-//! roxmltree, not through sysdesc), compile without warnings and are deterministic.
+//! The repository's descriptions: each validates with its companion, `system.xml` has the
+//! planned PDs, and the generated configuration carries the numbers written in the two files
+//! (read here straight from the XML with roxmltree, not through sysdesc).
 
 use std::path::PathBuf;
-use std::process::Command;
 
-fn repo_xml_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../system.xml")
+use sysdesc::config::{pd_config, program_configs, render};
+
+fn repo(file: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(file)
 }
 
-fn repo_xml() -> String {
-    std::fs::read_to_string(repo_xml_path()).expect("system.xml at the workspace root")
-}
-
-fn load() -> sysdesc::System {
-    sysdesc::parse_and_validate("system.xml", &repo_xml())
+fn load(file: &str) -> sysdesc::System {
+    sysdesc::load(&repo(file))
         .unwrap_or_else(|d| panic!("{:#?}", d.iter().map(|d| d.to_string()).collect::<Vec<_>>()))
 }
 
@@ -26,87 +25,27 @@ fn num(s: &str) -> u64 {
     }
 }
 
-/// Facts about one client, read directly from the XML.
-struct RawClient {
-    name: String,
-    client_id: u64,
-    driver_id: u64,
-    window_vaddr: u64,
-    window_size: u64,
-    max_channels: u64,
-    classes: Vec<String>,
-}
-
-fn raw_facts(xml: &str) -> (String, u64, Vec<RawClient>) {
-    let doc = roxmltree::Document::parse(xml).unwrap();
-    let pds: Vec<_> = doc
-        .descendants()
-        .filter(|n| n.has_tag_name("protection_domain"))
-        .collect();
-    let driver = pds
-        .iter()
-        .find(|p| p.children().any(|c| c.has_tag_name("vmbus_driver")))
-        .unwrap();
-    let driver_name = driver.attribute("name").unwrap().to_string();
-    let pool = num(driver
-        .children()
-        .find(|c| c.has_tag_name("vmbus_driver"))
-        .unwrap()
-        .attribute("pool_pages")
-        .unwrap());
-    let channels: Vec<Vec<(String, u64)>> = doc
-        .descendants()
-        .filter(|n| n.has_tag_name("channel"))
-        .map(|c| {
-            c.children()
-                .filter(|e| e.has_tag_name("end"))
-                .map(|e| {
-                    (
-                        e.attribute("pd").unwrap().to_string(),
-                        num(e.attribute("id").unwrap()),
-                    )
-                })
-                .collect()
-        })
-        .collect();
-    let mut clients = Vec::new();
-    for p in &pds {
-        let Some(cl) = p.children().find(|c| c.has_tag_name("vmbus_client")) else {
-            continue;
-        };
-        let name = p.attribute("name").unwrap().to_string();
-        let ends = channels
-            .iter()
-            .find(|ends| {
-                ends.iter().any(|(pd, _)| *pd == name)
-                    && ends.iter().any(|(pd, _)| *pd == driver_name)
-            })
-            .unwrap();
-        let id_of = |who: &str| ends.iter().find(|(pd, _)| pd == who).unwrap().1;
-        clients.push(RawClient {
-            client_id: id_of(&name),
-            driver_id: id_of(&driver_name),
-            window_vaddr: num(cl.attribute("window_vaddr").unwrap()),
-            window_size: num(cl.attribute("window_size").unwrap()),
-            max_channels: num(cl.attribute("max_channels").unwrap()),
-            classes: cl
-                .children()
-                .filter(|d| d.has_tag_name("vmbus_device"))
-                .map(|d| d.attribute("class").unwrap().to_ascii_lowercase())
-                .collect(),
-            name,
-        });
+#[test]
+fn every_repository_description_validates_with_its_companion() {
+    for file in ["system.xml", "build/qemu-test.xml", "build/qemu-e2e.xml"] {
+        let s = load(file);
+        assert!(s.vmbus_file.is_some(), "{file}: no companion");
+        assert!(s.vmbus_driver().is_some(), "{file}: no driver");
+        // The description alone is plain Microkit: it validates without the companion.
+        let xml = std::fs::read_to_string(repo(file)).unwrap();
+        assert!(!xml.contains("<vmbus"), "{file} has VMBus elements");
+        sysdesc::parse_and_validate(file, &xml).unwrap();
     }
-    (driver_name, pool, clients)
 }
 
 #[test]
-fn repository_system_xml_validates() {
-    let s = load();
+fn repository_system_xml_has_the_planned_pds() {
+    let s = load("system.xml");
     assert_eq!(
         s.vmbus_driver().map(|d| d.name.as_str()),
         Some("vmbus_driver")
     );
+    assert_eq!(s.vmbus_host().map(|d| d.name.as_str()), Some("hv_host"));
     let clients: Vec<&str> = s.vmbus_clients().map(|(p, _)| p.name.as_str()).collect();
     assert_eq!(
         clients,
@@ -119,10 +58,6 @@ fn repository_system_xml_validates() {
             "net",
             "storage"
         ]
-    );
-    assert!(
-        s.pd("hv_host").is_some(),
-        "the simulated host PD is part of the image"
     );
     assert_eq!(
         s.pd("vmbus_driver").unwrap().program_image.path,
@@ -142,7 +77,7 @@ fn repository_clients_serve_the_documented_device_classes() {
         ("net", "f8615163-df3e-46c5-913f-f2d2f965ed0e"),
         ("storage", "ba6163d9-04a1-4d29-b605-72e2ffb1dc7f"),
     ];
-    let s = load();
+    let s = load("system.xml");
     for (pd, class) in expect {
         let c = s.pd(pd).unwrap().vmbus_client.as_ref().unwrap();
         assert!(
@@ -152,136 +87,141 @@ fn repository_clients_serve_the_documented_device_classes() {
     }
 }
 
+/// A client as the two files say, read without sysdesc.
+struct RawClient {
+    name: String,
+    client_end: u64,
+    driver_end: u64,
+    window_vaddr: u64,
+    window_size: u64,
+    max_channels: u64,
+    control_in_driver: u64,
+    control_in_client: u64,
+}
+
+fn raw_clients(file: &str) -> (String, Vec<RawClient>) {
+    let xml = std::fs::read_to_string(repo(file)).unwrap();
+    let vm = std::fs::read_to_string(sysdesc::companion_path(&repo(file))).unwrap();
+    let doc = roxmltree::Document::parse(&xml).unwrap();
+    let wiring = roxmltree::Document::parse(&vm).unwrap();
+    let driver = wiring
+        .descendants()
+        .find(|n| n.has_tag_name("driver"))
+        .unwrap()
+        .attribute("pd")
+        .unwrap()
+        .to_string();
+    let map = |pd: &str, region: &str| {
+        let p = doc
+            .descendants()
+            .find(|n| n.has_tag_name("protection_domain") && n.attribute("name") == Some(pd))
+            .unwrap();
+        let m = p
+            .children()
+            .find(|m| m.has_tag_name("map") && m.attribute("mr") == Some(region))
+            .unwrap();
+        num(m.attribute("vaddr").unwrap())
+    };
+    let end = |pd: &str, other: &str| {
+        doc.descendants()
+            .filter(|n| n.has_tag_name("channel"))
+            .find_map(|c| {
+                let ends: Vec<_> = c.children().filter(|e| e.has_tag_name("end")).collect();
+                let pds: Vec<_> = ends.iter().map(|e| e.attribute("pd").unwrap()).collect();
+                if pds.contains(&pd) && pds.contains(&other) {
+                    let e = ends.iter().find(|e| e.attribute("pd") == Some(pd))?;
+                    Some(num(e.attribute("id").unwrap()))
+                } else {
+                    None
+                }
+            })
+            .unwrap()
+    };
+    let clients = wiring
+        .descendants()
+        .filter(|n| n.has_tag_name("client"))
+        .map(|c| {
+            let name = c.attribute("pd").unwrap().to_string();
+            let control = c.attribute("control").unwrap();
+            RawClient {
+                client_end: end(&name, &driver),
+                driver_end: end(&driver, &name),
+                window_vaddr: num(c.attribute("window_vaddr").unwrap()),
+                window_size: num(c.attribute("window_size").unwrap()),
+                max_channels: num(c.attribute("max_channels").unwrap()),
+                control_in_driver: map(&driver, control),
+                control_in_client: map(&name, control),
+                name,
+            }
+        })
+        .collect();
+    (driver, clients)
+}
+
 #[test]
-fn generated_constants_carry_the_numbers_in_the_xml() {
-    let xml = repo_xml();
-    let s = load();
-    let (driver, pool, clients) = raw_facts(&xml);
-    assert_eq!(clients.len(), 7);
-    let drv = sysdesc::generate_pd_constants(&s, &driver).unwrap();
-    assert!(
-        drv.contains(&format!("pub const VMBUS_POOL_PAGES: usize = {pool};")),
-        "{drv}"
-    );
-    for c in &clients {
-        let text = sysdesc::generate_pd_constants(&s, &c.name).unwrap();
-        for line in [
-            format!("pub const VMBUS_DRIVER_CHANNEL: u32 = {};", c.client_id),
-            format!(
-                "pub const VMBUS_DRIVER_BADGE: u64 = {:#x};",
-                1u64 << c.client_id
-            ),
-            format!(
-                "pub const VMBUS_WINDOW_VADDR: usize = {:#x};",
-                c.window_vaddr
-            ),
-            format!("pub const VMBUS_WINDOW_SIZE: usize = {:#x};", c.window_size),
-            format!("pub const VMBUS_MAX_CHANNELS: u32 = {};", c.max_channels),
-        ] {
-            assert!(text.contains(&line), "{} lacks `{line}`:\n{text}", c.name);
+fn the_configuration_carries_the_numbers_in_the_two_files() {
+    for file in ["system.xml", "build/qemu-e2e.xml", "build/qemu-test.xml"] {
+        let s = load(file);
+        let (driver, raw) = raw_clients(file);
+        let d = pd_config(&s, &driver).unwrap().driver.unwrap();
+        assert_eq!(d.clients.len(), raw.len(), "{file}");
+        for (i, (r, c)) in raw.iter().zip(&d.clients).enumerate() {
+            assert_eq!(
+                (
+                    usize::from(c.id),
+                    c.name.as_str(),
+                    u64::from(c.channel),
+                    c.window_vaddr,
+                    c.window_pages * 4096,
+                    u64::from(c.max_channels),
+                    c.control_vaddr
+                ),
+                (
+                    i,
+                    r.name.as_str(),
+                    r.driver_end,
+                    r.window_vaddr,
+                    r.window_size,
+                    r.max_channels,
+                    r.control_in_driver
+                ),
+                "{file}: driver's row of {}",
+                r.name
+            );
+            let own = pd_config(&s, &r.name).unwrap().client.unwrap();
+            assert_eq!(
+                (
+                    u64::from(own.driver_channel),
+                    own.control_vaddr,
+                    own.window_vaddr
+                ),
+                (r.client_end, r.control_in_client, r.window_vaddr),
+                "{file}: {}",
+                r.name
+            );
         }
-        for class in &c.classes {
-            assert!(text.contains(&format!("(\"{class}\", None)")), "{}", c.name);
+    }
+}
+
+#[test]
+fn generation_is_deterministic_and_covers_every_pd_once() {
+    for file in ["system.xml", "build/qemu-e2e.xml", "build/qemu-test.xml"] {
+        let a = load(file);
+        let b = load(file);
+        let mut programs: Vec<&str> = Vec::new();
+        for p in &a.pds {
+            let name = sysdesc::config::program_name(&p.program_image.path);
+            if !programs.contains(&name) {
+                programs.push(name);
+            }
         }
-        let upper = c.name.to_ascii_uppercase();
-        let ch = format!("pub const CH_{upper}: u32 = {};", c.driver_id);
-        assert!(drv.contains(&ch), "driver lacks `{ch}`");
-        let badge = format!(
-            "pub const CH_{upper}_BADGE: u64 = {:#x};",
-            1u64 << c.driver_id
-        );
-        assert!(drv.contains(&badge), "driver lacks `{badge}`");
-        let row = format!("name: \"{}\", channel: {},", c.name, c.driver_id);
-        assert!(drv.contains(&row), "driver client table lacks `{row}`");
+        let mut covered = 0;
+        for p in programs {
+            let configs = program_configs(&a, p);
+            covered += configs.len();
+            assert_eq!(render(&a, &configs), render(&b, &program_configs(&b, p)));
+        }
+        assert_eq!(covered, a.pds.len(), "{file}");
     }
-}
-
-#[test]
-fn generation_is_deterministic() {
-    let a = load();
-    let b = load();
-    for pd in &a.pds {
-        let x = sysdesc::generate_pd_constants(&a, &pd.name).unwrap();
-        let y = sysdesc::generate_pd_constants(&b, &pd.name).unwrap();
-        assert_eq!(x, y, "{}", pd.name);
-        assert_eq!(x, sysdesc::generate_pd_constants(&a, &pd.name).unwrap());
-    }
-    assert_eq!(
-        sysdesc::generate_system_table(&a),
-        sysdesc::generate_system_table(&b)
-    );
-    assert!(sysdesc::generate_pd_constants(&a, "no-such-pd").is_none());
-}
-
-#[test]
-fn system_table_lists_every_pd_and_channel_in_order() {
-    let s = load();
-    let t = sysdesc::generate_system_table(&s);
-    let mut at = 0;
-    for pd in &s.pds {
-        let needle = format!(
-            "Pd {{ name: \"{}\", priority: {},",
-            pd.name, pd.sched.priority
-        );
-        let pos = t[at..]
-            .find(&needle)
-            .unwrap_or_else(|| panic!("missing or out of order: {needle}"));
-        at += pos;
-    }
-    // Channel 0 in the XML joins the driver (PD index 1) and the host (index 0).
-    assert!(t.contains(
-        "Channel { a: End { pd: 1, id: 0, pp: true, notify: true }, b: End { pd: 0, id: 0, pp: false, notify: true } }"
-    ));
-    assert!(t.contains("pub const VMBUS_DRIVER: Option<u16> = Some(1);"));
-}
-
-/// Compiles `files` (crate root first) with the pinned rustc and `-D warnings`.
-fn compile(dir: &std::path::Path, root: &str) {
-    let out = Command::new("rustc")
-        .current_dir(dir)
-        .args([
-            "--edition",
-            "2024",
-            "--crate-type",
-            "lib",
-            "-D",
-            "warnings",
-            "-D",
-            "missing_docs",
-        ])
-        .arg("--out-dir")
-        .arg(dir)
-        .arg(root)
-        .output()
-        .expect("run rustc");
-    assert!(
-        out.status.success(),
-        "generated code does not compile:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-#[test]
-fn generated_code_compiles_without_warnings() {
-    let s = load();
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("sysdesc-generated");
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut root = String::from("//! All PD constants of the repository system.\n");
-    for pd in &s.pds {
-        let m = sysdesc::module_name(&pd.name);
-        std::fs::write(
-            dir.join(format!("{m}.rs")),
-            sysdesc::generate_pd_constants(&s, &pd.name).unwrap(),
-        )
-        .unwrap();
-        root.push_str(&format!("include!(\"{m}.rs\");\n"));
-    }
-    std::fs::write(dir.join("pds.rs"), root).unwrap();
-    compile(&dir, "pds.rs");
-    std::fs::write(
-        dir.join("system_table.rs"),
-        sysdesc::generate_system_table(&s),
-    )
-    .unwrap();
-    compile(&dir, "system_table.rs");
+    assert!(pd_config(&load("system.xml"), "no-such-pd").is_none());
 }

@@ -11,11 +11,22 @@ use common::line_of;
 use common::scale::{self, Shape};
 use sysdesc::ErrorKind;
 
-/// Runs `parse_and_validate` on `xml` in a thread and waits at most `limit` for it.
-fn check_within(xml: String, limit: Duration) -> Result<sysdesc::System, Vec<sysdesc::Diagnostic>> {
+/// Checks `xml` (with the companion `vm`, if any) in a thread and waits at most `limit` for it.
+fn check_within(
+    xml: String,
+    vm: Option<String>,
+    limit: Duration,
+) -> Result<sysdesc::System, Vec<sysdesc::Diagnostic>> {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
-        let _ = tx.send(sysdesc::parse_and_validate("huge.xml", &xml));
+        let r = match &vm {
+            Some(vm) => sysdesc::parse_and_validate_pair(
+                sysdesc::Source::new("huge.xml", &xml),
+                sysdesc::Source::new("huge.vmbus.xml", vm),
+            ),
+            None => sysdesc::parse_and_validate("huge.xml", &xml),
+        };
+        let _ = tx.send(r);
     });
     rx.recv_timeout(limit)
         .unwrap_or_else(|_| panic!("checking took more than {limit:?}: quadratic somewhere"))
@@ -32,8 +43,9 @@ fn checking_a_huge_description_is_not_quadratic() {
         clients: 8,
     };
     let xml = scale::description(shape);
+    let vm = scale::companion(shape, "huge.xml");
     let pd_line = nth_pd_line(&xml, 63);
-    let diags = check_within(xml, Duration::from_secs(60)).expect_err("too many PDs");
+    let diags = check_within(xml, Some(vm), Duration::from_secs(60)).expect_err("too many PDs");
     let text: Vec<String> = diags.iter().take(5).map(|d| d.to_string()).collect();
     assert_eq!(diags.len(), 1, "{text:#?}");
     assert_eq!(diags[0].kind, ErrorKind::Structure);
@@ -64,9 +76,14 @@ fn a_generated_description_within_the_limits_is_valid() {
         maps: 3,
         clients: 8,
     };
-    let sys = sysdesc::parse_and_validate("g.xml", &scale::description(shape)).unwrap();
+    let sys = sysdesc::parse_and_validate_pair(
+        sysdesc::Source::new("g.xml", &scale::description(shape)),
+        sysdesc::Source::new("g.vmbus.xml", &scale::companion(shape, "g.xml")),
+    )
+    .unwrap();
     assert_eq!(sys.channels.len(), shape.channel_count());
     assert_eq!(sys.pds.len(), 49);
+    assert_eq!(sys.vmbus_clients().count(), 8);
 }
 
 #[test]
@@ -80,7 +97,7 @@ fn overlapping_maps_are_reported_once_each_not_once_per_pair() {
     let xml = format!(
         "<system>\n    <memory_region name=\"r\" size=\"0x1000\" />\n    <protection_domain name=\"a\" priority=\"1\">\n        <program_image path=\"a.elf\" />\n{inner}    </protection_domain>\n</system>\n"
     );
-    let diags = check_within(xml, Duration::from_secs(60)).expect_err("overlaps");
+    let diags = check_within(xml, None, Duration::from_secs(60)).expect_err("overlaps");
     assert_eq!(diags.len(), 1_999);
     assert!(diags.iter().all(|d| d.kind == ErrorKind::Overlap));
     // Each report is at a later map and names an earlier one.
@@ -117,7 +134,8 @@ fn line_numbers_deep_into_a_huge_description_are_exact() {
         (line_of(&xml, "mr=\"nothing\""), ErrorKind::UnknownName),
         (line_of(&xml, "pd=\"nope\""), ErrorKind::UnknownName),
     ];
-    let diags = check_within(xml, Duration::from_secs(60)).expect_err("three problems");
+    let vm = scale::companion(shape, "huge.xml");
+    let diags = check_within(xml, Some(vm), Duration::from_secs(60)).expect_err("three problems");
     let mut got: Vec<(u32, ErrorKind)> = diags.iter().map(|d| (d.line, d.kind)).collect();
     got.sort_by_key(|g| g.0);
     assert_eq!(got, want, "{diags:#?}");

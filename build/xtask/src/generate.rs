@@ -1,13 +1,59 @@
-//! `cargo xtask gen [--pd NAME] [--out DIR] [PATH]`: write generated Rust source.
+//! `cargo xtask gen [--program NAME] [--out DIR] [PATH]`: the configuration each PD program's
+//! build script generates from a system description (default `system.xml`) and its companion.
 //!
-//! One file per PD (`<module>.rs`, the PD's constants) plus `system_table.rs` (the whole system
-//! for the root task), into `DIR` (default `target/sysdesc`). With `--pd`, only that PD's file.
-//! A file whose content is unchanged is not rewritten, so builds that watch it stay quiet.
+//! The text is exactly the `$OUT_DIR/config.rs` the program's `build.rs` writes when the image is
+//! built for that description (`sysdesc::config::program_source`, the same function): with
+//! `--program`, that program's; without, every program of the description. It goes to standard
+//! output, or with `--out DIR` to `DIR/<program>.rs` (a file whose content is unchanged is not
+//! rewritten).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: cargo xtask gen [--pd NAME] [--out DIR] [PATH]   (default PATH: system.xml, DIR: target/sysdesc)";
+use crate::args::{Arg, ArgError, Args, parse_or_exit};
+
+/// Usage of `cargo xtask gen`.
+pub(crate) const USAGE: &str = "usage: cargo xtask gen [--program NAME] [--out DIR] [PATH]
+Prints the configuration each PD program's build script generates from a system description
+and its VMBus companion (exactly its $OUT_DIR/config.rs when the image is built for PATH).
+  PATH            the description (default: system.xml)
+  --program NAME  only this program's (a program_image NAME.elf of the description)
+  --out DIR       write DIR/<program>.rs instead (unchanged files are not rewritten)
+  -h, --help      this text";
+
+/// What to generate.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Opts {
+    /// The description.
+    pub path: PathBuf,
+    /// One program only.
+    pub program: Option<String>,
+    /// The output folder (none: standard output).
+    pub out: Option<PathBuf>,
+}
+
+/// Parses the arguments after `gen`.
+pub(crate) fn parse(args: &[String]) -> Result<Opts, ArgError> {
+    let mut args = Args::new(args)?;
+    let mut o = Opts {
+        path: PathBuf::from("system.xml"),
+        program: None,
+        out: None,
+    };
+    let mut path = None;
+    while let Some(a) = args.next()? {
+        match a {
+            Arg::Long("--program") => o.program = Some(args.value("--program")?.to_string()),
+            Arg::Long("--out") => o.out = Some(PathBuf::from(args.value("--out")?)),
+            Arg::Pos(p) if path.is_none() => path = Some(PathBuf::from(p)),
+            other => return Err(other.unexpected()),
+        }
+    }
+    if let Some(p) = path {
+        o.path = p;
+    }
+    Ok(o)
+}
 
 fn write_if_changed(path: &Path, text: &str) -> std::io::Result<bool> {
     if std::fs::read_to_string(path).is_ok_and(|old| old == text) {
@@ -18,96 +64,59 @@ fn write_if_changed(path: &Path, text: &str) -> std::io::Result<bool> {
 }
 
 pub fn main(args: &[String]) -> ExitCode {
-    let mut pd = None;
-    let mut out = PathBuf::from("target/sysdesc");
-    let mut path = None;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--pd" | "--out" => {
-                let Some(v) = it.next() else {
-                    eprintln!("xtask gen: `{a}` needs a value\n{USAGE}");
-                    return ExitCode::from(2);
-                };
-                if a == "--pd" {
-                    pd = Some(v.clone());
-                } else {
-                    out = PathBuf::from(v);
+    let Opts { path, program, out } = match parse_or_exit("gen", USAGE, parse(args)) {
+        Ok(o) => o,
+        Err(code) => return code,
+    };
+    let programs = match &program {
+        Some(p) => vec![p.clone()],
+        None => match sysdesc::load(&path) {
+            Ok(sys) => {
+                let mut v: Vec<String> = Vec::new();
+                for pd in &sys.pds {
+                    let p = sysdesc::config::program_name(&pd.program_image.path).to_string();
+                    if !v.contains(&p) {
+                        v.push(p);
+                    }
                 }
+                v
             }
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                return ExitCode::SUCCESS;
+            Err(diags) => {
+                for d in &diags {
+                    eprintln!("{d}");
+                }
+                eprintln!(
+                    "xtask gen: {} is not valid; nothing generated",
+                    path.display()
+                );
+                return ExitCode::FAILURE;
             }
-            flag if flag.starts_with('-') => {
-                eprintln!("xtask gen: unknown option `{flag}`\n{USAGE}");
-                return ExitCode::from(2);
-            }
-            p if path.is_none() => path = Some(PathBuf::from(p)),
-            extra => {
-                eprintln!("xtask gen: unexpected argument `{extra}`\n{USAGE}");
-                return ExitCode::from(2);
-            }
-        }
-    }
-    let path = path.unwrap_or_else(|| PathBuf::from("system.xml"));
-    let sys = match sysdesc::load(&path) {
-        Ok(sys) => sys,
-        Err(diags) => {
-            for d in &diags {
-                eprintln!("{d}");
-            }
-            eprintln!(
-                "xtask gen: {} is not valid; nothing generated",
-                path.display()
-            );
-            return ExitCode::FAILURE;
-        }
+        },
     };
-    let names: Vec<&str> = match &pd {
-        Some(name) if sys.pd(name).is_none() => {
-            eprintln!(
-                "xtask gen: no protection domain \"{name}\" in {}",
-                path.display()
-            );
-            return ExitCode::FAILURE;
+    let mut texts = Vec::new();
+    for p in &programs {
+        match sysdesc::config::program_source(&path, p) {
+            Ok(text) => texts.push((p, text)),
+            Err(e) => {
+                eprintln!("xtask gen: {e}");
+                return ExitCode::FAILURE;
+            }
         }
-        Some(name) => vec![name.as_str()],
-        None => sys.pds.iter().map(|p| p.name.as_str()).collect(),
+    }
+    let Some(out) = out else {
+        for (_, text) in &texts {
+            print!("{text}");
+        }
+        return ExitCode::SUCCESS;
     };
-    // Two PD names may map to one module name ("a-b", "a_b"): refuse rather than overwrite.
-    let mut files: Vec<(String, String)> = Vec::new();
-    for name in &names {
-        let file = format!("{}.rs", sysdesc::module_name(name));
-        if let Some((_, other)) = files.iter().find(|(f, _)| *f == file) {
-            eprintln!("xtask gen: PDs \"{other}\" and \"{name}\" would both be written to {file}");
-            return ExitCode::FAILURE;
-        }
-        files.push((file, name.to_string()));
-    }
-    if pd.is_none() && files.iter().any(|(f, _)| f == "system_table.rs") {
-        eprintln!("xtask gen: a PD's module name clashes with system_table.rs");
-        return ExitCode::FAILURE;
-    }
     if let Err(e) = std::fs::create_dir_all(&out) {
         eprintln!("xtask gen: cannot create {}: {e}", out.display());
         return ExitCode::FAILURE;
     }
-    let mut outputs: Vec<(PathBuf, String)> = Vec::new();
-    for (file, name) in &files {
-        if let Some(text) = sysdesc::generate_pd_constants(&sys, name) {
-            outputs.push((out.join(file), text));
-        }
-    }
-    if pd.is_none() {
-        outputs.push((
-            out.join("system_table.rs"),
-            sysdesc::generate_system_table(&sys),
-        ));
-    }
     let mut written = 0;
-    for (file, text) in &outputs {
-        match write_if_changed(file, text) {
+    for (p, text) in &texts {
+        let file = out.join(format!("{p}.rs"));
+        match write_if_changed(&file, text) {
             Ok(true) => written += 1,
             Ok(false) => {}
             Err(e) => {
@@ -118,7 +127,7 @@ pub fn main(args: &[String]) -> ExitCode {
     }
     println!(
         "xtask gen: {} files in {} ({written} changed)",
-        outputs.len(),
+        texts.len(),
         out.display()
     );
     ExitCode::SUCCESS
@@ -128,16 +137,17 @@ pub fn main(args: &[String]) -> ExitCode {
 mod tests {
     use super::*;
 
-    fn repo_xml() -> String {
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../../system.xml").to_string()
+    fn repo(file: &str) -> String {
+        format!("{}/../../{file}", env!("CARGO_MANIFEST_DIR"))
     }
 
     #[test]
-    fn writes_one_file_per_pd_and_the_table() {
+    fn writes_one_file_per_program_as_the_build_scripts_do() {
         let dir = std::env::temp_dir().join(format!("xtask-gen-{}", std::process::id()));
         let out = dir.display().to_string();
+        let e2e = repo("build/qemu-e2e.xml");
         assert_eq!(
-            main(&["--out".into(), out.clone(), repo_xml()]),
+            main(&["--out".into(), out.clone(), e2e.clone()]),
             ExitCode::SUCCESS
         );
         let mut names: Vec<String> = std::fs::read_dir(&dir)
@@ -148,30 +158,33 @@ mod tests {
         assert_eq!(
             names,
             [
-                "dynmem.rs",
-                "heartbeat.rs",
-                "hv_host.rs",
-                "kvp.rs",
-                "net.rs",
-                "shutdown.rs",
-                "storage.rs",
-                "system_table.rs",
-                "timesync.rs",
-                "vmbus_driver.rs"
+                "echo-client-a.rs",
+                "echo-client-b.rs",
+                "hv-host-pd.rs",
+                "vmbus-driver-pd.rs"
             ]
         );
-        let net = std::fs::read_to_string(dir.join("net.rs")).unwrap();
-        assert!(net.contains("pub mod net {"));
+        let driver = std::fs::read_to_string(dir.join("vmbus-driver-pd.rs")).unwrap();
+        assert_eq!(
+            driver,
+            sysdesc::config::program_source(Path::new(&e2e), "vmbus-driver-pd").unwrap()
+        );
         // An unchanged file keeps its modification time (not rewritten).
-        let before = std::fs::metadata(dir.join("net.rs"))
+        let before = std::fs::metadata(dir.join("vmbus-driver-pd.rs"))
             .unwrap()
             .modified()
             .unwrap();
         assert_eq!(
-            main(&["--pd".into(), "net".into(), "--out".into(), out, repo_xml()]),
+            main(&[
+                "--program".into(),
+                "vmbus-driver-pd".into(),
+                "--out".into(),
+                out,
+                e2e
+            ]),
             ExitCode::SUCCESS
         );
-        let after = std::fs::metadata(dir.join("net.rs"))
+        let after = std::fs::metadata(dir.join("vmbus-driver-pd.rs"))
             .unwrap()
             .modified()
             .unwrap();
@@ -180,14 +193,14 @@ mod tests {
     }
 
     #[test]
-    fn unknown_pd_fails() {
+    fn a_program_no_pd_runs_fails() {
         assert_eq!(
             main(&[
-                "--pd".into(),
+                "--program".into(),
                 "nobody".into(),
                 "--out".into(),
                 "/nonexistent-never-written".into(),
-                repo_xml()
+                repo("system.xml")
             ]),
             ExitCode::FAILURE
         );

@@ -8,8 +8,11 @@
 //!
 //! Systems: `build/qemu-e2e.xml` (the end-to-end scenario: simulated host, driver core and two
 //! clients as PDs; the default of `image` and `qemu`) and `build/qemu-test.xml` (the grant/revoke
-//! claim with test PDs). `qemu-test` without `--system` builds and boots both, one after the other,
-//! and passes only if both pass; each serial log is kept as `build/out/serial-NAME.log`.
+//! claim with test PDs), each with its VMBus companion (`<stem>.vmbus.xml`). Each system is built
+//! from its own description: the root task's table from it here, and every PD program's
+//! configuration by the program's build script from the same files (`pds`). `qemu-test` without
+//! `--system` builds and boots both, one after the other, and passes only if both pass; each
+//! serial log is kept as `build/out/serial-NAME.log`.
 
 mod bindings;
 mod crosscheck;
@@ -18,12 +21,14 @@ mod pds;
 mod qemu;
 mod source;
 mod system;
-mod tools;
+pub(crate) mod tools;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use tools::Timings;
+
+use crate::args::{Arg, ArgError, Args, parse_or_exit};
 
 /// The repository root (two levels above this crate).
 pub(crate) fn root() -> PathBuf {
@@ -50,7 +55,7 @@ fn finish(r: Result<(), String>, what: &str) -> ExitCode {
 
 /// Options of `image`, `qemu` and `qemu-test`.
 #[derive(Debug)]
-struct Opts {
+pub(crate) struct Opts {
     /// Rewrite `components/sel4-sys/src/generated.rs` instead of failing when it differs.
     bless: bool,
     /// The system descriptions to build (`--system`, repeatable; empty: the command's default).
@@ -59,32 +64,94 @@ struct Opts {
     qemu: qemu::Opts,
 }
 
-fn parse_opts(args: &[String]) -> Result<Opts, String> {
+/// The three commands of this module, which share their options.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cmd {
+    /// `cargo xtask image`.
+    Image,
+    /// `cargo xtask qemu`.
+    Qemu,
+    /// `cargo xtask qemu-test`.
+    QemuTest,
+}
+
+impl Cmd {
+    /// The command's name.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::Image => "image",
+            Self::Qemu => "qemu",
+            Self::QemuTest => "qemu-test",
+        }
+    }
+
+    /// The command's usage.
+    pub(crate) fn usage(self) -> &'static str {
+        match self {
+            Self::Image => IMAGE_USAGE,
+            Self::Qemu => QEMU_USAGE,
+            Self::QemuTest => QEMU_TEST_USAGE,
+        }
+    }
+}
+
+const IMAGE_USAGE: &str = "usage: cargo xtask image [--system PATH] [--bless]
+Builds the seL4 5.0.0 kernel, checks our sel4-sys bindings against it, and builds the PD
+programs and the root task of a system, into build/out/ (installs make, gcc, binutils and
+python3-venv with apt-get, and kconfiglib and friends from PyPI, when they are missing).
+  --system PATH   the system description (default: build/qemu-e2e.xml)
+  --bless         rewrite components/sel4-sys/src/generated.rs when the kernel's interface
+                  files generate something else (default: fail)
+  -h, --help      this text";
+
+const QEMU_USAGE: &str = "usage: cargo xtask qemu [--system PATH] [--timeout SECS] [--bless]
+Builds the image (as `cargo xtask image`), then boots it under QEMU's software CPU with the
+serial log on the terminal and in build/out/serial.log (installs QEMU with apt-get if missing).
+  --system PATH   the system description (default: build/qemu-e2e.xml)
+  --timeout SECS  stop QEMU after SECS seconds (default: 60)
+  --bless         as for `cargo xtask image`
+  -h, --help      this text";
+
+const QEMU_TEST_USAGE: &str =
+    "usage: cargo xtask qemu-test [--system PATH]... [--timeout SECS] [--bless]
+For each system: builds the image, boots it under QEMU and passes only when the root task
+reports success through isa-debug-exit. Every system runs even after a failure; each serial
+log is kept as build/out/serial-NAME.log.
+  --system PATH   a system description, repeatable
+                  (default: build/qemu-test.xml, then build/qemu-e2e.xml)
+  --timeout SECS  stop QEMU after SECS seconds, per boot (default: 60)
+  --bless         as for `cargo xtask image`
+  -h, --help      this text";
+
+pub(crate) fn parse_opts(cmd: Cmd, args: &[String]) -> Result<Opts, ArgError> {
+    let mut args = Args::new(args)?;
     let mut o = Opts {
         bless: false,
         systems: Vec::new(),
         qemu: qemu::Opts::default(),
     };
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--bless" => o.bless = true,
-            "--system" => o
-                .systems
-                .push(PathBuf::from(it.next().ok_or("--system needs a path")?)),
-            "--timeout" => {
-                let v = it.next().ok_or("--timeout needs seconds")?;
-                let secs = v.parse().map_err(|_| format!("bad --timeout `{v}`"))?;
+    while let Some(a) = args.next()? {
+        match a {
+            Arg::Long("--bless") => o.bless = true,
+            Arg::Long("--system") => o.systems.push(PathBuf::from(args.value("--system")?)),
+            Arg::Long("--timeout") if cmd != Cmd::Image => {
+                let secs = args.parsed("--timeout", "a whole number of seconds")?;
                 o.qemu.timeout = std::time::Duration::from_secs(secs);
             }
-            other => {
-                return Err(format!(
-                    "unknown option `{other}` (options: --bless, --system PATH, --timeout SECS)"
-                ));
-            }
+            other => return Err(other.unexpected()),
         }
     }
+    if cmd != Cmd::QemuTest && o.systems.len() > 1 {
+        return Err(ArgError::Conflict(
+            "give --system once (only qemu-test takes several)".into(),
+        ));
+    }
     Ok(o)
+}
+
+/// The options of `cmd`, or the exit status after `--help` or a usage error.
+fn opts_or_exit(cmd: Cmd, args: &[String]) -> Result<Opts, ExitCode> {
+    parse_or_exit(cmd.name(), cmd.usage(), parse_opts(cmd, args))
 }
 
 /// The end-to-end system (default of `image` and `qemu`).
@@ -108,12 +175,16 @@ fn one_system(o: &Opts) -> Result<PathBuf, String> {
 
 /// `cargo xtask image [--bless] [--system PATH]`.
 pub fn image(args: &[String]) -> ExitCode {
-    let r = parse_opts(args).and_then(|o| {
+    let o = match opts_or_exit(Cmd::Image, args) {
+        Ok(o) => o,
+        Err(code) => return code,
+    };
+    let r = (|| {
         let mut t = Timings::default();
         build_image(&o, &one_system(&o)?, &mut t).map(|_| ())?;
         eprintln!("xtask image: timings\n{}", t.summary());
         Ok(())
-    });
+    })();
     finish(r, "image")
 }
 
@@ -126,7 +197,22 @@ pub struct Image {
     pub roottask: PathBuf,
 }
 
+/// The description at `system` and its companion, as messages name them.
+fn describe(system: &Path) -> String {
+    let companion = sysdesc::companion_path(system);
+    if companion.exists() {
+        format!(
+            "{} (VMBus wiring: {})",
+            system.display(),
+            companion.display()
+        )
+    } else {
+        format!("{} (no VMBus wiring)", system.display())
+    }
+}
+
 fn build_image(o: &Opts, system: &Path, t: &mut Timings) -> Result<Image, String> {
+    eprintln!("xtask image: system {}", describe(system));
     let root = root();
     let out = out_dir();
     std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
@@ -223,16 +309,22 @@ fn rustfmt(code: &str) -> Result<String, String> {
 }
 
 /// `cargo xtask qemu [--system PATH] [--timeout SECS]`: build the image (default: the end-to-end
-/// system), then boot it with the serial log on the terminal and in `build/out/serial.log`.
+/// system), say which description it boots, then boot it with the serial log on the terminal and
+/// in `build/out/serial.log`.
 pub fn qemu(args: &[String]) -> ExitCode {
+    let opts = match opts_or_exit(Cmd::Qemu, args) {
+        Ok(o) => o,
+        Err(code) => return code,
+    };
     let r = (|| {
-        let opts = parse_opts(args)?;
         let mut t = Timings::default();
-        let img = build_image(&opts, &one_system(&opts)?, &mut t)?;
+        let system = one_system(&opts)?;
+        let img = build_image(&opts, &system, &mut t)?;
+        eprintln!("xtask qemu: booting the system of {}", describe(&system));
         let run = t.step("boot under QEMU", || {
             qemu::boot(&img, &out_dir(), &opts.qemu)
         })?;
-        eprintln!("xtask qemu: {run}\n{}", t.summary());
+        eprintln!("xtask qemu: {}: {run}\n{}", system.display(), t.summary());
         Ok(())
     })();
     finish(r, "qemu")
@@ -243,8 +335,11 @@ pub fn qemu(args: &[String]) -> ExitCode {
 /// reports success through `isa-debug-exit`. Every system runs even after a failure, so one
 /// run shows every verdict.
 pub fn qemu_test(args: &[String]) -> ExitCode {
-    let r = (|| {
-        let opts = parse_opts(args)?;
+    let opts = match opts_or_exit(Cmd::QemuTest, args) {
+        Ok(o) => o,
+        Err(code) => return code,
+    };
+    let r: Result<(), String> = {
         let systems = if opts.systems.is_empty() {
             test_systems()
         } else {
@@ -287,6 +382,6 @@ pub fn qemu_test(args: &[String]) -> ExitCode {
         } else {
             Err(format!("failed: {}", failed.join(", ")))
         }
-    })();
+    };
     finish(r, "qemu-test")
 }

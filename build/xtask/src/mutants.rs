@@ -1,16 +1,40 @@
-//! `cargo xtask mutants [ARGS]`: mutation testing (cargo-mutants) of the driver code whose
+//! `cargo xtask mutants [-- ARGS]`: mutation testing (cargo-mutants) of the driver code whose
 //! mistakes the tests must notice: the teardown state machine, the open path and the ring
-//! reader, against the test packages that exercise them. Extra arguments go to `cargo mutants`
-//! as they are (`-j 2`, `--timeout-multiplier 3`, `--in-place`, `--re PATTERN`, `--list`, ...).
+//! reader, against the test packages that exercise them. The arguments after `--` go to
+//! `cargo mutants` as they are (`-j 2`, `--timeout-multiplier 3`, `--in-place`, `--re PATTERN`,
+//! `--list`, ...).
 //! cargo-mutants is installed from crates.io if it is missing. Not part of CI and not run by
 //! `cargo xtask test`: a full run (360 mutants) takes over an hour on two cores. Quicker: test
 //! in place with a sample and only the test targets that reach these files, e.g.
-//! `cargo xtask mutants --in-place --shard 0/3 --sharding round-robin
+//! `cargo xtask mutants -- --in-place --shard 0/3 --sharding round-robin
 //! --cargo-arg=--test=driver_teardown --cargo-arg=--test=ring_rules ...`.
 
 use std::process::{Command, ExitCode};
 
+use crate::args::{Arg, ArgError, Args, parse_or_exit};
 use crate::image::root;
+
+/// Usage of `cargo xtask mutants`.
+pub(crate) const USAGE: &str = "usage: cargo xtask mutants [-- CARGO-MUTANTS-ARGS...]
+Mutation testing (cargo-mutants) of the teardown state machine, the open path and the ring
+reader against the vmbus-driver and sim-system tests. Not in CI and not in `cargo xtask test`:
+a full run takes over an hour on two cores. Installs cargo-mutants from crates.io if missing.
+  -- ARGS...   passed to `cargo mutants` as they are, e.g. `-- -j 2 --in-place --shard 0/3`
+               (`-- --help` shows cargo-mutants' own options)
+  -h, --help   this text";
+
+/// Parses the arguments after `mutants`: only what follows `--`, which is returned.
+pub(crate) fn parse(args: &[String]) -> Result<Vec<String>, ArgError> {
+    let mut args = Args::new(args)?;
+    let mut extra = Vec::new();
+    while let Some(a) = args.next()? {
+        match a {
+            Arg::Rest(rest) => extra.extend_from_slice(rest),
+            other => return Err(other.unexpected()),
+        }
+    }
+    Ok(extra)
+}
 
 /// The mutated files, relative to the repository root.
 pub(crate) const FILES: &[&str] = &[
@@ -43,6 +67,10 @@ fn installed() -> bool {
 }
 
 pub fn main(args: &[String]) -> ExitCode {
+    let extra = match parse_or_exit("mutants", USAGE, parse(args)) {
+        Ok(e) => e,
+        Err(code) => return code,
+    };
     if !installed() {
         println!("== xtask mutants: installing cargo-mutants");
         let ok = Command::new("cargo")
@@ -55,7 +83,7 @@ pub fn main(args: &[String]) -> ExitCode {
         }
     }
     match Command::new("cargo")
-        .args(cargo_args(args))
+        .args(cargo_args(&extra))
         .current_dir(root())
         .status()
     {
@@ -93,6 +121,25 @@ mod tests {
                 "-j",
                 "2",
             ]
+        );
+    }
+
+    #[test]
+    fn only_arguments_after_the_separator_pass_through() {
+        let line = crate::args::line;
+        assert_eq!(
+            parse(&line(&["--", "-j", "2", "--help"])),
+            Ok(line(&["-j", "2", "--help"]))
+        );
+        assert_eq!(parse(&line(&[])), Ok(vec![]));
+        assert_eq!(parse(&line(&["--help", "--", "-j"])), Err(ArgError::Help));
+        assert_eq!(
+            parse(&line(&["-j", "2"])),
+            Err(ArgError::Unknown("-j".into()))
+        );
+        assert_eq!(
+            parse(&line(&["--in-place"])),
+            Err(ArgError::Unknown("--in-place".into()))
         );
     }
 

@@ -20,22 +20,17 @@ use std::process::ExitCode;
 
 use log::error;
 
-use options::{OptionError, Options, USAGE};
+use crate::args::parse_or_exit;
+pub(crate) use options::parse as parse_options;
+use options::{Options, USAGE};
 use report::Report;
 use scenario::{RunError, Runner};
 
 /// Entry point of `cargo xtask run [options]`.
 pub fn main(args: &[String]) -> ExitCode {
-    let opts = match options::parse(args) {
+    let opts = match parse_or_exit("run", USAGE, parse_options(args)) {
         Ok(o) => o,
-        Err(OptionError::Help) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("{e}\n{USAGE}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     logger::init(logger::level_for(opts.verbosity));
     let mut stdout = std::io::stdout();

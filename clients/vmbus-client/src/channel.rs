@@ -2,6 +2,7 @@
 //! channel's status record checked before every ring access.
 
 use vmbus_driver::control::{ChannelHandle, ChannelStatus, Request, Response, StatusRecord};
+use vmbus_driver::ids::RelId;
 use vmbus_driver::ring::{PacketType, RingError, RingMem, RingReader, RingWriter};
 
 use crate::client::{call, close_handle, status};
@@ -74,7 +75,7 @@ impl<M: RingMem> Channel<M> {
 
     /// The channel's relid.
     #[must_use]
-    pub const fn relid(&self) -> u32 {
+    pub const fn relid(&self) -> RelId {
         self.handle.relid
     }
 

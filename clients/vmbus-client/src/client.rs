@@ -6,6 +6,7 @@ use vmbus_driver::control::{
     decode_frame, encode_frame, frame_len, status_offset,
 };
 use vmbus_driver::guid::Guid;
+use vmbus_driver::ids::{RelId, SlotId};
 use vmbus_driver::ring::{RingReader, RingWriter};
 
 use crate::channel::Channel;
@@ -46,9 +47,8 @@ pub fn call<E: ClientEnv>(env: &mut E, request: &Request) -> Result<Response, Cl
 ///
 /// # Errors
 /// [`ClientError::UnexpectedResponse`] for a slot outside the status table or an unknown state.
-pub fn status<E: ClientEnv>(env: &mut E, slot: u16) -> Result<StatusRecord, ClientError> {
-    let slot = usize::from(slot);
-    if slot >= vmbus_driver::control::MAX_SLOTS {
+pub fn status<E: ClientEnv>(env: &mut E, slot: SlotId) -> Result<StatusRecord, ClientError> {
+    if slot.index() >= vmbus_driver::control::MAX_SLOTS {
         return Err(ClientError::UnexpectedResponse);
     }
     let mut b = [0u8; STATUS_RECORD_SIZE];
@@ -67,7 +67,7 @@ pub fn list_offers<E: ClientEnv>(
     class: Option<Guid>,
 ) -> Result<OfferList, ClientError> {
     let mut out = OfferList::new();
-    let mut start = 0u16;
+    let mut start = RelId(0);
     loop {
         let (offers, next) = match call(env, &Request::ListOffers { start })? {
             Response::Offers { offers, next } => (offers, next),
@@ -131,7 +131,7 @@ impl PendingOpen {
             ChannelStatus::Open => {
                 let layout = env.window();
                 let base = layout
-                    .slot_base(usize::from(self.handle.slot))
+                    .slot_base(self.handle.slot)
                     .ok_or(ClientError::UnexpectedResponse)?;
                 let out = usize::from(self.out_pages);
                 let inb = usize::from(self.in_pages);
@@ -166,7 +166,7 @@ impl PendingOpen {
 /// [`ClientError::BadRingSize`] before any request; the driver's refusal.
 pub fn start_open<E: ClientEnv>(
     env: &mut E,
-    relid: u32,
+    relid: RelId,
     out_pages: u16,
     in_pages: u16,
 ) -> Result<PendingOpen, ClientError> {
@@ -194,7 +194,7 @@ pub fn start_open<E: ClientEnv>(
 /// the open) when the environment reports that no notification will come.
 pub fn open<E: ClientEnv>(
     env: &mut E,
-    relid: u32,
+    relid: RelId,
     out_pages: u16,
     in_pages: u16,
 ) -> Result<Channel<E::Mem>, ClientError> {

@@ -4,6 +4,7 @@
 //! address, the PD's notification, and the window's mapped pages; in the simulation every access
 //! goes through the client PD's VSpace in the kernel model.
 
+use vmbus_driver::ids::SlotId;
 use vmbus_driver::ring::RingMem;
 
 /// How the client's channel window is split: `max_channels` equal slots of `pages /
@@ -28,9 +29,9 @@ impl WindowLayout {
 
     /// First window page of slot `slot`, or `None` for a slot outside the window.
     #[must_use]
-    pub const fn slot_base(&self, slot: usize) -> Option<usize> {
-        if slot < self.max_channels {
-            Some(slot * self.slot_pages())
+    pub const fn slot_base(&self, slot: SlotId) -> Option<usize> {
+        if slot.index() < self.max_channels {
+            Some(slot.index() * self.slot_pages())
         } else {
             None
         }

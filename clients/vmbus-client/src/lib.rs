@@ -34,3 +34,4 @@ pub use client::{
 pub use env::{ClientEnv, WindowLayout};
 pub use error::ClientError;
 pub use vmbus_driver::control::{ChannelHandle, ChannelStatus, OfferInfo, StatusRecord};
+pub use vmbus_driver::ids::{RelId, SlotId};

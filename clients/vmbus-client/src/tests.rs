@@ -12,16 +12,17 @@ use std::vec;
 use std::vec::Vec;
 
 use vmbus_driver::control::{
-    self, CONTROL_PAGE_SIZE, ChannelHandle, ChannelStatus, OfferInfo, REQUEST_AREA, REQUEST_OFFSET,
-    RESPONSE_AREA, RESPONSE_OFFSET, Request, Response, StatusRecord, decode_frame, encode_frame,
-    status_offset,
+    self, ChannelHandle, ChannelStatus, OfferInfo, REQUEST_AREA, REQUEST_OFFSET, RESPONSE_AREA,
+    RESPONSE_OFFSET, Request, Response, StatusRecord, decode_frame, encode_frame, status_offset,
 };
 use vmbus_driver::guid::Guid;
+use vmbus_driver::hv::PAGE_SIZE;
+use vmbus_driver::ids::{RelId, SlotId};
 use vmbus_driver::ring::{Control, HEADER_SIZE, RingError, RingMem, RingReader, RingWriter};
 
 use crate::{ClientEnv, ClientError, WindowLayout, list_offers, open, start_open};
 
-const PAGE: usize = 4096;
+const PAGE: usize = PAGE_SIZE;
 const CLASS_A: Guid = Guid([0xa; 16]);
 const CLASS_B: Guid = Guid([0xb; 16]);
 
@@ -87,13 +88,13 @@ enum OnWait {
 
 #[derive(Debug)]
 struct TestEnv {
-    control: [u8; CONTROL_PAGE_SIZE],
+    control: [u8; PAGE_SIZE],
     win: Rc<Window>,
     layout: WindowLayout,
     offers: Vec<OfferInfo>,
     per_page: usize,
     /// Force the `next` cursor of every Offers response (to test a confused driver).
-    forced_next: Option<Option<u16>>,
+    forced_next: Option<Option<RelId>>,
     /// Answer every request with this response instead.
     forced_response: Option<Response>,
     /// Write this raw length word as the response instead of a frame.
@@ -102,7 +103,7 @@ struct TestEnv {
     pending: Option<ChannelHandle>,
     on_wait: OnWait,
     next_generation: u32,
-    slot_for_open: u16,
+    slot_for_open: SlotId,
     notifications: VecDeque<u64>,
 }
 
@@ -113,7 +114,7 @@ impl TestEnv {
             max_channels: 4,
         };
         Self {
-            control: [0; CONTROL_PAGE_SIZE],
+            control: [0; PAGE_SIZE],
             win: Rc::new(Window {
                 bytes: RefCell::new(vec![0; layout.pages * PAGE]),
                 accesses: Cell::new(0),
@@ -128,18 +129,18 @@ impl TestEnv {
             pending: None,
             on_wait: OnWait::Complete(ChannelStatus::Open),
             next_generation: 7,
-            slot_for_open: 1,
+            slot_for_open: SlotId(1),
             notifications: VecDeque::new(),
         }
     }
 
-    fn set_status(&mut self, slot: u16, generation: u32, state: ChannelStatus, events: u32) {
+    fn set_status(&mut self, slot: SlotId, generation: u32, state: ChannelStatus, events: u32) {
         let rec = StatusRecord {
             generation,
             state,
             event_count: events,
         };
-        let at = status_offset(usize::from(slot));
+        let at = status_offset(slot);
         self.control[at..at + 16].copy_from_slice(&rec.to_bytes());
     }
 
@@ -150,11 +151,11 @@ impl TestEnv {
         match req {
             Request::ListOffers { start } => {
                 let mut offers = heapless::Vec::new();
-                let mut rest = self.offers.iter().filter(|o| o.relid >= u32::from(start));
+                let mut rest = self.offers.iter().filter(|o| o.relid >= start);
                 for o in rest.by_ref().take(self.per_page) {
                     offers.push(*o).unwrap();
                 }
-                let next = rest.next().map(|o| o.relid as u16);
+                let next = rest.next().map(|o| o.relid);
                 Response::Offers {
                     offers,
                     next: self.forced_next.unwrap_or(next),
@@ -184,7 +185,7 @@ impl TestEnv {
     /// The host's view of the channel in `slot` with the given ring sizes.
     fn host_rings(
         &self,
-        slot: usize,
+        slot: SlotId,
         out: usize,
         inb: usize,
     ) -> (RingReader<TestMem>, RingWriter<TestMem>) {
@@ -270,7 +271,7 @@ impl ClientEnv for TestEnv {
 
 fn offer(relid: u32, class: Guid) -> OfferInfo {
     OfferInfo {
-        relid,
+        relid: RelId(relid),
         class: class.0,
         instance: [relid as u8; 16],
         sub_channel_index: 0,
@@ -285,14 +286,14 @@ fn list_offers_pages_through_the_driver_and_keeps_only_the_class() {
         .map(|r| offer(r, if r % 3 == 0 { CLASS_B } else { CLASS_A }))
         .collect();
     let a = list_offers(&mut env, Some(CLASS_A)).unwrap();
-    let relids: Vec<u32> = a.iter().map(|o| o.relid).collect();
+    let relids: Vec<u32> = a.iter().map(|o| o.relid.0).collect();
     assert_eq!(relids, [1, 2, 4, 5, 7, 8, 10]);
     // 10 offers, 3 per page: four requests, starting at 0, 4, 7, 10.
-    let starts: Vec<u16> = env
+    let starts: Vec<u32> = env
         .requests
         .iter()
         .map(|r| match r {
-            Request::ListOffers { start } => *start,
+            Request::ListOffers { start } => start.0,
             _ => panic!("unexpected request {r:?}"),
         })
         .collect();
@@ -305,7 +306,7 @@ fn list_offers_pages_through_the_driver_and_keeps_only_the_class() {
 fn list_offers_stops_on_a_cursor_that_does_not_advance() {
     let mut env = TestEnv::new();
     env.offers = vec![offer(5, CLASS_A)];
-    env.forced_next = Some(Some(0));
+    env.forced_next = Some(Some(RelId(0)));
     assert_eq!(
         list_offers(&mut env, None),
         Err(ClientError::UnexpectedResponse)
@@ -317,26 +318,26 @@ fn list_offers_stops_on_a_cursor_that_does_not_advance() {
 fn open_waits_for_the_status_record_and_maps_rings_at_the_slot() {
     let mut env = TestEnv::new();
     env.offers = vec![offer(9, CLASS_A)];
-    let mut ch = open(&mut env, 9, 3, 2).unwrap();
+    let mut ch = open(&mut env, RelId(9), 3, 2).unwrap();
     assert_eq!(
         ch.handle(),
         ChannelHandle {
-            slot: 1,
-            relid: 9,
+            slot: SlotId(1),
+            relid: RelId(9),
             generation: 7
         }
     );
     assert_eq!(
         env.requests[0],
         Request::Open {
-            relid: 9,
+            relid: RelId(9),
             out_ring_pages: 3,
             in_ring_pages: 2
         }
     );
     // Slot 1 of a 32-page, 4-slot window starts at page 8: the host finds the packet there.
     ch.send(&mut env, b"ping-pong").unwrap();
-    let (mut host_rx, _) = env.host_rings(1, 3, 2);
+    let (mut host_rx, _) = env.host_rings(SlotId(1), 3, 2);
     let mut batch = host_rx.batch().unwrap();
     let p = batch.next_packet().unwrap().unwrap();
     let mut got = [0u8; 16];
@@ -352,7 +353,10 @@ fn a_failed_open_is_reported_as_open_failed() {
     let mut env = TestEnv::new();
     env.offers = vec![offer(9, CLASS_A)];
     env.on_wait = OnWait::Complete(ChannelStatus::Failed);
-    assert_eq!(open(&mut env, 9, 2, 2).err(), Some(ClientError::OpenFailed));
+    assert_eq!(
+        open(&mut env, RelId(9), 2, 2).err(),
+        Some(ClientError::OpenFailed)
+    );
 }
 
 #[test]
@@ -361,7 +365,7 @@ fn an_open_rescinded_before_completion_is_channel_gone() {
     env.offers = vec![offer(9, CLASS_A)];
     env.on_wait = OnWait::Complete(ChannelStatus::Gone);
     assert_eq!(
-        open(&mut env, 9, 2, 2).err(),
+        open(&mut env, RelId(9), 2, 2).err(),
         Some(ClientError::ChannelGone)
     );
 }
@@ -372,10 +376,12 @@ fn an_open_without_completion_is_cancelled() {
     env.offers = vec![offer(9, CLASS_A)];
     env.on_wait = OnWait::Nothing;
     assert_eq!(
-        open(&mut env, 9, 2, 2).err(),
+        open(&mut env, RelId(9), 2, 2).err(),
         Some(ClientError::NoCompletion)
     );
-    assert!(matches!(env.requests.last(), Some(Request::Close { handle }) if handle.relid == 9));
+    assert!(
+        matches!(env.requests.last(), Some(Request::Close { handle }) if handle.relid == RelId(9))
+    );
 }
 
 #[test]
@@ -385,20 +391,20 @@ fn ring_sizes_that_cannot_fit_the_slot_are_refused_before_asking() {
     // 8 pages per slot.
     for (out, inb) in [(1, 2), (2, 1), (5, 4), (0, 0)] {
         assert_eq!(
-            start_open(&mut env, 9, out, inb).err(),
+            start_open(&mut env, RelId(9), out, inb).err(),
             Some(ClientError::BadRingSize),
             "{out}+{inb}"
         );
     }
     assert!(env.requests.is_empty());
-    assert!(start_open(&mut env, 9, 4, 4).is_ok());
+    assert!(start_open(&mut env, RelId(9), 4, 4).is_ok());
 }
 
 #[test]
 fn driver_refusals_keep_their_reason() {
     let mut env = TestEnv::new();
     assert_eq!(
-        start_open(&mut env, 3, 2, 2).err(),
+        start_open(&mut env, RelId(3), 2, 2).err(),
         Some(ClientError::Refused(control::ClientError::NoSuchOffer))
     );
     env.forced_response = Some(Response::Error(control::ClientError::NotConnected));
@@ -430,7 +436,7 @@ fn a_response_length_past_the_area_is_refused() {
 fn send_asks_for_a_signal_only_when_the_ring_writer_says_so() {
     let mut env = TestEnv::new();
     env.offers = vec![offer(9, CLASS_A)];
-    let mut ch = open(&mut env, 9, 2, 2).unwrap();
+    let mut ch = open(&mut env, RelId(9), 2, 2).unwrap();
     ch.send(&mut env, b"one").unwrap();
     assert_eq!(env.signals(), 1, "empty ring, mask clear: signal");
     ch.send(&mut env, b"two").unwrap();
@@ -440,7 +446,7 @@ fn send_asks_for_a_signal_only_when_the_ring_writer_says_so() {
         "host has not read the first packet: no signal"
     );
     // The host drains and masks interrupts while it polls.
-    let (mut host_rx, _) = env.host_rings(1, 2, 2);
+    let (mut host_rx, _) = env.host_rings(SlotId(1), 2, 2);
     let batch = host_rx.batch().unwrap();
     let mut batch = batch;
     while batch.next_packet().unwrap().is_some() {}
@@ -456,10 +462,10 @@ fn send_asks_for_a_signal_only_when_the_ring_writer_says_so() {
 fn recv_copies_packets_and_keeps_one_that_does_not_fit() {
     let mut env = TestEnv::new();
     env.offers = vec![offer(9, CLASS_A)];
-    let mut ch = open(&mut env, 9, 2, 2).unwrap();
+    let mut ch = open(&mut env, RelId(9), 2, 2).unwrap();
     let mut buf = [0u8; 64];
     assert_eq!(ch.recv(&mut env, &mut buf).unwrap(), None);
-    let (_, mut host_tx) = env.host_rings(1, 2, 2);
+    let (_, mut host_tx) = env.host_rings(SlotId(1), 2, 2);
     let mut batch = host_tx.batch().unwrap();
     batch.write_inband(77, true, &[5u8; 24]).unwrap();
     batch.write_inband(78, false, b"hi").unwrap();
@@ -486,7 +492,7 @@ fn recv_copies_packets_and_keeps_one_that_does_not_fit() {
 fn a_gone_channel_fails_without_touching_its_ring() {
     let mut env = TestEnv::new();
     env.offers = vec![offer(9, CLASS_A)];
-    let mut ch = open(&mut env, 9, 2, 2).unwrap();
+    let mut ch = open(&mut env, RelId(9), 2, 2).unwrap();
     let h = ch.handle();
     env.set_status(h.slot, h.generation + 1, ChannelStatus::Gone, 0);
     let before = env.win.accesses.get();
@@ -513,7 +519,7 @@ fn a_gone_channel_fails_without_touching_its_ring() {
 fn events_are_counted_from_the_status_record() {
     let mut env = TestEnv::new();
     env.offers = vec![offer(9, CLASS_A)];
-    let mut ch = open(&mut env, 9, 2, 2).unwrap();
+    let mut ch = open(&mut env, RelId(9), 2, 2).unwrap();
     let h = ch.handle();
     assert_eq!(ch.take_events(&mut env), Ok(0));
     env.set_status(h.slot, h.generation, ChannelStatus::Open, 3);
@@ -530,8 +536,8 @@ fn events_are_counted_from_the_status_record() {
 fn a_host_that_corrupts_the_inbound_ring_gets_an_error_not_a_crash() {
     let mut env = TestEnv::new();
     env.offers = vec![offer(9, CLASS_A)];
-    let mut ch = open(&mut env, 9, 2, 2).unwrap();
-    let (_, host_tx) = env.host_rings(1, 2, 2);
+    let mut ch = open(&mut env, RelId(9), 2, 2).unwrap();
+    let (_, host_tx) = env.host_rings(SlotId(1), 2, 2);
     host_tx
         .mem()
         .store(Control::WriteIndex, 13, Ordering::Relaxed);
@@ -553,7 +559,7 @@ fn a_host_that_corrupts_the_inbound_ring_gets_an_error_not_a_crash() {
 fn close_sends_the_handle() {
     let mut env = TestEnv::new();
     env.offers = vec![offer(9, CLASS_A)];
-    let ch = open(&mut env, 9, 2, 2).unwrap();
+    let ch = open(&mut env, RelId(9), 2, 2).unwrap();
     let h = ch.handle();
     ch.close(&mut env).unwrap();
     assert_eq!(env.requests.last(), Some(&Request::Close { handle: h }));

@@ -10,11 +10,25 @@ pub const MAX_CHANNEL: u8 = 23;
 /// a handler that must not block (a fault report is answered first).
 pub const SELF_CHANNEL: u8 = MAX_CHANNEL + 1;
 
+/// The page size every address, size and window of the image counts in (`sel4::PAGE_SIZE`).
+pub const PAGE: u64 = sel4::PAGE_SIZE as u64;
+
 /// Where the root task maps each PD's IPC buffer (below `sel4::mem::REGION_START`).
 pub const IPC_BUFFER: u64 = 0x1000_0000;
 
 /// Size of the IPC buffer: one 4 KiB page.
-pub const IPC_BUFFER_SIZE: u64 = sel4::PAGE_SIZE as u64;
+pub const IPC_BUFFER_SIZE: u64 = PAGE;
+
+/// Where the root task maps each PD's info page (`pd-info`), read-only: right after the IPC
+/// buffer, below the run-time mapping range.
+pub const INFO_PAGE: u64 = IPC_BUFFER + IPC_BUFFER_SIZE;
+
+/// The start of the run-time mapping range (`sel4::mem::REGION_START`) and its end (4 GiB):
+/// everything mapped by the description or at run time (shared regions, pools, windows) lies in
+/// `REGION_START..REGION_END`.
+pub const REGION_START: u64 = sel4::mem::REGION_START as u64;
+/// First address past the run-time mapping range (`sel4::mem::REGION_END`).
+pub const REGION_END: u64 = sel4::mem::REGION_END as u64;
 
 /// Where a VMBus client's window may lie, and how large it may be: the rule that
 /// `cargo xtask check` (sysdesc) applies to descriptions and the root task to its system table.
@@ -22,19 +36,19 @@ pub const IPC_BUFFER_SIZE: u64 = sel4::PAGE_SIZE as u64;
 /// A window holds pages mapped at run time, so it lies in the run-time mapping range
 /// `sel4::mem::REGION_START..REGION_END` ([`window::START`]`..`[`window::END`]): below it are
 /// the program (linked at 0x400000), its stack, the IPC buffer ([`IPC_BUFFER`]) and the PD info
-/// page (`pd_info::VADDR`); the range ends at 4 GiB because seL4 5.0.0 reports the address of a
+/// page ([`INFO_PAGE`]); the range ends at 4 GiB because seL4 5.0.0 reports the address of a
 /// VM fault in 32 bits, and a fault in a revoked window must be attributed to that window. A
 /// window is no larger than the driver's whole ring-page pool: it could never be filled beyond
 /// it. Channel ids are bounded by [`MAX_CHANNEL`], which `cargo xtask check` applies as well.
 pub mod window {
     use super::{IPC_BUFFER, IPC_BUFFER_SIZE};
 
-    /// First address a window may use (`sel4::mem::REGION_START`).
-    pub const START: u64 = sel4::mem::REGION_START as u64;
-    /// First address past the range (`sel4::mem::REGION_END`, 4 GiB).
-    pub const END: u64 = sel4::mem::REGION_END as u64;
+    /// First address a window may use ([`super::REGION_START`]).
+    pub const START: u64 = super::REGION_START;
+    /// First address past the range ([`super::REGION_END`], 4 GiB).
+    pub const END: u64 = super::REGION_END;
     /// The page size windows and pools count in.
-    pub const PAGE: u64 = sel4::PAGE_SIZE as u64;
+    pub const PAGE: u64 = super::PAGE;
 
     /// Why a window cannot be placed where it is.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,6 +124,8 @@ pub mod slot {
     pub const VSPACE_CAP_BASE: u64 = 100;
     /// First slot the PD may use freely.
     pub const FREE_BASE: u64 = 128;
+    /// Most `cap_vspace` slots: `slot="N"` needs `N` below this.
+    pub const MAX_VSPACE_CAPS: u64 = FREE_BASE - VSPACE_CAP_BASE;
     /// First slot after the free range.
     pub const FREE_END: u64 = 256;
     /// Original frame capabilities of the pool: `POOL_BASE + page`.
@@ -161,6 +177,8 @@ const _: () = {
     assert!(slot::FREE_END <= slot::POOL_BASE && slot::POOL_BASE <= 1 << slot::MIN_RADIX);
     // The pool of system.xml (8192 pages) fits a CNode of 2^15 slots.
     assert!(slot::cnode_radix(8192) == 15 && slot::copy(8192, 8191, 1) < 1 << 15);
+    // The info page sits between the IPC buffer and the run-time range.
+    assert!(INFO_PAGE + PAGE <= REGION_START);
     let channel_bits = (1u64 << (SELF_CHANNEL + 1)) - 1;
     assert!(channel_bits & (badge::PPCALL | badge::FAULT | badge::MONITOR) == 0);
     assert!(badge::PPCALL < 1 << 28 && badge::FAULT < 1 << 28 && badge::MONITOR < 1 << 28);

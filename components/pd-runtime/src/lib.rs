@@ -16,6 +16,8 @@
 
 pub mod layout;
 
+/// The configuration types a PD's build script generates (`$OUT_DIR/config.rs`).
+pub use pd_config as config;
 pub use sel4::{Message, println};
 
 use layout::{badge, slot};
@@ -138,16 +140,32 @@ pub fn run<H: Handler>(mut h: H) -> ! {
     }
 }
 
-static POOL_PAGES: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+static PD_INDEX: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
 
 /// Records the start parameter (called by [`protection_domain!`] before `init`).
 pub fn set_start_param(param: usize) {
-    POOL_PAGES.store(param, core::sync::atomic::Ordering::Relaxed);
+    PD_INDEX.store(param, core::sync::atomic::Ordering::Relaxed);
 }
 
-/// The number of pages of this PD's pool (0: none), as the root task laid out its CSpace for.
-pub fn pool_pages() -> usize {
-    POOL_PAGES.load(core::sync::atomic::Ordering::Relaxed)
+/// This PD's index in the system description, as the root task passed it at start.
+pub fn pd_index() -> usize {
+    PD_INDEX.load(core::sync::atomic::Ordering::Relaxed)
+}
+
+/// This PD's own entry of `configs` (the generated `CONFIGS` of its program: one entry per PD
+/// that runs the program), chosen by [`pd_index`].
+///
+/// # Panics
+/// When no entry has this PD's index: the program was built for another description than the
+/// root task's table (`cargo xtask image` builds both from one).
+pub fn own_config(configs: &'static [config::PdConfig]) -> &'static config::PdConfig {
+    match config::select(configs, pd_index()) {
+        Some(c) => c,
+        None => panic!(
+            "no configuration for PD index {}: program and root task built from different descriptions",
+            pd_index()
+        ),
+    }
 }
 
 /// Declares a PD program: `pd_runtime::protection_domain!(init)` where `init() -> impl Handler`

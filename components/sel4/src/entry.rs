@@ -2,8 +2,9 @@
 //!
 //! `_start` (assembly, target builds only) switches to a stack in the program's `.bss` and calls
 //! [`rust_start`] with the first two argument registers: the boot-information pointer for the
-//! root task (0 for PDs), and for PDs a parameter word the root task sets (the size of the PD's
-//! pool). The program names its main function with [`declare_main!`].
+//! root task (0 for PDs), and for PDs a parameter word the root task sets (the PD's index in the
+//! system, by which it finds its generated configuration). The program names its main function
+//! with [`declare_main!`].
 
 use sel4_sys::bootinfo::BootInfo;
 

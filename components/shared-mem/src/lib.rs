@@ -18,7 +18,8 @@
 //!   assembly, so under Miri (and on other targets) the word copies serve every access.
 //! * Every data access is bounds-checked against the data size given at construction, so no value
 //!   can make this crate touch memory outside the ring.
-//! * The tests run under Miri: `cargo +nightly miri test -p shared-mem`.
+//! * The tests run under Miri: `cargo +nightly-2026-05-20 miri test -p shared-mem --features heap`
+//!   (the nightly `cargo xtask test` pins).
 #![no_std]
 #![allow(unsafe_code)]
 

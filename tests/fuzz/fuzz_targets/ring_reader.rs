@@ -2,7 +2,8 @@
 //! writer, which reads the peer's read index). Nothing the peer writes may panic, index out of
 //! bounds or loop without end; bad data must come back as `RingError::Corrupt`.
 //!
-//! Run: `cd tests/fuzz && cargo +nightly fuzz run ring_reader`
+//! Run from the repository root: `cargo +nightly-2026-05-20 fuzz run --fuzz-dir tests/fuzz
+//! ring_reader`.
 #![no_main]
 
 use core::sync::atomic::{AtomicU64, Ordering};

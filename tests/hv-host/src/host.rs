@@ -302,8 +302,12 @@ impl Host {
                 if conn != vmbus_driver::version::MESSAGE_CONNECTION_ID {
                     return self.refuse(HvStatus::INVALID_CONNECTION_ID);
                 }
+                // QEMU knows the types up to UNLOAD_RESPONSE.
+                let known = MessageType::OFFERCHANNEL.0..=MessageType::UNLOAD_RESPONSE.0;
                 let t = msg::MessageHeader::read(payload).map(|h| h.msgtype.0);
-                if input.message_type() != HvMessageType::VMBUS || !matches!(t, Some(1..=17)) {
+                if input.message_type() != HvMessageType::VMBUS
+                    || !t.is_some_and(|t| known.contains(&t))
+                {
                     return self.refuse(HvStatus::INVALID_HYPERCALL_INPUT);
                 }
             }

@@ -48,7 +48,7 @@ impl LogRecord {
     const EMPTY: Self = Self {
         seq: 0,
         dir: Direction::Sent,
-        msgtype: MessageType(0),
+        msgtype: MessageType::INVALID,
         connection: ConnectionId(0),
         relid: None,
         gpadl: None,

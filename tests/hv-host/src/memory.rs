@@ -9,10 +9,8 @@ use core::cell::{Cell, RefCell};
 use core::fmt;
 use core::sync::atomic::{Ordering, fence};
 
+use vmbus_driver::hv::PAGE_SIZE;
 use vmbus_driver::ring::{Control, RingMem};
-
-/// Size of a hypervisor page.
-pub const PAGE_SIZE: usize = 4096;
 
 /// Why a guest-memory access failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,10 +5,10 @@ use crate::error::Error;
 use crate::ids::{FrameId, SlotRef, UntypedId};
 use crate::sim::Sim;
 
-/// Size of a frame in bytes.
-pub const PAGE_SIZE: usize = 4096;
+/// Size of a frame in bytes: the seL4 x86-64 small page.
+pub use sel4::PAGE_SIZE;
 /// log2 of [`PAGE_SIZE`].
-pub const PAGE_BITS: u32 = 12;
+pub const PAGE_BITS: u32 = PAGE_SIZE.trailing_zeros();
 
 /// A frame object: its simulated physical address and its bytes.
 #[derive(Debug)]

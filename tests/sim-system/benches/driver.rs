@@ -89,12 +89,22 @@ fn class_of(i: usize) -> Guid {
 }
 
 /// A description with [`CLIENTS`] clients of [`SLOTS`] slots each (4 pages per slot) and a pool
-/// big enough for every relid's two 2-page rings.
-fn dispatch_description() -> String {
+/// big enough for every relid's two 2-page rings, and its VMBus companion.
+fn dispatch_description() -> (String, String) {
+    let mut regions = String::new();
+    let mut driver_maps = String::new();
     let mut caps = String::new();
     let mut pds = String::new();
     let mut channels = String::new();
+    let mut clients = String::new();
     for i in 0..CLIENTS {
+        regions.push_str(&format!(
+            r#"<memory_region name="control{i}" size="0x1000" />"#
+        ));
+        driver_maps.push_str(&format!(
+            r#"<map mr="control{i}" vaddr="{:#x}" />"#,
+            0x3000_0000 + i * 0x1000
+        ));
         caps.push_str(&format!(
             "<cap_vspace slot=\"{}\" pd=\"c{i}\" />",
             VSPACE_SLOT + i
@@ -102,37 +112,52 @@ fn dispatch_description() -> String {
         pds.push_str(&format!(
             r#"<protection_domain name="c{i}" priority="100">
                 <program_image path="c{i}.elf" />
-                <vmbus_client driver_channel="0" window_vaddr="0x40000000" window_size="{:#x}" max_channels="{SLOTS}">
-                    <vmbus_device class="{}" />
-                </vmbus_client>
-            </protection_domain>"#,
-            SLOTS * 4 * 4096,
-            class_of(i)
+                <map mr="control{i}" vaddr="0x30000000" />
+            </protection_domain>"#
         ));
         channels.push_str(&format!(
             r#"<channel><end pd="c{i}" id="0" pp="true" /><end pd="d" id="{}" /></channel>"#,
             i + 1
         ));
+        clients.push_str(&format!(
+            r#"<client pd="c{i}" driver_channel="0" window_vaddr="0x40000000" window_size="{:#x}" max_channels="{SLOTS}" control="control{i}">
+                <device class="{}" />
+            </client>"#,
+            SLOTS * 4 * 4096,
+            class_of(i)
+        ));
     }
-    format!(
+    let xml = format!(
         r#"<system>
+            {regions}
             <protection_domain name="d" priority="200">
                 <program_image path="d.elf" />
+                {driver_maps}
                 <cspace>{caps}</cspace>
-                <vmbus_driver pool_pages="8192" />
             </protection_domain>
             {pds}
             {channels}
         </system>"#
-    )
+    );
+    let vm = format!(
+        r#"<vmbus system="dispatch.xml">
+            <driver pd="d" pool_pages="8192" pool_vaddr="0x40000000" />
+            {clients}
+        </vmbus>"#
+    );
+    (xml, vm)
 }
 
 /// A world of the dispatch description with `n` channels open (2 + 2 ring pages each), and the
 /// open relids.
 fn world_with_open_channels(n: usize) -> (World, Vec<RelId>) {
     assert!(n <= MAX_CHANNELS);
-    let xml = dispatch_description();
-    let sys = sysdesc::parse_and_validate("dispatch.xml", &xml).expect("valid description");
+    let (xml, vm) = dispatch_description();
+    let sys = sysdesc::parse_and_validate_pair(
+        sysdesc::Source::new("dispatch.xml", &xml),
+        sysdesc::Source::new("dispatch.vmbus.xml", &vm),
+    )
+    .expect("valid description");
     let inst = Instance::build(&sys, SimConfig::default()).expect("instantiates");
     let mut w = World::new(inst, &WorldConfig::default());
     // One device per client: a primary and enough sub-channels for n relids in all.
@@ -166,7 +191,7 @@ fn world_with_open_channels(n: usize) -> (World, Vec<RelId>) {
             .find(|&i| class_of(i) == row.class)
             .expect("a client serves the class");
         let id = ClientId(c as u16);
-        w.as_client(id, |ctx| open(ctx, row.relid.0, 2, 2))
+        w.as_client(id, |ctx| open(ctx, row.relid, 2, 2))
             .unwrap_or_else(|e| panic!("open {}: {e}", row.relid));
         open_relids.push(row.relid);
     }
@@ -375,8 +400,7 @@ fn rescind_to_reuse(sim: SimConfig) -> ReuseCost {
     w.run_until(|w| w.driver_channels().len() == 1, 200)
         .expect("offer");
     let relid = w.driver_channels()[0].relid;
-    w.as_client(id, |ctx| open(ctx, relid.0, 4, 4))
-        .expect("open");
+    w.as_client(id, |ctx| open(ctx, relid, 4, 4)).expect("open");
     let frames = |w: &World| -> Vec<u64> {
         let gpadl = w.host().channel(relid).and_then(|c| c.ring_gpadl);
         let mut v = gpadl
@@ -403,7 +427,7 @@ fn rescind_to_reuse(sim: SimConfig) -> ReuseCost {
         .expect("re-offer");
     let c2 = w.sim_counters();
     let relid2 = w.driver_channels()[0].relid;
-    w.as_client(id, |ctx| open(ctx, relid2.0, 4, 4))
+    w.as_client(id, |ctx| open(ctx, relid2, 4, 4))
         .expect("reopen");
     let c3 = w.sim_counters();
     assert_eq!(
@@ -446,9 +470,7 @@ fn heartbeat_world() -> (World, ClientId, RelId) {
 /// One open/close cycle: open (blocking), close, then the world runs until the teardown has
 /// finished and the relid is offered again with its pages back in the pool.
 fn open_close(w: &mut World, id: ClientId, relid: RelId, free: usize) {
-    let ch = w
-        .as_client(id, |ctx| open(ctx, relid.0, 4, 4))
-        .expect("open");
+    let ch = w.as_client(id, |ctx| open(ctx, relid, 4, 4)).expect("open");
     w.as_client(id, |ctx| ch.close(ctx)).expect("close");
     w.run_until(
         |w| {

@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use sel4_sim::{
-    CapPtr, CapRights, ClientSetup, DriverSetup, FrameId, IrqSetup, PdId, SLOT_VSPACE, Sim,
-    SimConfig, SimKernel, SlotRef,
+    CapPtr, CapRights, ClientSetup, DriverSetup, IrqSetup, PdId, SLOT_VSPACE, Sim, SimConfig,
+    SimKernel, SlotRef,
 };
+use sysdesc::config::{DriverConfig, pd_config};
 use sysdesc::model::{CapKind, System};
 use vmbus_driver::guid::Guid;
 use vmbus_driver::ids::{ClientId, PageId};
@@ -18,9 +19,7 @@ use crate::instance::{
     ChannelInstance, ClientInfo, EndInstance, Instance, PfnMap, PoolInfo, RegionInstance,
     load_repository_system,
 };
-use crate::layout::{
-    CLIENT_CONTROL_VADDR, DRIVER_CONTROL_VADDR, DRIVER_POOL_VADDR, PAGE, VMBUS_IRQ, overlaps,
-};
+use crate::layout::{PAGE, VMBUS_IRQ};
 
 fn kernel_err(step: BuildStep, index: usize) -> impl Fn(sel4_sim::Error) -> BuildError {
     move |error| BuildError::Kernel { step, index, error }
@@ -37,28 +36,6 @@ fn rights_of(p: sysdesc::model::Perms) -> CapRights {
         grant: false,
         grant_reply: false,
     }
-}
-
-fn parse_guid(s: &sysdesc::Guid, pd: usize) -> Result<Guid, BuildError> {
-    Guid::parse(s.as_str()).map_err(|_| BuildError::BadGuid { pd })
-}
-
-/// Checks that `[vaddr, vaddr + len)` of PD `pd` (description index) overlaps none of its
-/// described mappings and, for a client, its window.
-fn check_free(sys: &System, pd: usize, vaddr: u64, len: u64) -> Result<(), BuildError> {
-    let p = &sys.pds[pd];
-    for m in &p.maps {
-        let size = sys.region(&m.mr).map_or(0, |r| r.size);
-        if overlaps(vaddr, len, m.vaddr, size) {
-            return Err(BuildError::AddressClash { pd, vaddr });
-        }
-    }
-    if let Some(c) = &p.vmbus_client
-        && overlaps(vaddr, len, c.window_vaddr, c.window_size)
-    {
-        return Err(BuildError::AddressClash { pd, vaddr });
-    }
-    Ok(())
 }
 
 /// Refuses what the model cannot express rather than dropping it silently.
@@ -245,50 +222,45 @@ impl Builder<'_> {
         Ok(())
     }
 
-    /// The VMBus clients in description order (their index is their `ClientId`).
-    fn clients(&self) -> Result<Vec<ClientInfo>, BuildError> {
+    /// The VMBus clients in `ClientId` order, from the driver's configuration (the one the
+    /// image's driver program is built with); their control pages are the described control
+    /// regions, already mapped in the client and the driver.
+    fn clients(
+        &self,
+        config: &DriverConfig,
+        regions: &[RegionInstance],
+    ) -> Result<Vec<ClientInfo>, BuildError> {
         let mut infos = Vec::new();
-        for (pi, p) in self.sys.pds.iter().enumerate() {
-            let Some(c) = &p.vmbus_client else { continue };
-            let (mine, theirs) = self
-                .sys
-                .driver_channel_of(&p.name)
-                .ok_or(BuildError::DriverChannelMissing { pd: pi })?;
-            let classes = c
-                .devices
-                .iter()
-                .map(|d| parse_guid(&d.class, pi))
-                .collect::<Result<Vec<_>, _>>()?;
-            let instances = c
-                .devices
-                .iter()
-                .map(|d| d.instance.as_ref().map(|g| parse_guid(g, pi)).transpose())
-                .collect::<Result<Vec<_>, _>>()?;
-            // The driver takes one instance filter per client.
-            let instance = instances.first().copied().flatten();
-            if instances.iter().any(|i| *i != instance) {
-                return Err(BuildError::Unsupported {
-                    pd: pi,
-                    what: "different instance filters for one client's classes",
-                });
-            }
-            let index = infos.len();
-            let id = ClientId(u16::try_from(index).map_err(|_| BuildError::TooManyClients)?);
-            check_free(self.sys, pi, CLIENT_CONTROL_VADDR, PAGE)?;
+        for c in &config.clients {
+            let pi = c.pd_index;
+            let control = self.sys.pds[pi]
+                .vmbus_client
+                .as_ref()
+                .and_then(|cl| regions.iter().find(|r| r.name == cl.control))
+                .and_then(|r| r.frames.first().copied())
+                .ok_or(kernel_fault(
+                    BuildStep::ControlPage,
+                    pi,
+                    sel4_sim::Error::FailedLookup,
+                ))?;
+            let control_frame = self
+                .sim
+                .frame_of(control)
+                .map_err(kernel_err(BuildStep::ControlPage, pi))?;
             infos.push(ClientInfo {
-                id,
-                name: p.name.clone(),
+                id: ClientId(c.id),
+                name: c.name.clone(),
                 pd: self.pds[pi].1,
                 window_base: c.window_vaddr,
-                window_pages: usize::try_from(c.window_size / PAGE).unwrap_or(usize::MAX),
+                window_pages: usize::try_from(c.window_pages).unwrap_or(usize::MAX),
                 max_channels: c.max_channels as usize,
-                classes,
-                instance,
-                driver_channel: mine.id,
-                driver_end: theirs.id,
-                control_vaddr: CLIENT_CONTROL_VADDR,
-                driver_control_vaddr: DRIVER_CONTROL_VADDR + index as u64 * PAGE,
-                control_frame: FrameId(u32::MAX),
+                classes: c.classes.iter().map(|&b| Guid(b)).collect(),
+                instance: c.instance.map(Guid),
+                driver_channel: c.client_channel,
+                driver_end: c.channel,
+                control_vaddr: c.client_control_vaddr,
+                driver_control_vaddr: c.control_vaddr,
+                control_frame,
             });
         }
         Ok(infos)
@@ -337,31 +309,6 @@ fn pool_frames(
     Ok((by_pfn, slots))
 }
 
-/// One control page per client, mapped in the driver and in that client only.
-fn control_pages(
-    sim: &mut Sim,
-    root: PdId,
-    driver: PdId,
-    clients: &mut [ClientInfo],
-) -> Result<(), BuildError> {
-    for (i, c) in clients.iter_mut().enumerate() {
-        let step = kernel_err(BuildStep::ControlPage, i);
-        let frame = sim.create_frames(root, 1).map_err(&step)?[0];
-        let slot = SlotRef::new(root, frame);
-        sim.map_region(
-            &[slot],
-            driver,
-            c.driver_control_vaddr,
-            CapRights::READ_WRITE,
-        )
-        .map_err(&step)?;
-        sim.map_region(&[slot], c.pd, c.control_vaddr, CapRights::READ_WRITE)
-            .map_err(&step)?;
-        c.control_frame = sim.frame_of(slot).map_err(&step)?;
-    }
-    Ok(())
-}
-
 impl Instance {
     /// Instantiates the repository's `system.xml` with the default model configuration.
     ///
@@ -390,6 +337,10 @@ impl Instance {
             .as_ref()
             .ok_or(BuildError::NoDriver)?;
         refuse_unsupported(sys)?;
+        // The driver's wiring, computed as for the image's driver program.
+        let driver_config = pd_config(sys, &sys.pds[driver_index].name)
+            .and_then(|c| c.driver)
+            .ok_or(BuildError::NoDriver)?;
         let pool_pages = u32::try_from(driver_desc.pool_pages).map_err(|_| {
             kernel_fault(BuildStep::Pool, driver_index, sel4_sim::Error::RangeError)
         })?;
@@ -423,33 +374,20 @@ impl Instance {
             driver_index,
             pool_region: driver_desc.pool_region.clone(),
         };
+        // Described slots first: the maps, channels and interrupts below take free slots.
+        b.cspaces()?;
         let mut regions = b.regions()?;
         let host = b.maps(&regions)?;
         let channels = b.channels()?;
         b.irqs()?;
-        b.cspaces()?;
         b.fault_handlers()?;
-        let mut clients = b.clients()?;
-
-        // The driver's own placements must not collide with what it maps by description.
-        check_free(
-            sys,
-            driver_index,
-            DRIVER_POOL_VADDR,
-            u64::from(pool_pages) * PAGE,
-        )?;
-        check_free(
-            sys,
-            driver_index,
-            DRIVER_CONTROL_VADDR,
-            clients.len() as u64 * PAGE,
-        )?;
+        let clients = b.clients(&driver_config, &regions)?;
         let irq = b.vmbus_irq()?;
         let driver = b.driver();
         let setup = DriverSetup {
             driver,
             pool_pages,
-            pool_base: DRIVER_POOL_VADDR,
+            pool_base: driver_config.pool_vaddr,
             clients: clients
                 .iter()
                 .map(|c| ClientSetup {
@@ -469,7 +407,6 @@ impl Instance {
         if let Some(r) = regions.iter_mut().find(|r| r.is_pool) {
             r.frames = pool_slots;
         }
-        control_pages(&mut kernel.sim, root, driver, &mut clients)?;
         // Building is not what tests measure.
         kernel.sim.reset_counters();
 

@@ -26,7 +26,7 @@ pub enum BuildStep {
 /// Why a system description could not be instantiated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BuildError {
-    /// The description has no `vmbus_driver` PD.
+    /// The description has no VMBus driver (its companion names none).
     NoDriver,
     /// The simulated kernel refused an operation; `index` is the element's position (PD,
     /// region, channel, page or client, depending on `step`).
@@ -38,31 +38,11 @@ pub enum BuildError {
         /// The kernel's refusal.
         error: sel4_sim::Error,
     },
-    /// A placement the simulation chooses (pool view, control page) overlaps a described mapping
-    /// or window of PD `pd` (description index).
-    AddressClash {
-        /// PD index in the description.
-        pd: usize,
-        /// The chosen address.
-        vaddr: u64,
-    },
     /// The VMBus interrupt cannot be placed: vector or channel ids all taken in PD `pd`.
     IrqClash {
         /// PD index in the description.
         pd: usize,
     },
-    /// A device GUID of PD `pd` does not parse as a binary GUID.
-    BadGuid {
-        /// PD index in the description.
-        pd: usize,
-    },
-    /// Client PD `pd` has no channel to the driver with its `driver_channel` id.
-    DriverChannelMissing {
-        /// PD index in the description.
-        pd: usize,
-    },
-    /// More clients than a `ClientId` can number.
-    TooManyClients,
     /// The description uses something the model does not simulate.
     Unsupported {
         /// PD index in the description (`usize::MAX` for a system-wide element).
@@ -75,25 +55,18 @@ pub enum BuildError {
 impl fmt::Display for BuildError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::NoDriver => f.write_str("the description has no vmbus_driver protection domain"),
+            Self::NoDriver => {
+                f.write_str("the description has no VMBus driver (no driver in its companion)")
+            }
             Self::Kernel { step, index, error } => {
                 write!(f, "kernel refused {step:?} (element {index}): {error}")
             }
-            Self::AddressClash { pd, vaddr } => write!(
-                f,
-                "simulation placement at {vaddr:#x} overlaps a mapping of pd #{pd}"
-            ),
             Self::IrqClash { pd } => {
                 write!(
                     f,
                     "no free vector or channel id for the VMBus interrupt in pd #{pd}"
                 )
             }
-            Self::BadGuid { pd } => write!(f, "pd #{pd} names a device GUID that does not parse"),
-            Self::DriverChannelMissing { pd } => {
-                write!(f, "client pd #{pd} has no channel to the driver")
-            }
-            Self::TooManyClients => f.write_str("more VMBus clients than client ids"),
             Self::Unsupported { pd, what } => {
                 write!(
                     f,

@@ -9,8 +9,8 @@ use std::rc::Rc;
 
 use hv_host::{GuestMemError, GuestMemory};
 use sel4_sim::FrameId;
+use vmbus_driver::hv::PAGE_SIZE;
 use vmbus_driver::ids::PageId;
-use vmbus_driver::kernel::PAGE_SIZE;
 
 use crate::instance::{PfnMap, SharedKernel};
 

@@ -1,6 +1,10 @@
 //! Instantiating a system description on the seL4 model: PDs, regions and their mappings,
 //! Microkit channels, interrupts, the driver's pool and clients, control pages, fault handlers.
 //!
+//! The VMBus wiring (which PD is the driver and which are clients, the pool, windows, control
+//! pages, client numbers) comes from the companion file through `sysdesc::config::pd_config`,
+//! the same computation that configures the image's PD programs.
+//!
 //! What the model does with each description element:
 //! - `protection_domain`: a simulated PD (name, priority); a nested PD's faults go to its parent,
 //!   a VMBus client's to the driver (the driver tears the client's channels down on a fault).
@@ -8,11 +12,15 @@
 //!   keeps the originals); each `map` copies them into the PD and maps them with the described
 //!   rights. Large-page regions become 4 KiB frames (the model has no large pages); `phys_addr`
 //!   is not honoured (the model allocates physical addresses itself).
-//! - the driver's `pool_region`: its frames are the driver's pool, retyped into the driver's
-//!   CSpace (the driver holds the originals, so revoking one removes every client mapping). The
-//!   host's `map` of that region is not a VSpace mapping: the host is the hypervisor and sees the
-//!   frames as guest-physical memory ([`crate::GuestMem`]). A capability copy into the host would
-//!   be a descendant of the driver's original and vanish at the first revoke.
+//! - the driver's `pool_region` (companion): its frames are the driver's pool, retyped into the
+//!   driver's CSpace (the driver holds the originals, so revoking one removes every client
+//!   mapping) and mapped in the driver where its configuration puts the pool (its map of the
+//!   region, or `pool_vaddr`). The host's `map` of that region is not a VSpace mapping: the host
+//!   is the hypervisor and sees the frames as guest-physical memory ([`crate::GuestMem`]). A
+//!   capability copy into the host would be a descendant of the driver's original and vanish at
+//!   the first revoke.
+//! - a client's control page (companion `control`): the described region, mapped in the client
+//!   and the driver by their `map`s.
 //! - `channel`: Microkit channels (badged notification capabilities both ways); `notify="false"`
 //!   and `pp` are enforced by [`Instance::notify`] and [`Instance::pp_target`].
 //! - `irq`: an IRQ handler bound to the PD's notification with the channel-id bit as badge.

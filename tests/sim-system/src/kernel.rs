@@ -3,8 +3,9 @@
 //! reaches through its own mappings of them.
 
 use sel4_sim::{MemError, SimKernel};
+use vmbus_driver::hv::PAGE_SIZE;
 use vmbus_driver::ids::{ClientId, PageId};
-use vmbus_driver::kernel::{Kernel, KernelError, PAGE_SIZE};
+use vmbus_driver::kernel::{Kernel, KernelError};
 
 use crate::instance::ClientInfo;
 

@@ -18,8 +18,9 @@
 //! - the host reaches the pool by frame number ([`GuestMem`]) rather than through a mapping;
 //! - a protected call runs the driver to completion inside the caller's step; a blocking wait
 //!   runs the host and the driver (not the other clients) until a notification arrives;
-//! - placements the description leaves open (the driver's pool view, control pages, the VMBus
-//!   interrupt) come from [`layout`].
+//! - the driver's pool view, windows and control pages come from the description and its VMBus
+//!   companion through `sysdesc::config`, as in the image; only the VMBus interrupt is the
+//!   simulation's own ([`layout`]).
 
 mod build;
 mod error;

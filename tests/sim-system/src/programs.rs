@@ -12,6 +12,7 @@ use std::rc::Rc;
 
 use vmbus_client::{Channel, ClientError, PendingOpen, list_offers, start_open};
 use vmbus_driver::guid::Guid;
+use vmbus_driver::ids::RelId;
 use vmbus_driver::ring::RingError;
 
 use crate::program::{ClientCtx, ClientProgram, Flow};
@@ -41,7 +42,7 @@ pub struct EchoStats {
     /// Other errors (the last one is in [`EchoHandle::last_error`]).
     pub errors: u64,
     /// The relid of the channel open now, if any.
-    pub open_relid: Option<u32>,
+    pub open_relid: Option<RelId>,
 }
 
 #[derive(Debug, Default)]

@@ -10,7 +10,7 @@ use sim_system::{ClientRingMem, World, WorldConfig};
 use vmbus_client::{Channel, ClientEnv, ClientError, list_offers, open};
 use vmbus_driver::driver::{ChannelState, ConnectionState};
 use vmbus_driver::guid::Guid;
-use vmbus_driver::ids::{ClientId, RelId};
+use vmbus_driver::ids::ClientId;
 use vmbus_driver::msg::MessageType;
 use vmbus_driver::ring::{Control, RingMem};
 
@@ -109,7 +109,7 @@ fn rescind_scenario(sim: SimConfig) {
     let mut ch = w.as_client(hb, |ctx| open(ctx, relid, 4, 4)).expect("open");
     let handle = ch.handle();
     assert_eq!(handle.relid, relid);
-    let row = w.driver().channel(RelId(relid)).expect("driver row");
+    let row = w.driver().channel(relid).expect("driver row");
     assert_eq!(row.state, ChannelState::Open);
     assert_eq!(row.client, Some(hb));
     assert_eq!(row.pages, 8);
@@ -143,7 +143,7 @@ fn rescind_scenario(sim: SimConfig) {
     assert!(slot_events_at_rescind >= 1);
     let log_mark = w.host().log().total();
     let faults_before = w.sim_counters().faults;
-    w.host_mut().rescind(RelId(relid)).expect("rescind");
+    w.host_mut().rescind(relid).expect("rescind");
     w.host_step();
     w.driver_step();
     // The driver has revoked the rings: the mappings are gone from the client's VSpace.
@@ -204,7 +204,7 @@ fn rescind_scenario(sim: SimConfig) {
     );
     for r in after.iter().filter(|r| r.dir == Direction::Received) {
         if let Some(rid) = r.relid {
-            assert_eq!(rid, RelId(relid));
+            assert_eq!(rid, relid);
         }
     }
     assert_eq!(w.pool_free(), pool_pages);
@@ -213,7 +213,7 @@ fn rescind_scenario(sim: SimConfig) {
 
     // A late event for the dead relid is dropped, not delivered to anyone.
     let dropped = w.driver_stats().events_dropped_stale;
-    w.host_mut().flood_events([relid]);
+    w.host_mut().flood_events([relid.0]);
     w.step();
     assert_eq!(w.driver_stats().events_dropped_stale, dropped + 1);
 
@@ -224,7 +224,7 @@ fn rescind_scenario(sim: SimConfig) {
         .expect("offered again");
     w.run_until(|w| w.driver_channels().len() == 1, 100)
         .expect("re-offered");
-    assert_eq!(w.driver_channels()[0].relid, RelId(relid), "same relid");
+    assert_eq!(w.driver_channels()[0].relid, relid, "same relid");
     assert_eq!(
         w.as_client(hb, |ctx| ctx.poll_notification()),
         Some(1),

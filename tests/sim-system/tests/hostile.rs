@@ -491,7 +491,7 @@ fn no_reply_to_gpadl_teardown_quarantines_the_pages_and_they_are_never_reused() 
                 600,
             )
             .expect("reopened");
-        let relid = RelId(b.ea.stats().open_relid.unwrap());
+        let relid = b.ea.stats().open_relid.unwrap();
         let g = b.rig.w.host().channel(relid).unwrap().ring_gpadl.unwrap();
         let pfns = b.rig.w.host().gpadl_pfns(g).unwrap();
         assert!(

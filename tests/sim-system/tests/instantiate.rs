@@ -67,15 +67,16 @@ fn described_maps_are_shared_and_carry_their_rights() {
             checked += 1;
         }
     }
-    // hv_host and the driver both map the two SynIC pages.
-    assert_eq!(checked, 4);
+    // hv_host and the driver both map the two SynIC pages and the hypercall input page; the
+    // driver and each of the 7 clients map the client's control page.
+    assert_eq!(checked, 2 * 3 + 2 * 7);
     // A write by one mapper is read by the other: the frames are shared, not copied.
     let host = inst.pd("hv_host").unwrap();
     let driver = inst.pd("vmbus_driver").unwrap();
     k.sim.write_u32(host, 0x2000_0010, 0xfeed_beef).unwrap();
     assert_eq!(k.sim.read_u32(driver, 0x2000_0010).unwrap(), 0xfeed_beef);
     // Nothing is mapped just past a region.
-    assert!(k.sim.mapping(host, 0x2000_2000).unwrap().is_none());
+    assert!(k.sim.mapping(host, 0x2000_3000).unwrap().is_none());
 }
 
 #[test]
@@ -268,4 +269,20 @@ fn client_faults_go_to_the_driver() {
     assert_eq!(k.sim.pd_state(c.pd).unwrap(), PdState::Stopped);
     let f = k.sim.take_fault(inst.driver()).unwrap().expect("delivered");
     assert_eq!(f.pd, c.pd);
+}
+
+/// The clients' classes reach the driver as the GUIDs written in the companion: the
+/// configuration's wire bytes (`sysdesc::Guid::bytes`) are the driver's own parse of the text.
+#[test]
+fn client_classes_are_the_described_guids() {
+    let (sys, inst) = system();
+    for (p, c) in sys.vmbus_clients() {
+        let info = inst.client_by_name(&p.name).unwrap();
+        let want: Vec<vmbus_driver::guid::Guid> = c
+            .devices
+            .iter()
+            .map(|d| vmbus_driver::guid::Guid::parse(d.class.as_str()).unwrap())
+            .collect();
+        assert_eq!(info.classes, want, "{}", p.name);
+    }
 }

@@ -124,7 +124,7 @@ fn host_and_driver_step_separately() {
     let (mut w, clients) = booted(&WorldConfig::default(), &["kvp"]);
     let (kvp, _) = clients[0];
     let relid = w.driver_channels()[0].relid;
-    let ch = w.as_client(kvp, |ctx| open(ctx, relid.0, 2, 2)).unwrap();
+    let ch = w.as_client(kvp, |ctx| open(ctx, relid, 2, 2)).unwrap();
     w.host_mut().rescind(relid).unwrap();
     // The host queued the rescind, but the driver has not run: the channel is still open and
     // its rings still mapped.
@@ -152,7 +152,7 @@ fn a_blocking_open_without_budget_gives_up_and_cancels() {
     let (dm, _) = clients[0];
     let relid = w.driver_channels()[0].relid;
     let free = w.pool_free();
-    let r = w.as_client(dm, |ctx| open(ctx, relid.0, 2, 2));
+    let r = w.as_client(dm, |ctx| open(ctx, relid, 2, 2));
     assert_eq!(r.err(), Some(ClientError::NoCompletion));
     w.run_until(
         |w| w.driver().channel(relid).map(|c| c.state) == Some(ChannelState::Offered),
@@ -194,7 +194,7 @@ fn a_client_that_faults_is_no_longer_scheduled_and_loses_its_channels() {
         match seen.get() {
             1 => {
                 // Dropping the channel value neither closes nor unmaps anything.
-                let _channel = open(ctx, relid.0, 8, 8).expect("open");
+                let _channel = open(ctx, relid, 8, 8).expect("open");
             }
             2 => {
                 let past = ctx.info().window_base + ctx.info().window_pages as u64 * 4096;
@@ -236,7 +236,7 @@ fn unload_tears_every_channel_down_before_unload() {
             .find(|c| w.instance().client(id).unwrap().classes.contains(&c.class))
             .unwrap()
             .relid;
-        w.as_client(id, |ctx| open(ctx, relid.0, 2, 2)).unwrap();
+        w.as_client(id, |ctx| open(ctx, relid, 2, 2)).unwrap();
     }
     assert_eq!(w.pool_free(), free - 8);
     let mark = w.host().log().total();

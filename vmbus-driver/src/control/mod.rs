@@ -23,10 +23,11 @@ use core::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::hv::PAGE_SIZE;
+use crate::ids::SlotId;
+
 pub use proto::{ChannelHandle, ClientError, OFFERS_PER_RESPONSE, OfferInfo, Request, Response};
 
-/// Size of the control page.
-pub const CONTROL_PAGE_SIZE: usize = 4096;
 /// Offset of the request area.
 pub const REQUEST_OFFSET: usize = 0;
 /// Size of the request area (length word included).
@@ -40,13 +41,13 @@ pub const STATUS_OFFSET: usize = 2048;
 /// Size of one status record.
 pub const STATUS_RECORD_SIZE: usize = 16;
 /// Most channel slots a client can have (the status table's capacity).
-pub const MAX_SLOTS: usize = (CONTROL_PAGE_SIZE - STATUS_OFFSET) / STATUS_RECORD_SIZE;
+pub const MAX_SLOTS: usize = (PAGE_SIZE - STATUS_OFFSET) / STATUS_RECORD_SIZE;
 /// Size of the length word that precedes a request or response.
 pub const LENGTH_SIZE: usize = 4;
 
 /// Offset of slot `slot`'s status record in the control page.
-pub const fn status_offset(slot: usize) -> usize {
-    STATUS_OFFSET + slot * STATUS_RECORD_SIZE
+pub const fn status_offset(slot: SlotId) -> usize {
+    STATUS_OFFSET + slot.index() * STATUS_RECORD_SIZE
 }
 
 /// The state of a client's channel slot, as published in its status record.

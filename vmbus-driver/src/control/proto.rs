@@ -4,6 +4,8 @@ use core::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::ids::{RelId, SlotId};
+
 /// Most offers one `Offers` response carries.
 pub const OFFERS_PER_RESPONSE: usize = 8;
 
@@ -13,9 +15,9 @@ pub const OFFERS_PER_RESPONSE: usize = 8;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ChannelHandle {
     /// The client's channel slot (window slot and status record index).
-    pub slot: u16,
+    pub slot: SlotId,
     /// The channel's relid.
-    pub relid: u32,
+    pub relid: RelId,
     /// The channel's generation when it was opened.
     pub generation: u32,
 }
@@ -24,7 +26,7 @@ pub struct ChannelHandle {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct OfferInfo {
     /// The offer's relid.
-    pub relid: u32,
+    pub relid: RelId,
     /// Device class GUID, wire byte order.
     pub class: [u8; 16],
     /// Instance GUID, wire byte order.
@@ -38,13 +40,13 @@ pub struct OfferInfo {
 pub enum Request {
     /// List the offers this client may open whose relid is at least `start`.
     ListOffers {
-        /// First relid to consider (the previous response's `next`, or 0).
-        start: u16,
+        /// First relid to consider (the previous response's `next`, or relid 0).
+        start: RelId,
     },
     /// Open the offer `relid` with rings of the given sizes in pages, header page included.
     Open {
         /// The offer's relid.
-        relid: u32,
+        relid: RelId,
         /// Guest-to-host ring pages (header + data, at least 2).
         out_ring_pages: u16,
         /// Host-to-guest ring pages (header + data, at least 2).
@@ -73,7 +75,7 @@ pub enum Response {
         /// Up to [`OFFERS_PER_RESPONSE`] offers.
         offers: heapless::Vec<OfferInfo, OFFERS_PER_RESPONSE>,
         /// The `start` for the next page, if more offers may follow.
-        next: Option<u16>,
+        next: Option<RelId>,
     },
     /// The open started; the status record of `handle.slot` says when it completes.
     Opening {

@@ -7,12 +7,14 @@ use crate::control::{
     RESPONSE_AREA, RESPONSE_OFFSET, Request, Response, decode_frame, encode_frame,
 };
 use crate::hv::Hypervisor;
-use crate::ids::ClientId;
+use crate::ids::{ClientId, RelId};
 use crate::kernel::Kernel;
 
 use super::Driver;
+use super::channels::{ChannelTable, Slot};
+use super::clients::ClientIdx;
+use super::state::TeardownReason;
 use super::stats::ClientStats;
-use super::table::{MAX_OPEN, MAX_RELIDS, Phase, RelidState, TeardownReason};
 
 impl Driver {
     /// Handles client `client`'s protected call: reads the request from its control page, acts,
@@ -30,7 +32,7 @@ impl Driver {
             return;
         };
         self.stats.client_requests += 1;
-        self.clients.entries[c].stats.requests += 1;
+        self.clients.stats_mut(c).requests += 1;
         let mut area = [0u8; REQUEST_AREA];
         let response = match k.control_read(client, REQUEST_OFFSET, &mut area) {
             Err(e) => {
@@ -48,7 +50,7 @@ impl Driver {
         };
         if matches!(response, Response::Error(_)) {
             self.stats.client_errors += 1;
-            self.clients.entries[c].stats.errors += 1;
+            self.clients.stats_mut(c).errors += 1;
         }
         let mut out = [0u8; RESPONSE_AREA];
         match encode_frame(&response, &mut out) {
@@ -62,12 +64,12 @@ impl Driver {
         }
     }
 
-    /// Acts on one decoded request.
+    /// Acts on one decoded request of client `c`.
     pub(crate) fn handle_request<H: Hypervisor + ?Sized, K: Kernel + ?Sized>(
         &mut self,
         hv: &mut H,
         k: &mut K,
-        c: usize,
+        c: ClientIdx,
         req: Request,
         now: u64,
     ) -> Response {
@@ -80,63 +82,55 @@ impl Driver {
             } => self
                 .open_channel(hv, k, c, relid, (out_ring_pages, in_ring_pages), now)
                 .map(|handle| Response::Opening { handle }),
-            Request::Close { handle } => self.handle_open_index(c, &handle).map(|idx| {
-                self.begin_teardown(hv, k, idx, TeardownReason::ClientClose, now);
+            Request::Close { handle } => self.handle_channel(c, &handle).map(|relid| {
+                self.begin_teardown(hv, k, relid, TeardownReason::ClientClose, now);
                 Response::Closed
             }),
-            Request::Signal { handle } => self.handle_open_index(c, &handle).and_then(|idx| {
-                if self.opens[idx].phase != Phase::Open {
-                    return Err(ClientError::NotOpen);
-                }
-                self.signal_channel(hv, k, idx)
-                    .map(|hypercall| Response::Signalled { hypercall })
-            }),
+            Request::Signal { handle } => self
+                .handle_channel(c, &handle)
+                .and_then(|relid| self.signal_channel(hv, k, relid))
+                .map(|hypercall| Response::Signalled { hypercall }),
         };
         result.unwrap_or_else(Response::Error)
     }
 
-    /// The open-table entry a client's handle names, if the handle is current (R1).
-    fn handle_open_index(&self, c: usize, h: &ChannelHandle) -> Result<usize, ClientError> {
-        let client = &self.clients.entries[c];
-        let slot = usize::from(h.slot);
-        if slot >= usize::from(client.max_channels) {
-            return Err(ClientError::ChannelGone);
-        }
-        let idx = client.slots[slot];
-        let Some(o) = self.opens.get(usize::from(idx)) else {
-            // NO_OPEN or RETIRED.
+    /// The channel a client's handle names, if the handle is current (R1): its slot is bound to
+    /// the handle's relid, at the handle's generation, opening or open.
+    fn handle_channel(&self, c: ClientIdx, h: &ChannelHandle) -> Result<RelId, ClientError> {
+        let Some(Slot::Bound(relid)) = self.channels.slot(c, h.slot) else {
             return Err(ClientError::ChannelGone);
         };
-        if !o.in_use()
-            || u32::from(o.relid) != h.relid
-            || o.generation != h.generation
-            || usize::from(o.client) != c
-            || o.phase == Phase::Teardown
+        let bound = self.channels.state(relid).bound();
+        if relid != h.relid
+            || self.channels.generation(relid) != h.generation
+            || bound.is_none_or(|(ch, slot)| ch.client != c || slot != h.slot)
         {
             return Err(ClientError::ChannelGone);
         }
-        Ok(usize::from(idx))
+        Ok(relid)
     }
 
     /// Offers client `c` may open, from relid `start` on.
-    fn list_offers(&self, c: usize, start: u16) -> Response {
-        let client = &self.clients.entries[c];
+    fn list_offers(&self, c: ClientIdx, start: RelId) -> Response {
         let mut offers = heapless::Vec::<OfferInfo, OFFERS_PER_RESPONSE>::new();
         let mut next = None;
-        for r in usize::from(start).max(1)..MAX_RELIDS {
-            let e = &self.relids[r];
-            if e.state == RelidState::Free || e.rescinded || !client.allows(&e.class, &e.instance) {
+        for relid in ChannelTable::relids().skip_while(|&r| r < start) {
+            let Some(offer) = self.channels.offer_of(relid) else {
+                continue;
+            };
+            if self.channels.state(relid).rescinded()
+                || !self.clients.allows(c, &offer.class, &offer.instance)
+            {
                 continue;
             }
             let info = OfferInfo {
-                // r < 2048.
-                relid: r as u32,
-                class: e.class.0,
-                instance: e.instance.0,
-                sub_channel_index: e.sub_index,
+                relid,
+                class: offer.class.0,
+                instance: offer.instance.0,
+                sub_channel_index: offer.sub_index,
             };
             if offers.push(info).is_err() {
-                next = Some(r as u16);
+                next = Some(relid);
                 break;
             }
         }
@@ -145,9 +139,7 @@ impl Driver {
 
     /// What client `client` did, counted against it; `None` for an unknown client.
     pub fn client_stats(&self, client: ClientId) -> Option<ClientStats> {
-        self.clients
-            .index(client)
-            .map(|c| self.clients.entries[c].stats)
+        self.clients.index(client).map(|c| self.clients.stats(c))
     }
 
     /// Client `client` faulted: every channel it holds goes through the teardown path.
@@ -164,10 +156,9 @@ impl Driver {
         };
         self.stats.client_faults += 1;
         warn!("{client} faulted: tearing down its channels");
-        for slot in 0..usize::from(self.clients.entries[c].max_channels) {
-            let idx = self.clients.entries[c].slots[slot];
-            if usize::from(idx) < MAX_OPEN {
-                self.begin_teardown(hv, k, usize::from(idx), TeardownReason::ClientFault, now);
+        for slot in self.channels.slot_ids(c) {
+            if let Some(Slot::Bound(relid)) = self.channels.slot(c, slot) {
+                self.begin_teardown(hv, k, relid, TeardownReason::ClientFault, now);
             }
         }
     }

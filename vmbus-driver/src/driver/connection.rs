@@ -1,4 +1,4 @@
-//! Connection: the INITIATE_CONTACT version walk, REQUESTOFFERS, and UNLOAD
+//! The connection to the host: the INITIATE_CONTACT version walk, REQUESTOFFERS, and UNLOAD
 //! (VMBUS-PROTOCOL.md §3.4, §4.2, §4.3, §6.3).
 
 use core::fmt;
@@ -7,21 +7,17 @@ use log::{info, warn};
 
 use crate::hv::{HvStatus, Hypervisor, VMBUS_SINT};
 use crate::ids::{ConnectionId, VpIndex};
-use crate::kernel::Kernel;
 use crate::msg::{ChannelMessage, ContactTarget, InitiateContact, VersionResponse};
 use crate::version::{FeatureFlags, MESSAGE_CONNECTION_ID, Version};
 
-use super::Driver;
-use super::post::{PostError, post};
-use super::table::{MAX_RELIDS, RelidState};
+use super::deadline::Deadline;
+use super::post::{PostError, post, post_unlogged};
+use super::stats::Stats;
 
 /// Oldest version the driver negotiates. Older versions deliver channel interrupts through the
 /// legacy interrupt page (flag 0 + a shared bitmap), which this driver does not implement, as
 /// mainline Linux no longer does.
 pub const MIN_VERSION: Version = Version::WIN8;
-
-/// Largest connection id (bits 23:0).
-const CONNECTION_ID_MASK: u32 = 0x00FF_FFFF;
 
 /// Where the connection to the host stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,59 +57,92 @@ pub struct ConnectionInfo {
     pub versions_refused: u32,
 }
 
-/// Connection state kept by the driver.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Conn {
-    pub state: ConnectionState,
-    /// Index in the try order of the version in flight.
-    pub try_index: usize,
-    pub requested: Option<Version>,
-    pub version: Option<Version>,
-    pub msg_conn: ConnectionId,
-    pub deadline: u64,
-    /// UNLOAD was sent; waiting for UNLOAD_RESPONSE.
-    pub unload_sent: bool,
-    pub refused: u32,
+/// What [`Connection::begin_unload`] asks of the driver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum UnloadStart {
+    /// Tear every channel down, then [`Connection::send_unload`].
+    TearDown,
+    /// Nothing was negotiated: forget the offers now.
+    Finish,
+    /// Nothing to do (not connected, or already unloading).
+    Nothing,
 }
 
-impl Conn {
-    pub const fn new() -> Conn {
-        Conn {
+/// The connection's state and handshake parameters.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Connection {
+    max_version: Version,
+    state: ConnectionState,
+    /// Index in the try order of the version in flight.
+    try_index: usize,
+    requested: Option<Version>,
+    version: Option<Version>,
+    msg_conn: ConnectionId,
+    deadline: Option<Deadline>,
+    /// UNLOAD was sent; waiting for UNLOAD_RESPONSE.
+    unload_sent: bool,
+    refused: u32,
+}
+
+impl Connection {
+    /// Disconnected; the walk will start at the newest known version not above `max_version`.
+    pub const fn new(max_version: Version) -> Connection {
+        Connection {
+            max_version,
             state: ConnectionState::Disconnected,
             try_index: 0,
             requested: None,
             version: None,
             msg_conn: MESSAGE_CONNECTION_ID,
-            deadline: 0,
+            deadline: None,
             unload_sent: false,
             refused: 0,
         }
     }
-}
 
-impl Driver {
-    /// The connection state.
-    pub fn connection(&self) -> ConnectionInfo {
+    /// The connection as seen from outside.
+    pub fn info(&self) -> ConnectionInfo {
         ConnectionInfo {
-            state: self.conn.state,
-            version: self.conn.version,
-            requested: self.conn.requested,
-            msg_conn_id: self.conn.msg_conn,
-            versions_refused: self.conn.refused,
+            state: self.state,
+            version: self.version,
+            requested: self.requested,
+            msg_conn_id: self.msg_conn,
+            versions_refused: self.refused,
         }
+    }
+
+    /// The state.
+    pub fn state(&self) -> ConnectionState {
+        self.state
     }
 
     /// The negotiated version, once a version was accepted.
     pub fn version(&self) -> Option<Version> {
-        self.conn.version
+        self.version
+    }
+
+    /// The version host messages are decoded for: the negotiated one, or during the handshake
+    /// the one asked for (the layout of VERSION_RESPONSE depends on it).
+    pub fn decode_version(&self) -> Option<Version> {
+        self.version.or(self.requested)
+    }
+
+    /// Connection id for messages to the host.
+    pub fn msg_conn(&self) -> ConnectionId {
+        self.msg_conn
     }
 
     /// Whether clients may open channels (offers are being or have been delivered).
-    pub(crate) fn is_connected(&self) -> bool {
+    pub fn is_connected(&self) -> bool {
         matches!(
-            self.conn.state,
+            self.state,
             ConnectionState::RequestingOffers | ConnectionState::Connected
         )
+    }
+
+    /// Whether UNLOAD was sent (the host forgets every offer when it handles it).
+    pub fn unload_sent(&self) -> bool {
+        self.unload_sent
     }
 
     /// The i-th version to try: the known versions from newest down, none above `max_version`
@@ -126,27 +155,40 @@ impl Driver {
             .nth(i)
     }
 
-    /// Starts the handshake: INITIATE_CONTACT for the newest allowed version. Does nothing unless
-    /// disconnected or failed.
-    pub fn start<H: Hypervisor + ?Sized>(&mut self, hv: &mut H, now: u64) {
+    /// Starts the handshake: INITIATE_CONTACT for the newest allowed version, answered by
+    /// `deadline`. Does nothing unless disconnected or failed.
+    pub fn start<H: Hypervisor + ?Sized>(
+        &mut self,
+        hv: &mut H,
+        stats: &mut Stats,
+        target_vp: VpIndex,
+        deadline: Deadline,
+    ) {
         if !matches!(
-            self.conn.state,
+            self.state,
             ConnectionState::Disconnected | ConnectionState::Failed
         ) {
-            warn!("start ignored: connection is {}", self.conn.state);
+            warn!("start ignored: connection is {}", self.state);
             return;
         }
-        self.conn = Conn::new();
-        self.try_from(hv, 0, now);
+        *self = Connection::new(self.max_version);
+        self.try_from(hv, stats, 0, target_vp, deadline);
     }
 
     /// Posts INITIATE_CONTACT for the versions from try index `i` on until one post succeeds.
-    fn try_from<H: Hypervisor + ?Sized>(&mut self, hv: &mut H, mut i: usize, now: u64) {
+    fn try_from<H: Hypervisor + ?Sized>(
+        &mut self,
+        hv: &mut H,
+        stats: &mut Stats,
+        mut i: usize,
+        target_vp: VpIndex,
+        deadline: Deadline,
+    ) {
         while let Some(v) = self.try_version(i) {
             let msg = ChannelMessage::InitiateContact(InitiateContact {
                 version_requested: v,
                 target_vcpu: if v.honours_target_vcpu() {
-                    self.target_vp
+                    target_vp
                 } else {
                     VpIndex(0)
                 },
@@ -165,13 +207,15 @@ impl Driver {
                 client_id: None,
             });
             let conn = v.initiate_contact_connection_id();
-            match post(hv, &mut self.stats, conn, &msg) {
+            // A refusal while walking down the versions is expected (an older host), not a
+            // warning; the end of the walk with no version accepted is.
+            match post_unlogged(hv, stats, conn, &msg) {
                 Ok(()) => {
                     info!("INITIATE_CONTACT {v} on {conn}");
-                    self.conn.state = ConnectionState::Connecting;
-                    self.conn.try_index = i;
-                    self.conn.requested = Some(v);
-                    self.conn.deadline = self.deadline(now);
+                    self.state = ConnectionState::Connecting;
+                    self.try_index = i;
+                    self.requested = Some(v);
+                    self.deadline = Some(deadline);
                     return;
                 }
                 Err(PostError::Status(s)) if s == HvStatus::INVALID_CONNECTION_ID => {
@@ -182,187 +226,167 @@ impl Driver {
                     warn!("{v}: INITIATE_CONTACT not posted ({e:?}), trying an older version")
                 }
             }
-            self.conn.refused += 1;
+            self.refused += 1;
             i += 1;
         }
         warn!("no VMBus version accepted");
-        self.conn.state = ConnectionState::Failed;
-        self.conn.requested = None;
-        self.conn.deadline = 0;
+        self.state = ConnectionState::Failed;
+        self.requested = None;
+        self.deadline = None;
     }
 
-    /// VERSION_RESPONSE.
-    pub(crate) fn on_version_response<H: Hypervisor + ?Sized>(
+    /// VERSION_RESPONSE; on acceptance REQUESTOFFERS, answered by `deadline`. False if no
+    /// VERSION_RESPONSE was awaited.
+    pub fn on_version_response<H: Hypervisor + ?Sized>(
         &mut self,
         hv: &mut H,
+        stats: &mut Stats,
         r: &VersionResponse,
-        now: u64,
-    ) {
-        let (ConnectionState::Connecting, Some(v)) = (self.conn.state, self.conn.requested) else {
-            self.hostile_unexpected("VERSION_RESPONSE outside the handshake");
-            return;
+        target_vp: VpIndex,
+        deadline: Deadline,
+    ) -> bool {
+        let (ConnectionState::Connecting, Some(v)) = (self.state, self.requested) else {
+            return false;
         };
-        let next = self.conn.try_index + 1;
+        let next = self.try_index + 1;
         if !r.is_success(v) {
+            // Expected while walking down from the newest version.
             info!("host refused {v} (state {})", r.connection_state.0);
-            self.conn.refused += 1;
-            self.try_from(hv, next, now);
-            return;
+            self.refused += 1;
+            self.try_from(hv, stats, next, target_vp, deadline);
+            return true;
         }
         let msg_conn = if v.uses_msg_sint() {
-            let id = r.msg_conn_id.0;
-            if id == 0 || id & !CONNECTION_ID_MASK != 0 {
-                self.stats.hostile += 1;
-                self.stats.malformed += 1;
-                warn!("host accepted {v} with invalid msg_conn_id {id:#x}; trying older");
-                self.conn.refused += 1;
-                self.try_from(hv, next, now);
-                return;
+            let id = r.msg_conn_id;
+            if id.0 == 0 || !id.is_valid() {
+                stats.hostile += 1;
+                stats.malformed += 1;
+                warn!(
+                    "host accepted {v} with invalid msg_conn_id {:#x}; trying older",
+                    id.0
+                );
+                self.refused += 1;
+                self.try_from(hv, stats, next, target_vp, deadline);
+                return true;
             }
-            r.msg_conn_id
+            id
         } else {
             MESSAGE_CONNECTION_ID
         };
         info!("VMBus {v} accepted, messages on {msg_conn}");
-        self.conn.version = Some(v);
-        self.conn.requested = None;
-        self.conn.msg_conn = msg_conn;
-        match post(
-            hv,
-            &mut self.stats,
-            msg_conn,
-            &ChannelMessage::RequestOffers,
-        ) {
+        self.version = Some(v);
+        self.requested = None;
+        self.msg_conn = msg_conn;
+        match post(hv, stats, msg_conn, &ChannelMessage::RequestOffers) {
             Ok(()) => {
-                self.conn.state = ConnectionState::RequestingOffers;
-                self.conn.deadline = self.deadline(now);
+                self.state = ConnectionState::RequestingOffers;
+                self.deadline = Some(deadline);
             }
             Err(_) => {
                 warn!("REQUESTOFFERS not posted; connection failed");
-                self.conn.state = ConnectionState::Failed;
-                self.conn.deadline = 0;
+                self.state = ConnectionState::Failed;
+                self.deadline = None;
             }
         }
+        true
     }
 
-    /// ALLOFFERS_DELIVERED.
-    pub(crate) fn on_all_offers(&mut self) {
-        if self.conn.state == ConnectionState::RequestingOffers {
-            info!("all offers delivered");
-            self.conn.state = ConnectionState::Connected;
-            self.conn.deadline = 0;
-        } else {
-            self.hostile_unexpected("ALLOFFERS_DELIVERED outside REQUESTOFFERS");
+    /// ALLOFFERS_DELIVERED. False if it was not awaited.
+    pub fn on_all_offers(&mut self) -> bool {
+        if self.state != ConnectionState::RequestingOffers {
+            return false;
+        }
+        info!("all offers delivered");
+        self.state = ConnectionState::Connected;
+        self.deadline = None;
+        true
+    }
+
+    /// Starts bus unload.
+    pub fn begin_unload(&mut self) -> UnloadStart {
+        match self.state {
+            ConnectionState::RequestingOffers | ConnectionState::Connected => {
+                self.state = ConnectionState::Unloading;
+                self.deadline = None;
+                UnloadStart::TearDown
+            }
+            // Nothing was negotiated; a late VERSION_RESPONSE is ignored as unexpected.
+            ConnectionState::Connecting => UnloadStart::Finish,
+            ConnectionState::Unloading
+            | ConnectionState::Disconnected
+            | ConnectionState::Failed => UnloadStart::Nothing,
         }
     }
 
-    /// Starts bus unload: every channel goes through the teardown path, then UNLOAD is sent and
-    /// UNLOAD_RESPONSE awaited ([`Driver::on_tick`] bounds the wait).
-    pub fn unload<H: Hypervisor + ?Sized, K: Kernel + ?Sized>(
+    /// Whether the unload waits for the channels' teardowns before UNLOAD.
+    pub fn awaits_teardowns(&self) -> bool {
+        self.state == ConnectionState::Unloading && !self.unload_sent
+    }
+
+    /// Sends UNLOAD (once every teardown finished), answered by `deadline`. False if the unload
+    /// is over instead: the version has no UNLOAD, or the post failed.
+    pub fn send_unload<H: Hypervisor + ?Sized>(
         &mut self,
         hv: &mut H,
-        k: &mut K,
-        now: u64,
-    ) {
-        match self.conn.state {
-            ConnectionState::RequestingOffers | ConnectionState::Connected => {}
-            ConnectionState::Unloading => return,
-            ConnectionState::Connecting => {
-                // Nothing was negotiated; a late VERSION_RESPONSE is ignored as unexpected.
-                self.finish_unload();
-                return;
-            }
-            ConnectionState::Disconnected | ConnectionState::Failed => return,
+        stats: &mut Stats,
+        deadline: Deadline,
+    ) -> bool {
+        if !self.version.is_some_and(|v| v.should_unload()) {
+            return false;
         }
-        info!("unloading: tearing down {} channels", self.opens_in_use);
-        self.conn.state = ConnectionState::Unloading;
-        self.conn.deadline = 0;
-        for r in 1..MAX_RELIDS {
-            if self.relids[r].state == RelidState::Active {
-                let idx = usize::from(self.relids[r].open);
-                self.begin_teardown(hv, k, idx, super::TeardownReason::Unload, now);
-            }
+        if post(hv, stats, self.msg_conn, &ChannelMessage::Unload).is_err() {
+            return false;
         }
-        self.check_unload(hv, now);
+        self.unload_sent = true;
+        self.deadline = Some(deadline);
+        true
     }
 
-    /// Sends UNLOAD once every teardown finished.
-    pub(crate) fn check_unload<H: Hypervisor + ?Sized>(&mut self, hv: &mut H, now: u64) {
-        if self.conn.state != ConnectionState::Unloading
-            || self.conn.unload_sent
-            || self.opens_in_use != 0
-        {
-            return;
-        }
-        let should = self.conn.version.is_some_and(|v| v.should_unload());
-        if !should {
-            self.finish_unload();
-            return;
-        }
-        match post(
-            hv,
-            &mut self.stats,
-            self.conn.msg_conn,
-            &ChannelMessage::Unload,
-        ) {
-            Ok(()) => {
-                self.conn.unload_sent = true;
-                self.conn.deadline = self.deadline(now);
-            }
-            Err(_) => self.finish_unload(),
-        }
-    }
-
-    /// UNLOAD_RESPONSE.
-    pub(crate) fn on_unload_response(&mut self) {
-        if self.conn.state == ConnectionState::Unloading && self.conn.unload_sent {
+    /// UNLOAD_RESPONSE. False if it was not awaited.
+    pub fn on_unload_response(&mut self) -> bool {
+        let awaited = self.state == ConnectionState::Unloading && self.unload_sent;
+        if awaited {
             info!("unload complete");
-            self.finish_unload();
-        } else {
-            self.hostile_unexpected("UNLOAD_RESPONSE without UNLOAD");
         }
+        awaited
     }
 
-    /// The host forgot every offer: clear the table (generations move on).
-    fn finish_unload(&mut self) {
-        for e in self.relids.iter_mut() {
-            if e.state != RelidState::Free {
-                e.state = RelidState::Free;
-                e.rescinded = false;
-                e.generation = e.generation.wrapping_add(1);
-            }
-        }
-        self.conn.state = ConnectionState::Disconnected;
-        self.conn.version = None;
-        self.conn.requested = None;
-        self.conn.unload_sent = false;
-        self.conn.deadline = 0;
+    /// The unload is over: disconnected.
+    pub fn finish_unload(&mut self) {
+        self.state = ConnectionState::Disconnected;
+        self.version = None;
+        self.requested = None;
+        self.unload_sent = false;
+        self.deadline = None;
     }
 
-    /// Connection-level timeouts.
-    pub(crate) fn connection_tick(&mut self, now: u64) {
-        if self.conn.deadline == 0 || now < self.conn.deadline {
-            return;
+    /// Connection-level timeouts at tick `now`. Returns true if the unload timed out, so the
+    /// driver finishes it.
+    pub fn tick(&mut self, now: u64, stats: &mut Stats) -> bool {
+        if !self.deadline.is_some_and(|d| d.passed(now)) {
+            return false;
         }
-        self.stats.timeouts += 1;
-        self.conn.deadline = 0;
-        match self.conn.state {
+        stats.timeouts += 1;
+        self.deadline = None;
+        match self.state {
             ConnectionState::Connecting => {
                 // A late reply could not be told apart from the answer to a next attempt (the
                 // response names no version), so the walk stops here, as Linux's does.
                 warn!("no VERSION_RESPONSE in time; connection failed");
-                self.conn.state = ConnectionState::Failed;
-                self.conn.requested = None;
+                self.state = ConnectionState::Failed;
+                self.requested = None;
+                false
             }
             ConnectionState::RequestingOffers => {
                 warn!("no ALLOFFERS_DELIVERED in time; continuing with the offers received");
-                self.conn.state = ConnectionState::Connected;
+                self.state = ConnectionState::Connected;
+                false
             }
             ConnectionState::Unloading => {
                 warn!("no UNLOAD_RESPONSE in time; disconnected anyway");
-                self.finish_unload();
+                true
             }
-            _ => {}
+            _ => false,
         }
     }
 }

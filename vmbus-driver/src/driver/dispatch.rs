@@ -9,7 +9,7 @@ use crate::ids::RelId;
 use crate::kernel::Kernel;
 use crate::msg::{ChannelMessage, decode};
 
-use super::table::MAX_OPEN;
+use super::channels::ChannelTable;
 use super::{Driver, MESSAGES_PER_PASS};
 
 impl Driver {
@@ -74,9 +74,7 @@ impl Driver {
             debug!("ignoring {} in the VMBus slot", m.message_type);
             return;
         }
-        // During the handshake the layout of VERSION_RESPONSE depends on the version asked for.
-        let version = self.conn.version.or(self.conn.requested);
-        let msg = match decode(m.payload(), version) {
+        let msg = match decode(m.payload(), self.conn.decode_version()) {
             Ok(msg) => msg,
             Err(e) => {
                 self.stats.hostile += 1;
@@ -123,15 +121,15 @@ impl Driver {
         warn!("{what}");
     }
 
-    /// Counts and logs a relid outside 1..2048; returns the table index if it is in range.
-    pub(crate) fn checked_relid(&mut self, relid: RelId, what: &str) -> Option<usize> {
-        let r = Driver::entry_index(relid);
-        if r.is_none() {
+    /// Counts and logs a relid outside 1..2048; returns whether it is in range.
+    pub(crate) fn check_relid(&mut self, relid: RelId, what: &str) -> bool {
+        let in_range = ChannelTable::in_range(relid);
+        if !in_range {
             self.stats.hostile += 1;
             self.stats.relid_out_of_range += 1;
             warn!("{what} names {relid}, outside 1..2048");
         }
-        r
+        in_range
     }
 
     /// Counts and logs a reply that names the wrong relid, openid or GPADL.
@@ -149,11 +147,11 @@ impl Driver {
         now: u64,
     ) {
         self.connection_tick(now);
-        for idx in 0..MAX_OPEN {
-            let o = &self.opens[idx];
-            if o.in_use() && o.deadline != 0 && now >= o.deadline {
+        for relid in ChannelTable::relids() {
+            let deadline = self.channels.state(relid).deadline();
+            if deadline.is_some_and(|d| d.passed(now)) {
                 self.stats.timeouts += 1;
-                self.on_channel_timeout(hv, k, idx, now);
+                self.on_channel_timeout(hv, k, relid, now);
             }
         }
         self.check_unload(hv, now);

@@ -5,13 +5,13 @@
 use log::warn;
 
 use crate::control::{ChannelStatus, ClientError, StatusRecord, status_offset};
-use crate::hv::{HvStatus, Hypervisor};
-use crate::ids::{ClientId, RelId};
-use crate::kernel::{Kernel, PAGE_SIZE};
+use crate::hv::{HvStatus, Hypervisor, PAGE_SIZE};
+use crate::ids::{ClientId, RelId, SlotId};
+use crate::kernel::Kernel;
 
 use super::Driver;
-use super::config::MAX_CLIENTS;
-use super::table::{Phase, RelidState};
+use super::clients::ClientIdx;
+use super::state::ChanState;
 
 /// Offsets in a ring header page (VMBUS-PROTOCOL.md §5.2).
 const WRITE_INDEX: usize = 0;
@@ -26,39 +26,28 @@ impl Driver {
         relid: RelId,
         notify: &mut u32,
     ) {
-        let Some(r) = Driver::entry_index(relid) else {
+        if !super::channels::ChannelTable::in_range(relid) {
             return;
-        };
-        let e = &self.relids[r];
-        let open = (e.state == RelidState::Active)
-            .then(|| &self.opens[usize::from(e.open)])
-            .filter(|o| o.phase == Phase::Open);
-        let Some(o) = open else {
+        }
+        let ChanState::Open { ch, slot, .. } = self.channels.state(relid) else {
             self.stats.events_dropped_stale += 1;
             return;
         };
-        let (c, slot) = (usize::from(o.client), usize::from(o.slot));
-        let client = &mut self.clients.entries[c];
-        let count = client.events[slot].wrapping_add(1);
-        client.events[slot] = count;
-        let id = client.id;
+        let count = self.channels.count_event(ch.client, slot);
+        let id = self.clients.id(ch.client);
         if let Err(err) = k.control_write(id, status_offset(slot) + 8, &count.to_le_bytes()) {
             self.stats.kernel_errors += 1;
-            warn!("status record of {id} slot {slot}: {err}");
+            warn!("status record of {id} {slot}: {err}");
         }
         self.stats.events_delivered += 1;
-        *notify |= 1 << c;
+        *notify |= ch.client.bit();
     }
 
     /// Notifies each client whose bit is set once.
-    pub(crate) fn notify_clients<K: Kernel + ?Sized>(&mut self, k: &mut K, mut mask: u32) {
-        while mask != 0 {
-            let c = mask.trailing_zeros() as usize;
-            mask &= mask - 1;
-            if c < MAX_CLIENTS {
-                let id = self.clients.entries[c].id;
-                self.notify_client(k, id);
-            }
+    pub(crate) fn notify_clients<K: Kernel + ?Sized>(&mut self, k: &mut K, mask: u32) {
+        for c in self.clients.in_mask(mask) {
+            let id = self.clients.id(c);
+            self.notify_client(k, id);
         }
     }
 
@@ -72,39 +61,46 @@ impl Driver {
         }
     }
 
-    /// Writes slot `slot` of client index `c`'s status record.
+    /// Writes slot `slot` of client `c`'s status record.
     pub(crate) fn write_status<K: Kernel + ?Sized>(
         &mut self,
         k: &mut K,
-        c: usize,
-        slot: usize,
+        c: ClientIdx,
+        slot: SlotId,
         generation: u32,
         state: ChannelStatus,
     ) {
-        let client = &self.clients.entries[c];
         let rec = StatusRecord {
             generation,
             state,
-            event_count: client.events.get(slot).copied().unwrap_or(0),
+            event_count: self.channels.events(c, slot),
         };
-        let id = client.id;
+        let id = self.clients.id(c);
         if let Err(e) = k.control_write(id, status_offset(slot), &rec.to_bytes()) {
             self.stats.kernel_errors += 1;
-            warn!("status record of {id} slot {slot}: {e}");
+            warn!("status record of {id} {slot}: {e}");
         }
     }
 
-    /// A client's Signal for the open channel `idx`: reads the outbound ring header through the
+    /// A client's Signal for open channel `relid`: reads the outbound ring header through the
     /// driver's own mapping and signals the host only if the host has not masked interrupts and
     /// there is unread data. Returns whether the hypercall was issued.
     pub(crate) fn signal_channel<H: Hypervisor + ?Sized, K: Kernel + ?Sized>(
         &mut self,
         hv: &mut H,
         k: &mut K,
-        idx: usize,
+        relid: RelId,
     ) -> Result<bool, ClientError> {
-        let o = self.opens[idx];
-        let Some(header) = self.arena.get(o.pages, 0) else {
+        let ChanState::Open {
+            mut ch,
+            slot,
+            signalled_at,
+            retarget,
+        } = self.channels.state(relid)
+        else {
+            return Err(ClientError::NotOpen);
+        };
+        let Some(header) = self.pool.get(ch.pages, 0) else {
             return Err(ClientError::ChannelGone);
         };
         let mut h = [0u8; 12];
@@ -118,15 +114,13 @@ impl Driver {
         // Indices outside the data area or not 8-aligned mean the ring is broken, and a broken
         // ring never justifies a hypercall. The client writes the write index (its mistake is
         // counted against it), the host writes the read index (host hostility).
-        let data_size = (usize::from(o.out_pages).saturating_sub(1) * PAGE_SIZE) as u64;
+        let data_size = (usize::from(ch.out_pages).saturating_sub(1) * PAGE_SIZE) as u64;
         let valid = |i: u32| u64::from(i) < data_size && i.is_multiple_of(8);
-        let c = usize::from(o.client);
         if !valid(write) {
             self.stats.client_corrupt_rings += 1;
-            self.clients.entries[c].stats.corrupt_rings += 1;
+            self.clients.stats_mut(ch.client).corrupt_rings += 1;
             warn!(
-                "outbound ring of relid {}: the client's write index {write:#x} is corrupt (data size {data_size:#x}); signal refused",
-                o.relid
+                "outbound ring of {relid}: the client's write index {write:#x} is corrupt (data size {data_size:#x}); signal refused"
             );
             return Err(ClientError::RingCorrupt);
         }
@@ -134,24 +128,31 @@ impl Driver {
             self.stats.corrupt_rings += 1;
             self.stats.hostile += 1;
             warn!(
-                "outbound ring of relid {}: the host's read index {read:#x} is corrupt (data size {data_size:#x}); signal refused",
-                o.relid
+                "outbound ring of {relid}: the host's read index {read:#x} is corrupt (data size {data_size:#x}); signal refused"
             );
             return Err(ClientError::RingCorrupt);
         }
         // At most one hypercall per change the host can see: a client asking again while
         // neither index moved (a Signal loop) costs no hypercall.
-        if mask != 0 || write == read || o.signalled_at == Some((write, read)) {
+        if mask != 0 || write == read || signalled_at == Some((write, read)) {
             self.stats.signals_suppressed += 1;
-            self.clients.entries[c].stats.signals_suppressed += 1;
+            self.clients.stats_mut(ch.client).signals_suppressed += 1;
             return Ok(false);
         }
-        let conn = self.relids[usize::from(o.relid)].connection_id;
+        let Some(conn) = self.channels.offer_of(relid).map(|o| o.connection_id) else {
+            return Err(ClientError::ChannelGone);
+        };
         let status = hv.signal_event(conn, 0);
         if status.is_success() {
             self.stats.signals += 1;
-            self.opens[idx].signals = o.signals.wrapping_add(1);
-            self.opens[idx].signalled_at = Some((write, read));
+            ch.signals = ch.signals.wrapping_add(1);
+            let state = ChanState::Open {
+                ch,
+                slot,
+                signalled_at: Some((write, read)),
+                retarget,
+            };
+            self.channels.set_state(relid, state);
             Ok(true)
         } else {
             self.stats.signal_failures += 1;

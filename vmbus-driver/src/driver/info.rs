@@ -5,7 +5,8 @@ use crate::guid::Guid;
 use crate::ids::{ClientId, RelId, VpIndex};
 
 use super::Driver;
-use super::table::{GpadlState, MAX_RELIDS, Phase, RelidState, TeardownReason, flags};
+use super::channels::ChannelTable;
+use super::state::{ChanState, GpadlHold, TeardownReason};
 
 /// A channel's state as shown to operators.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,93 +90,80 @@ pub struct AbstractChannel {
 impl Driver {
     /// The channel table, in relid order.
     pub fn channels(&self) -> impl Iterator<Item = ChannelInfo> + '_ {
-        (1..MAX_RELIDS).filter_map(move |r| self.channel(RelId(r as u32)))
+        ChannelTable::relids().filter_map(move |r| self.channel(r))
     }
 
     /// One row of the channel table.
     pub fn channel(&self, relid: RelId) -> Option<ChannelInfo> {
-        let r = Driver::entry_index(relid)?;
-        let e = &self.relids[r];
-        let mut info = ChannelInfo {
+        let offer = self.channels.offer_of(relid)?;
+        let state = self.channels.state(relid);
+        let opened = state.opened();
+        Some(ChannelInfo {
             relid,
-            class: e.class,
-            instance: e.instance,
-            sub_channel_index: e.sub_index,
-            state: ChannelState::Offered,
-            rescinded: e.rescinded,
-            client: None,
-            pages: 0,
-            generation: e.generation,
-            events: 0,
-            signals: 0,
-            target_vp: None,
-            open_unresolved: e.unresolved_open.is_some(),
-        };
-        match e.state {
-            RelidState::Free => return None,
-            RelidState::Offered => {}
-            RelidState::Active => {
-                let o = &self.opens[usize::from(e.open)];
-                let client = &self.clients.entries[usize::from(o.client)];
-                info.state = match o.phase {
-                    Phase::GpadlPending => ChannelState::GpadlPending,
-                    Phase::OpenPending => ChannelState::OpenPending,
-                    Phase::Open => ChannelState::Open,
-                    Phase::Teardown => ChannelState::TearingDown(o.reason),
-                };
-                info.client = Some(client.id);
-                info.pages = o.pages.len();
-                info.signals = o.signals;
-                info.target_vp = Some(o.target_vp);
-                if o.phase != Phase::Teardown {
-                    info.events = client.events.get(usize::from(o.slot)).copied().unwrap_or(0);
+            class: offer.class,
+            instance: offer.instance,
+            sub_channel_index: offer.sub_index,
+            state: match state {
+                ChanState::Free | ChanState::Offered | ChanState::OpenUnresolved { .. } => {
+                    ChannelState::Offered
                 }
-            }
-        }
-        Some(info)
+                ChanState::GpadlPending { .. } => ChannelState::GpadlPending,
+                ChanState::OpenPending { .. } => ChannelState::OpenPending,
+                ChanState::Open { .. } => ChannelState::Open,
+                ChanState::TearingDown { td, .. } => ChannelState::TearingDown(td.reason),
+            },
+            rescinded: state.rescinded(),
+            client: opened.map(|ch| self.clients.id(ch.client)),
+            pages: opened.map_or(0, |ch| ch.pages.len()),
+            generation: self.channels.generation(relid),
+            events: state
+                .bound()
+                .map_or(0, |(ch, slot)| self.channels.events(ch.client, slot)),
+            signals: opened.map_or(0, |ch| ch.signals),
+            target_vp: opened.map(|ch| ch.target_vp),
+            open_unresolved: matches!(state, ChanState::OpenUnresolved { .. }),
+        })
     }
 
     /// The abstract state of `relid` for the formal model's conformance harness; `None` when the
     /// driver knows no offer for it (the model's `Absent`).
     ///
-    /// The mapping: a relid with no client is `Offered`; an opened channel maps its phase
-    /// one-to-one (`GpadlPending`, `OpenPending`, `Open`, `Teardown`); `owner` is the client of
-    /// the open entry; `gpadl_alive` is true from the first GPADL message posted until
-    /// GPADL_TORNDOWN (or a creation refusal), and stays true for quarantined pages;
+    /// The mapping: a relid with no client is `Offered`; an opened channel maps its state
+    /// one-to-one (`GpadlPending`, `OpenPending`, `Open`, `TearingDown` to `Teardown`); `owner`
+    /// is the client that opened it; `gpadl_alive` is true from the first GPADL message posted
+    /// until GPADL_TORNDOWN (or a creation refusal), and stays true for quarantined pages;
     /// `pages_granted` is true from the grant until the revoke of teardown step 2.
     pub fn abstract_channel(&self, relid: RelId) -> Option<AbstractChannel> {
-        let r = Driver::entry_index(relid)?;
-        let e = &self.relids[r];
-        match e.state {
-            RelidState::Free => None,
-            RelidState::Offered => Some(AbstractChannel {
-                phase: AbstractPhase::Offered,
-                owner: None,
-                gpadl_alive: false,
-                pages_granted: false,
-                rescinded: e.rescinded,
-            }),
-            RelidState::Active => {
-                let o = &self.opens[usize::from(e.open)];
-                Some(AbstractChannel {
-                    phase: match o.phase {
-                        Phase::GpadlPending => AbstractPhase::GpadlPending,
-                        Phase::OpenPending => AbstractPhase::OpenPending,
-                        Phase::Open => AbstractPhase::Open,
-                        Phase::Teardown => AbstractPhase::Teardown,
-                    },
-                    owner: Some(self.clients.entries[usize::from(o.client)].id),
-                    gpadl_alive: matches!(
-                        o.gpadl_state,
-                        GpadlState::Pending
-                            | GpadlState::Created
-                            | GpadlState::TeardownSent
-                            | GpadlState::Quarantined
-                    ),
-                    pages_granted: o.has(flags::GRANTED) && !o.has(flags::REVOKED),
-                    rescinded: e.rescinded,
-                })
+        self.channels.offer_of(relid)?;
+        let state = self.channels.state(relid);
+        let phase = match state {
+            ChanState::Free | ChanState::Offered | ChanState::OpenUnresolved { .. } => {
+                AbstractPhase::Offered
             }
-        }
+            ChanState::GpadlPending { .. } => AbstractPhase::GpadlPending,
+            ChanState::OpenPending { .. } => AbstractPhase::OpenPending,
+            ChanState::Open { .. } => AbstractPhase::Open,
+            ChanState::TearingDown { .. } => AbstractPhase::Teardown,
+        };
+        let gpadl_alive = match state {
+            ChanState::GpadlPending { .. }
+            | ChanState::OpenPending { .. }
+            | ChanState::Open { .. } => true,
+            ChanState::TearingDown { td, .. } => matches!(
+                td.gpadl,
+                GpadlHold::Pending
+                    | GpadlHold::Held
+                    | GpadlHold::TeardownSent
+                    | GpadlHold::Quarantined
+            ),
+            ChanState::Free | ChanState::Offered | ChanState::OpenUnresolved { .. } => false,
+        };
+        Some(AbstractChannel {
+            phase,
+            owner: state.opened().map(|ch| self.clients.id(ch.client)),
+            gpadl_alive,
+            pages_granted: matches!(state, ChanState::Open { .. }),
+            rescinded: state.rescinded(),
+        })
     }
 }

@@ -5,14 +5,18 @@
 //! VMBus interrupt, [`Driver::on_client_call`] for a client's protected call,
 //! [`Driver::on_client_fault`] when a client faults and [`Driver::on_tick`] periodically; each
 //! call runs to completion. Every method takes the seams as arguments, so tests and the formal
-//! model drive the same code. Memory is fixed: the relid table (2048 entries), the open table,
-//! a page-list arena (with a taint bit per page), the client table and a quarantine table;
-//! nothing allocates and no host or client byte can make the driver panic.
+//! model drive the same code. Memory is fixed, in tables that each own their data and are
+//! reached only through their methods: the channel table (an entry per relid, 2048, whose state
+//! carries an open channel's data, and each client's slots), the page pool (page lists in an
+//! arena with a taint bit per page, and the quarantine), the connection and the client table.
+//! The [`Driver`] orchestrates them; nothing allocates and no host or client byte can make the
+//! driver panic.
 //!
 //! # Lifetime of a channel
 //!
-//! `Offered → GpadlPending → OpenPending → Open`, and from any of the last three `Teardown`,
-//! which runs these steps, each at most once, whatever started it (rescind, client close, client
+//! `Offered → GpadlPending → OpenPending → Open`, and from any of the last three `TearingDown`:
+//! variants of one enum (`state::ChanState`), each carrying what its state needs. The teardown
+//! runs these steps, each at most once, whatever started it (rescind, client close, client
 //! fault, failed open, unload, primary teardown):
 //! 1. bump the relid's generation (stale handles and replies are refused from now on);
 //! 2. tear down the sub-channels first (for a primary), revoke every ring page (the client's
@@ -39,36 +43,42 @@
 //! means that relid's rescind was lost: it is torn down as if rescinded, so no zombie channel
 //! holds a client's slot.
 
+mod channels;
 mod client;
+mod clients;
 mod config;
 mod connection;
+mod deadline;
 mod dispatch;
 mod events;
 mod info;
+mod lifecycle;
 mod offers;
 mod open;
 mod pages;
+mod pool;
 mod post;
+mod state;
 mod stats;
-mod table;
 mod teardown;
 
+pub use channels::{MAX_CHANNEL_PAGES, MAX_OPEN, MAX_RELIDS};
 pub use config::{ClientConfig, ConfigError, DriverConfig, MAX_CLASSES, MAX_CLIENTS};
 pub use connection::{ConnectionInfo, ConnectionState, MIN_VERSION};
 pub use info::{AbstractChannel, AbstractPhase, ChannelInfo, ChannelState};
 pub use open::RetargetError;
+pub use pool::MAX_QUARANTINE;
+pub use state::TeardownReason;
 pub use stats::{ClientStats, Stats};
-pub use table::{MAX_CHANNEL_PAGES, MAX_OPEN, MAX_RELIDS, TeardownReason};
-pub use teardown::MAX_QUARANTINE;
 
-use crate::ids::{RelId, VpIndex};
+use crate::ids::VpIndex;
 use crate::version::Version;
 
-use config::Clients;
-use connection::Conn;
-use pages::PageArena;
-use table::{OpenChan, RelidEntry};
-use teardown::Quarantine;
+use channels::ChannelTable;
+use clients::Clients;
+use connection::Connection;
+use deadline::Deadline;
+use pool::PagePool;
 
 /// Transient post-message failures retried before the post counts as failed.
 pub const POST_RETRIES: u32 = 64;
@@ -79,16 +89,11 @@ pub const MESSAGES_PER_PASS: usize = 256;
 #[derive(Debug, Clone)]
 pub struct Driver {
     target_vp: VpIndex,
-    max_version: Version,
     reply_timeout: u64,
     clients: Clients,
-    conn: Conn,
-    relids: [RelidEntry; MAX_RELIDS],
-    opens: [OpenChan; MAX_OPEN],
-    opens_in_use: usize,
-    arena: PageArena,
-    quarantine: Quarantine,
-    gpadl_seq: u32,
+    conn: Connection,
+    channels: ChannelTable,
+    pool: PagePool,
     stats: Stats,
 }
 
@@ -99,16 +104,11 @@ impl Driver {
     /// should follow `init`.
     pub const EMPTY: Driver = Driver {
         target_vp: VpIndex(0),
-        max_version: Version::WIN10_V5_3,
         reply_timeout: 1,
         clients: Clients::EMPTY,
-        conn: Conn::new(),
-        relids: [RelidEntry::EMPTY; MAX_RELIDS],
-        opens: [OpenChan::EMPTY; MAX_OPEN],
-        opens_in_use: 0,
-        arena: PageArena::EMPTY,
-        quarantine: Quarantine::new(),
-        gpadl_seq: 0,
+        conn: Connection::new(Version::WIN10_V5_3),
+        channels: ChannelTable::EMPTY,
+        pool: PagePool::EMPTY,
         stats: Stats::ZERO,
     };
 
@@ -141,19 +141,10 @@ impl Driver {
         }
         self.clients.load(config.clients)?;
         self.target_vp = config.target_vp;
-        self.max_version = config.max_version;
         self.reply_timeout = config.reply_timeout;
-        self.conn = Conn::new();
-        for e in self.relids.iter_mut() {
-            *e = RelidEntry::EMPTY;
-        }
-        for o in self.opens.iter_mut() {
-            *o = OpenChan::EMPTY;
-        }
-        self.opens_in_use = 0;
-        self.arena.reset();
-        self.quarantine = Quarantine::new();
-        self.gpadl_seq = 0;
+        self.conn = Connection::new(config.max_version);
+        self.channels.reset(&self.clients);
+        self.pool.reset();
         self.stats = Stats::ZERO;
         Ok(())
     }
@@ -165,23 +156,16 @@ impl Driver {
 
     /// Channels opened, opening or being torn down.
     pub fn open_count(&self) -> usize {
-        self.opens_in_use
+        self.channels.opened_count()
     }
 
     /// Pages held in quarantine now.
     pub fn quarantined_pages(&self) -> usize {
-        self.quarantine.pages()
-    }
-
-    /// The relid-table entry for a relid in range 1..2048.
-    fn entry_index(relid: RelId) -> Option<usize> {
-        let r = usize::try_from(relid.0).ok()?;
-        (1..MAX_RELIDS).contains(&r).then_some(r)
+        self.pool.quarantined_pages()
     }
 
     /// The deadline for a reply awaited from now.
-    fn deadline(&self, now: u64) -> u64 {
-        // Never 0, which means "nothing awaited".
-        now.saturating_add(self.reply_timeout).max(1)
+    fn deadline(&self, now: u64) -> Deadline {
+        Deadline::after(now, self.reply_timeout)
     }
 }

@@ -1,5 +1,4 @@
-//! Offers and rescinds, at start-up and at any later time (hot add and remove), and the
-//! primary/sub-channel relation.
+//! Offers and rescinds, at start-up and at any later time (hot add and remove).
 
 use log::{debug, info, warn};
 
@@ -8,13 +7,10 @@ use crate::ids::RelId;
 use crate::kernel::Kernel;
 use crate::msg::{ChannelMessage, OfferChannel, RelIdReleased};
 
-use super::TeardownReason;
+use super::channels::Offer;
 use super::post::post;
-use super::table::{MAX_RELIDS, RelidEntry, RelidState};
-use super::{ConnectionState, Driver};
-
-/// Largest connection id (bits 23:0).
-const CONNECTION_ID_MASK: u32 = 0x00FF_FFFF;
+use super::state::ChanState;
+use super::{ConnectionState, Driver, TeardownReason};
 
 impl Driver {
     /// OFFERCHANNEL.
@@ -25,68 +21,55 @@ impl Driver {
         o: &OfferChannel,
         now: u64,
     ) {
-        if self.conn.unload_sent {
+        let relid = o.child_relid;
+        if self.conn.unload_sent() {
             // An offer that crossed our UNLOAD: the host forgets it when it handles UNLOAD.
-            info!("offer of {} crossed UNLOAD: ignored", o.child_relid);
+            info!("offer of {relid} crossed UNLOAD: ignored");
             return;
         }
         // A hot add while the channels are being torn down for unload is legitimate: the entry
         // stays offered until UNLOAD_RESPONSE frees the table.
-        if !self.is_connected() && self.conn.state != ConnectionState::Unloading {
+        if !self.is_connected() && self.conn.state() != ConnectionState::Unloading {
             self.hostile_unexpected("OFFERCHANNEL while not connected");
             return;
         }
-        let Some(r) = self.checked_relid(o.child_relid, "OFFERCHANNEL") else {
+        if !self.check_relid(relid, "OFFERCHANNEL") {
             return;
-        };
-        if o.connection_id.0 & !CONNECTION_ID_MASK != 0 {
+        }
+        if !o.connection_id.is_valid() {
             self.stats.hostile += 1;
             self.stats.malformed += 1;
-            warn!("offer {} has invalid {}", o.child_relid, o.connection_id);
+            warn!("offer {relid} has invalid {}", o.connection_id);
             return;
         }
-        if self.relids[r].state != RelidState::Free {
+        if self.channels.state(relid) != ChanState::Free {
             self.stats.hostile += 1;
             self.stats.duplicate_offers += 1;
-            warn!("duplicate offer of {} ignored", o.child_relid);
+            warn!("duplicate offer of {relid} ignored");
             return;
         }
+        let offer = Offer {
+            class: o.if_type,
+            instance: o.if_instance,
+            connection_id: o.connection_id,
+            sub_index: o.sub_channel_index,
+        };
         // A host offers a device (class, instance, sub-channel index) under one relid at a
         // time: if the driver still holds it under another, the host rescinded that relid and
         // the rescind never arrived intact. Without this the old relid would stay a zombie,
         // "open" with no traffic, holding its client's slot against the new offer.
-        if let Some(old) = (1..MAX_RELIDS).find(|&q| {
-            let e = &self.relids[q];
-            q != r
-                && e.state != RelidState::Free
-                && !e.rescinded
-                && e.class == o.if_type
-                && e.instance == o.if_instance
-                && e.sub_index == o.sub_channel_index
-        }) {
+        if let Some(old) = self.channels.live_device(&offer, relid) {
             self.stats.implied_rescinds += 1;
             warn!(
-                "{} offers the device of relid:{old} again: its rescind was lost; tearing relid:{old} down",
-                o.child_relid
+                "{relid} offers the device of {old} again: its rescind was lost; tearing {old} down"
             );
             self.rescind_entry(hv, k, old, now);
         }
-        let e = &mut self.relids[r];
-        *e = RelidEntry {
-            class: o.if_type,
-            instance: o.if_instance,
-            connection_id: o.connection_id,
-            generation: e.generation.wrapping_add(1),
-            sub_index: o.sub_channel_index,
-            open: 0,
-            state: RelidState::Offered,
-            rescinded: false,
-            unresolved_open: None,
-        };
+        self.channels.offer(relid, offer);
         self.stats.offers += 1;
         debug!(
-            "offer {} class {:?} sub {}",
-            o.child_relid, o.if_type, o.sub_channel_index
+            "offer {relid} class {:?} sub {}",
+            o.if_type, o.sub_channel_index
         );
     }
 
@@ -98,18 +81,18 @@ impl Driver {
         relid: RelId,
         now: u64,
     ) {
-        let Some(r) = self.checked_relid(relid, "RESCIND_CHANNELOFFER") else {
+        if !self.check_relid(relid, "RESCIND_CHANNELOFFER") {
             return;
-        };
-        if self.conn.unload_sent {
+        }
+        if self.conn.unload_sent() {
             // The rescind crossed our UNLOAD: the host forgets every relid when it handles
             // UNLOAD, so a RELID_RELEASED now would name a relid it no longer holds (the formal
             // model's "no message after UNLOAD" rule). UNLOAD_RESPONSE frees the whole table.
             info!("rescind of {relid} crossed UNLOAD: ignored");
             return;
         }
-        let e = self.relids[r];
-        if e.state == RelidState::Free || e.rescinded {
+        let state = self.channels.state(relid);
+        if state == ChanState::Free || state.rescinded() {
             self.stats.hostile += 1;
             self.stats.unknown_rescinds += 1;
             warn!("rescind of unknown or already rescinded {relid} ignored");
@@ -117,79 +100,50 @@ impl Driver {
         }
         self.stats.rescinds += 1;
         info!("rescind of {relid}");
-        self.rescind_entry(hv, k, r, now);
+        self.rescind_entry(hv, k, relid, now);
     }
 
-    /// The rescind of live entry `r`, received or implied.
+    /// The rescind of live `relid`, received or implied.
     fn rescind_entry<H: Hypervisor + ?Sized, K: Kernel + ?Sized>(
         &mut self,
         hv: &mut H,
         k: &mut K,
-        r: usize,
+        relid: RelId,
         now: u64,
     ) {
-        let e = self.relids[r];
-        self.relids[r].rescinded = true;
-        if e.unresolved_open.is_some() {
-            // The host is tearing the channel down itself: close it and tear down the GPADL the
-            // unanswered open left behind (today's order for a rescind); its GPADL_TORNDOWN
-            // frees the quarantined pages.
-            self.resolve_open(hv, r, true);
-        }
-        match e.state {
-            RelidState::Offered => {
+        match self.channels.state(relid) {
+            ChanState::Free => {}
+            ChanState::Offered | ChanState::OpenUnresolved { .. } => {
+                // The host is tearing the channel down itself: close it and tear down the GPADL
+                // an unanswered open left behind; its GPADL_TORNDOWN frees the quarantined
+                // pages.
+                self.resolve_open(hv, relid, true);
                 // Nobody uses it: step 1 and step 4 only.
-                self.relids[r].generation = e.generation.wrapping_add(1);
-                self.release_relid(hv, r);
+                self.channels.bump_generation(relid);
+                self.release_relid(hv, relid);
             }
-            RelidState::Active => {
-                // Already in teardown: the running teardown sends RELID_RELEASED at its end, and
-                // if it was waiting for OPENCHANNEL_RESULT it closes the channel now.
-                let idx = usize::from(e.open);
-                self.begin_teardown(hv, k, idx, TeardownReason::Rescind, now);
-                self.advance_teardown(hv, k, idx, now);
+            ChanState::TearingDown { ch, mut td } => {
+                // The running teardown sends RELID_RELEASED at its end, and if it was waiting
+                // for OPENCHANNEL_RESULT it closes the channel now.
+                td.rescinded = true;
+                self.channels
+                    .set_state(relid, ChanState::TearingDown { ch, td });
+                self.advance_teardown(hv, k, relid, now);
             }
-            RelidState::Free => {}
+            ChanState::GpadlPending { .. }
+            | ChanState::OpenPending { .. }
+            | ChanState::Open { .. } => {
+                self.begin_teardown(hv, k, relid, TeardownReason::Rescind, now);
+            }
         }
     }
 
     /// RELID_RELEASED for a rescinded relid, then the entry is free for a new offer.
-    pub(crate) fn release_relid<H: Hypervisor + ?Sized>(&mut self, hv: &mut H, r: usize) {
-        // r < MAX_RELIDS (2048), so it fits a u32.
-        let msg = ChannelMessage::RelIdReleased(RelIdReleased {
-            child_relid: RelId(r as u32),
-        });
-        if post(hv, &mut self.stats, self.conn.msg_conn, &msg).is_ok() {
+    pub(crate) fn release_relid<H: Hypervisor + ?Sized>(&mut self, hv: &mut H, relid: RelId) {
+        let msg = ChannelMessage::RelIdReleased(RelIdReleased { child_relid: relid });
+        if post(hv, &mut self.stats, self.conn.msg_conn(), &msg).is_ok() {
             self.stats.relids_released += 1;
         }
-        let e = &mut self.relids[r];
-        e.state = RelidState::Free;
-        e.rescinded = false;
-    }
-
-    /// The primary of sub-channel entry `r` (same class and instance, index 0), if offered.
-    pub(crate) fn primary_of(&self, r: usize) -> Option<usize> {
-        let e = self.relids.get(r)?;
-        if e.sub_index == 0 {
-            return None;
-        }
-        (1..MAX_RELIDS).find(|&p| {
-            let pe = &self.relids[p];
-            pe.state != RelidState::Free
-                && pe.sub_index == 0
-                && pe.class == e.class
-                && pe.instance == e.instance
-        })
-    }
-
-    /// Whether entry `s` is a sub-channel of primary entry `p`.
-    pub(crate) fn is_sub_of(&self, s: usize, p: usize) -> bool {
-        let (se, pe) = (&self.relids[s], &self.relids[p]);
-        s != p
-            && se.state != RelidState::Free
-            && pe.sub_index == 0
-            && se.sub_index != 0
-            && se.class == pe.class
-            && se.instance == pe.instance
+        self.channels.release(relid);
     }
 }

@@ -1,39 +1,62 @@
 //! Page lists of channels in a fixed arena of small chunks, so that a channel's ring pages need
-//! no per-channel array sized for the largest ring (the open table stays small).
+//! no per-channel array sized for the largest ring (the channel table stays small).
 //!
 //! A page can be marked *tainted*: a kernel operation on it failed after it was shared (its
 //! revoke, say), so a client may still reach it. A tainted page is never zeroed, returned or
 //! granted again, whatever happens to its list later (a late GPADL_TORNDOWN included).
 
+use core::num::NonZeroU16;
+
 use crate::ids::PageId;
 
 /// Pages per chunk.
 pub(crate) const CHUNK_PAGES: usize = 7;
-/// Chunks in the arena: room for 14,336 pages, or one list of up to 7 pages per open channel.
+/// Chunks in the arena: room for 14,336 pages, or one list of up to 7 pages per channel.
 pub(crate) const MAX_CHUNKS: usize = 2048;
-const NIL: u16 = u16::MAX;
-const NO_PAGE: PageId = PageId(u32::MAX);
+
+/// A chunk's index in the arena, stored plus one so that `Option<ChunkIdx>` is two bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ChunkIdx(NonZeroU16);
+
+impl ChunkIdx {
+    fn new(i: usize) -> Option<ChunkIdx> {
+        let stored = u16::try_from(i.checked_add(1)?).ok()?;
+        NonZeroU16::new(stored).map(ChunkIdx)
+    }
+
+    fn get(self) -> usize {
+        usize::from(self.0.get()) - 1
+    }
+}
 
 #[derive(Debug, Clone, Copy)]
 struct Chunk {
     pages: [PageId; CHUNK_PAGES],
+    /// Bit `i`: `pages[i]` is set.
+    present: u8,
     /// Bit `i`: `pages[i]` is tainted.
     tainted: u8,
-    next: u16,
+    next: Option<ChunkIdx>,
 }
 
-/// A list of pages in the arena: `len` pages in the chunk chain starting at `head`.
+impl Chunk {
+    const FREE: Chunk = Chunk {
+        pages: [PageId(0); CHUNK_PAGES],
+        present: 0,
+        tainted: 0,
+        next: None,
+    };
+}
+
+/// A list of pages in the arena: `len` page places in the chunk chain starting at `head`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct PageList {
-    head: u16,
+    head: Option<ChunkIdx>,
     len: u16,
 }
 
 impl PageList {
-    /// The empty list.
-    pub const EMPTY: PageList = PageList { head: NIL, len: 0 };
-
-    /// Number of pages.
+    /// Number of page places (set or not).
     pub fn len(&self) -> usize {
         usize::from(self.len)
     }
@@ -44,20 +67,16 @@ impl PageList {
 #[derive(Debug, Clone)]
 pub(crate) struct PageArena {
     chunks: [Chunk; MAX_CHUNKS],
-    free_head: u16,
-    bump: u16,
+    free_head: Option<ChunkIdx>,
+    bump: usize,
     free_chunks: usize,
 }
 
 impl PageArena {
     /// An arena with every chunk free.
     pub const EMPTY: PageArena = PageArena {
-        chunks: [Chunk {
-            pages: [NO_PAGE; CHUNK_PAGES],
-            tainted: 0,
-            next: NIL,
-        }; MAX_CHUNKS],
-        free_head: NIL,
+        chunks: [Chunk::FREE; MAX_CHUNKS],
+        free_head: None,
         bump: 0,
         free_chunks: MAX_CHUNKS,
     };
@@ -65,46 +84,51 @@ impl PageArena {
     /// Frees every chunk, in place.
     pub fn reset(&mut self) {
         for c in self.chunks.iter_mut() {
-            c.pages = [NO_PAGE; CHUNK_PAGES];
-            c.tainted = 0;
-            c.next = NIL;
+            *c = Chunk::FREE;
         }
-        self.free_head = NIL;
+        self.free_head = None;
         self.bump = 0;
         self.free_chunks = MAX_CHUNKS;
     }
 
+    fn chunk(&self, c: ChunkIdx) -> Option<&Chunk> {
+        self.chunks.get(c.get())
+    }
+
+    fn chunk_mut(&mut self, c: ChunkIdx) -> Option<&mut Chunk> {
+        self.chunks.get_mut(c.get())
+    }
+
     /// Takes one chunk: from the free list, else the next never-used one.
-    fn take_chunk(&mut self) -> Option<u16> {
-        if self.free_head != NIL {
-            let c = self.free_head;
-            self.free_head = self.chunks.get(usize::from(c))?.next;
+    fn take_chunk(&mut self) -> Option<ChunkIdx> {
+        if let Some(c) = self.free_head {
+            self.free_head = self.chunk(c)?.next;
             return Some(c);
         }
-        let c = self.bump;
-        if usize::from(c) >= MAX_CHUNKS {
+        if self.bump >= MAX_CHUNKS {
             return None;
         }
+        let c = ChunkIdx::new(self.bump)?;
         self.bump += 1;
         Some(c)
     }
 
-    /// Allocates a list of `count` pages, all set to `fill` until [`PageArena::set`] replaces
-    /// them; `None` if the arena lacks chunks or `count` exceeds a u16.
-    pub fn alloc(&mut self, count: usize, fill: PageId) -> Option<PageList> {
+    /// Allocates a list of `count` page places, none set until [`PageArena::set`] sets them;
+    /// `None` if the arena lacks chunks or `count` exceeds a u16.
+    pub fn alloc(&mut self, count: usize) -> Option<PageList> {
         let len = u16::try_from(count).ok()?;
         let need = count.div_ceil(CHUNK_PAGES);
         if need > self.free_chunks {
             return None;
         }
-        let mut head = NIL;
+        let mut head = None;
         for _ in 0..need {
             let c = self.take_chunk()?;
-            let chunk = self.chunks.get_mut(usize::from(c))?;
-            chunk.pages = [fill; CHUNK_PAGES];
-            chunk.tainted = 0;
-            chunk.next = head;
-            head = c;
+            *self.chunk_mut(c)? = Chunk {
+                next: head,
+                ..Chunk::FREE
+            };
+            head = Some(c);
         }
         self.free_chunks -= need;
         Some(PageList { head, len })
@@ -114,59 +138,66 @@ impl PageArena {
     pub fn free(&mut self, list: PageList) {
         let mut c = list.head;
         let mut guard = MAX_CHUNKS;
-        while c != NIL && guard > 0 {
+        while let Some(i) = c
+            && guard > 0
+        {
             guard -= 1;
-            let Some(chunk) = self.chunks.get_mut(usize::from(c)) else {
+            let free_head = self.free_head;
+            let Some(chunk) = self.chunk_mut(i) else {
                 break;
             };
-            let next = chunk.next;
-            chunk.next = self.free_head;
-            chunk.pages = [NO_PAGE; CHUNK_PAGES];
-            chunk.tainted = 0;
-            self.free_head = c;
+            c = chunk.next;
+            *chunk = Chunk {
+                next: free_head,
+                ..Chunk::FREE
+            };
+            self.free_head = Some(i);
             self.free_chunks += 1;
-            c = next;
         }
     }
 
-    fn chunk_of(&self, list: PageList, index: usize) -> Option<u16> {
+    fn chunk_of(&self, list: PageList, index: usize) -> Option<ChunkIdx> {
         if index >= list.len() {
             return None;
         }
-        let mut c = list.head;
+        let mut c = list.head?;
         for _ in 0..index / CHUNK_PAGES {
-            c = self.chunks.get(usize::from(c))?.next;
+            c = self.chunk(c)?.next?;
         }
         Some(c)
     }
 
-    /// The page at `index`.
+    /// The page at `index`, if set.
     pub fn get(&self, list: PageList, index: usize) -> Option<PageId> {
-        let c = self.chunk_of(list, index)?;
-        let p = self.chunks.get(usize::from(c))?.pages[index % CHUNK_PAGES];
-        (p != NO_PAGE).then_some(p)
+        let chunk = self.chunk(self.chunk_of(list, index)?)?;
+        let i = index % CHUNK_PAGES;
+        (chunk.present & (1 << i) != 0).then_some(chunk.pages[i])
     }
 
     /// Sets the page at `index`.
     pub fn set(&mut self, list: PageList, index: usize, page: PageId) {
         if let Some(c) = self.chunk_of(list, index)
-            && let Some(chunk) = self.chunks.get_mut(usize::from(c))
+            && let Some(chunk) = self.chunk_mut(c)
         {
-            chunk.pages[index % CHUNK_PAGES] = page;
+            let i = index % CHUNK_PAGES;
+            chunk.pages[i] = page;
+            chunk.present |= 1 << i;
         }
     }
 
-    /// Calls `fails` for each page of the list in order (one walk of the chain) and marks
+    /// Calls `fails` for each set page of the list in order (one walk of the chain) and marks
     /// tainted (see the module documentation) every page for which it returns true; returns how
     /// many it marked.
     pub fn taint_where(&mut self, list: PageList, mut fails: impl FnMut(PageId) -> bool) -> usize {
         let (mut c, mut left, mut marked) = (list.head, list.len(), 0);
-        while left > 0 {
-            let Some(chunk) = self.chunks.get_mut(usize::from(c)) else {
+        while left > 0
+            && let Some(ci) = c
+        {
+            let Some(chunk) = self.chunk_mut(ci) else {
                 break;
             };
-            for (i, p) in chunk.pages.iter().take(left).enumerate() {
-                if *p != NO_PAGE && fails(*p) {
+            for (i, p) in chunk.pages.iter().enumerate().take(left) {
+                if chunk.present & (1 << i) != 0 && fails(*p) {
                     chunk.tainted |= 1 << i;
                     marked += 1;
                 }
@@ -182,7 +213,7 @@ impl PageArena {
         self.iter_marked(list).filter(|&(_, t)| t).count()
     }
 
-    /// The list's pages in order with their taint (unset entries skipped).
+    /// The list's set pages in order with their taint.
     pub fn iter_marked(&self, list: PageList) -> PageIter<'_> {
         PageIter {
             arena: self,
@@ -197,7 +228,7 @@ impl PageArena {
 #[derive(Debug)]
 pub(crate) struct PageIter<'a> {
     arena: &'a PageArena,
-    chunk: u16,
+    chunk: Option<ChunkIdx>,
     index: usize,
     left: usize,
 }
@@ -207,17 +238,17 @@ impl Iterator for PageIter<'_> {
 
     fn next(&mut self) -> Option<(PageId, bool)> {
         while self.left > 0 {
-            let chunk = self.arena.chunks.get(usize::from(self.chunk))?;
-            let p = chunk.pages[self.index];
-            let tainted = chunk.tainted & (1 << self.index) != 0;
+            let chunk = self.arena.chunk(self.chunk?)?;
+            let bit = 1 << self.index;
+            let page = chunk.pages[self.index];
             self.left -= 1;
             self.index += 1;
             if self.index == CHUNK_PAGES {
                 self.index = 0;
                 self.chunk = chunk.next;
             }
-            if p != NO_PAGE {
-                return Some((p, tainted));
+            if chunk.present & bit != 0 {
+                return Some((page, chunk.tainted & bit != 0));
             }
         }
         None

@@ -20,8 +20,24 @@ pub(crate) enum PostError {
 
 /// Encodes `msg` and posts it to `connection`, retrying INSUFFICIENT_MEMORY and
 /// INSUFFICIENT_BUFFERS up to [`POST_RETRIES`] times (the host's queue drains as it works;
-/// the event loop has nothing else to wait for while a control message is refused).
+/// the event loop has nothing else to wait for while a control message is refused). A failure
+/// is counted and logged as a warning.
 pub(crate) fn post<H: Hypervisor + ?Sized>(
+    hv: &mut H,
+    stats: &mut Stats,
+    connection: ConnectionId,
+    msg: &ChannelMessage,
+) -> Result<(), PostError> {
+    let result = post_unlogged(hv, stats, connection, msg);
+    if let Err(PostError::Status(status)) = result {
+        warn!("posting {} to {connection} failed: {status}", msg.msgtype());
+    }
+    result
+}
+
+/// [`post`] for a post whose failure may be expected (the version walk's INITIATE_CONTACT on a
+/// connection an older host does not have): counted, but logging is left to the caller.
+pub(crate) fn post_unlogged<H: Hypervisor + ?Sized>(
     hv: &mut H,
     stats: &mut Stats,
     connection: ConnectionId,
@@ -45,7 +61,6 @@ pub(crate) fn post<H: Hypervisor + ?Sized>(
             continue;
         }
         stats.post_failures += 1;
-        warn!("posting {} to {connection} failed: {status}", msg.msgtype());
         return Err(PostError::Status(status));
     }
 }

@@ -1,6 +1,5 @@
 //! The one teardown state machine of DESIGN.md §3, shared by rescind, client close, client
-//! fault, failed open, unload and primary teardown; GPADL_TORNDOWN; reply timeouts; the
-//! quarantine of pages whose GPADL teardown the host never confirmed.
+//! fault, failed open, unload and primary teardown; GPADL_TORNDOWN; reply timeouts.
 
 use log::{info, warn};
 
@@ -11,286 +10,241 @@ use crate::kernel::Kernel;
 use crate::msg::{ChannelMessage, CloseChannel, GpadlTeardown};
 
 use super::Driver;
-use super::config::{NO_OPEN, RETIRED};
-use super::pages::PageList;
+use super::channels::{ChannelTable, Slot};
 use super::post::post;
-use super::table::{
-    GpadlState, MAX_RELIDS, OpenChan, OpenState, Phase, RelidState, TeardownReason, flags,
-};
+use super::state::{ChanState, Close, GpadlHold, Teardown, TeardownReason};
 
-/// Quarantined GPADLs remembered so a late GPADL_TORNDOWN can still free their pages. Beyond
-/// this, pages are quarantined for good (still counted).
-pub const MAX_QUARANTINE: usize = 64;
-
-#[derive(Debug, Clone, Copy)]
-struct QEntry {
-    gpadl: GpadlId,
-    pages: PageList,
+/// How an open's host side stands when its teardown starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Start {
+    /// CLOSECHANNEL.
+    pub close: Close,
+    /// The ring GPADL (`Pending` gets a fresh deadline).
+    pub gpadl: GpadlHold,
+    /// The pages were (perhaps partly) granted into the client's window.
+    pub granted: bool,
 }
 
-/// Quarantined page lists.
-#[derive(Debug, Clone)]
-pub(crate) struct Quarantine {
-    entries: [Option<QEntry>; MAX_QUARANTINE],
-    pages: usize,
-}
-
-impl Quarantine {
-    pub const fn new() -> Quarantine {
-        Quarantine {
-            entries: [None; MAX_QUARANTINE],
-            pages: 0,
+impl Start {
+    /// Nothing sent to open the channel yet, beyond the GPADL as `gpadl` says.
+    pub const fn unopened(gpadl: GpadlHold) -> Start {
+        Start {
+            close: Close::Nothing,
+            gpadl,
+            granted: false,
         }
-    }
-
-    pub fn contains(&self, gpadl: GpadlId) -> bool {
-        self.entries.iter().flatten().any(|e| e.gpadl == gpadl)
-    }
-
-    /// Pages in quarantine.
-    pub fn pages(&self) -> usize {
-        self.pages
     }
 }
 
 impl Driver {
-    /// Starts the teardown of open-table entry `idx` (steps 1 and 2, then as far as it can go).
-    /// A channel already in teardown is left alone (R3, R8).
+    /// Starts the teardown of `relid` (steps 1 and 2, then as far as it can go) if a client has
+    /// it opening or open. A channel in teardown, or one no client holds, is left alone (R3,
+    /// R8).
     pub(crate) fn begin_teardown<H: Hypervisor + ?Sized, K: Kernel + ?Sized>(
         &mut self,
         hv: &mut H,
         k: &mut K,
-        idx: usize,
+        relid: RelId,
         reason: TeardownReason,
         now: u64,
     ) {
-        let Some(o) = self.opens.get(idx).copied() else {
+        let start = match self.channels.state(relid) {
+            // GPADL_CREATED is still awaited before the GPADL can be torn down.
+            ChanState::GpadlPending { .. } => Start::unopened(GpadlHold::Pending),
+            ChanState::OpenPending { .. } => Start {
+                close: Close::AwaitingResult,
+                gpadl: GpadlHold::Held,
+                granted: false,
+            },
+            ChanState::Open { .. } => Start {
+                close: Close::Owed,
+                gpadl: GpadlHold::Held,
+                granted: true,
+            },
+            _ => return,
+        };
+        self.start_teardown(hv, k, relid, reason, start, now);
+    }
+
+    /// [`Driver::begin_teardown`] from an explicit host-side state, for an open that failed
+    /// part way (a post or a grant failed, a reply timed out).
+    pub(crate) fn start_teardown<H: Hypervisor + ?Sized, K: Kernel + ?Sized>(
+        &mut self,
+        hv: &mut H,
+        k: &mut K,
+        relid: RelId,
+        reason: TeardownReason,
+        start: Start,
+        now: u64,
+    ) {
+        let Some((ch, slot)) = self.channels.state(relid).bound() else {
             return;
         };
-        if !o.in_use() || o.phase == Phase::Teardown {
-            return;
-        }
         self.stats.teardowns += 1;
-        let r = usize::from(o.relid);
-        info!("teardown of relid:{r} ({reason:?})");
+        info!("teardown of {relid} ({reason:?})");
         // Step 1: from now on nothing is matched against the old generation.
-        self.relids[r].generation = self.relids[r].generation.wrapping_add(1);
-        {
-            let o = &mut self.opens[idx];
-            o.phase = Phase::Teardown;
-            o.reason = reason;
-            o.deadline = 0;
-            o.flags &= !flags::MODIFY_PENDING;
+        let generation = self.channels.generation(relid);
+        self.channels.bump_generation(relid);
+        // Sub-channels first (R7). The primary keeps its state meanwhile: a sub-channel whose
+        // teardown ends here does not advance the primary's, which has not revoked yet.
+        let mut from = RelId(1);
+        while let Some(s) = self.channels.next_sub(relid, from) {
+            self.begin_teardown(hv, k, s, TeardownReason::Primary, now);
+            from = RelId(s.0 + 1);
         }
-        if o.gpadl_state == GpadlState::Pending {
-            // GPADL_CREATED is still awaited before the GPADL can be torn down.
-            self.opens[idx].deadline = self.deadline(now);
-        }
-        // Sub-channels first (R7).
-        if self.relids[r].sub_index == 0 {
-            for s in 1..MAX_RELIDS {
-                if self.relids[s].state == RelidState::Active && self.is_sub_of(s, r) {
-                    let sidx = usize::from(self.relids[s].open);
-                    self.begin_teardown(hv, k, sidx, TeardownReason::Primary, now);
-                }
-            }
-        }
-        // Step 2: revoke every ring page; the client's mappings are gone when this returns. A
-        // page whose revoke failed may still be mapped by the client: it is tainted, never
-        // zeroed, returned or granted again.
-        let failed = self.arena.taint_where(o.pages, |page| {
-            let failed = k.revoke(page).err();
-            if let Some(e) = failed {
-                warn!("relid:{r}: revoking {page} failed ({e}): quarantined for good");
-            }
-            failed.is_some()
-        });
-        self.stats.kernel_errors += failed as u64;
-        self.count_quarantine(QuarantineCause::Revoke, failed);
-        self.opens[idx].flags |= flags::REVOKED;
-        let (c, slot) = (usize::from(o.client), usize::from(o.slot));
-        if self.clients.entries[c].slots.get(slot) == Some(&(idx as u16)) {
+        let td = Teardown {
+            reason,
+            rescinded: reason == TeardownReason::Rescind,
+            close: start.close,
+            gpadl: start.gpadl,
+            // GPADL_CREATED is awaited before the GPADL can be torn down.
+            deadline: (start.gpadl == GpadlHold::Pending).then(|| self.deadline(now)),
+        };
+        self.channels
+            .set_state(relid, ChanState::TearingDown { ch, td });
+        // Step 2: revoke every ring page; the client's mappings are gone when this returns.
+        let failed = self.pool.revoke(k, ch.pages, relid, &mut self.stats);
+        let c = ch.client;
+        if self.channels.slot(c, slot) == Some(Slot::Bound(relid)) {
             let status = if reason == TeardownReason::OpenFailed {
                 self.stats.open_failures += 1;
                 ChannelStatus::Failed
             } else {
                 ChannelStatus::Gone
             };
-            self.write_status(k, c, slot, o.generation, status);
+            self.write_status(k, c, slot, generation, status);
             // A slot whose pages may still be mapped there is never used again.
-            self.clients.entries[c].slots[slot] = if failed > 0 && o.has(flags::GRANTED) {
-                warn!("relid:{r}: window slot {slot} of client {c} retired for good");
-                RETIRED
-            } else {
-                NO_OPEN
-            };
-            let id = self.clients.entries[c].id;
+            let retire = failed > 0 && start.granted;
+            if retire {
+                let id = self.clients.id(c);
+                warn!("{relid}: window {slot} of {id} retired for good");
+            }
+            self.channels.release_slot(c, slot, relid, retire);
+            let id = self.clients.id(c);
             self.notify_client(k, id);
         }
-        self.advance_teardown(hv, k, idx, now);
+        self.advance_teardown(hv, k, relid, now);
     }
 
-    /// Runs the teardown steps of entry `idx` that can run now (step 3 on), each once.
+    /// Runs the teardown steps of `relid` that can run now (step 3 on), each once.
     pub(crate) fn advance_teardown<H: Hypervisor + ?Sized, K: Kernel + ?Sized>(
         &mut self,
         hv: &mut H,
         k: &mut K,
-        idx: usize,
+        relid: RelId,
         now: u64,
     ) {
-        let o = self.opens[idx];
-        // Not before step 2: a sub-channel finishing inside the primary's `begin_teardown`
-        // calls back here before the primary's own pages are revoked. (REVOKED is set only in
-        // `begin_teardown`, with phase Teardown, and a freed entry has no flags: it also means
-        // "in use and in teardown".)
-        if !o.has(flags::REVOKED) {
+        let ChanState::TearingDown { ch, mut td } = self.channels.state(relid) else {
             return;
-        }
-        let r = usize::from(o.relid);
-        let relid = RelId(u32::from(o.relid));
+        };
         // Wait for the sub-channels' teardowns (R7).
-        if self.relids[r].sub_index == 0
-            && (1..MAX_RELIDS)
-                .any(|s| self.relids[s].state == RelidState::Active && self.is_sub_of(s, r))
-        {
+        if self.channels.has_opened_subs(relid) {
             return;
         }
         // Step 3a: CLOSECHANNEL only for an open the host confirmed. While OPENCHANNEL_RESULT
         // is outstanding a host may ignore a CLOSECHANNEL and keep the channel (and the GPADL)
         // open, so the teardown waits for the result (its deadline is the reply timeout). A
         // rescinded channel is closed at once: the host is tearing it down itself.
-        let rescinded = self.relids[r].rescinded;
-        if o.open_state == OpenState::Sent && !rescinded && !o.has(flags::CLOSE_SENT) {
-            if o.deadline == 0 {
-                self.opens[idx].deadline = self.deadline(now);
+        match td.close {
+            Close::AwaitingResult if !td.rescinded => {
+                if td.deadline.is_none() {
+                    td.deadline = Some(self.deadline(now));
+                    self.channels
+                        .set_state(relid, ChanState::TearingDown { ch, td });
+                }
+                return;
             }
-            return;
-        }
-        let confirmed =
-            o.open_state == OpenState::Opened || (o.open_state == OpenState::Sent && rescinded);
-        if confirmed && !o.has(flags::CLOSE_SENT) {
-            let msg = ChannelMessage::CloseChannel(CloseChannel { child_relid: relid });
-            // A lost CLOSECHANNEL is counted by `post`; the GPADL teardown still follows.
-            let _ = post(hv, &mut self.stats, self.conn.msg_conn, &msg);
-            self.opens[idx].flags |= flags::CLOSE_SENT;
-            self.opens[idx].deadline = 0;
+            Close::AwaitingResult => {
+                self.post_close(hv, relid);
+                td.close = Close::SentBeforeResult;
+                td.deadline = None;
+            }
+            Close::Owed => {
+                self.post_close(hv, relid);
+                td.close = Close::Sent;
+                td.deadline = None;
+            }
+            Close::Nothing | Close::SentBeforeResult | Close::Sent => {}
         }
         // Step 3b: the GPADL.
-        match o.gpadl_state {
-            GpadlState::Pending | GpadlState::TeardownSent => return,
-            GpadlState::Created => {
+        match td.gpadl {
+            GpadlHold::Pending | GpadlHold::TeardownSent => {
+                self.channels
+                    .set_state(relid, ChanState::TearingDown { ch, td });
+                return;
+            }
+            GpadlHold::Held => {
                 let msg = ChannelMessage::GpadlTeardown(GpadlTeardown {
                     child_relid: relid,
-                    gpadl: o.gpadl,
+                    gpadl: ch.gpadl,
                 });
-                if post(hv, &mut self.stats, self.conn.msg_conn, &msg).is_ok() {
-                    self.opens[idx].gpadl_state = GpadlState::TeardownSent;
-                    self.opens[idx].deadline = self.deadline(now);
+                if post(hv, &mut self.stats, self.conn.msg_conn(), &msg).is_ok() {
+                    td.gpadl = GpadlHold::TeardownSent;
+                    td.deadline = Some(self.deadline(now));
+                    self.channels
+                        .set_state(relid, ChanState::TearingDown { ch, td });
                     return;
                 }
                 // The host may still hold the GPADL and was not told: never reuse the pages.
-                self.opens[idx].gpadl_state = GpadlState::Quarantined;
+                td.gpadl = GpadlHold::Quarantined;
             }
-            GpadlState::None | GpadlState::Gone | GpadlState::Quarantined => {}
+            GpadlHold::None | GpadlHold::Gone | GpadlHold::Quarantined => {}
         }
-        self.finish_teardown(hv, k, idx, now);
+        self.channels
+            .set_state(relid, ChanState::TearingDown { ch, td });
+        self.finish_teardown(hv, k, relid, now);
     }
 
-    /// Steps 4 and 5, then the entry is free.
+    /// CLOSECHANNEL. A lost one is counted by `post`; the GPADL teardown still follows.
+    pub(crate) fn post_close<H: Hypervisor + ?Sized>(&mut self, hv: &mut H, relid: RelId) {
+        let msg = ChannelMessage::CloseChannel(CloseChannel { child_relid: relid });
+        let _ = post(hv, &mut self.stats, self.conn.msg_conn(), &msg);
+    }
+
+    /// Steps 4 and 5, then the relid is offered again (or free, if rescinded).
     fn finish_teardown<H: Hypervisor + ?Sized, K: Kernel + ?Sized>(
         &mut self,
         hv: &mut H,
         k: &mut K,
-        idx: usize,
+        relid: RelId,
         now: u64,
     ) {
-        let o = self.opens[idx];
-        let r = usize::from(o.relid);
-        // Step 4.
-        if self.relids[r].rescinded {
-            self.release_relid(hv, r);
+        let ChanState::TearingDown { ch, td } = self.channels.state(relid) else {
+            return;
+        };
+        let Some(offer) = self.channels.offer_of(relid) else {
+            return;
+        };
+        // Step 4. A teardown that ends still awaiting the open result gave up on it
+        // (`give_up_open`): the relid stays blocked until the host answers.
+        if td.rescinded {
+            self.release_relid(hv, relid);
+        } else if td.close == Close::AwaitingResult {
+            self.channels
+                .set_state(relid, ChanState::OpenUnresolved { gpadl: ch.gpadl });
         } else {
-            self.relids[r].state = RelidState::Offered;
-            if o.has(flags::OPEN_UNRESOLVED) {
-                self.relids[r].unresolved_open = Some(o.gpadl);
-            }
+            self.channels.set_state(relid, ChanState::Offered);
         }
         // Step 5.
-        if o.gpadl_state == GpadlState::Quarantined {
-            self.quarantine_pages(o.gpadl, o.pages);
+        if td.gpadl == GpadlHold::Quarantined {
+            self.pool.quarantine(ch.gpadl, ch.pages, &mut self.stats);
         } else {
-            self.zero_and_return(k, o.pages);
+            self.pool.zero_and_return(k, ch.pages, &mut self.stats);
         }
-        self.opens[idx] = OpenChan::EMPTY;
-        self.opens_in_use -= 1;
         self.stats.teardowns_completed += 1;
         // A primary may be waiting for this sub-channel: every primary of the device, since an
         // implied rescind can leave an old primary in teardown beside a new offer of it.
-        if self.relids[r].sub_index != 0 {
-            for p in 1..MAX_RELIDS {
-                let pe = &self.relids[p];
-                if pe.state == RelidState::Active
-                    && pe.sub_index == 0
-                    && pe.class == self.relids[r].class
-                    && pe.instance == self.relids[r].instance
-                {
-                    let pidx = usize::from(pe.open);
-                    self.advance_teardown(hv, k, pidx, now);
+        if offer.sub_index != 0 {
+            for p in ChannelTable::relids() {
+                let primary_of_device = self.channels.offer_of(p).is_some_and(|po| {
+                    po.sub_index == 0 && po.class == offer.class && po.instance == offer.instance
+                });
+                if primary_of_device {
+                    self.advance_teardown(hv, k, p, now);
                 }
             }
         }
         self.check_unload(hv, now);
-    }
-
-    /// Zeroes every page of `list` and returns it to the pool, then frees the list. Tainted
-    /// pages (already counted in quarantine) are left alone; a page whose zeroing or return
-    /// fails stays out of the pool for good.
-    pub(crate) fn zero_and_return<K: Kernel + ?Sized>(&mut self, k: &mut K, list: PageList) {
-        let (mut returned, mut zero_failed, mut return_failed) = (0, 0, 0);
-        for (page, tainted) in self.arena.iter_marked(list) {
-            if tainted {
-                continue;
-            }
-            if let Err(e) = k.zero_page(page) {
-                zero_failed += 1;
-                warn!("zeroing {page} failed ({e}): quarantined for good");
-            } else if let Err(e) = k.return_page(page) {
-                return_failed += 1;
-                warn!("returning {page} failed ({e}): quarantined for good");
-            } else {
-                returned += 1;
-            }
-        }
-        self.arena.free(list);
-        self.stats.pages_returned += returned;
-        self.stats.kernel_errors += (zero_failed + return_failed) as u64;
-        self.count_quarantine(QuarantineCause::Zero, zero_failed);
-        self.count_quarantine(QuarantineCause::Return, return_failed);
-    }
-
-    /// Counts `n` pages kept out of the pool, by cause.
-    fn count_quarantine(&mut self, cause: QuarantineCause, n: usize) {
-        let n64 = n as u64;
-        self.stats.quarantined_pages += n64;
-        self.quarantine.pages += n;
-        *match cause {
-            QuarantineCause::Unconfirmed => &mut self.stats.quarantine_unconfirmed,
-            QuarantineCause::Revoke => &mut self.stats.quarantine_revoke_failed,
-            QuarantineCause::Zero => &mut self.stats.quarantine_zero_failed,
-            QuarantineCause::Return => &mut self.stats.quarantine_return_failed,
-        } += n64;
-    }
-
-    /// Keeps a list whose GPADL the host may still hold; a late GPADL_TORNDOWN frees the pages
-    /// that are not tainted (those are counted already).
-    fn quarantine_pages(&mut self, gpadl: GpadlId, list: PageList) {
-        let n = list.len() - self.arena.tainted(list);
-        self.count_quarantine(QuarantineCause::Unconfirmed, n);
-        warn!("{n} pages of {gpadl} quarantined until the host confirms the GPADL's teardown");
-        if let Some(slot) = self.quarantine.entries.iter_mut().find(|e| e.is_none()) {
-            *slot = Some(QEntry { gpadl, pages: list });
-        }
-        // Otherwise the list stays allocated in the arena for good: never reused.
     }
 
     /// GPADL_TORNDOWN.
@@ -301,29 +255,20 @@ impl Driver {
         gpadl: GpadlId,
         now: u64,
     ) {
-        if let Some(idx) = self.open_by_gpadl(gpadl) {
-            if self.opens[idx].gpadl_state != GpadlState::TeardownSent {
-                self.mismatched("GPADL_TORNDOWN for a GPADL not being torn down");
-                return;
+        if let Some(relid) = self.channels.by_gpadl(gpadl) {
+            match self.channels.state(relid) {
+                ChanState::TearingDown { ch, mut td } if td.gpadl == GpadlHold::TeardownSent => {
+                    td.gpadl = GpadlHold::Gone;
+                    td.deadline = None;
+                    self.channels
+                        .set_state(relid, ChanState::TearingDown { ch, td });
+                    self.advance_teardown(hv, k, relid, now);
+                }
+                _ => self.mismatched("GPADL_TORNDOWN for a GPADL not being torn down"),
             }
-            self.opens[idx].gpadl_state = GpadlState::Gone;
-            self.opens[idx].deadline = 0;
-            self.advance_teardown(hv, k, idx, now);
             return;
         }
-        let q = self
-            .quarantine
-            .entries
-            .iter()
-            .position(|e| e.is_some_and(|e| e.gpadl == gpadl));
-        if let Some(q) = q
-            && let Some(e) = self.quarantine.entries[q].take()
-        {
-            let n = e.pages.len() - self.arena.tainted(e.pages);
-            info!("late GPADL_TORNDOWN for {gpadl}: {n} quarantined pages released");
-            self.quarantine.pages -= n;
-            self.stats.quarantine_released_pages += n as u64;
-            self.zero_and_return(k, e.pages);
+        if self.pool.release(k, gpadl, &mut self.stats) {
             return;
         }
         self.stats.hostile += 1;
@@ -331,92 +276,98 @@ impl Driver {
         warn!("GPADL_TORNDOWN for unknown {gpadl}");
     }
 
-    /// A host reply awaited by entry `idx` did not come in time.
+    /// The host reply awaited by `relid` did not come in time.
     pub(crate) fn on_channel_timeout<H: Hypervisor + ?Sized, K: Kernel + ?Sized>(
         &mut self,
         hv: &mut H,
         k: &mut K,
-        idx: usize,
+        relid: RelId,
         now: u64,
     ) {
-        let o = self.opens[idx];
-        self.opens[idx].deadline = 0;
-        let relid = o.relid;
-        match (o.phase, o.gpadl_state) {
-            (Phase::Open, _) => {
-                warn!("relid:{relid}: no MODIFYCHANNEL_RESPONSE");
-                self.opens[idx].flags &= !flags::MODIFY_PENDING;
+        let failed = TeardownReason::OpenFailed;
+        match self.channels.state(relid) {
+            ChanState::Open {
+                ch,
+                slot,
+                signalled_at,
+                retarget: Some(_),
+            } => {
+                warn!("{relid}: no MODIFYCHANNEL_RESPONSE");
+                let state = ChanState::Open {
+                    ch,
+                    slot,
+                    signalled_at,
+                    retarget: None,
+                };
+                self.channels.set_state(relid, state);
             }
-            (Phase::GpadlPending, _) | (Phase::OpenPending, _) => {
-                warn!("relid:{relid}: open timed out");
-                if o.gpadl_state == GpadlState::Pending {
-                    // The host may have created it without telling us.
-                    self.opens[idx].gpadl_state = GpadlState::Created;
+            ChanState::GpadlPending { .. } => {
+                warn!("{relid}: open timed out");
+                // The host may have created the GPADL without telling us.
+                self.start_teardown(hv, k, relid, failed, Start::unopened(GpadlHold::Held), now);
+            }
+            ChanState::OpenPending { .. } => {
+                warn!("{relid}: open timed out");
+                let start = Start {
+                    close: Close::AwaitingResult,
+                    gpadl: GpadlHold::Held,
+                    granted: false,
+                };
+                self.start_teardown(hv, k, relid, failed, start, now);
+                // The result did not come in time: waiting longer would not change that.
+                self.give_up_open(hv, k, relid, now);
+            }
+            ChanState::TearingDown { ch, mut td } => match (td.close, td.gpadl) {
+                (Close::AwaitingResult, _) => self.give_up_open(hv, k, relid, now),
+                (_, GpadlHold::Pending) => {
+                    warn!("{relid}: no GPADL_CREATED during teardown");
+                    td.gpadl = GpadlHold::Held;
+                    td.deadline = None;
+                    self.channels
+                        .set_state(relid, ChanState::TearingDown { ch, td });
+                    self.advance_teardown(hv, k, relid, now);
                 }
-                self.begin_teardown(hv, k, idx, TeardownReason::OpenFailed, now);
-                // Still waiting for the result (unless `begin_teardown` finished and freed the
-                // entry, whose open state is then NotSent).
-                if self.opens[idx].open_state == OpenState::Sent {
-                    // The result did not come in time: waiting longer would not change that.
-                    self.give_up_open(hv, k, idx, now);
+                (_, GpadlHold::TeardownSent) => {
+                    warn!("{relid}: no GPADL_TORNDOWN; pages quarantined");
+                    td.gpadl = GpadlHold::Quarantined;
+                    td.deadline = None;
+                    self.channels
+                        .set_state(relid, ChanState::TearingDown { ch, td });
+                    self.advance_teardown(hv, k, relid, now);
                 }
-            }
-            (Phase::Teardown, _)
-                if o.open_state == OpenState::Sent && !o.has(flags::CLOSE_SENT) =>
-            {
-                self.give_up_open(hv, k, idx, now);
-            }
-            (Phase::Teardown, GpadlState::Pending) => {
-                warn!("relid:{relid}: no GPADL_CREATED during teardown");
-                self.opens[idx].gpadl_state = GpadlState::Created;
-                self.advance_teardown(hv, k, idx, now);
-            }
-            (Phase::Teardown, GpadlState::TeardownSent) => {
-                warn!("relid:{relid}: no GPADL_TORNDOWN; pages quarantined");
-                self.opens[idx].gpadl_state = GpadlState::Quarantined;
-                self.advance_teardown(hv, k, idx, now);
-            }
-            (Phase::Teardown, _) => {}
+                _ => {
+                    td.deadline = None;
+                    self.channels
+                        .set_state(relid, ChanState::TearingDown { ch, td });
+                }
+            },
+            _ => {}
         }
     }
 
-    /// OPENCHANNEL_RESULT never came for entry `idx` in teardown: the host may open the channel
-    /// at any time and map the ring GPADL, so no CLOSECHANNEL (a host ignores it mid-open) and
-    /// no GPADL_TEARDOWN; the pages stay quarantined under the GPADL and the relid is left
+    /// OPENCHANNEL_RESULT never came for `relid` in teardown: the host may open the channel at
+    /// any time and map the ring GPADL, so no CLOSECHANNEL (a host ignores it mid-open) and no
+    /// GPADL_TEARDOWN; the pages stay quarantined under the GPADL and the relid is left
     /// unresolved until the late result or a rescind. The teardown ends here.
     fn give_up_open<H: Hypervisor + ?Sized, K: Kernel + ?Sized>(
         &mut self,
         hv: &mut H,
         k: &mut K,
-        idx: usize,
+        relid: RelId,
         now: u64,
     ) {
-        let o = &mut self.opens[idx];
-        // In use, in teardown and revoked (see `advance_teardown`).
-        if !o.has(flags::REVOKED) {
+        let ChanState::TearingDown { ch, mut td } = self.channels.state(relid) else {
+            return;
+        };
+        if td.close != Close::AwaitingResult {
             return;
         }
-        warn!(
-            "relid:{}: no OPENCHANNEL_RESULT; no CLOSECHANNEL, pages quarantined",
-            o.relid
-        );
-        o.deadline = 0;
-        o.flags |= flags::OPEN_UNRESOLVED;
-        o.gpadl_state = GpadlState::Quarantined;
+        warn!("{relid}: no OPENCHANNEL_RESULT; no CLOSECHANNEL, pages quarantined");
+        td.gpadl = GpadlHold::Quarantined;
+        td.deadline = None;
+        self.channels
+            .set_state(relid, ChanState::TearingDown { ch, td });
         self.stats.unresolved_opens += 1;
-        self.finish_teardown(hv, k, idx, now);
+        self.finish_teardown(hv, k, relid, now);
     }
-}
-
-/// Why pages are kept out of the pool.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum QuarantineCause {
-    /// The host never confirmed their GPADL's teardown: a late GPADL_TORNDOWN may free them.
-    Unconfirmed,
-    /// Revoking the page failed: a client may still map it.
-    Revoke,
-    /// Zeroing the page failed: it may hold a client's data.
-    Zero,
-    /// The kernel refused to take the page back.
-    Return,
 }

@@ -343,7 +343,7 @@ impl PostMessageInput {
         message_type: HvMessageType,
         payload: &[u8],
     ) -> Result<Self, PostMessageError> {
-        if connection.0 & !CONNECTION_ID_MASK != 0 {
+        if !connection.is_valid() {
             return Err(PostMessageError::ConnectionIdReservedBits(connection.0));
         }
         if !message_type.is_guest_postable() {
@@ -402,7 +402,7 @@ impl PostMessageInput {
         let reserved = read_u32(bytes, 4);
         let message_type = HvMessageType(read_u32(bytes, 8));
         let payload_size = read_u32(bytes, 12);
-        if connection & !CONNECTION_ID_MASK != 0 {
+        if !ConnectionId(connection).is_valid() {
             return Err(PostMessageError::ConnectionIdReservedBits(connection));
         }
         if reserved != 0 {
@@ -495,7 +495,7 @@ impl SignalEventInput {
     /// Builds the input. Any flag number is representable (the TLFS allows one relative to the
     /// port's base flag), but KVM and QEMU reject non-zero ones and VMBus always uses 0.
     pub const fn new(connection: ConnectionId, flag_number: u16) -> Result<Self, SignalEventError> {
-        if connection.0 & !CONNECTION_ID_MASK != 0 {
+        if !connection.is_valid() {
             return Err(SignalEventError::ConnectionIdReservedBits(connection.0));
         }
         Ok(Self {

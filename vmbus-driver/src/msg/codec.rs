@@ -1,4 +1,5 @@
-//! The conformance entry points [`decode`] and [`encode`], and the per-type size and version table.
+//! The conformance entry points [`decode`] and [`encode`], and the [`Body`] of each message type
+//! that the message table (`message_table!` in the module root) dispatches to.
 
 use super::channel::{
     CloseChannel, CloseReservedChannel, CloseReservedResponse, ModifyChannel,
@@ -10,53 +11,190 @@ use super::connect::{
 };
 use super::gpadl::{GpadlBody, GpadlCreated, GpadlHeader, GpadlTeardown, GpadlTorndown};
 use super::offer::OfferChannel;
-use super::{
-    ChannelMessage, DecodeError, EncodeError, HEADER_SIZE, MAX_PAYLOAD, MessageHeader, MessageType,
-};
+use super::{ChannelMessage, DecodeError, EncodeError, MAX_PAYLOAD, MessageHeader};
 use crate::version::Version;
 
-/// The version that introduced a message type (§3.2 "Min ver"); `None` = accepted at any version,
-/// also when disconnected (INITIATE_CONTACT, VERSION_RESPONSE, CLOSE_RESERVED_CHANNEL).
-fn min_version(t: MessageType) -> Option<Version> {
-    match t.0 {
-        1..=13 | 16 => Some(Version::WS2008),
-        17 => Some(Version::WIN7),
-        18 | 20 | 21 => Some(Version::WIN10),
-        22 | 23 => Some(Version::WIN10_V4_1),
-        24 => Some(Version::WIN10_V5_3),
-        25..=29 => Some(Version::WIN10_V6_0),
-        _ => None,
+/// How one message type's bytes are read, sized and written (header included in every slice).
+pub(crate) trait Body: Sized {
+    /// The smallest valid size, header included (the short form where there are several).
+    const MIN_SIZE: usize;
+
+    /// Reads the message from `b`, at least [`Body::MIN_SIZE`] bytes of untrusted data;
+    /// `version` as given to [`decode`] chooses among a type's forms.
+    fn read_body(b: &[u8], version: Option<Version>) -> Result<Self, DecodeError>;
+
+    /// Writes the fields into `b` (its [`Body::body_len`] bytes, zeroed, header already set).
+    fn write_body(&self, b: &mut [u8]);
+
+    /// The encoded size of this value, header included.
+    fn body_len(&self) -> usize {
+        Self::MIN_SIZE
+    }
+
+    /// The field that does not fit the layout the value's own fields imply, if any.
+    fn layout_mismatch(&self) -> Option<&'static str> {
+        None
     }
 }
 
-/// The smallest valid size of a message type, header included (the short form where there are
-/// several).
-fn min_size(t: MessageType) -> usize {
-    match t.0 {
-        1 => OfferChannel::SIZE,
-        2 => RescindChannelOffer::SIZE,
-        5 => OpenChannel::SIZE,
-        6 => OpenChannelResult::SIZE,
-        7 => CloseChannel::SIZE,
-        8 => GpadlHeader::MIN_SIZE,
-        9 => GpadlBody::MIN_SIZE,
-        10 => GpadlCreated::SIZE,
-        11 => GpadlTeardown::SIZE,
-        12 => GpadlTorndown::SIZE,
-        13 => RelIdReleased::SIZE,
-        14 => InitiateContact::SIZE,
-        15 => VersionResponse::SIZE,
-        18 => OpenReservedChannel::SIZE,
-        19 => CloseReservedChannel::SIZE,
-        20 => CloseReservedResponse::SIZE,
-        21 => TlConnectRequest::SIZE,
-        22 => ModifyChannel::SIZE,
-        23 => TlConnectResult::SIZE,
-        24 => ModifyChannelResponse::SIZE,
-        25 => ModifyConnection::SIZE,
-        26 => ModifyConnectionResponse::SIZE,
-        // 3, 4, 16, 17, 27, 28, 29: header only.
-        _ => HEADER_SIZE,
+/// Bodies of one fixed layout, read and written by the type's own `read` / `write`.
+macro_rules! fixed_body {
+    ($($t:ty),* $(,)?) => {$(
+        impl Body for $t {
+            const MIN_SIZE: usize = <$t>::SIZE;
+
+            fn read_body(b: &[u8], _: Option<Version>) -> Result<Self, DecodeError> {
+                Ok(<$t>::read(b))
+            }
+
+            fn write_body(&self, b: &mut [u8]) {
+                self.write(b);
+            }
+        }
+    )*};
+}
+
+fixed_body!(
+    OfferChannel,
+    RescindChannelOffer,
+    OpenChannelResult,
+    CloseChannel,
+    GpadlCreated,
+    GpadlTeardown,
+    GpadlTorndown,
+    RelIdReleased,
+    OpenReservedChannel,
+    CloseReservedChannel,
+    CloseReservedResponse,
+    ModifyChannel,
+    TlConnectResult,
+    ModifyChannelResponse,
+    ModifyConnection,
+);
+
+/// Whether `version` has the 6.0 forms (OPENCHANNEL's signal parameters, VERSION_RESPONSE's
+/// features).
+fn v6(version: Option<Version>) -> bool {
+    version.is_some_and(|v| v.supports_feature_flags())
+}
+
+impl Body for OpenChannel {
+    const MIN_SIZE: usize = Self::SIZE;
+
+    fn read_body(b: &[u8], version: Option<Version>) -> Result<Self, DecodeError> {
+        Ok(Self::read(b, v6(version) && b.len() >= Self::SIZE_V6))
+    }
+
+    fn write_body(&self, b: &mut [u8]) {
+        self.write(b);
+    }
+
+    fn body_len(&self) -> usize {
+        self.wire_len()
+    }
+}
+
+impl Body for GpadlHeader {
+    const MIN_SIZE: usize = Self::MIN_SIZE;
+
+    fn read_body(b: &[u8], _: Option<Version>) -> Result<Self, DecodeError> {
+        Self::read(b)
+    }
+
+    fn write_body(&self, b: &mut [u8]) {
+        self.write(b);
+    }
+
+    fn body_len(&self) -> usize {
+        self.wire_len()
+    }
+}
+
+impl Body for GpadlBody {
+    const MIN_SIZE: usize = Self::MIN_SIZE;
+
+    fn read_body(b: &[u8], _: Option<Version>) -> Result<Self, DecodeError> {
+        Self::read(b)
+    }
+
+    fn write_body(&self, b: &mut [u8]) {
+        self.write(b);
+    }
+
+    fn body_len(&self) -> usize {
+        self.wire_len()
+    }
+}
+
+impl Body for InitiateContact {
+    const MIN_SIZE: usize = Self::SIZE;
+
+    fn read_body(b: &[u8], _: Option<Version>) -> Result<Self, DecodeError> {
+        Ok(Self::read(b))
+    }
+
+    fn write_body(&self, b: &mut [u8]) {
+        self.write(b);
+    }
+
+    fn body_len(&self) -> usize {
+        self.wire_len()
+    }
+
+    fn layout_mismatch(&self) -> Option<&'static str> {
+        InitiateContact::layout_mismatch(self)
+    }
+}
+
+impl Body for VersionResponse {
+    const MIN_SIZE: usize = Self::SIZE;
+
+    fn read_body(b: &[u8], version: Option<Version>) -> Result<Self, DecodeError> {
+        Ok(Self::read(b, v6(version)))
+    }
+
+    fn write_body(&self, b: &mut [u8]) {
+        self.write(b);
+    }
+
+    fn body_len(&self) -> usize {
+        self.wire_len()
+    }
+
+    fn layout_mismatch(&self) -> Option<&'static str> {
+        VersionResponse::layout_mismatch(self)
+    }
+}
+
+impl Body for TlConnectRequest {
+    const MIN_SIZE: usize = Self::SIZE;
+
+    fn read_body(b: &[u8], version: Option<Version>) -> Result<Self, DecodeError> {
+        let silo =
+            version.is_some_and(|v| v.supports_tl_connect_silo_id()) && b.len() >= Self::SIZE_SILO;
+        Ok(Self::read(b, silo))
+    }
+
+    fn write_body(&self, b: &mut [u8]) {
+        self.write(b);
+    }
+
+    fn body_len(&self) -> usize {
+        self.wire_len()
+    }
+}
+
+impl Body for ModifyConnectionResponse {
+    const MIN_SIZE: usize = Self::SIZE;
+
+    fn read_body(b: &[u8], _: Option<Version>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            connection_state: ConnectionState(b[8]),
+        })
+    }
+
+    fn write_body(&self, b: &mut [u8]) {
+        b[8] = self.connection_state.0;
     }
 }
 
@@ -68,14 +206,14 @@ pub fn decode(bytes: &[u8], version: Option<Version>) -> Result<ChannelMessage, 
     let header =
         MessageHeader::read(bytes).ok_or(DecodeError::HeaderTooShort { len: bytes.len() })?;
     let t = header.msgtype;
-    if t.0 == 0 || t.0 > 29 {
+    if !t.is_known() {
         return Err(DecodeError::UnknownType(t.0));
     }
     let len = bytes.len();
     if len > MAX_PAYLOAD {
         return Err(DecodeError::TooLong { msgtype: t, len });
     }
-    if let (Some(v), Some(min)) = (version, min_version(t))
+    if let (Some(v), Some(min)) = (version, t.since())
         && v < min
     {
         return Err(DecodeError::NotInVersion {
@@ -83,7 +221,7 @@ pub fn decode(bytes: &[u8], version: Option<Version>) -> Result<ChannelMessage, 
             version: v,
         });
     }
-    let min = min_size(t);
+    let min = t.min_size();
     if len < min {
         return Err(DecodeError::TooShort {
             msgtype: t,
@@ -91,61 +229,17 @@ pub fn decode(bytes: &[u8], version: Option<Version>) -> Result<ChannelMessage, 
             min,
         });
     }
-    let v6 = version.is_some_and(|v| v.supports_feature_flags());
-    let b = bytes;
-    Ok(match t.0 {
-        1 => ChannelMessage::OfferChannel(OfferChannel::read(b)),
-        2 => ChannelMessage::RescindChannelOffer(RescindChannelOffer::read(b)),
-        3 => ChannelMessage::RequestOffers,
-        4 => ChannelMessage::AllOffersDelivered,
-        5 => ChannelMessage::OpenChannel(OpenChannel::read(b, v6 && len >= OpenChannel::SIZE_V6)),
-        6 => ChannelMessage::OpenChannelResult(OpenChannelResult::read(b)),
-        7 => ChannelMessage::CloseChannel(CloseChannel::read(b)),
-        8 => ChannelMessage::GpadlHeader(GpadlHeader::read(b)?),
-        9 => ChannelMessage::GpadlBody(GpadlBody::read(b)?),
-        10 => ChannelMessage::GpadlCreated(GpadlCreated::read(b)),
-        11 => ChannelMessage::GpadlTeardown(GpadlTeardown::read(b)),
-        12 => ChannelMessage::GpadlTorndown(GpadlTorndown::read(b)),
-        13 => ChannelMessage::RelIdReleased(RelIdReleased::read(b)),
-        14 => ChannelMessage::InitiateContact(InitiateContact::read(b)),
-        15 => ChannelMessage::VersionResponse(VersionResponse::read(b, v6)),
-        16 => ChannelMessage::Unload,
-        17 => ChannelMessage::UnloadResponse,
-        18 => ChannelMessage::OpenReservedChannel(OpenReservedChannel::read(b)),
-        19 => ChannelMessage::CloseReservedChannel(CloseReservedChannel::read(b)),
-        20 => ChannelMessage::CloseReservedResponse(CloseReservedResponse::read(b)),
-        21 => {
-            let silo = version.is_some_and(|v| v.supports_tl_connect_silo_id())
-                && len >= TlConnectRequest::SIZE_SILO;
-            ChannelMessage::TlConnectRequest(TlConnectRequest::read(b, silo))
-        }
-        22 => ChannelMessage::ModifyChannel(ModifyChannel::read(b)),
-        23 => ChannelMessage::TlConnectResult(TlConnectResult::read(b)),
-        24 => ChannelMessage::ModifyChannelResponse(ModifyChannelResponse::read(b)),
-        25 => ChannelMessage::ModifyConnection(ModifyConnection::read(b)),
-        26 => ChannelMessage::ModifyConnectionResponse(ModifyConnectionResponse {
-            connection_state: ConnectionState(b[8]),
-        }),
-        27 => ChannelMessage::Pause,
-        28 => ChannelMessage::PauseResponse,
-        // 29 is the only type left after the range check above.
-        _ => ChannelMessage::Resume,
-    })
+    ChannelMessage::read_body(t, bytes, version)
 }
 
 /// Encodes `msg` (header included) at the start of `buf` and returns the number of bytes written:
 /// exactly the message's wire size, at most 240.
 pub fn encode(msg: &ChannelMessage, buf: &mut [u8]) -> Result<usize, EncodeError> {
-    let t = msgtype_of(msg);
-    let mismatch = match msg {
-        ChannelMessage::InitiateContact(m) => m.layout_mismatch(),
-        ChannelMessage::VersionResponse(m) => m.layout_mismatch(),
-        _ => None,
-    };
-    if let Some(field) = mismatch {
+    let t = msg.msgtype();
+    if let Some(field) = msg.layout_mismatch() {
         return Err(EncodeError::LayoutMismatch { msgtype: t, field });
     }
-    let n = wire_len(msg);
+    let n = msg.wire_len();
     let have = buf.len();
     let out = buf.get_mut(..n).ok_or(EncodeError::BufferTooSmall {
         msgtype: t,
@@ -154,83 +248,6 @@ pub fn encode(msg: &ChannelMessage, buf: &mut [u8]) -> Result<usize, EncodeError
     })?;
     out.fill(0);
     out[..4].copy_from_slice(&t.0.to_le_bytes());
-    match msg {
-        ChannelMessage::OfferChannel(m) => m.write(out),
-        ChannelMessage::RescindChannelOffer(m) => m.write(out),
-        ChannelMessage::OpenChannel(m) => m.write(out),
-        ChannelMessage::OpenChannelResult(m) => m.write(out),
-        ChannelMessage::CloseChannel(m) => m.write(out),
-        ChannelMessage::GpadlHeader(m) => m.write(out),
-        ChannelMessage::GpadlBody(m) => m.write(out),
-        ChannelMessage::GpadlCreated(m) => m.write(out),
-        ChannelMessage::GpadlTeardown(m) => m.write(out),
-        ChannelMessage::GpadlTorndown(m) => m.write(out),
-        ChannelMessage::RelIdReleased(m) => m.write(out),
-        ChannelMessage::InitiateContact(m) => m.write(out),
-        ChannelMessage::VersionResponse(m) => m.write(out),
-        ChannelMessage::OpenReservedChannel(m) => m.write(out),
-        ChannelMessage::CloseReservedChannel(m) => m.write(out),
-        ChannelMessage::CloseReservedResponse(m) => m.write(out),
-        ChannelMessage::TlConnectRequest(m) => m.write(out),
-        ChannelMessage::ModifyChannel(m) => m.write(out),
-        ChannelMessage::TlConnectResult(m) => m.write(out),
-        ChannelMessage::ModifyChannelResponse(m) => m.write(out),
-        ChannelMessage::ModifyConnection(m) => m.write(out),
-        ChannelMessage::ModifyConnectionResponse(m) => out[8] = m.connection_state.0,
-        ChannelMessage::RequestOffers
-        | ChannelMessage::AllOffersDelivered
-        | ChannelMessage::Unload
-        | ChannelMessage::UnloadResponse
-        | ChannelMessage::Pause
-        | ChannelMessage::PauseResponse
-        | ChannelMessage::Resume => {}
-    }
+    msg.write_body(out);
     Ok(n)
-}
-
-pub(crate) fn msgtype_of(msg: &ChannelMessage) -> MessageType {
-    use ChannelMessage as M;
-    MessageType(match msg {
-        M::OfferChannel(_) => 1,
-        M::RescindChannelOffer(_) => 2,
-        M::RequestOffers => 3,
-        M::AllOffersDelivered => 4,
-        M::OpenChannel(_) => 5,
-        M::OpenChannelResult(_) => 6,
-        M::CloseChannel(_) => 7,
-        M::GpadlHeader(_) => 8,
-        M::GpadlBody(_) => 9,
-        M::GpadlCreated(_) => 10,
-        M::GpadlTeardown(_) => 11,
-        M::GpadlTorndown(_) => 12,
-        M::RelIdReleased(_) => 13,
-        M::InitiateContact(_) => 14,
-        M::VersionResponse(_) => 15,
-        M::Unload => 16,
-        M::UnloadResponse => 17,
-        M::OpenReservedChannel(_) => 18,
-        M::CloseReservedChannel(_) => 19,
-        M::CloseReservedResponse(_) => 20,
-        M::TlConnectRequest(_) => 21,
-        M::ModifyChannel(_) => 22,
-        M::TlConnectResult(_) => 23,
-        M::ModifyChannelResponse(_) => 24,
-        M::ModifyConnection(_) => 25,
-        M::ModifyConnectionResponse(_) => 26,
-        M::Pause => 27,
-        M::PauseResponse => 28,
-        M::Resume => 29,
-    })
-}
-
-pub(crate) fn wire_len(msg: &ChannelMessage) -> usize {
-    match msg {
-        ChannelMessage::OpenChannel(m) => m.wire_len(),
-        ChannelMessage::GpadlHeader(m) => m.wire_len(),
-        ChannelMessage::GpadlBody(m) => m.wire_len(),
-        ChannelMessage::InitiateContact(m) => m.wire_len(),
-        ChannelMessage::VersionResponse(m) => m.wire_len(),
-        ChannelMessage::TlConnectRequest(m) => m.wire_len(),
-        other => min_size(msgtype_of(other)),
-    }
 }

@@ -4,6 +4,7 @@
 use super::channel::{U32Field, u32_message};
 use super::wire::{put_u16, put_u32, put_u64, u16_at, u32_at, u64_at};
 use super::{DecodeError, MAX_PAYLOAD, MessageType};
+use crate::hv::{PAGE_SIZE_U32, PAGE_SIZE_U64};
 use crate::ids::{GpadlId, RelId};
 
 /// Up to `N` u64 values (range-buffer words or PFNs) in a fixed array, with a count.
@@ -156,13 +157,13 @@ impl GpadlHeader {
             range_data,
         };
         let (byte_count, byte_offset) = h.first_range().ok_or(bad("range_buflen"))?;
-        if byte_offset >= 4096 {
+        if byte_offset >= PAGE_SIZE_U32 {
             return Err(bad("byte_offset"));
         }
         if byte_count == 0 {
             return Err(bad("byte_count"));
         }
-        let pages = (u64::from(byte_offset) + u64::from(byte_count)).div_ceil(4096);
+        let pages = (u64::from(byte_offset) + u64::from(byte_count)).div_ceil(PAGE_SIZE_U64);
         let first_len = 8 + 8 * pages;
         // Every other range needs at least its 8-byte header.
         let room = buflen as u64 - 8 * (u64::from(rangecount) - 1);

@@ -15,7 +15,8 @@
 //! Decoding rules (what a receiver needs, following Linux's receive path):
 //!
 //! * Fewer than 8 bytes: [`DecodeError::HeaderTooShort`]. More than 240: [`DecodeError::TooLong`].
-//! * Message type 0 or > 29: [`DecodeError::UnknownType`] (never a panic, never a variant).
+//! * Message type 0 or not in the message table (today: > 29): [`DecodeError::UnknownType`]
+//!   (never a panic, never a variant).
 //! * With `Some(version)`, a message newer than that version (e.g. MODIFYCHANNEL_RESPONSE before
 //!   5.3) is [`DecodeError::NotInVersion`]. INITIATE_CONTACT, VERSION_RESPONSE and
 //!   CLOSE_RESERVED_CHANNEL are accepted at any version, as OpenVMM does. With `None` nothing is
@@ -49,6 +50,9 @@ mod wire;
 
 use core::fmt;
 
+use crate::version::Version;
+use codec::Body;
+
 pub use channel::{
     CloseChannel, CloseReservedChannel, CloseReservedResponse, ModifyChannel,
     ModifyChannelResponse, OpenChannel, OpenChannelFlags, OpenChannelResult, OpenChannelSignal,
@@ -75,83 +79,194 @@ pub const HEADER_SIZE: usize = 8;
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct MessageType(pub u32);
 
-macro_rules! message_types {
-    ($($(#[$doc:meta])* $name:ident = $val:literal,)*) => {
+impl MessageType {
+    /// 0: never valid.
+    pub const INVALID: MessageType = MessageType(0);
+}
+
+/// The message table, written once: each row is a type's number, its protocol name (Linux
+/// naming where it has one), its [`ChannelMessage`] variant with the body type it carries (none
+/// for a header-only message), and the version that introduced it (`any`: accepted at any
+/// version, also before negotiation). The [`MessageType`] constants and names, the
+/// [`ChannelMessage`] enum and the codec's type dispatch (decode, encode, sizes, version gate)
+/// all follow from it.
+macro_rules! message_table {
+    (@since any) => { None };
+    (@since $v:ident) => { Some(Version::$v) };
+    (@min_size) => { HEADER_SIZE };
+    (@min_size $body:ty) => { <$body as Body>::MIN_SIZE };
+    (@read $variant:ident, $b:ident, $v:ident) => { ChannelMessage::$variant };
+    (@read $variant:ident $body:ty, $b:ident, $v:ident) => {
+        ChannelMessage::$variant(<$body as Body>::read_body($b, $v)?)
+    };
+    (@body $variant:ident, $msg:ident, |$m:ident| $e:expr, $none:expr) => { $none };
+    (@body $variant:ident $body:ty, $msg:ident, |$m:ident| $e:expr, $none:expr) => {
+        match $msg {
+            ChannelMessage::$variant($m) => $e,
+            _ => $none,
+        }
+    };
+    ($(
+        $(#[$doc:meta])*
+        $num:literal $name:ident => $variant:ident $(($body:ty))?, since $since:ident;
+    )*) => {
         impl MessageType {
-            $($(#[$doc])* pub const $name: MessageType = MessageType($val);)*
+            $($(#[$doc])* pub const $name: MessageType = MessageType($num);)*
 
             /// The protocol name (Linux naming where it has one), or `None` for an unknown type.
             pub const fn name(self) -> Option<&'static str> {
                 match self.0 {
-                    $($val => Some(stringify!($name)),)*
+                    0 => Some("INVALID"),
+                    $($num => Some(stringify!($name)),)*
                     _ => None,
+                }
+            }
+
+            /// Whether the type is a message of the table (not 0, not unknown).
+            pub const fn is_known(self) -> bool {
+                // The rows' numbers are a range today; written per row so a gap stays unknown.
+                #[allow(clippy::manual_range_patterns)]
+                let known = matches!(self.0, $($num)|*);
+                known
+            }
+
+            /// The version that introduced the type (§3.2 "Min ver"); `None` when it is
+            /// accepted at any version, also before negotiation, or unknown.
+            pub(crate) fn since(self) -> Option<Version> {
+                match self.0 {
+                    $($num => message_table!(@since $since),)*
+                    _ => None,
+                }
+            }
+
+            /// The smallest valid size of the type, header included (the short form where
+            /// there are several).
+            pub(crate) fn min_size(self) -> usize {
+                match self.0 {
+                    $($num => message_table!(@min_size $($body)?),)*
+                    _ => HEADER_SIZE,
+                }
+            }
+        }
+
+        /// Every channel message a guest sends or receives, as a typed value.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum ChannelMessage {
+            $($(#[$doc])* $variant $(($body))?,)*
+        }
+
+        impl ChannelMessage {
+            /// The message's type.
+            pub fn msgtype(&self) -> MessageType {
+                match self {
+                    $(Self::$variant { .. } => MessageType::$name,)*
+                }
+            }
+
+            /// The number of bytes [`encode`] writes for this value (header included).
+            pub fn wire_len(&self) -> usize {
+                match self {
+                    $(Self::$variant { .. } => message_table!(
+                        @body $variant $($body)?, self, |m| m.body_len(), HEADER_SIZE
+                    ),)*
+                }
+            }
+
+            /// Reads a message of known type `t` from `b` (its length checked against the type's
+            /// minimum size).
+            pub(crate) fn read_body(
+                t: MessageType,
+                b: &[u8],
+                version: Option<Version>,
+            ) -> Result<ChannelMessage, DecodeError> {
+                Ok(match t.0 {
+                    $($num => message_table!(@read $variant $($body)?, b, version),)*
+                    other => return Err(DecodeError::UnknownType(other)),
+                })
+            }
+
+            /// Writes the body (after the header) into `out`, exactly [`Self::wire_len`] bytes
+            /// of zeroes.
+            pub(crate) fn write_body(&self, out: &mut [u8]) {
+                match self {
+                    $(Self::$variant { .. } => message_table!(
+                        @body $variant $($body)?, self, |m| m.write_body(out), ()
+                    ),)*
+                }
+            }
+
+            /// The field that does not fit the layout the value's own fields imply, if any.
+            pub(crate) fn layout_mismatch(&self) -> Option<&'static str> {
+                match self {
+                    $(Self::$variant { .. } => message_table!(
+                        @body $variant $($body)?, self, |m| m.layout_mismatch(), None
+                    ),)*
                 }
             }
         }
     };
 }
 
-message_types! {
-    /// 0: never valid.
-    INVALID = 0,
-    /// 1: host offers a channel.
-    OFFERCHANNEL = 1,
+message_table! {
+    /// 1: host offers a channel (196 bytes).
+    1 OFFERCHANNEL => OfferChannel(OfferChannel), since WS2008;
     /// 2: host withdraws a channel.
-    RESCIND_CHANNELOFFER = 2,
+    2 RESCIND_CHANNELOFFER => RescindChannelOffer(RescindChannelOffer), since WS2008;
     /// 3: guest asks for all offers.
-    REQUESTOFFERS = 3,
+    3 REQUESTOFFERS => RequestOffers, since WS2008;
     /// 4: host has sent every offer.
-    ALLOFFERS_DELIVERED = 4,
-    /// 5: guest opens a channel.
-    OPENCHANNEL = 5,
+    4 ALLOFFERS_DELIVERED => AllOffersDelivered, since WS2008;
+    /// 5: guest opens a channel (148 bytes, or 156 with the 6.0 signal parameters).
+    5 OPENCHANNEL => OpenChannel(OpenChannel), since WS2008;
     /// 6: host answers OPENCHANNEL.
-    OPENCHANNEL_RESULT = 6,
+    6 OPENCHANNEL_RESULT => OpenChannelResult(OpenChannelResult), since WS2008;
     /// 7: guest closes a channel.
-    CLOSECHANNEL = 7,
+    7 CLOSECHANNEL => CloseChannel(CloseChannel), since WS2008;
     /// 8: guest starts a GPADL.
-    GPADL_HEADER = 8,
+    8 GPADL_HEADER => GpadlHeader(GpadlHeader), since WS2008;
     /// 9: guest continues a GPADL's PFN list.
-    GPADL_BODY = 9,
+    9 GPADL_BODY => GpadlBody(GpadlBody), since WS2008;
     /// 10: host confirms a GPADL.
-    GPADL_CREATED = 10,
+    10 GPADL_CREATED => GpadlCreated(GpadlCreated), since WS2008;
     /// 11: guest tears a GPADL down.
-    GPADL_TEARDOWN = 11,
+    11 GPADL_TEARDOWN => GpadlTeardown(GpadlTeardown), since WS2008;
     /// 12: host confirms the teardown.
-    GPADL_TORNDOWN = 12,
+    12 GPADL_TORNDOWN => GpadlTorndown(GpadlTorndown), since WS2008;
     /// 13: guest releases a rescinded relid.
-    RELID_RELEASED = 13,
-    /// 14: guest requests a protocol version.
-    INITIATE_CONTACT = 14,
-    /// 15: host answers INITIATE_CONTACT.
-    VERSION_RESPONSE = 15,
+    13 RELID_RELEASED => RelIdReleased(RelIdReleased), since WS2008;
+    /// 14: guest requests a protocol version (40 bytes, or 56 with a client id).
+    14 INITIATE_CONTACT => InitiateContact(InitiateContact), since any;
+    /// 15: host answers INITIATE_CONTACT (16 bytes, or 20/40 in 6.0).
+    15 VERSION_RESPONSE => VersionResponse(VersionResponse), since any;
     /// 16: guest disconnects.
-    UNLOAD = 16,
+    16 UNLOAD => Unload, since WS2008;
     /// 17: host confirms UNLOAD (OpenVMM: UNLOAD_COMPLETE).
-    UNLOAD_RESPONSE = 17,
+    17 UNLOAD_RESPONSE => UnloadResponse, since WIN7;
     /// 18: open a reserved channel (Linux CHANNELMSG_18).
-    OPEN_RESERVED_CHANNEL = 18,
+    18 OPEN_RESERVED_CHANNEL => OpenReservedChannel(OpenReservedChannel), since WIN10;
     /// 19: close a reserved channel (Linux CHANNELMSG_19).
-    CLOSE_RESERVED_CHANNEL = 19,
+    19 CLOSE_RESERVED_CHANNEL => CloseReservedChannel(CloseReservedChannel), since any;
     /// 20: reserved channel closed (Linux CHANNELMSG_20).
-    CLOSE_RESERVED_RESPONSE = 20,
-    /// 21: guest asks for an hv_sock connection.
-    TL_CONNECT_REQUEST = 21,
+    20 CLOSE_RESERVED_RESPONSE => CloseReservedResponse(CloseReservedResponse), since WIN10;
+    /// 21: guest asks for an hv_sock connection (40 bytes, or 56 with a silo id).
+    21 TL_CONNECT_REQUEST => TlConnectRequest(TlConnectRequest), since WIN10;
     /// 22: guest retargets a channel's interrupt.
-    MODIFYCHANNEL = 22,
+    22 MODIFYCHANNEL => ModifyChannel(ModifyChannel), since WIN10_V4_1;
     /// 23: host reports a failed hv_sock connection.
-    TL_CONNECT_RESULT = 23,
+    23 TL_CONNECT_RESULT => TlConnectResult(TlConnectResult), since WIN10_V4_1;
     /// 24: host acknowledges MODIFYCHANNEL (5.3+).
-    MODIFYCHANNEL_RESPONSE = 24,
+    24 MODIFYCHANNEL_RESPONSE => ModifyChannelResponse(ModifyChannelResponse), since WIN10_V5_3;
     /// 25: guest replaces the monitor pages (6.0 + feature).
-    MODIFY_CONNECTION = 25,
+    25 MODIFY_CONNECTION => ModifyConnection(ModifyConnection), since WIN10_V6_0;
     /// 26: host answers MODIFY_CONNECTION.
-    MODIFY_CONNECTION_RESPONSE = 26,
+    26 MODIFY_CONNECTION_RESPONSE => ModifyConnectionResponse(ModifyConnectionResponse),
+        since WIN10_V6_0;
     /// 27: guest pauses control messages (6.0 + feature).
-    PAUSE = 27,
+    27 PAUSE => Pause, since WIN10_V6_0;
     /// 28: host confirms PAUSE.
-    PAUSE_RESPONSE = 28,
+    28 PAUSE_RESPONSE => PauseResponse, since WIN10_V6_0;
     /// 29: guest resumes control messages.
-    RESUME = 29,
+    29 RESUME => Resume, since WIN10_V6_0;
 }
 
 impl fmt::Display for MessageType {
@@ -186,80 +301,5 @@ impl MessageHeader {
             msgtype: MessageType(u32::from_le_bytes([h[0], h[1], h[2], h[3]])),
             padding: u32::from_le_bytes([h[4], h[5], h[6], h[7]]),
         })
-    }
-}
-
-/// Every channel message a guest sends or receives, as a typed value.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ChannelMessage {
-    /// 1.
-    OfferChannel(OfferChannel),
-    /// 2.
-    RescindChannelOffer(RescindChannelOffer),
-    /// 3.
-    RequestOffers,
-    /// 4.
-    AllOffersDelivered,
-    /// 5 (148 bytes, or 156 with the 6.0 signal parameters).
-    OpenChannel(OpenChannel),
-    /// 6.
-    OpenChannelResult(OpenChannelResult),
-    /// 7.
-    CloseChannel(CloseChannel),
-    /// 8.
-    GpadlHeader(GpadlHeader),
-    /// 9.
-    GpadlBody(GpadlBody),
-    /// 10.
-    GpadlCreated(GpadlCreated),
-    /// 11.
-    GpadlTeardown(GpadlTeardown),
-    /// 12.
-    GpadlTorndown(GpadlTorndown),
-    /// 13.
-    RelIdReleased(RelIdReleased),
-    /// 14 (40 bytes, or 56 with a client id).
-    InitiateContact(InitiateContact),
-    /// 15 (16 bytes, or 20/40 in 6.0).
-    VersionResponse(VersionResponse),
-    /// 16.
-    Unload,
-    /// 17.
-    UnloadResponse,
-    /// 18.
-    OpenReservedChannel(OpenReservedChannel),
-    /// 19.
-    CloseReservedChannel(CloseReservedChannel),
-    /// 20.
-    CloseReservedResponse(CloseReservedResponse),
-    /// 21 (40 bytes, or 56 with a silo id).
-    TlConnectRequest(TlConnectRequest),
-    /// 22.
-    ModifyChannel(ModifyChannel),
-    /// 23.
-    TlConnectResult(TlConnectResult),
-    /// 24.
-    ModifyChannelResponse(ModifyChannelResponse),
-    /// 25.
-    ModifyConnection(ModifyConnection),
-    /// 26.
-    ModifyConnectionResponse(ModifyConnectionResponse),
-    /// 27.
-    Pause,
-    /// 28.
-    PauseResponse,
-    /// 29.
-    Resume,
-}
-
-impl ChannelMessage {
-    /// The message's type.
-    pub fn msgtype(&self) -> MessageType {
-        codec::msgtype_of(self)
-    }
-
-    /// The number of bytes [`encode`] writes for this value (header included).
-    pub fn wire_len(&self) -> usize {
-        codec::wire_len(self)
     }
 }

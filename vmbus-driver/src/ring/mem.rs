@@ -9,8 +9,9 @@
 
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
 
-/// Byte offset of the data area from the start of the ring's header page (VMBUS-PROTOCOL.md §5.2).
-pub const HEADER_SIZE: usize = 4096;
+/// Byte offset of the data area from the start of the ring's header page (VMBUS-PROTOCOL.md §5.2):
+/// the header is one page.
+pub const HEADER_SIZE: usize = crate::hv::PAGE_SIZE;
 
 /// Smallest data area a ring accepts: room for one minimal packet (16-byte descriptor, 8-byte
 /// trailer) plus the 8 bytes that keep a ring from ever becoming completely full.

@@ -53,8 +53,8 @@ pub use mem::{
     Control, FlatHeader, FlatRingMem, HEADER_SIZE, MAX_DATA_SIZE, MIN_DATA_SIZE, RingMem,
 };
 pub use packet::{
-    DESCRIPTOR_LEN, Descriptor, FLAG_COMPLETION_REQUESTED, GpaRange, HV_PAGE_SIZE, MAX_PACKET_LEN,
-    PacketType, TRAILER_LEN,
+    DESCRIPTOR_LEN, Descriptor, FLAG_COMPLETION_REQUESTED, GpaRange, MAX_PACKET_LEN, PacketType,
+    TRAILER_LEN,
 };
 pub use reader::{PacketView, ReadBatch, ReadOutcome, RingReader};
 pub use writer::{CommitOutcome, RingWriter, SpaceWait, WriteBatch};

@@ -2,14 +2,14 @@
 
 use core::fmt;
 
+use crate::hv::{PAGE_SIZE_U32, PAGE_SIZE_U64};
+
 /// Length of the fixed packet descriptor.
 pub const DESCRIPTOR_LEN: u32 = 16;
 /// Length of the trailer (previous write index) that follows every packet.
 pub const TRAILER_LEN: u32 = 8;
 /// Descriptor flag bit 0: the sender asks for a completion packet.
 pub const FLAG_COMPLETION_REQUESTED: u16 = 1;
-/// Size of a hypervisor page, the unit of GPA-direct page numbers.
-pub const HV_PAGE_SIZE: u32 = 4096;
 /// Largest packet length without trailer that the 16-bit `len8` field can describe.
 pub const MAX_PACKET_LEN: u32 = u16::MAX as u32 * 8;
 
@@ -122,11 +122,11 @@ impl GpaRange<'_> {
     /// Pages spanned by the range, or `None` when the range is malformed (empty, offset not
     /// inside the first page, or `pfns` of the wrong length).
     pub fn checked_pages(&self) -> Option<u32> {
-        if self.byte_count == 0 || self.byte_offset >= HV_PAGE_SIZE {
+        if self.byte_count == 0 || self.byte_offset >= PAGE_SIZE_U32 {
             return None;
         }
         let end = u64::from(self.byte_offset) + u64::from(self.byte_count);
-        let pages = end.div_ceil(u64::from(HV_PAGE_SIZE));
+        let pages = end.div_ceil(PAGE_SIZE_U64);
         (pages == self.pfns.len() as u64).then_some(pages as u32)
     }
 

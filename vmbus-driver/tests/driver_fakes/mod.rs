@@ -15,9 +15,10 @@ use vmbus_driver::control::{
 };
 use vmbus_driver::driver::{ClientConfig, ConnectionState, Driver, DriverConfig};
 use vmbus_driver::guid::Guid;
+use vmbus_driver::hv::PAGE_SIZE;
 use vmbus_driver::hv::{HvMessageType, HvStatus, Hypervisor};
-use vmbus_driver::ids::{ClientId, ConnectionId, GpadlId, PageId, RelId, VpIndex};
-use vmbus_driver::kernel::{Kernel, KernelError, PAGE_SIZE};
+use vmbus_driver::ids::{ClientId, ConnectionId, GpadlId, PageId, RelId, SlotId, VpIndex};
+use vmbus_driver::kernel::{Kernel, KernelError};
 use vmbus_driver::msg::{
     ChannelMessage, GpadlCreated, GpadlTorndown, MessageType, ModifyChannelResponse, OfferChannel,
     OfferFlags, OpenChannelResult, RescindChannelOffer, VersionResponse, VersionResponseExt,
@@ -432,7 +433,7 @@ impl FakeKernel {
             .ok_or(KernelError::NoSuchPage)
     }
 
-    pub fn status(&self, client: ClientId, slot: usize) -> StatusRecord {
+    pub fn status(&self, client: ClientId, slot: SlotId) -> StatusRecord {
         let page = &self.control[&client];
         let at = status_offset(slot);
         let bytes: [u8; STATUS_RECORD_SIZE] = page[at..at + STATUS_RECORD_SIZE].try_into().unwrap();
@@ -675,7 +676,7 @@ pub fn offer(relid: u32, class: Guid, inst: u8, sub: u16) -> OfferChannel {
 /// A client's Open request for `relid` with these ring sizes.
 pub fn open_request(relid: u32, out_ring_pages: u16, in_ring_pages: u16) -> Request {
     Request::Open {
-        relid,
+        relid: RelId(relid),
         out_ring_pages,
         in_ring_pages,
     }
@@ -785,7 +786,7 @@ impl World {
         let handle = self.start_open_sized(client, relid, out, inn);
         self.pump();
         assert_eq!(
-            self.k.status(client, usize::from(handle.slot)).state,
+            self.k.status(client, handle.slot).state,
             ChannelStatus::Open
         );
         handle

@@ -1,4 +1,4 @@
-//! XML to model: `protection_domain` and everything inside it, including the VMBus extensions.
+//! XML to model: `protection_domain` and everything inside it.
 
 use roxmltree::Node;
 
@@ -21,8 +21,6 @@ const PD_CHILDREN: &[&str] = &[
     "protection_domain",
     "virtual_machine",
     "cspace",
-    "vmbus_driver",
-    "vmbus_client",
 ];
 
 impl<'d, 'i> Parser<'d, 'i> {
@@ -147,6 +145,7 @@ impl<'d, 'i> Parser<'d, 'i> {
             virtual_machine: None,
             cspace: Vec::new(),
             vmbus_driver: None,
+            vmbus_host: None,
             vmbus_client: None,
         };
         let mut images = 0;
@@ -218,36 +217,6 @@ impl<'d, 'i> Parser<'d, 'i> {
                         );
                     }
                     self.cspace(c, &mut pd.cspace);
-                }
-                "vmbus_driver" => {
-                    let d = self.vmbus_driver(c);
-                    if pd.vmbus_driver.is_some() {
-                        self.err(
-                            c,
-                            ErrorKind::Structure,
-                            format!(
-                                "PD \"{}\" has more than one 'vmbus_driver'",
-                                shown(&pd.name)
-                            ),
-                        );
-                    } else {
-                        pd.vmbus_driver = d;
-                    }
-                }
-                "vmbus_client" => {
-                    let cl = self.vmbus_client(c);
-                    if pd.vmbus_client.is_some() {
-                        self.err(
-                            c,
-                            ErrorKind::Structure,
-                            format!(
-                                "PD \"{}\" has more than one 'vmbus_client'",
-                                shown(&pd.name)
-                            ),
-                        );
-                    } else {
-                        pd.vmbus_client = cl;
-                    }
                 }
                 _ => self.unknown_element(c, "protection_domain", PD_CHILDREN),
             }
@@ -553,71 +522,7 @@ impl<'d, 'i> Parser<'d, 'i> {
         }
     }
 
-    fn vmbus_driver(&mut self, node: Node) -> Option<VmbusDriver> {
-        self.leaf(node, &["pool_pages", "pool_region"]);
-        let pool_region = self.opt_str(node, "pool_region");
-        let pool_pages = self.num_in(node, "pool_pages", true, 1, u64::from(u32::MAX))?;
-        Some(VmbusDriver {
-            pool_pages,
-            pool_region,
-            line: self.line(node),
-        })
-    }
-
-    fn vmbus_client(&mut self, node: Node) -> Option<VmbusClient> {
-        self.check_attrs(
-            node,
-            &[
-                "driver_channel",
-                "window_vaddr",
-                "window_size",
-                "max_channels",
-            ],
-        );
-        let driver_channel = self.channel_id(node, "driver_channel");
-        let window_vaddr = self.req_num(node, "window_vaddr");
-        let window_size = self.num_in(node, "window_size", true, 1, u64::MAX);
-        let max_channels = self
-            .num_in(node, "max_channels", true, 1, u64::from(u32::MAX))
-            .map(|n| n as u32);
-        let mut devices = Vec::new();
-        for c in elements(node) {
-            if tag(c) != Some("vmbus_device") {
-                self.unknown_element(c, "vmbus_client", &["vmbus_device"]);
-                continue;
-            }
-            self.leaf(c, &["class", "instance"]);
-            let class = self.req(c, "class").and_then(|s| self.guid(c, "class", s));
-            let instance = match c.attribute("instance") {
-                None => Some(None),
-                Some(s) => self.guid(c, "instance", s).map(Some),
-            };
-            if let (Some(class), Some(instance)) = (class, instance) {
-                devices.push(DeviceClass {
-                    class,
-                    instance,
-                    line: self.line(c),
-                });
-            }
-        }
-        if devices.is_empty() && !elements(node).any(|c| tag(c) == Some("vmbus_device")) {
-            self.err(
-                node,
-                ErrorKind::Structure,
-                "'vmbus_client' needs at least one 'vmbus_device' (the device classes it serves)",
-            );
-        }
-        Some(VmbusClient {
-            driver_channel: driver_channel?,
-            window_vaddr: window_vaddr?,
-            window_size: window_size?,
-            max_channels: max_channels?,
-            devices,
-            line: self.line(node),
-        })
-    }
-
-    fn guid(&mut self, node: Node, attr: &str, s: &str) -> Option<Guid> {
+    pub(crate) fn guid(&mut self, node: Node, attr: &str, s: &str) -> Option<Guid> {
         match Guid::parse(s) {
             Ok(g) => Some(g),
             Err(e) => {

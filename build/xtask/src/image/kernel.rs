@@ -121,11 +121,10 @@ pub fn build(sel4: &Path, venv: &Path, autoconf: &Path, out: &Path) -> Result<Ke
         std::env::var("PATH").unwrap_or_default()
     );
     let jobs = std::thread::available_parallelism().map_or(2, |n| n.get());
-    // gcc 12 prints a few dozen warnings about the 2017 code; keep them in a log, not the terminal.
+    // gcc 12 prints a few dozen warnings about the 2017 code; keep them in a log, and only a
+    // progress line on the terminal.
     let log_path = out.join("kernel/make.log");
-    let log = std::fs::File::create(&log_path).map_err(|e| e.to_string())?;
-    let log2 = log.try_clone().map_err(|e| e.to_string())?;
-    let made = tools::run(
+    tools::run_logged(
         Command::new("make")
             .arg("-f")
             .arg(sel4.join("Makefile"))
@@ -149,20 +148,9 @@ pub fn build(sel4: &Path, venv: &Path, autoconf: &Path, out: &Path) -> Result<Ke
                 format!("-I{inc} -fno-pie -fcf-protection=none -fno-stack-protector -mno-red-zone"),
             )
             .env("LDFLAGS", "-no-pie")
-            .current_dir(&dir)
-            .stdout(log)
-            .stderr(log2),
-    );
-    if let Err(e) = made {
-        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
-        let tail: Vec<&str> = text.lines().rev().take(30).collect();
-        let tail: Vec<&str> = tail.into_iter().rev().collect();
-        return Err(format!(
-            "{e}\n{}\n(full log: {})",
-            tail.join("\n"),
-            log_path.display()
-        ));
-    }
+            .current_dir(&dir),
+        &log_path,
+    )?;
     let elf = dir.join("kernel.elf");
     let elf32 = out.join("kernel32.elf");
     tools::run(

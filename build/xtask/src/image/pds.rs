@@ -1,5 +1,10 @@
 //! Builds the PD programs and the root task (the separate workspace `components/pds`) for
 //! `x86_64-unknown-none`, with the system table the root task includes.
+//!
+//! Every program's build script generates its configuration from the description named by
+//! `SEL4_SYSTEM_DESCRIPTION` (`sysdesc::config::build_script`), which this build sets to the
+//! system being built: cargo reruns a build script when that variable changes, so a program is
+//! rebuilt with each system's values.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -21,6 +26,7 @@ fn cargo_build(
     pds: &Path,
     target_dir: &Path,
     packages: &[&str],
+    description: &Path,
     system_rs: Option<&Path>,
 ) -> Result<(), String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -34,6 +40,7 @@ fn cargo_build(
     for p in packages {
         cmd.args(["-p", p]);
     }
+    cmd.env(sysdesc::config::DESCRIPTION_ENV, description);
     if let Some(s) = system_rs {
         cmd.env("SEL4_SYSTEM_RS", s);
     }
@@ -43,16 +50,11 @@ fn cargo_build(
 /// Builds the programs of the system described at `description`, writes the system table, and
 /// builds the root task.
 pub fn build(root: &Path, out: &Path, description: &Path) -> Result<Built, String> {
-    if tools::have("rustup") {
-        // Idempotent; rust-toolchain.toml lists the target, but an existing toolchain may lack it.
-        let _ = tools::output(
-            Command::new("rustup")
-                .args(["target", "add", TARGET])
-                .current_dir(root),
-        );
-    }
     let pds = root.join("components/pds");
     let target_dir = out.join("pds-target");
+    let description = &description
+        .canonicalize()
+        .map_err(|e| format!("{}: {e}", description.display()))?;
     let desc = sysdesc::load(description).map_err(|diags| {
         let lines: Vec<String> = diags.iter().map(ToString::to_string).collect();
         format!(
@@ -63,14 +65,100 @@ pub fn build(root: &Path, out: &Path, description: &Path) -> Result<Built, Strin
     })?;
     let sys = system::from_description(&desc)?;
     let programs = sys.programs();
+    let packages = packages(&pds)?;
+    let missing: Vec<&str> = programs
+        .iter()
+        .filter(|p| !packages.contains(p))
+        .map(String::as_str)
+        .collect();
+    if !missing.is_empty() {
+        return Err(format!(
+            "{}: no program in components/pds for {} (a program_image `NAME.elf` is the package NAME there)",
+            description.display(),
+            missing
+                .iter()
+                .map(|m| format!("`{m}.elf`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    if tools::have("rustup") {
+        // Idempotent; rust-toolchain.toml lists the target, but an existing toolchain may lack it.
+        let _ = tools::output(
+            Command::new("rustup")
+                .args(["target", "add", TARGET])
+                .current_dir(root),
+        );
+    }
     let names: Vec<&str> = programs.iter().map(String::as_str).collect();
-    cargo_build(&pds, &target_dir, &names, None)?;
+    cargo_build(&pds, &target_dir, &names, description, None)?;
     let bin_dir = target_dir.join(TARGET).join("release");
     let system_rs = out.join("system.rs");
     tools::write_if_changed(&system_rs, &sys.render(&bin_dir)?)?;
-    cargo_build(&pds, &target_dir, &["roottask"], Some(&system_rs))?;
+    cargo_build(
+        &pds,
+        &target_dir,
+        &["roottask"],
+        description,
+        Some(&system_rs),
+    )?;
     let roottask = out.join("roottask.elf");
     std::fs::copy(bin_dir.join("roottask"), &roottask)
         .map_err(|e| format!("copy root task: {e}"))?;
     Ok(Built { roottask, programs })
+}
+
+/// The package names of the workspace `pds` (each member folder's `name = "..."`).
+fn packages(pds: &Path) -> Result<Vec<String>, String> {
+    let entries = std::fs::read_dir(pds).map_err(|e| format!("{}: {e}", pds.display()))?;
+    let mut names = Vec::new();
+    for e in entries.flatten() {
+        let Ok(toml) = std::fs::read_to_string(e.path().join("Cargo.toml")) else {
+            continue;
+        };
+        let name = toml.lines().find_map(|l| {
+            let v = l
+                .trim()
+                .strip_prefix("name")?
+                .trim_start()
+                .strip_prefix('=')?;
+            Some(v.trim().trim_matches('"').to_string())
+        });
+        names.extend(name);
+    }
+    Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_programs_of_the_image_systems_are_packages() {
+        let pds = super::super::root().join("components/pds");
+        let names = packages(&pds).unwrap();
+        for p in [
+            "grant-driver",
+            "grant-client",
+            "vmbus-driver-pd",
+            "hv-host-pd",
+        ] {
+            assert!(names.iter().any(|n| n == p), "{p} in {names:?}");
+        }
+        // system.xml's clients have no programs yet: building it fails naming them.
+        assert!(!names.iter().any(|n| n == "net-pd"));
+    }
+
+    #[test]
+    fn a_system_whose_programs_do_not_exist_is_refused_by_name() {
+        let root = super::super::root();
+        let out = std::env::temp_dir().join(format!("xtask-pds-{}", std::process::id()));
+        let e = build(&root, &out, &root.join("system.xml")).unwrap_err();
+        assert!(
+            e.contains("`heartbeat-pd.elf`") && e.contains("`storage-pd.elf`"),
+            "{e}"
+        );
+        assert!(!e.contains("vmbus-driver-pd"), "{e}");
+        let _ = std::fs::remove_dir_all(&out);
+    }
 }

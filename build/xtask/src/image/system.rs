@@ -2,15 +2,14 @@
 //! programs, windows, pools and `cap_vspace` capabilities, shared regions and channels.
 //!
 //! The table is rendered from [`System`], which [`from_description`] makes from a system
-//! description parsed and validated by `sysdesc` (`build/qemu-test.xml` for `qemu-test`).
+//! description and its VMBus companion, parsed and validated by `sysdesc`. Where the driver sees
+//! its pool comes from `sysdesc::config` (the computation that configures the driver program
+//! itself), so the root task maps the pool where the driver looks for it.
 
 use std::fmt::Write;
 use std::path::Path;
 
-/// First address of the run-time mapping range (`sel4::mem::REGION_START`).
-const REGION_START: u64 = 0x2000_0000;
-/// Most `cap_vspace` slots (pd-runtime: `POOL_BASE - VSPACE_CAP_BASE`).
-const MAX_VSPACE_CAPS: u64 = 28;
+use sysdesc::layout::{PAGE, slot::MAX_VSPACE_CAPS};
 
 /// One PD of the system.
 #[derive(Debug, Clone)]
@@ -58,12 +57,12 @@ pub struct System {
 /// Converts a parsed and validated system description into the root task's table.
 ///
 /// Rules of the image: a program image `NAME.elf` is the package `NAME` of `components/pds`; a
-/// client's faults go to the PD that holds the VMBus driver element; `cap_vspace slot="N"` lands
-/// at pd-runtime's `VSPACE_CAP_BASE + N`; the driver's pool is mapped in the driver at the
-/// address of its map of the pool region, or at the start of the run-time range. `setvar_vaddr`
-/// is not needed (PD programs take addresses from `cargo xtask gen` constants) and budgets,
-/// periods and stack sizes are not applied (seL4 5.0.0 has no scheduling contexts; stacks are
-/// 64 KiB in the program's `.bss`); elements the root task cannot build are refused.
+/// client's faults go to the VMBus driver; `cap_vspace slot="N"` lands at pd-runtime's
+/// `VSPACE_CAP_BASE + N`; the driver's pool is mapped in the driver where its configuration
+/// says (`sysdesc::config`: its map of the pool region, or `pool_vaddr`). `setvar_vaddr` is not
+/// needed (PD programs take addresses from the configuration their build scripts generate) and
+/// budgets, periods and stack sizes are not applied (seL4 5.0.0 has no scheduling contexts;
+/// stacks are 64 KiB in the program's `.bss`); elements the root task cannot build are refused.
 pub fn from_description(d: &sysdesc::model::System) -> Result<System, String> {
     let index = |name: &str| {
         d.pds
@@ -94,14 +93,7 @@ pub fn from_description(d: &sysdesc::model::System) -> Result<System, String> {
                 p.name
             ));
         }
-        let program = p
-            .program_image
-            .path
-            .trim_end_matches(".elf")
-            .rsplit('/')
-            .next()
-            .unwrap_or("")
-            .to_string();
+        let program = sysdesc::config::program_name(&p.program_image.path).to_string();
         let mut vspace_caps = Vec::new();
         for c in &p.cspace {
             if c.kind != sysdesc::model::CapKind::Vspace {
@@ -125,11 +117,9 @@ pub fn from_description(d: &sysdesc::model::System) -> Result<System, String> {
             .as_ref()
             .and_then(|v| v.pool_region.as_deref());
         let mut maps = Vec::new();
-        let mut pool_vaddr = None;
         for m in &p.maps {
-            if Some(m.mr.as_str()) == pool_region {
-                pool_vaddr = Some(m.vaddr);
-            } else {
+            // The driver's map of its pool region is the pool itself (below).
+            if Some(m.mr.as_str()) != pool_region {
                 maps.push((region(&m.mr)?, m.vaddr, m.perms.write));
             }
         }
@@ -137,25 +127,24 @@ pub fn from_description(d: &sysdesc::model::System) -> Result<System, String> {
             Some(v) => {
                 let backing = pool_region.map(region).transpose()?;
                 if let Some(r) = backing
-                    && d.regions[r].size < v.pool_pages * 4096
+                    && d.regions[r].size < v.pool_pages * PAGE
                 {
                     return Err(format!(
                         "PD {}: pool of {} pages exceeds region {}",
                         p.name, v.pool_pages, d.regions[r].name
                     ));
                 }
-                Some((
-                    pool_vaddr.unwrap_or(REGION_START),
-                    v.pool_pages as usize,
-                    backing,
-                ))
+                let config = sysdesc::config::pd_config(d, &p.name)
+                    .and_then(|c| c.driver)
+                    .ok_or(format!("PD {}: no driver configuration", p.name))?;
+                Some((config.pool_vaddr, v.pool_pages as usize, backing))
             }
             None => None,
         };
         let windows = p
             .vmbus_client
             .iter()
-            .map(|c| (c.window_vaddr, c.window_size.div_ceil(4096) as usize))
+            .map(|c| (c.window_vaddr, c.window_size.div_ceil(PAGE) as usize))
             .collect();
         pds.push(Pd {
             name: p.name.clone(),
@@ -171,7 +160,7 @@ pub fn from_description(d: &sysdesc::model::System) -> Result<System, String> {
     let regions = d
         .regions
         .iter()
-        .map(|r| (r.name.clone(), r.size.div_ceil(4096) as usize))
+        .map(|r| (r.name.clone(), r.size.div_ceil(PAGE) as usize))
         .collect();
     let mut channels = Vec::new();
     for c in &d.channels {
@@ -286,12 +275,16 @@ impl System {
 mod tests {
     use super::*;
 
-    const TEST_XML: &str = include_str!("../../../qemu-test.xml");
+    /// A description of the repository (with its companion), as the image reads it.
+    fn load(file: &str) -> sysdesc::model::System {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../..")
+            .join(file);
+        sysdesc::load(&path).unwrap_or_else(|e| panic!("{e:?}"))
+    }
 
     fn test_system() -> System {
-        let d = sysdesc::parse_and_validate("qemu-test.xml", TEST_XML)
-            .unwrap_or_else(|e| panic!("{e:?}"));
-        from_description(&d).unwrap()
+        from_description(&load("build/qemu-test.xml")).unwrap()
     }
 
     #[test]
@@ -310,7 +303,8 @@ mod tests {
                 ("client_b", "grant-client")
             ]
         );
-        assert_eq!(s.pds[0].pool, Some((REGION_START, 8192, None)));
+        // The pool where the companion's pool_vaddr puts it, of fresh frames.
+        assert_eq!(s.pds[0].pool, Some((0x2000_0000, 8192, None)));
         assert_eq!(s.pds[0].vspace_caps, [(1, 1), (2, 2)]);
         assert_eq!(s.pds[1].windows, [(0x8000_0000, 4)]);
         // Clients' faults go to the driver; the driver's to nobody.
@@ -373,18 +367,21 @@ mod tests {
 
     #[test]
     fn elements_the_root_task_cannot_build_are_refused_not_dropped() {
-        let xml = TEST_XML.replace(
-            "<program_image path=\"grant-driver.elf\" />",
-            "<program_image path=\"grant-driver.elf\" /><ioport id=\"0\" addr=\"0x3f8\" size=\"8\" />",
-        );
-        let d = sysdesc::parse_and_validate("t.xml", &xml).unwrap_or_else(|e| panic!("{e:?}"));
+        let mut d = load("build/qemu-test.xml");
+        d.pds[0].ioports.push(sysdesc::model::IoPort {
+            id: 0,
+            addr: 0x3f8,
+            size: 8,
+            setvar_id: None,
+            setvar_addr: None,
+            line: 1,
+        });
         assert!(from_description(&d).unwrap_err().contains("ioport"));
     }
 
     #[test]
     fn the_project_system_description_converts() {
-        let xml = include_str!("../../../../system.xml");
-        let d = sysdesc::parse_and_validate("system.xml", xml).unwrap_or_else(|e| panic!("{e:?}"));
+        let d = load("system.xml");
         let s = from_description(&d).unwrap();
         let driver = s.pds.iter().position(|p| p.name == "vmbus_driver").unwrap();
         let pool_region = s.regions.iter().position(|r| r.0 == "vmbus_pool");
@@ -392,6 +389,8 @@ mod tests {
             s.pds[driver].pool.map(|p| (p.1, p.2)),
             Some((8192, pool_region))
         );
+        // The driver's map of the pool region is its pool, not a second mapping.
+        assert!(!s.pds[driver].maps.iter().any(|m| Some(m.0) == pool_region));
         // The host maps the same region: the pool's frames are its guest memory.
         let host = s.pds.iter().position(|p| p.name == "hv_host").unwrap();
         assert!(s.pds[host].maps.iter().any(|m| Some(m.0) == pool_region));
@@ -403,54 +402,22 @@ mod tests {
         );
     }
 
-    /// The end-to-end PDs find each other by index and address (components/pds/pd-support's
-    /// `abi`): a reordered or re-addressed description would boot a system whose PDs disagree.
+    /// The root task maps the pool where the driver program's generated configuration looks for
+    /// it: both come from `sysdesc::config`.
     #[test]
-    fn the_end_to_end_description_keeps_the_layout_its_programs_assume() {
-        let xml = include_str!("../../../qemu-e2e.xml");
-        let d =
-            sysdesc::parse_and_validate("qemu-e2e.xml", xml).unwrap_or_else(|e| panic!("{e:?}"));
-        let s = from_description(&d).unwrap();
-        let names: Vec<_> = s.pds.iter().map(|p| p.name.as_str()).collect();
-        assert_eq!(names, ["hv_host", "vmbus_driver", "client_a", "client_b"]);
-        let region = |n: &str| s.regions.iter().position(|r| r.0 == n).unwrap();
-        let pool = region("vmbus_pool");
-        // The driver's pool: system.xml's size, mapped at abi::scenario::DRIVER_POOL, backed by
-        // the region the host maps at abi::HOST_GUEST_MEMORY.
-        assert_eq!(s.pds[1].pool, Some((0x4000_0000, 8192, Some(pool))));
-        assert!(s.pds[0].maps.contains(&(pool, 0x8000_0000, true)));
-        for (pd, vaddr) in [(0, 0x2000_0000), (1, 0x2000_0000)] {
-            assert!(
-                s.pds[pd]
-                    .maps
-                    .contains(&(region("synic_message"), vaddr, true))
+    fn the_pool_lies_where_the_driver_configuration_says() {
+        for file in ["build/qemu-e2e.xml", "build/qemu-test.xml", "system.xml"] {
+            let d = load(file);
+            let s = from_description(&d).unwrap();
+            let driver = d.vmbus_driver().unwrap();
+            let config = sysdesc::config::pd_config(&d, &driver.name).unwrap();
+            let i = config.index;
+            assert_eq!(
+                s.pds[i].pool.map(|p| (p.0, p.1 as u64)),
+                config.driver.map(|c| (c.pool_vaddr, c.pool_pages)),
+                "{file}"
             );
+            assert!(s.render(Path::new("/bin")).is_ok(), "{file}");
         }
-        // The host only reads the hypercall input page.
-        assert!(
-            s.pds[0]
-                .maps
-                .contains(&(region("hypercall_input"), 0x2000_2000, false))
-        );
-        assert!(
-            s.pds[1]
-                .maps
-                .contains(&(region("hypercall_input"), 0x2000_2000, true))
-        );
-        // Clients: window abi::scenario::WINDOW of 16 pages, faults to the driver, reachable
-        // through cap_vspace 1 and 2.
-        for c in [2, 3] {
-            assert_eq!(s.pds[c].windows, [(0x5000_0000, 16)]);
-            assert_eq!(s.pds[c].fault_handler, Some(1));
-        }
-        assert_eq!(s.pds[1].vspace_caps, [(1, 2), (2, 3)]);
-        // Channel 0 of the driver calls the host; clients call the driver on their channel 0.
-        assert_eq!(
-            (s.channels[0].a, s.channels[0].b, s.channels[0].b_calls_a),
-            ((0, 0), (1, 0), true)
-        );
-        assert_eq!((s.channels[1].a, s.channels[1].b), ((1, 1), (2, 0)));
-        assert_eq!((s.channels[2].a, s.channels[2].b), ((1, 2), (3, 0)));
-        assert!(s.render(Path::new("/bin")).is_ok());
     }
 }

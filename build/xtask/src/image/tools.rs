@@ -1,11 +1,31 @@
 //! Running external programs, installing the ones that are missing, and timing steps.
+//!
+//! Long builds are never silent: [`run`] leaves the child's output on the terminal (cargo shows
+//! its own progress bar there), and [`run_logged`], for a build whose output belongs in a log,
+//! shows a progress line while it runs.
 
+use std::collections::VecDeque;
+use std::io::{BufRead as _, BufReader, IsTerminal as _, Read, Write as _};
 use std::path::Path;
-use std::process::Command;
-use std::time::Instant;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
-/// Runs a command to completion; a non-zero exit is an error naming the command.
+/// The command line as a person would type it (program and arguments, without the
+/// environment), for the line that says what runs.
+pub fn shown(cmd: &Command) -> String {
+    let mut s = cmd.get_program().to_string_lossy().into_owned();
+    for a in cmd.get_args() {
+        s.push(' ');
+        s.push_str(&a.to_string_lossy());
+    }
+    s
+}
+
+/// Runs a command to completion with its output on the terminal, after a line that says what
+/// runs; a non-zero exit is an error naming the command.
 pub fn run(cmd: &mut Command) -> Result<(), String> {
+    eprintln!("xtask: $ {}", shown(cmd));
     let status = cmd
         .status()
         .map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
@@ -14,6 +34,103 @@ pub fn run(cmd: &mut Command) -> Result<(), String> {
     } else {
         Err(format!("{cmd:?} failed: {status}"))
     }
+}
+
+/// Lines of a failed build's log repeated in the error.
+const TAIL_LINES: usize = 30;
+
+/// How often a build that is not on a terminal reports that it is still going.
+const PROGRESS_EVERY: Duration = Duration::from_secs(10);
+
+/// Runs a long build whose output belongs in `log` rather than on the terminal (the kernel's
+/// make, whose compiler warns a few dozen times about code we do not own). Every line goes to
+/// the log; the terminal gets a progress line: the latest line, rewritten in place, on a
+/// terminal, or a line every ten seconds otherwise (CI). A failure's error carries the log's
+/// last lines and its path.
+pub fn run_logged(cmd: &mut Command, log: &Path) -> Result<(), String> {
+    eprintln!("xtask: $ {}   (output in {})", shown(cmd), log.display());
+    let mut file = std::fs::File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
+    let (tx, rx) = mpsc::channel::<String>();
+    let pipes: [Option<Box<dyn Read + Send>>; 2] = [
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    ];
+    let readers: Vec<_> = pipes
+        .into_iter()
+        .flatten()
+        .map(|pipe| {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(pipe);
+                let mut buf = Vec::new();
+                while r.read_until(b'\n', &mut buf).is_ok_and(|n| n > 0) {
+                    let line = String::from_utf8_lossy(&buf).trim_end().to_string();
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                    buf.clear();
+                }
+            })
+        })
+        .collect();
+    drop(tx);
+    let tty = std::io::stderr().is_terminal();
+    let start = Instant::now();
+    let mut reported = start;
+    let mut lines = 0usize;
+    let mut tail = VecDeque::with_capacity(TAIL_LINES);
+    for line in rx {
+        // A full disk shows up as a short log; the build itself goes on.
+        let _ = writeln!(file, "{line}");
+        lines += 1;
+        if tty {
+            let shown: String = line.chars().take(100).collect();
+            eprint!(
+                "\r\x1b[K  [{lines} lines, {:.0} s] {shown}",
+                start.elapsed().as_secs_f64()
+            );
+            let _ = std::io::stderr().flush();
+        } else if reported.elapsed() >= PROGRESS_EVERY {
+            reported = Instant::now();
+            eprintln!(
+                "  ... {lines} lines after {:.0} s: {line}",
+                start.elapsed().as_secs_f64()
+            );
+        }
+        if tail.len() == TAIL_LINES {
+            tail.pop_front();
+        }
+        tail.push_back(line);
+    }
+    if tty {
+        eprint!("\r\x1b[K");
+    }
+    for r in readers {
+        let _ = r.join();
+    }
+    let status = child
+        .wait()
+        .map_err(|e| format!("waiting for {cmd:?}: {e}"))?;
+    if status.success() {
+        return Ok(());
+    }
+    let tail: Vec<String> = tail.into();
+    Err(format!(
+        "{cmd:?} failed: {status}\n{}\n(full log: {})",
+        tail.join("\n"),
+        log.display()
+    ))
 }
 
 /// Runs a command and returns its standard output.

@@ -1,14 +1,16 @@
 //! Command-line options of `cargo xtask run`.
 
-use core::fmt;
 use std::path::PathBuf;
 
 use hv_host::Hostile;
 
-use super::devices::{DEFAULT_DEVICES, DeviceListError, DeviceReq, parse_devices};
+use super::devices::{DEFAULT_DEVICES, DeviceReq, parse_devices};
+use crate::args::{Arg, ArgError, Args};
 
 /// Usage of `cargo xtask run`.
 pub(crate) const USAGE: &str = "usage: cargo xtask run [options]
+The main job: boots the system of system.xml on the simulated seL4 kernel and Hyper-V host,
+runs a scenario with hot removal and re-adding, prints the live channel table and a summary.
   --scenario NAME     default | hotplug | rescind-storm | unload | hostile   (default: default)
   --devices LIST      NAME[*COUNT][+SUBS],...  classes: heartbeat shutdown timesync kvp dynmem
                       net scsi ide   (default: heartbeat,shutdown,timesync,kvp,dynmem,net+3,scsi+1)
@@ -19,7 +21,8 @@ pub(crate) const USAGE: &str = "usage: cargo xtask run [options]
   --steps N           world steps of the traffic phases (default: 400)
   --system PATH       the system description (default: the repository's system.xml)
   --seed N            seed of the scenario's random choices (default: 1)
-  -v / -q             more / less logging on stderr (repeatable)";
+  -v / -q             more / less logging on stderr (repeatable)
+  -h, --help          this text";
 
 /// Which scenario runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,91 +150,63 @@ impl Default for Options {
     }
 }
 
-/// Why the command line was refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum OptionError {
-    /// An option this command does not have.
-    Unknown(String),
-    /// An option without its value.
-    MissingValue(&'static str),
-    /// A value that is not one of the allowed words.
-    BadValue(&'static str, String),
-    /// A bad device list.
-    Devices(DeviceListError),
-    /// `-h` / `--help`.
-    Help,
-}
-
-impl fmt::Display for OptionError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Unknown(o) => write!(f, "unknown option `{o}`"),
-            Self::MissingValue(o) => write!(f, "{o} needs a value"),
-            Self::BadValue(o, v) => write!(f, "{o}: `{v}` is not allowed"),
-            Self::Devices(e) => write!(f, "--devices: {e}"),
-            Self::Help => f.write_str("help requested"),
-        }
+/// A value `option` does not accept: `value` is not `expected`.
+fn bad(option: &str, value: &str, expected: &str) -> ArgError {
+    ArgError::BadValue {
+        option: option.to_string(),
+        value: value.to_string(),
+        expected: expected.to_string(),
     }
 }
 
 /// Parses the arguments after `run`.
-pub(crate) fn parse(args: &[String]) -> Result<Options, OptionError> {
+pub(crate) fn parse(args: &[String]) -> Result<Options, ArgError> {
     let mut o = Options::default();
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut value = |name: &'static str| it.next().ok_or(OptionError::MissingValue(name));
-        match a.as_str() {
-            "--scenario" => {
-                let v = value("--scenario")?;
+    let mut args = Args::new(args)?;
+    while let Some(a) = args.next()? {
+        match a {
+            Arg::Long("--scenario") => {
+                let v = args.value("--scenario")?;
                 o.scenario = ScenarioName::ALL
                     .iter()
-                    .find(|(n, _)| n == v)
+                    .find(|(n, _)| *n == v)
                     .map(|(_, s)| *s)
-                    .ok_or_else(|| OptionError::BadValue("--scenario", v.clone()))?;
+                    .ok_or_else(|| bad("--scenario", v, "a scenario (see --help)"))?;
             }
-            "--devices" => {
-                o.devices = parse_devices(value("--devices")?).map_err(OptionError::Devices)?;
+            Arg::Long("--devices") => {
+                o.devices =
+                    parse_devices(args.value("--devices")?).map_err(|e| ArgError::Invalid {
+                        option: "--devices".into(),
+                        why: e.to_string(),
+                    })?;
             }
-            "--hostile" => o.hostile = parse_hostile(value("--hostile")?)?,
-            "--host" => {
-                o.host = match value("--host")?.as_str() {
+            Arg::Long("--hostile") => o.hostile = parse_hostile(args.value("--hostile")?)?,
+            Arg::Long("--host") => {
+                o.host = match args.value("--host")? {
                     "hyperv" => HostKind::HyperV,
                     "qemu" => HostKind::Qemu,
-                    v => return Err(OptionError::BadValue("--host", v.to_string())),
+                    v => return Err(bad("--host", v, "hyperv or qemu")),
                 };
             }
-            "--steps" => {
-                let v = value("--steps")?;
+            Arg::Long("--steps") => {
+                let v = args.value("--steps")?;
                 o.steps = v
                     .parse()
                     .ok()
                     .filter(|n| (10..=10_000_000).contains(n))
-                    .ok_or_else(|| OptionError::BadValue("--steps", v.clone()))?;
+                    .ok_or_else(|| bad("--steps", v, "a number from 10 to 10000000"))?;
             }
-            "--system" => o.system = Some(PathBuf::from(value("--system")?)),
-            "--seed" => {
-                let v = value("--seed")?;
-                o.seed = v
-                    .parse()
-                    .map_err(|_| OptionError::BadValue("--seed", v.clone()))?;
-            }
-            "-h" | "--help" => return Err(OptionError::Help),
-            flags if flags.len() > 1 && flags.starts_with('-') && !flags.starts_with("--") => {
-                for ch in flags[1..].chars() {
-                    match ch {
-                        'v' => o.verbosity = o.verbosity.saturating_add(1),
-                        'q' => o.verbosity = o.verbosity.saturating_sub(1),
-                        _ => return Err(OptionError::Unknown(flags.to_string())),
-                    }
-                }
-            }
-            other => return Err(OptionError::Unknown(other.to_string())),
+            Arg::Long("--system") => o.system = Some(PathBuf::from(args.value("--system")?)),
+            Arg::Long("--seed") => o.seed = args.parsed("--seed", "a number")?,
+            Arg::Short('v') => o.verbosity = o.verbosity.saturating_add(1),
+            Arg::Short('q') => o.verbosity = o.verbosity.saturating_sub(1),
+            other => return Err(other.unexpected()),
         }
     }
     Ok(o)
 }
 
-fn parse_hostile(list: &str) -> Result<Vec<HostileMode>, OptionError> {
+fn parse_hostile(list: &str) -> Result<Vec<HostileMode>, ArgError> {
     let mut out = Vec::new();
     for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         if name == "all" {
@@ -242,11 +217,15 @@ fn parse_hostile(list: &str) -> Result<Vec<HostileMode>, OptionError> {
             .iter()
             .find(|(n, _)| *n == name)
             .map(|(_, m)| *m)
-            .ok_or_else(|| OptionError::BadValue("--hostile", name.to_string()))?;
+            .ok_or_else(|| bad("--hostile", name, "a hostile mode (see --help)"))?;
         out.push(m);
     }
     if out.is_empty() {
-        return Err(OptionError::BadValue("--hostile", list.to_string()));
+        return Err(bad(
+            "--hostile",
+            list,
+            "a list of hostile modes (see --help)",
+        ));
     }
     Ok(out)
 }

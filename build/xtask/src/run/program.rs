@@ -11,6 +11,7 @@ use log::{debug, warn};
 use sim_system::{ClientCtx, ClientProgram, ClientRingMem, Flow};
 use vmbus_client::{Channel, ClientError, PendingOpen, list_offers, start_open};
 use vmbus_driver::control::ClientError as Refusal;
+use vmbus_driver::ids::RelId;
 use vmbus_driver::ring::RingError;
 
 /// Packets kept in flight per channel.
@@ -95,13 +96,13 @@ enum Chan {
 pub(crate) struct BusClient {
     name: String,
     rings: (u16, u16),
-    chans: BTreeMap<u32, (Chan, u16)>,
+    chans: BTreeMap<RelId, (Chan, u16)>,
     shared: Handle,
     seq: u64,
     steps: u64,
     relist: bool,
     /// Per relid: consecutive open failures and the step before which it is not retried.
-    backoff: BTreeMap<u32, (u32, u64)>,
+    backoff: BTreeMap<RelId, (u32, u64)>,
 }
 
 impl core::fmt::Debug for BusClient {
@@ -139,9 +140,9 @@ impl BusClient {
         std::cell::RefMut::map(self.shared.0.borrow_mut(), |s| &mut s.totals)
     }
 
-    fn payload(&mut self, relid: u32) -> [u8; PAYLOAD] {
+    fn payload(&mut self, relid: RelId) -> [u8; PAYLOAD] {
         self.seq += 1;
-        let word = (self.seq ^ (u64::from(relid) << 40)).to_le_bytes();
+        let word = (self.seq ^ (u64::from(relid.0) << 40)).to_le_bytes();
         core::array::from_fn(|i| word[i % 8] ^ (i as u8))
     }
 
@@ -156,7 +157,7 @@ impl BusClient {
                 Err(ClientError::ChannelGone) => self.totals().gone += 1,
                 Err(e) => {
                     self.totals().errors += 1;
-                    warn!("{}: closing relid {relid}: {e}", self.name);
+                    warn!("{}: closing {relid}: {e}", self.name);
                 }
             }
         }
@@ -204,11 +205,11 @@ impl BusClient {
                 }
                 Err(ClientError::Refused(e)) => {
                     self.totals().refused += 1;
-                    debug!("{}: open of relid {} refused: {e}", self.name, o.relid);
+                    debug!("{}: open of {} refused: {e}", self.name, o.relid);
                 }
                 Err(e) => {
                     self.totals().errors += 1;
-                    warn!("{}: open of relid {}: {e}", self.name, o.relid);
+                    warn!("{}: open of {}: {e}", self.name, o.relid);
                 }
             }
         }
@@ -218,7 +219,7 @@ impl BusClient {
     fn traffic(
         &mut self,
         ctx: &mut ClientCtx<'_>,
-        relid: u32,
+        relid: RelId,
         ch: &mut Channel<ClientRingMem>,
         expected: &mut VecDeque<[u8; PAYLOAD]>,
     ) -> Result<(), ClientError> {
@@ -249,7 +250,7 @@ impl BusClient {
     }
 
     /// Notes a failed open of `relid`: it is retried after a delay that doubles per failure.
-    fn failed(&mut self, relid: u32) {
+    fn failed(&mut self, relid: RelId) {
         let n = self.backoff.get(&relid).map_or(0, |&(n, _)| n) + 1;
         let delay = RETRY_BASE << n.min(6);
         self.backoff.insert(relid, (n, self.steps + delay));
@@ -258,7 +259,7 @@ impl BusClient {
 
     /// One step of every channel held.
     fn run_channels(&mut self, ctx: &mut ClientCtx<'_>) {
-        let relids: Vec<u32> = self.chans.keys().copied().collect();
+        let relids: Vec<RelId> = self.chans.keys().copied().collect();
         for relid in relids {
             let Some((chan, sub)) = self.chans.remove(&relid) else {
                 continue;
@@ -284,7 +285,7 @@ impl BusClient {
                     }
                     Err(e) => {
                         self.totals().errors += 1;
-                        warn!("{}: open of relid {relid}: {e}", self.name);
+                        warn!("{}: open of {relid}: {e}", self.name);
                         self.failed(relid);
                         None
                     }
@@ -307,7 +308,7 @@ impl BusClient {
                     Err(e) => {
                         // A broken channel (e.g. a corrupt ring): give it back.
                         self.totals().errors += 1;
-                        warn!("{}: relid {relid}: {e}; closing it", self.name);
+                        warn!("{}: {relid}: {e}; closing it", self.name);
                         if ch.close(ctx).is_ok() {
                             self.totals().closed += 1;
                         }

@@ -8,7 +8,10 @@
 //! a ring is a page fault that the kernel stops the PD on and the root task reports to the
 //! driver.
 #![no_std]
-#![allow(unsafe_code)]
+#![allow(
+    unsafe_code,
+    reason = "ring memory over the window's raw addresses (`MappedRing::from_ring_pages`)"
+)]
 
 use core::ptr::NonNull;
 
@@ -107,15 +110,26 @@ impl ClientEnv for Sel4Env {
     }
 }
 
-/// The environment of a client of `build/qemu-e2e.xml` (control page, window of one slot,
-/// driver on channel 0).
-pub fn e2e_env() -> Sel4Env {
-    use pd_support::abi::scenario as sc;
-    let layout = WindowLayout {
-        pages: sc::WINDOW_PAGES,
-        max_channels: 1,
+/// The environment of the client whose generated configuration is `config` (its control page,
+/// window and driver channel).
+///
+/// # Panics
+/// When the configuration has no client part or its addresses lie outside the run-time mapping
+/// range (a description `cargo xtask check` refuses).
+pub fn env_of(config: &pd_runtime::config::PdConfig) -> Sel4Env {
+    let Some(c) = &config.client else {
+        panic!("{} is not a VMBus client", config.name);
     };
-    match Sel4Env::new(sc::CLIENT_CONTROL, sc::WINDOW, layout, Channel(0)) {
+    let layout = WindowLayout {
+        pages: c.window_pages,
+        max_channels: c.max_channels as usize,
+    };
+    match Sel4Env::new(
+        c.control_vaddr,
+        c.window_vaddr,
+        layout,
+        Channel(c.driver_channel),
+    ) {
         Some(e) => e,
         None => panic!("client addresses outside the mapping range"),
     }
@@ -136,7 +150,7 @@ pub fn wait_for_offer(
     env: &mut Sel4Env,
     class: vmbus_driver::guid::Guid,
     tries: u32,
-) -> Option<u32> {
+) -> Option<vmbus_client::RelId> {
     for _ in 0..tries {
         if let Ok(offers) = vmbus_client::list_offers(env, Some(class))
             && let Some(o) = offers.first()

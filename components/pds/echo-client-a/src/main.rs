@@ -10,11 +10,16 @@
 #![no_std]
 #![no_main]
 
-use client_env::{e2e_env, payload, wait_for_offer};
+use client_env::{env_of, payload, wait_for_offer};
 use pd_runtime::{Channel, Handler, println, report};
 use pd_support::abi::scenario as sc;
 use sel4::mem::Region;
 use vmbus_client::{ClientError, open};
+use vmbus_driver::guid::Guid;
+
+// `CONFIGS`: this PD's window, control page, driver channel and device class, generated from the
+// system description by build.rs.
+include!(concat!(env!("OUT_DIR"), "/config.rs"));
 
 /// Packets sent at most (the host rescinds after `RESCIND_AFTER`).
 const MAX_PACKETS: u64 = 10_000;
@@ -32,8 +37,13 @@ fn fail(code: u64, why: &str) -> Idle {
 }
 
 fn init() -> Idle {
-    let mut env = e2e_env();
-    let Some(relid) = wait_for_offer(&mut env, sc::ECHO_A_CLASS, 100_000) else {
+    let config = pd_runtime::own_config(CONFIGS);
+    let mut env = env_of(config);
+    // The device class this client serves (the host's echo device A).
+    let Some(class) = config.client.as_ref().and_then(|c| c.classes.first()) else {
+        return fail(8, "no device class configured");
+    };
+    let Some(relid) = wait_for_offer(&mut env, Guid(class.0), 100_000) else {
         return fail(1, "no offer of echo device A");
     };
     let mut ch = match open(&mut env, relid, sc::RING_PAGES, sc::RING_PAGES) {
@@ -48,7 +58,7 @@ fn init() -> Idle {
             );
         }
     };
-    println!("client-a: opened relid {relid}; sending packets");
+    println!("client-a: opened {relid}; sending packets");
     let mut echoed = 0u64;
     let mut buf = [0u8; sc::PAYLOAD];
     'traffic: for n in 0..MAX_PACKETS {

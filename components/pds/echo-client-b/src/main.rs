@@ -1,14 +1,20 @@
 //! End-to-end client B: waits for echo device B (offered once A's channel is released), opens
-//! it on the recycled pages, checks that every echo is its own data, then asks the root task to
-//! restart client A, which must fault again on its old ring.
+//! it on the recycled pages, checks that every echo is its own data, then tells the driver it is
+//! done, and the driver asks the root task to restart client A, which must fault again on its
+//! old ring.
 #![no_std]
 #![no_main]
 
-use client_env::{e2e_env, payload, wait_for_offer};
-use pd_runtime::{Channel, Handler, println, report};
+use client_env::{env_of, payload, wait_for_offer};
+use pd_runtime::{Channel, Handler, Message, ppcall, println, report};
 use pd_support::abi::scenario as sc;
 use sel4::mem::Region;
 use vmbus_client::{ClientError, open};
+use vmbus_driver::guid::Guid;
+
+// `CONFIGS`: this PD's window, control page, driver channel and device class, generated from the
+// system description by build.rs.
+include!(concat!(env!("OUT_DIR"), "/config.rs"));
 
 struct Idle;
 
@@ -23,8 +29,16 @@ fn fail(code: u64, why: &str) -> Idle {
 }
 
 fn init() -> Idle {
-    let mut env = e2e_env();
-    let Some(relid) = wait_for_offer(&mut env, sc::ECHO_B_CLASS, 10_000_000) else {
+    let config = pd_runtime::own_config(CONFIGS);
+    let mut env = env_of(config);
+    // The device class this client serves (the host's echo device B).
+    let Some(client) = &config.client else {
+        return fail(10, "not a VMBus client");
+    };
+    let Some(class) = client.classes.first() else {
+        return fail(10, "no device class configured");
+    };
+    let Some(relid) = wait_for_offer(&mut env, Guid(class.0), 10_000_000) else {
         return fail(1, "no offer of echo device B");
     };
     let mut ch = match open(&mut env, relid, sc::RING_PAGES, sc::RING_PAGES) {
@@ -40,7 +54,7 @@ fn init() -> Idle {
         .filter(|w| w & sc::TAG_MASK == sc::SECRET_A)
         .count();
     println!(
-        "client-b: opened relid {relid} on recycled pages; words of A's data in its rings: {foreign}"
+        "client-b: opened {relid} on recycled pages; words of A's data in its rings: {foreign}"
     );
     if foreign != 0 {
         return fail(4, "client A's data is visible in client B's rings");
@@ -66,10 +80,11 @@ fn init() -> Idle {
         }
     }
     println!(
-        "client-b: {} packets echoed on the recycled pages; asking the root task to restart client A",
+        "client-b: {} packets echoed on the recycled pages; the driver is to have client A restarted",
         sc::B_PACKETS
     );
-    if report(sc::REPORT_RESUME, &[u64::from(sc::CLIENT_A_PD)]).label() != 0 {
+    let done = Message::new(sc::B_DONE, &[]);
+    if ppcall(Channel(client.driver_channel), done).label() != 0 {
         return fail(9, "restart of client A refused");
     }
     Idle

@@ -4,36 +4,41 @@
 //! word 0 and the number of non-zero words after it, and word 0 of its control page, and tells
 //! the driver by a protected call.
 //! When the driver has revoked the page, the read is a page fault: the kernel stops this PD and
-//! the root task reports it to the driver.
+//! the root task reports it to the driver. Two PDs run this program (`build/qemu-test.xml`); each
+//! takes its window, control page and driver channel from its own entry of `CONFIGS`.
 #![no_std]
 #![no_main]
 
 use pd_runtime::{Channel, Handler, Message, ppcall};
 use sel4::mem::Region;
 
-/// The client's window (build/qemu-test.xml: `window_vaddr`).
-const WINDOW: usize = 0x8000_0000;
-/// The client's control page (build/qemu-test.xml: its map of its control region).
-const CONTROL: usize = 0x3000_0000;
-const DRIVER: Channel = Channel(0);
+// `CONFIGS`: the window, control page and driver channel of each PD running this program,
+// generated from the system description by build.rs.
+include!(concat!(env!("OUT_DIR"), "/config.rs"));
 
 struct Client {
     window: Region,
     control: Region,
+    driver: Channel,
 }
 
 fn init() -> Client {
+    let config = pd_runtime::own_config(CONFIGS);
+    let Some(c) = &config.client else {
+        panic!("{} is not a VMBus client", config.name);
+    };
     let region =
         |at| Region::new(at, 4096).unwrap_or_else(|| panic!("{at:#x} outside the mapping range"));
     Client {
-        window: region(WINDOW),
-        control: region(CONTROL),
+        window: region(c.window_vaddr),
+        control: region(c.control_vaddr),
+        driver: Channel(c.driver_channel),
     }
 }
 
 impl Handler for Client {
     fn notified(&mut self, ch: Channel) {
-        if ch != DRIVER {
+        if ch != self.driver {
             return;
         }
         let first = self.window.read_u64(0).unwrap_or(0);
@@ -41,7 +46,7 @@ impl Handler for Client {
             .filter(|i| self.window.read_u64(i * 8).is_some_and(|w| w != 0))
             .count() as u64;
         let control = self.control.read_u64(0).unwrap_or(0);
-        ppcall(DRIVER, Message::new(0, &[first, nonzero, control]));
+        ppcall(self.driver, Message::new(0, &[first, nonzero, control]));
     }
 }
 

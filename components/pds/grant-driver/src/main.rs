@@ -16,47 +16,30 @@
 #![no_std]
 #![no_main]
 
+use pd_runtime::config::DriverClient;
 use pd_runtime::layout::SELF_CHANNEL;
 use pd_runtime::{
     Channel, Child, FaultAction, FaultReport, Handler, Message, notify_self, println, report,
 };
 use sel4::Word;
-use sel4::mem::REGION_START;
-use sel4_kernel::{ClientWindow, Sel4Kernel};
+use sel4_kernel::Sel4Kernel;
+use vmbus_driver::hv::PAGE_SIZE;
 use vmbus_driver::ids::{ClientId, PageId};
-use vmbus_driver::kernel::{Kernel, KernelError, PAGE_SIZE};
+use vmbus_driver::kernel::{Kernel, KernelError};
 
-/// Every client's window (build/qemu-test.xml: `window_vaddr`).
-const WINDOW: Word = 0x8000_0000;
-/// The driver's pool: no map of a pool region in the description, so the start of the
-/// run-time mapping range.
-const POOL: usize = REGION_START;
+// `CONFIGS`: this PD's pool and client table (windows, capabilities, channels, control pages,
+// PD indices), generated from the system description by build.rs.
+include!(concat!(env!("OUT_DIR"), "/config.rs"));
+
 const SECRET_A: Word = 0x5EC2_E7A0_0000_0001;
 const DATA_B: Word = 0xB0B0_0000_0000_0002;
 /// Written to each client's control page; the client echoes word 0 of its control page.
 const CONTROL_A: Word = 0xC0A7_0000_0000_000A;
 const CONTROL_B: Word = 0xC0A7_0000_0000_000B;
 
-/// The clients in the seam's numbering, and their PD indices in the system (fault reports).
+/// The clients in the seam's numbering: the first and second of the configuration's table.
 const A: ClientId = ClientId(0);
 const B: ClientId = ClientId(1);
-const A_PD: u8 = 1;
-static CLIENTS: [ClientWindow; 2] = [
-    ClientWindow {
-        vspace_index: 1,
-        window_vaddr: WINDOW,
-        pages: 4,
-        channel: Channel(1),
-        control_vaddr: Some(0x3000_0000),
-    },
-    ClientWindow {
-        vspace_index: 2,
-        window_vaddr: WINDOW,
-        pages: 4,
-        channel: Channel(2),
-        control_vaddr: Some(0x3000_1000),
-    },
-];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -69,6 +52,7 @@ enum Phase {
 }
 
 struct Driver {
+    clients: &'static [DriverClient],
     kernel: Sel4Kernel,
     page: PageId,
     phase: Phase,
@@ -108,11 +92,19 @@ impl Driver {
 }
 
 fn init() -> Driver {
-    let Some(mut kernel) = Sel4Kernel::new(POOL, pd_runtime::pool_pages(), &CLIENTS, None) else {
+    let config = pd_runtime::own_config(CONFIGS);
+    let Some(wiring) = &config.driver else {
+        panic!("{} is not the driver", config.name);
+    };
+    if wiring.clients.len() != 2 {
+        panic!("the grant test needs two clients");
+    }
+    let Some(mut kernel) = Sel4Kernel::new(wiring, None) else {
         panic!("pool outside the mapping range");
     };
     let page = kernel.take_page().unwrap_or(PageId(0));
     let mut d = Driver {
+        clients: wiring.clients,
         kernel,
         page,
         phase: Phase::GrantedA,
@@ -146,7 +138,7 @@ impl Handler for Driver {
             ch.0
         );
         match self.phase {
-            Phase::GrantedA if ch == CLIENTS[0].channel => {
+            Phase::GrantedA if ch.0 == self.clients[0].channel => {
                 if first != SECRET_A || nonzero != 511 || control != CONTROL_A {
                     self.fail(2, KernelError::OutOfBounds);
                 } else if let Err(e) = self.kernel.revoke(self.page) {
@@ -159,12 +151,12 @@ impl Handler for Driver {
                     let _ = self.kernel.notify(A);
                 }
             }
-            Phase::GrantedB if ch == CLIENTS[1].channel => {
+            Phase::GrantedB if ch.0 == self.clients[1].channel => {
                 if first != DATA_B || nonzero != 0 || control != CONTROL_B {
                     self.fail(4, KernelError::OutOfBounds);
                 } else {
                     self.phase = Phase::RetryA;
-                    if report(1, &[Word::from(A_PD)]).label() != 0 {
+                    if report(1, &[Word::from(self.clients[0].pd_index)]).label() != 0 {
                         self.fail(4, KernelError::NoSuchClient);
                     }
                 }
@@ -178,7 +170,9 @@ impl Handler for Driver {
     }
 
     fn fault(&mut self, child: Child, r: FaultReport) -> FaultAction {
-        let at_window = r.is_vm_fault() && r.address() == WINDOW;
+        let a = &self.clients[0];
+        let at_window = r.is_vm_fault() && r.address() == a.window_vaddr as Word;
+        let is_a = u16::from(child.0) == a.pd_index;
         println!(
             "grant-driver: fault of PD {} at {:#x} (VM fault: {})",
             child.0,
@@ -186,11 +180,11 @@ impl Handler for Driver {
             r.is_vm_fault()
         );
         match self.phase {
-            Phase::RevokedA if child.0 == A_PD && at_window => match self.regrant() {
+            Phase::RevokedA if is_a && at_window => match self.regrant() {
                 Ok(()) => self.phase = Phase::GrantedB,
                 Err(e) => self.fail(3, e),
             },
-            Phase::RetryA if child.0 == A_PD && at_window => {
+            Phase::RetryA if is_a && at_window => {
                 println!("grant-driver: client-a still cannot read the page granted to client-b");
                 self.phase = Phase::Done;
                 notify_self();

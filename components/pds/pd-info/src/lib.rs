@@ -10,11 +10,14 @@
 //! Layout (little-endian u64 words): [`MAGIC`], the number of runs, then per run its virtual
 //! address, first frame number and page count.
 #![no_std]
-#![allow(unsafe_code)]
+#![allow(
+    unsafe_code,
+    reason = "volatile loads from the info page the root task maps at `VADDR`"
+)]
 
 /// Where the root task maps the info page in every PD (next to the IPC buffer, below the
-/// run-time mapping range).
-pub const VADDR: usize = 0x1000_1000;
+/// run-time mapping range): `pd_runtime::layout::INFO_PAGE`.
+pub const VADDR: usize = pd_runtime::layout::INFO_PAGE as usize;
 /// Word 0 of a written info page.
 pub const MAGIC: u64 = 0x5044_494e_464f_0001;
 /// Words per run.

@@ -13,7 +13,9 @@
 //!   the event-flags page (SINT2's 2048-bit bitmap at the same offset), then notifies the driver
 //!   on the channel that stands for the SINT2 interrupt.
 //!
-//! Addresses are those of `build/qemu-e2e.xml` (the same in both PDs).
+//! Which pages and which channel: each PD's generated configuration (`pd_runtime::config`: the
+//! driver's `Driver::synic` and `Driver::host`, the host's `Host`), from the system description
+//! and its VMBus companion. Only the protocol is here.
 
 /// Protected-call labels of the stand-in.
 pub mod label {
@@ -25,32 +27,18 @@ pub mod label {
     pub const END_OF_MESSAGE: u64 = 3;
 }
 
-/// The SynIC message page (SIMP), in the driver and the host.
-pub const SYNIC_MESSAGE_PAGE: usize = 0x2000_0000;
-/// The SynIC event-flags page (SIEFP), in the driver and the host.
-pub const SYNIC_EVENT_PAGE: usize = 0x2000_1000;
-/// The hypercall input page (the payload of a posted message), in the driver and the host.
-pub const HYPERCALL_INPUT_PAGE: usize = 0x2000_2000;
-/// Where the host sees guest memory (the pool region).
-pub const HOST_GUEST_MEMORY: usize = 0x8000_0000;
-/// Pages of guest memory the host sees (the pool region: system.xml's 8192 pages).
-pub const GUEST_MEMORY_PAGES: usize = 8192;
-
-/// The driver's channel to the host (it calls the host on it; the host notifies it on it).
-pub const DRIVER_HOST_CHANNEL: u8 = 0;
-/// The host's channel to the driver.
-pub const HOST_DRIVER_CHANNEL: u8 = 0;
-
-/// The end-to-end scenario of `build/qemu-e2e.xml`: who is who, and what they exchange.
+/// The end-to-end scenario of `build/qemu-e2e.xml`: the devices the host offers and the data
+/// the PDs exchange. Who is who (PD indices, channels, windows, the class each client opens)
+/// comes from each PD's generated configuration.
 pub mod scenario {
     use vmbus_driver::guid::Guid;
 
-    /// Class of the echo device client A opens (offered at boot, rescinded under traffic):
-    /// e2e0ec40-0001-4000-8000-00000000000a.
+    /// Class of the echo device the host offers at boot and rescinds under traffic (client A
+    /// serves it: `build/qemu-e2e.vmbus.xml`): e2e0ec40-0001-4000-8000-00000000000a.
     pub const ECHO_A_CLASS: Guid =
         Guid::from_fields(0xe2e0_ec40, 0x0001, 0x4000, [0x80, 0, 0, 0, 0, 0, 0, 0x0a]);
-    /// Class of the echo device client B opens (offered once A's channel is released):
-    /// e2e0ec40-0001-4000-8000-00000000000b.
+    /// Class of the echo device the host offers once A's channel is released (client B serves
+    /// it): e2e0ec40-0001-4000-8000-00000000000b.
     pub const ECHO_B_CLASS: Guid =
         Guid::from_fields(0xe2e0_ec40, 0x0001, 0x4000, [0x80, 0, 0, 0, 0, 0, 0, 0x0b]);
     /// Instance GUIDs of the two devices.
@@ -60,25 +48,6 @@ pub mod scenario {
     pub const ECHO_B_INSTANCE: Guid =
         Guid::from_fields(0x1a57_a0c0, 0x0001, 0x4000, [0x80, 0, 0, 0, 0, 0, 0, 0x0b]);
 
-    /// PD indices (order of the description).
-    pub const HOST_PD: u8 = 0;
-    /// The driver.
-    pub const DRIVER_PD: u8 = 1;
-    /// Client A (opens device A, faults after the rescind).
-    pub const CLIENT_A_PD: u8 = 2;
-    /// Client B (opens device B on the recycled pages).
-    pub const CLIENT_B_PD: u8 = 3;
-
-    /// Each client's window (`window_vaddr`) and its size in pages.
-    pub const WINDOW: usize = 0x5000_0000;
-    /// Window pages (one channel slot).
-    pub const WINDOW_PAGES: usize = 16;
-    /// Each client's control page, in the client.
-    pub const CLIENT_CONTROL: usize = 0x3000_0000;
-    /// Client A's and B's control pages, in the driver.
-    pub const DRIVER_CONTROL: [usize; 2] = [0x3000_0000, 0x3000_1000];
-    /// The driver's mapping of its pool (its map of the pool region).
-    pub const DRIVER_POOL: usize = 0x4000_0000;
     /// Ring sizes the clients open with (pages, header page included).
     pub const RING_PAGES: u16 = 4;
 
@@ -94,6 +63,11 @@ pub mod scenario {
     pub const B_PACKETS: u64 = 4;
     /// Payload bytes per packet.
     pub const PAYLOAD: usize = 64;
+
+    /// The protected-call label with which client B tells the driver that its traffic on the
+    /// recycled pages is done; the driver then asks the root task to restart the client that
+    /// faulted (client A). Control requests use label 0.
+    pub const B_DONE: u64 = 0xB0D0;
 
     /// Root-task report codes (roottask's monitor): PASS, restart a PD, failures from 2 up.
     pub const REPORT_PASS: u64 = 0;

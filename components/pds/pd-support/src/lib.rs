@@ -7,7 +7,10 @@
 //! the host PD writes and the driver PD reads and clears with atomic operations
 //! ([`page::SharedPage`]), exactly as a guest uses the real SIM and SIEF pages.
 #![no_std]
-#![allow(unsafe_code)]
+#![allow(
+    unsafe_code,
+    reason = "atomic and volatile access to shared pages at fixed addresses (`page`)"
+)]
 
 pub mod abi;
 pub mod cell;

@@ -310,8 +310,8 @@ pub fn build(sys: &System, a: &mut Alloc) -> Result<Built, BuildError> {
         )?;
         let regs = UserContext {
             rip: entry,
-            // pd_runtime::pool_pages(): the CSpace layout of the pool depends on it.
-            rsi: pd.pool.as_ref().map_or(0, |p| p.pages as Word),
+            // pd_runtime::pd_index(): the PD finds its own generated configuration by it.
+            rsi: i as Word,
             ..UserContext::default()
         };
         at!(cx, "write registers", tcb.write_registers(&regs))?;

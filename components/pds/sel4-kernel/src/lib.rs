@@ -3,9 +3,11 @@
 //!
 //! The root task gives the driver PD its pool as frame capabilities in slots `POOL_BASE + page`
 //! (the originals of the driver's grants), each mapped in the driver at `pool_vaddr + page * 4096`,
-//! and a capability to each client's VSpace (`cap_vspace`). A grant copies the original into the
-//! page's next copy slot (`pd_runtime::layout::slot::copy`) and maps the copy into the client's
-//! window; a revoke takes every copy away again.
+//! and a capability to each client's VSpace (`cap_vspace`). Where the pool lies, and each
+//! client's capability slot, window, channel and control page, come from the driver's generated
+//! configuration (`pd_runtime::config::Driver`). A grant copies the original into the page's next
+//! copy slot (`pd_runtime::layout::slot::copy`) and maps the copy into the client's window; a
+//! revoke takes every copy away again.
 //!
 //! Revocation does not rely on the capability derivation tree alone, for two reasons measured on
 //! seL4 5.0.0 under QEMU:
@@ -20,12 +22,14 @@
 //! mapping, `slot::copy`), then revokes the pool capability for anything derived otherwise.
 #![no_std]
 
+use pd_runtime::config::{Driver, DriverClient};
 use pd_runtime::layout::slot;
 use pd_runtime::{Channel, irq_ack, notify, own_cnode};
 use sel4::mem::Region;
 use sel4::{Error, Frame, Rights, VSpace, Word};
+use vmbus_driver::hv::PAGE_SIZE;
 use vmbus_driver::ids::{ClientId, PageId};
-use vmbus_driver::kernel::{Kernel, KernelError, PAGE_SIZE};
+use vmbus_driver::kernel::{Kernel, KernelError};
 
 /// Most pool pages (system.xml's pool: 8192 pages, 32 MiB).
 pub const MAX_POOL: usize = 8192;
@@ -56,22 +60,6 @@ impl<const WORDS: usize> Bits<WORDS> {
     }
 }
 
-/// How the driver reaches one client.
-#[derive(Debug, Clone, Copy)]
-pub struct ClientWindow {
-    /// The client's `cap_vspace` slot offset (`slot` in the description; the capability is at
-    /// `VSPACE_CAP_BASE + offset`).
-    pub vspace_index: u8,
-    /// First address of the client's window.
-    pub window_vaddr: Word,
-    /// Window size in pages.
-    pub pages: usize,
-    /// The driver's channel to the client.
-    pub channel: Channel,
-    /// Where the driver maps the client's control page (a region shared by the two only).
-    pub control_vaddr: Option<usize>,
-}
-
 /// The seam.
 #[derive(Debug)]
 pub struct Sel4Kernel {
@@ -80,7 +68,7 @@ pub struct Sel4Kernel {
     taken: Bits<{ MAX_POOL / 64 }>,
     /// Bit `page * MAX_MAPPINGS + k`: copy `k` of `page` is mapped into a client.
     mapped: Bits<{ MAX_POOL * MAX_MAPPINGS / 64 }>,
-    clients: &'static [ClientWindow],
+    clients: &'static [DriverClient],
     irq: Option<Channel>,
 }
 
@@ -89,26 +77,22 @@ fn refused(e: Error) -> KernelError {
 }
 
 impl Sel4Kernel {
-    /// A seam over `pages` pool pages mapped at `pool_vaddr`, for `clients`; `irq` is the channel
-    /// of the VMBus interrupt, if any. `pages` must be the description's `pool_pages` (the root
-    /// task laid the copy slots out for that many). `None` when the pool lies outside the run-time
-    /// mapping range or is larger than [`MAX_POOL`].
-    pub fn new(
-        pool_vaddr: usize,
-        pages: usize,
-        clients: &'static [ClientWindow],
-        irq: Option<Channel>,
-    ) -> Option<Self> {
+    /// A seam over the driver's pool and clients as its configuration gives them (`ClientId(i)`
+    /// is entry `i` of `config.clients`); `irq` is the channel of the VMBus interrupt, if any.
+    /// `None` when the pool lies outside the run-time mapping range or is larger than
+    /// [`MAX_POOL`].
+    pub fn new(config: &'static Driver, irq: Option<Channel>) -> Option<Self> {
+        let pages = config.pool_pages;
         if pages > MAX_POOL {
             return None;
         }
-        let pool = Region::new(pool_vaddr, pages * PAGE_SIZE)?;
+        let pool = Region::new(config.pool_vaddr, pages * PAGE_SIZE)?;
         Some(Sel4Kernel {
             pool,
             pages,
             taken: Bits::new(),
             mapped: Bits::new(),
-            clients,
+            clients: config.clients,
             irq,
         })
     }
@@ -144,10 +128,7 @@ impl Sel4Kernel {
             .clients
             .get(usize::from(client.0))
             .ok_or(KernelError::NoSuchClient)?;
-        let page = c
-            .control_vaddr
-            .and_then(|v| Region::new(v, PAGE_SIZE))
-            .ok_or(KernelError::NoSuchClient)?;
+        let page = Region::new(c.control_vaddr, PAGE_SIZE).ok_or(KernelError::NoSuchClient)?;
         match offset.checked_add(len) {
             Some(end) if end <= PAGE_SIZE => Ok((page, offset)),
             _ => Err(KernelError::OutOfBounds),
@@ -215,11 +196,11 @@ impl Kernel for Sel4Kernel {
         window_page: usize,
     ) -> Result<(), KernelError> {
         let i = self.page(page)?;
-        let c = *self
+        let c = self
             .clients
             .get(usize::from(client.0))
             .ok_or(KernelError::NoSuchClient)?;
-        if window_page >= c.pages {
+        if window_page >= c.window_pages {
             return Err(KernelError::OutsideWindow);
         }
         let k = (0..MAX_MAPPINGS)
@@ -229,8 +210,8 @@ impl Kernel for Sel4Kernel {
         let cn = own_cnode();
         cn.copy(copy, cn, Self::original(i), Rights::READ_WRITE)
             .map_err(refused)?;
-        let vaddr = c.window_vaddr + (window_page * PAGE_SIZE) as Word;
-        let vspace = VSpace(slot::VSPACE_CAP_BASE + Word::from(c.vspace_index));
+        let vaddr = (c.window_vaddr + window_page * PAGE_SIZE) as Word;
+        let vspace = VSpace(slot::VSPACE_CAP_BASE + c.vspace_slot);
         if let Err(e) = Frame(copy).map(vspace, vaddr, Rights::READ_WRITE) {
             if cn.delete(copy).is_err() {
                 // The copy is still in its slot: remember it, so the page's revoke (which the
@@ -272,7 +253,7 @@ impl Kernel for Sel4Kernel {
             .clients
             .get(usize::from(client.0))
             .ok_or(KernelError::NoSuchClient)?;
-        notify(c.channel);
+        notify(Channel(c.channel));
         Ok(())
     }
 

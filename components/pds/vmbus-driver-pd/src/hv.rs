@@ -1,4 +1,5 @@
-//! The driver's `Hypervisor` seam in the image: the hypercall stand-in (pd-support's `abi`).
+//! The driver's `Hypervisor` seam in the image: the hypercall stand-in (pd-support's `abi`), over
+//! the pages and channel of the driver's configuration.
 //!
 //! Posting a message and signalling an event are protected calls to the host PD (the payload
 //! goes through the hypercall input page); the message slot and the event flags are read and
@@ -8,8 +9,9 @@
 
 use core::sync::atomic::Ordering;
 
+use pd_runtime::config::{HostLink, Synic};
 use pd_runtime::{Channel, Message, ppcall};
-use pd_support::abi::{self, label};
+use pd_support::abi::label;
 use pd_support::page::SharedPage;
 use vmbus_driver::hv::synic::{
     EVENT_BITMAP_WORDS, HvMessageType, MAX_PAYLOAD, MESSAGE_SLOT_SIZE, VMBUS_SINT,
@@ -30,13 +32,14 @@ pub struct StandInHv {
 }
 
 impl StandInHv {
-    /// The seam over the description's pages; `None` if an address is unusable.
-    pub fn new() -> Option<StandInHv> {
+    /// The seam over the driver's SynIC pages and its link to the host; `None` if an address is
+    /// unusable.
+    pub fn new(synic: Synic, host: HostLink) -> Option<StandInHv> {
         Some(StandInHv {
-            message: SharedPage::at(abi::SYNIC_MESSAGE_PAGE)?,
-            events: SharedPage::at(abi::SYNIC_EVENT_PAGE)?,
-            input: SharedPage::at(abi::HYPERCALL_INPUT_PAGE)?,
-            host: Channel(abi::DRIVER_HOST_CHANNEL),
+            message: SharedPage::at(synic.message)?,
+            events: SharedPage::at(synic.event_flags)?,
+            input: SharedPage::at(host.hypercall_input)?,
+            host: Channel(host.channel),
             calls: 0,
         })
     }

@@ -7,48 +7,38 @@
 //! (`Driver::on_client_call`), and a fault report from the root task is a client fault
 //! (`Driver::on_client_fault`).
 //!
-//! The PD also keeps the end-to-end verdict of `build/qemu-e2e.xml`: it reports PASS to the root
-//! task when client A, restarted after client B got the recycled pages, faults again on its old
-//! ring, and the driver's own counters agree with the scenario.
+//! Every address, channel, client number, window, class and PD index comes from the PD's
+//! configuration, generated from the system description by build.rs (`CONFIGS`).
+//!
+//! The PD also keeps the end-to-end verdict of `build/qemu-e2e.xml`: when client B says its
+//! traffic on the recycled pages is done, it asks the root task to restart the client that
+//! faulted (client A); it reports PASS when client A faults again on its old ring and the
+//! driver's own counters agree with the scenario.
 #![no_std]
 #![no_main]
 
 mod hv;
 
+use pd_runtime::config::Driver as DriverWiring;
 use pd_runtime::layout::SELF_CHANNEL;
 use pd_runtime::{
     Channel, Child, FaultAction, FaultReport, Handler, Message, notify_self, println, report,
 };
-use pd_support::abi::{self, scenario as sc};
+use pd_support::abi::scenario as sc;
 use pd_support::cell::StaticCell;
 use pd_support::logger::{self, ConsoleLog};
-use sel4_kernel::{ClientWindow, Sel4Kernel};
-use vmbus_driver::driver::{ClientConfig, Driver, DriverConfig};
+use sel4_kernel::Sel4Kernel;
+use vmbus_driver::driver::{ClientConfig, Driver, DriverConfig, MAX_CLASSES, MAX_CLIENTS};
 use vmbus_driver::guid::Guid;
 use vmbus_driver::ids::{ClientId, VpIndex};
 use vmbus_driver::version::Version;
 
 use hv::StandInHv;
 
-/// The clients in the seam's numbering (`ClientId(i)` is entry `i`).
-static WINDOWS: [ClientWindow; 2] = [
-    ClientWindow {
-        vspace_index: 1,
-        window_vaddr: sc::WINDOW as u64,
-        pages: sc::WINDOW_PAGES,
-        channel: Channel(1),
-        control_vaddr: Some(sc::DRIVER_CONTROL[0]),
-    },
-    ClientWindow {
-        vspace_index: 2,
-        window_vaddr: sc::WINDOW as u64,
-        pages: sc::WINDOW_PAGES,
-        channel: Channel(2),
-        control_vaddr: Some(sc::DRIVER_CONTROL[1]),
-    },
-];
-static CLASSES_A: [Guid; 1] = [sc::ECHO_A_CLASS];
-static CLASSES_B: [Guid; 1] = [sc::ECHO_B_CLASS];
+// `CONFIGS`: this PD's pool, SynIC pages, host link and client table, generated from the system
+// description by build.rs.
+include!(concat!(env!("OUT_DIR"), "/config.rs"));
+
 static LOG: ConsoleLog = ConsoleLog {
     name: "vmbus-driver",
     level: log::Level::Info,
@@ -64,7 +54,9 @@ static DRIVER: StaticCell<Driver> = StaticCell::new(Driver::EMPTY);
 
 struct DriverPd {
     driver: &'static mut Driver,
+    wiring: &'static DriverWiring,
     hv: StandInHv,
+    host: Channel,
     kernel: Sel4Kernel,
     now: u64,
     faults_a: u32,
@@ -88,6 +80,22 @@ impl DriverPd {
         self.verdict(sc::REPORT_FAIL + 10);
     }
 
+    /// Client B (calling on `ch`) is done with the recycled pages: ask the root task to restart
+    /// client A, which faulted; the reply's label is 0 when the root task did.
+    fn restart_faulted(&mut self, ch: Channel) -> Message {
+        let (Some(caller), Some(a)) = (self.client_of_channel(ch), self.wiring.clients.first())
+        else {
+            return Message::new(u64::MAX, &[]);
+        };
+        if caller == ClientId(a.id) || self.faults_a == 0 {
+            self.fail("restart asked before client A faulted, or by client A");
+            return Message::new(u64::MAX, &[]);
+        }
+        println!("vmbus-driver: client B is done; asking the root task to restart client A");
+        let answer = report(sc::REPORT_RESUME, &[u64::from(a.pd_index)]).label();
+        Message::new(answer, &[])
+    }
+
     fn tick(&mut self) -> u64 {
         self.now += 1;
         self.now
@@ -106,61 +114,81 @@ impl DriverPd {
     }
 }
 
-fn client_of_channel(ch: Channel) -> Option<ClientId> {
-    WINDOWS
-        .iter()
-        .position(|w| w.channel == ch)
-        .map(|i| ClientId(i as u16))
+impl DriverPd {
+    /// The client the driver reaches on channel `ch`.
+    fn client_of_channel(&self, ch: Channel) -> Option<ClientId> {
+        self.wiring.client_on_channel(ch.0).map(|c| ClientId(c.id))
+    }
+
+    /// The client running in PD `child`, and its configuration.
+    fn client_of_pd(&self, child: Child) -> Option<&'static pd_runtime::config::DriverClient> {
+        self.wiring.client_in_pd(u16::from(child.0))
+    }
 }
 
-fn client_of_pd(child: Child) -> Option<ClientId> {
-    match child.0 {
-        sc::CLIENT_A_PD => Some(ClientId(0)),
-        sc::CLIENT_B_PD => Some(ClientId(1)),
-        _ => None,
+/// Initialises the driver core with the configured clients (the core copies what it keeps).
+fn configure(driver: &mut Driver, wiring: &DriverWiring) {
+    let n = wiring.clients.len();
+    if n > MAX_CLIENTS {
+        panic!("{n} clients configured; the driver serves {MAX_CLIENTS}");
+    }
+    let mut classes = [[Guid::NIL; MAX_CLASSES]; MAX_CLIENTS];
+    for (row, c) in classes.iter_mut().zip(wiring.clients) {
+        for (g, class) in row.iter_mut().zip(c.classes) {
+            *g = Guid(class.0);
+        }
+    }
+    let mut clients = [ClientConfig {
+        id: ClientId(0),
+        window_pages: 0,
+        max_channels: 0,
+        classes: &[],
+        instance: None,
+    }; MAX_CLIENTS];
+    for ((slot, c), row) in clients.iter_mut().zip(wiring.clients).zip(&classes) {
+        *slot = ClientConfig {
+            id: ClientId(c.id),
+            window_pages: c.window_pages,
+            max_channels: c.max_channels as usize,
+            classes: &row[..c.classes.len().min(MAX_CLASSES)],
+            instance: c.instance.map(|g| Guid(g.0)),
+        };
+    }
+    let config = DriverConfig {
+        target_vp: VpIndex(0),
+        max_version: Version::WIN10_V5_3,
+        reply_timeout: REPLY_TIMEOUT,
+        clients: &clients[..n],
+    };
+    if let Err(e) = driver.init(&config) {
+        panic!("driver configuration: {e}");
     }
 }
 
 fn init() -> DriverPd {
     logger::install(&LOG);
-    let clients = [
-        ClientConfig {
-            id: ClientId(0),
-            window_pages: sc::WINDOW_PAGES,
-            max_channels: 1,
-            classes: &CLASSES_A,
-            instance: None,
-        },
-        ClientConfig {
-            id: ClientId(1),
-            window_pages: sc::WINDOW_PAGES,
-            max_channels: 1,
-            classes: &CLASSES_B,
-            instance: None,
-        },
-    ];
-    let config = DriverConfig {
-        target_vp: VpIndex(0),
-        max_version: Version::WIN10_V5_3,
-        reply_timeout: REPLY_TIMEOUT,
-        clients: &clients,
+    let config = pd_runtime::own_config(CONFIGS);
+    let Some(wiring) = &config.driver else {
+        panic!("{} is not the VMBus driver", config.name);
     };
     let Some(driver) = DRIVER.take() else {
         panic!("driver taken twice");
     };
-    if let Err(e) = driver.init(&config) {
-        panic!("driver configuration: {e}");
-    }
-    let Some(kernel) = Sel4Kernel::new(sc::DRIVER_POOL, pd_runtime::pool_pages(), &WINDOWS, None)
-    else {
+    configure(driver, wiring);
+    let Some(kernel) = Sel4Kernel::new(wiring, None) else {
         panic!("pool outside the mapping range");
     };
-    let Some(hv) = StandInHv::new() else {
+    let (Some(synic), Some(link)) = (wiring.synic, wiring.host) else {
+        panic!("no SynIC pages or host in the configuration");
+    };
+    let Some(hv) = StandInHv::new(synic, link) else {
         panic!("SynIC pages outside the mapping range");
     };
     let mut pd = DriverPd {
         driver,
+        wiring,
         hv,
+        host: Channel(link.channel),
         kernel,
         now: 0,
         faults_a: 0,
@@ -168,8 +196,9 @@ fn init() -> DriverPd {
         verdict: None,
     };
     println!(
-        "vmbus-driver: {} pool pages; starting the connection",
-        pd_runtime::pool_pages()
+        "vmbus-driver: {} pool pages, {} clients; starting the connection",
+        wiring.pool_pages,
+        wiring.clients.len()
     );
     let now = pd.tick();
     pd.driver.start(&mut pd.hv, now);
@@ -182,7 +211,7 @@ impl Handler for DriverPd {
             if let Some(code) = self.verdict.take() {
                 report(code, &[]);
             }
-        } else if ch.0 == abi::DRIVER_HOST_CHANNEL {
+        } else if ch == self.host {
             let before = self.driver.connection();
             self.interrupt();
             let after = self.driver.connection();
@@ -192,8 +221,11 @@ impl Handler for DriverPd {
         }
     }
 
-    fn protected(&mut self, ch: Channel, _msg: Message) -> Message {
-        match client_of_channel(ch) {
+    fn protected(&mut self, ch: Channel, msg: Message) -> Message {
+        if msg.label() == sc::B_DONE {
+            return self.restart_faulted(ch);
+        }
+        match self.client_of_channel(ch) {
             Some(client) => {
                 let now = self.tick();
                 self.driver
@@ -205,13 +237,14 @@ impl Handler for DriverPd {
     }
 
     fn fault(&mut self, child: Child, r: FaultReport) -> FaultAction {
-        let Some(client) = client_of_pd(child) else {
+        let Some(c) = self.client_of_pd(child) else {
             self.fail("fault report for a PD that is not a client");
             return FaultAction::Stop;
         };
-        let in_window = r.is_vm_fault()
-            && (sc::WINDOW as u64..(sc::WINDOW + sc::WINDOW_PAGES * 4096) as u64)
-                .contains(&r.address());
+        let client = ClientId(c.id);
+        let page = pd_runtime::layout::PAGE as usize;
+        let window = c.window_vaddr as u64..(c.window_vaddr + c.window_pages * page) as u64;
+        let in_window = r.is_vm_fault() && window.contains(&r.address());
         println!(
             "vmbus-driver: {client} faulted at {:#x} (VM fault: {}, in its window: {in_window}); tearing down its channels",
             r.address(),
@@ -220,6 +253,7 @@ impl Handler for DriverPd {
         let now = self.tick();
         self.driver
             .on_client_fault(&mut self.hv, &mut self.kernel, client, now);
+        // Client A is the driver's first client (`build/qemu-e2e.vmbus.xml`).
         if client == ClientId(0) && in_window {
             self.faults_a += 1;
         } else {

@@ -10,13 +10,14 @@ mod echo;
 
 use core::sync::atomic::Ordering;
 
+use vmbus_driver::hv::{PAGE_SIZE, PAGE_SIZE_U32, PAGE_SIZE_U64};
 use vmbus_driver::ids::RelId;
 use vmbus_driver::ring::Control;
 
 use crate::config::Mode;
 use crate::host::Host;
 use crate::log::GuestError;
-use crate::memory::{GuestMemError, GuestMemory, PAGE_SIZE};
+use crate::memory::{GuestMemError, GuestMemory};
 use crate::offers::{ChannelState, RELID_SLOTS};
 
 pub(crate) use echo::DeviceError;
@@ -111,7 +112,7 @@ impl Host {
             ..
         } = self.conn
         {
-            let (pfn, off) = (gpa / PAGE_SIZE as u64, (gpa % PAGE_SIZE as u64) as usize);
+            let (pfn, off) = (gpa / PAGE_SIZE_U64, (gpa % PAGE_SIZE_U64) as usize);
             let byte = off + relid.0 as usize / 8;
             let mut b = [0u8; 1];
             if byte < PAGE_SIZE && mem.read(pfn, byte, &mut b).is_ok() {
@@ -134,10 +135,10 @@ impl Host {
         else {
             return;
         };
-        if gpa % PAGE_SIZE as u64 != 0 {
+        if gpa % PAGE_SIZE_U64 != 0 {
             return;
         }
-        let pfn = gpa / PAGE_SIZE as u64;
+        let pfn = gpa / PAGE_SIZE_U64;
         let mut bits = [0u8; RELID_SLOTS / 8];
         if mem.read(pfn, PAGE_SIZE / 2, &mut bits).is_err() {
             return;
@@ -187,8 +188,8 @@ impl Host {
         let k = c.ring.downstream;
         let pages = self.gpadls.entry(slot).pages;
         // One past each ring's data size, 8-aligned: rejected as out of range.
-        let out_size = (k - 1) * PAGE_SIZE as u32;
-        let in_size = (pages - k - 1) * PAGE_SIZE as u32;
+        let out_size = (k - 1) * PAGE_SIZE_U32;
+        let in_size = (pages - k - 1) * PAGE_SIZE_U32;
         let _ = self.corrupt_ring(
             mem,
             relid,

@@ -26,9 +26,10 @@ use vmbus_driver::control::{
 };
 use vmbus_driver::driver::{AbstractPhase, ClientConfig, ConnectionState, Driver, DriverConfig};
 use vmbus_driver::guid::Guid;
+use vmbus_driver::hv::PAGE_SIZE;
 use vmbus_driver::hv::{HvMessageType, HvStatus, Hypervisor};
 use vmbus_driver::ids::{ClientId, ConnectionId, PageId, RelId, VpIndex};
-use vmbus_driver::kernel::{Kernel, KernelError, PAGE_SIZE};
+use vmbus_driver::kernel::{Kernel, KernelError};
 use vmbus_driver::msg::{
     ChannelMessage, GpadlCreated, GpadlTorndown, OfferChannel, OfferFlags, OpenChannelResult,
     RescindChannelOffer, VersionResponse, VersionResponseExt, decode,
@@ -614,7 +615,7 @@ impl DriverImplementation {
                 let resp = self.call(
                     c,
                     Request::Open {
-                        relid: u32::from(r) + 1,
+                        relid: RelId(u32::from(r) + 1),
                         out_ring_pages: RING_PAGES,
                         in_ring_pages: RING_PAGES,
                     },
@@ -679,7 +680,7 @@ impl DriverImplementation {
                 (0..self.channels)
                     .map(|r| match self.handles[c][r] {
                         None => Handle::None,
-                        Some(h) => match self.driver.channel(RelId(h.relid)) {
+                        Some(h) => match self.driver.channel(h.relid) {
                             Some(info) if info.generation == h.generation => Handle::Current,
                             _ => Handle::Stale,
                         },

@@ -144,7 +144,7 @@ impl Rig {
 
     /// As client `id`: asks to open `relid` (non-blocking), returning the pending open.
     pub fn start_open(&mut self, id: ClientId, relid: RelId) -> Result<PendingOpen, ClientError> {
-        self.w.as_client(id, |ctx| start_open(ctx, relid.0, 4, 4))
+        self.w.as_client(id, |ctx| start_open(ctx, relid, 4, 4))
     }
 
     /// As client `id`: opens `relid` and steps until the open completes.

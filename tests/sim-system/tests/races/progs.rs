@@ -81,10 +81,10 @@ impl Script {
             St::Start => {
                 // Wait for the offer (a hot-added one may not have reached the driver yet).
                 let offers = list_offers(ctx, None)?;
-                if !offers.iter().any(|o| o.relid == self.relid.0) {
+                if !offers.iter().any(|o| o.relid == self.relid) {
                     return Ok(St::Start);
                 }
-                let p = start_open(ctx, self.relid.0, 4, 4)?;
+                let p = start_open(ctx, self.relid, 4, 4)?;
                 self.rec.borrow_mut().handles.push(p.handle());
                 Ok(St::Opening(p))
             }
