@@ -3,7 +3,7 @@
 //! A guest describes a buffer to the host as one page-aligned range, the form every host accepts
 //! (QEMU requires exactly it): `rangecount = 1`, `byte_offset = 0`, `byte_count = n · 4096`,
 //! `range_buflen = 8 + 8n`. The first 26 PFNs ride in GPADL_HEADER, the rest in GPADL_BODY
-//! messages of up to 28 each (`VMBUS-PROTOCOL.md` §3.3).
+//! messages of up to 28 each (docs/protocol.md#message-layouts).
 //!
 //! `range_buflen` is a u16, so a single range can hold at most (65535 − 8) / 8 = [`MAX_PFNS`] =
 //! 8190 pages (32 MiB − 8 KiB); larger buffers need several GPADLs.

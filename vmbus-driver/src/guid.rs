@@ -1,9 +1,9 @@
 //! GUIDs in VMBus wire order and the well-known device class GUIDs of VMBus offers.
 //!
-//! On the wire a GUID is 16 bytes in Microsoft mixed-endian order (`VMBUS-PROTOCOL.md` §0): the
-//! first field is a little-endian u32, the next two little-endian u16s, the last eight bytes as
-//! written. `525074dc-8985-46e2-8057-a307dc18a502` is `dc 74 50 52 85 89 e2 46 80 57 a3 07 dc 18
-//! a5 02`.
+//! On the wire a GUID is 16 bytes in Microsoft mixed-endian order
+//! (docs/protocol.md#guids-on-the-wire): the first field is a little-endian u32, the next two
+//! little-endian u16s, the last eight bytes as written. `525074dc-8985-46e2-8057-a307dc18a502` is
+//! `dc 74 50 52 85 89 e2 46 80 57 a3 07 dc 18 a5 02`.
 
 use core::fmt;
 

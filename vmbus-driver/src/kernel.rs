@@ -1,4 +1,5 @@
-//! The `Kernel` seam: the capability operations the driver needs from seL4 (DESIGN.md §4).
+//! The `Kernel` seam: the capability operations the driver needs from seL4
+//! (docs/architecture.md#the-seams).
 //!
 //! The driver PD holds the original frame capability of every pool page. Granting a page to a
 //! client copies that capability and maps the copy into the client's window; revoking the original

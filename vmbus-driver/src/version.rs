@@ -1,7 +1,8 @@
 //! VMBus protocol versions, the order a guest tries them, and what each one allows.
 //!
-//! Facts from `VMBUS-PROTOCOL.md` §4 (Linux `include/linux/hyperv.h`, OpenVMM
-//! `vmbus_core/src/protocol.rs`, QEMU `vmbus-proto.h`) and §2.4 for the connection ids.
+//! Facts from docs/protocol.md#protocol-versions (Linux `include/linux/hyperv.h`, OpenVMM
+//! `vmbus_core/src/protocol.rs`, QEMU `vmbus-proto.h`) and docs/protocol.md#how-vmbus-uses-sint2
+//! for the connection ids.
 
 use core::fmt;
 use core::ops::{BitAnd, BitOr};
@@ -11,7 +12,8 @@ use crate::ids::ConnectionId;
 /// A VMBus protocol version as it appears on the wire: `major << 16 | minor`.
 ///
 /// Open: any `u32` a peer sends is representable; [`Version::is_known`] says whether it is one of
-/// the versions of §4.1. Ordering is numeric, which is the protocol's ordering.
+/// the versions of docs/protocol.md#version-numbers. Ordering is numeric, which is the protocol's
+/// ordering.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Version(pub u32);
 
@@ -39,7 +41,7 @@ impl Version {
     /// Feature-flag protocol (Linux 2025 patches `VERSION_WIN10_V6_0`, OpenVMM `Copper`): 6.0.
     pub const WIN10_V6_0: Version = Version::new(6, 0);
 
-    /// Every version of §4.1, oldest first.
+    /// Every version of docs/protocol.md#version-numbers, oldest first.
     pub const ALL: [Version; 11] = [
         Self::WS2008,
         Self::WIN7,
@@ -57,10 +59,12 @@ impl Version {
     /// The guest's default try order, newest first: 5.3 down to 0.13.
     ///
     /// 6.0 is left out of the default on purpose: its response layouts (VersionResponse2/3) and
-    /// most of its feature bits are confirmed by OpenVMM only (§8 item 4), and a guest that needs
-    /// no 6.0 feature gains nothing from it. Use [`Version::TRY_ORDER_WITH_V6_0`] to offer it first,
-    /// as the 2025 Linux "Confidential VMBus" series does. 1.1 and 0.13 stay at the end because
-    /// old hosts (Server 2008/R2) accept nothing newer; mainline Linux dropped them.
+    /// most of its feature bits are confirmed by OpenVMM only
+    /// (docs/protocol.md#weakly-confirmed-facts-and-disagreements, "6.0 beyond its basics"), and a
+    /// guest that needs no 6.0 feature gains nothing from it. Use [`Version::TRY_ORDER_WITH_V6_0`]
+    /// to offer it first, as the 2025 Linux "Confidential VMBus" series does. 1.1 and 0.13 stay at
+    /// the end because old hosts (Server 2008/R2) accept nothing newer; mainline Linux dropped
+    /// them.
     pub const TRY_ORDER: [Version; 10] = [
         Self::WIN10_V5_3,
         Self::WIN10_V5_2,
@@ -104,13 +108,14 @@ impl Version {
         self.0 as u16
     }
 
-    /// Whether this is one of the versions of §4.1.
+    /// Whether this is one of the versions of docs/protocol.md#version-numbers.
     pub fn is_known(self) -> bool {
         Self::ALL.contains(&self)
     }
 
-    /// The connection id to post INITIATE_CONTACT requesting this version on (§4.3): 4 from 5.0
-    /// on, 1 before. After a >= 5.0 handshake use VERSION_RESPONSE.msg_conn_id instead.
+    /// The connection id to post INITIATE_CONTACT requesting this version on
+    /// (docs/protocol.md#connection-ids): 4 from 5.0 on, 1 before. After a >= 5.0 handshake use
+    /// VERSION_RESPONSE.msg_conn_id instead.
     pub const fn initiate_contact_connection_id(self) -> ConnectionId {
         if self.0 >= Self::WIN10_V5.0 {
             MESSAGE_CONNECTION_ID_4
@@ -148,7 +153,9 @@ impl Version {
     }
 
     /// Whether a guest should send UNLOAD at this version. Linux sends it only from 3.0; OpenVMM
-    /// and QEMU accept it at any version (§8 item 11), so this follows the conservative Linux rule.
+    /// and QEMU accept it at any version
+    /// (docs/protocol.md#weakly-confirmed-facts-and-disagreements, "UNLOAD's minimum version"), so
+    /// this follows the conservative Linux rule.
     pub const fn should_unload(self) -> bool {
         self.0 >= Self::WIN8_1.0
     }
@@ -196,19 +203,23 @@ impl fmt::Debug for Version {
     }
 }
 
-/// VMBUS_MESSAGE_CONNECTION_ID: control messages for protocol < 5.0 (§2.4).
+/// VMBUS_MESSAGE_CONNECTION_ID: control messages for protocol < 5.0
+/// (docs/protocol.md#how-vmbus-uses-sint2).
 pub const MESSAGE_CONNECTION_ID: ConnectionId = ConnectionId(1);
-/// VMBUS_EVENT_CONNECTION_ID: the shared guest-to-host event of protocol 0.13 (§2.4).
+/// VMBUS_EVENT_CONNECTION_ID: the shared guest-to-host event of protocol 0.13
+/// (docs/protocol.md#how-vmbus-uses-sint2).
 pub const EVENT_CONNECTION_ID: ConnectionId = ConnectionId(2);
-/// VMBUS_MONITOR_CONNECTION_ID (§2.4).
+/// VMBUS_MONITOR_CONNECTION_ID (docs/protocol.md#how-vmbus-uses-sint2).
 pub const MONITOR_CONNECTION_ID: ConnectionId = ConnectionId(3);
-/// VMBUS_MESSAGE_CONNECTION_ID_4: INITIATE_CONTACT for protocol >= 5.0 (§2.4, §4.3).
+/// VMBUS_MESSAGE_CONNECTION_ID_4: INITIATE_CONTACT for protocol >= 5.0
+/// (docs/protocol.md#how-vmbus-uses-sint2, #connection-ids).
 pub const MESSAGE_CONNECTION_ID_4: ConnectionId = ConnectionId(4);
-/// OpenVMM's redirect message connection, used only by the OpenHCL paravisor client (§2.4,
-/// OpenVMM only) - not for ordinary guests.
+/// OpenVMM's redirect message connection, used only by the OpenHCL paravisor client
+/// (docs/protocol.md#how-vmbus-uses-sint2, OpenVMM only) - not for ordinary guests.
 pub const MESSAGE_REDIRECT_CONNECTION_ID: ConnectionId = ConnectionId(0x0080_0074);
 
-/// Protocol 6.0 feature flags (§4.5): INITIATE_CONTACT offset 20, VERSION_RESPONSE2 offset 16.
+/// Protocol 6.0 feature flags (docs/protocol.md#protocol-60-feature-flags): INITIATE_CONTACT offset
+/// 20, VERSION_RESPONSE2 offset 16.
 ///
 /// Open: unknown bits are kept. The host answers with the subset it supports; a guest that needs
 /// none should send 0.
@@ -273,7 +284,8 @@ mod tests {
 
     #[test]
     fn values_match_the_protocol_table() {
-        // §4.1 lists the hex values; checked here independently of `new`.
+        // docs/protocol.md#version-numbers lists the hex values; checked here independently of
+        // `new`.
         let expected: [u32; 11] = [
             0x0000_000D,
             0x0001_0001,

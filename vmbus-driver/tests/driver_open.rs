@@ -54,7 +54,7 @@ fn open_sequence_posts_gpadl_header_body_and_openchannel_as_specified() {
             MessageType::OPENCHANNEL
         ]
     );
-    // GPADL_HEADER, offsets of VMBUS-PROTOCOL.md §3.3.
+    // GPADL_HEADER, offsets of docs/protocol.md#message-layouts.
     let h = &w.posts_of(MessageType::GPADL_HEADER)[0];
     assert_eq!(h.len(), 28 + 8 * 26);
     assert_eq!(u32_at(h, 8), 5, "child_relid");

@@ -1,6 +1,6 @@
 //! Driver core under random interleavings of host messages (valid, stale, forged and garbage),
 //! client requests, faults, silences, timeouts and unloads: no panic, and after every step the
-//! page accounting and the grant invariant hold (DESIGN.md §3).
+//! page accounting and the grant invariant hold (docs/lifetime.md).
 
 mod driver_fakes;
 

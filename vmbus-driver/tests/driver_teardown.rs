@@ -1,5 +1,5 @@
-//! Driver core: the one teardown path of DESIGN.md §3 (rescind, close, fault, unload), its exact
-//! order, its races (R1, R3, R5, R7, R8) and the quarantine of unconfirmed GPADL teardowns.
+//! Driver core: the one teardown path of docs/lifetime.md (rescind, close, fault, unload), its
+//! exact order, its races (R1, R3, R5, R7, R8) and the quarantine of unconfirmed GPADL teardowns.
 
 mod driver_fakes;
 

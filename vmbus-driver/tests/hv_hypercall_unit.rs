@@ -1,4 +1,4 @@
-//! Unit tests: golden values written from VMBUS-PROTOCOL.md §1.5–§1.7, not from the encoder.
+//! Unit tests: golden values written from docs/protocol.md#hypercalls, not from the encoder.
 
 use proptest::prelude::*;
 use vmbus_driver::hv::hypercall::*;
@@ -101,7 +101,7 @@ fn result_value_takes_status_and_reps_and_ignores_reserved_bits() {
     assert_eq!(back, 0x0000_0003_0000_0012);
 }
 
-/// The status table of §1.5, written out independently of the constants.
+/// The status table of docs/protocol.md#hypercalls, written out independently of the constants.
 const STATUS_TABLE: [(u16, &str); 16] = [
     (0x0000, "SUCCESS"),
     (0x0002, "INVALID_HYPERCALL_CODE"),

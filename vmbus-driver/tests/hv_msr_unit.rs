@@ -1,4 +1,4 @@
-//! Unit tests: MSR numbers and bit positions from VMBUS-PROTOCOL.md §1.2–§1.3.
+//! Unit tests: MSR numbers and bit positions from docs/protocol.md#synthetic-msrs.
 
 use proptest::prelude::*;
 use vmbus_driver::hv::msr::*;
@@ -152,7 +152,8 @@ fn sint_flags_sit_at_bits_16_to_20() {
 
 #[test]
 fn vmbus_sint_setup_unmasks_and_keeps_reserved_bits() {
-    // Reserved bits 15:8 and 63:21 as read back; §1.4 step 7 is a read-modify-write.
+    // Reserved bits 15:8 and 63:21 as read back; docs/protocol.md#enable-sequence step 7 is a
+    // read-modify-write.
     let read = Sint(0xABC0_0000_0001_5500);
     let w = read
         .with_vector(0x42)

@@ -1,5 +1,6 @@
-//! Unit tests: slot layout from VMBUS-PROTOCOL.md §2.1, the consume order of §2.2, and event
-//! scanning of §2.3, with a recording fake of the seam.
+//! Unit tests: slot layout from docs/protocol.md#message-slots, the consume order of
+//! docs/protocol.md#consuming-a-message, and event scanning of docs/protocol.md#event-flags, with a
+//! recording fake of the seam.
 
 use proptest::prelude::*;
 use vmbus_driver::hv::Hypervisor;

@@ -1,5 +1,5 @@
 //! Golden byte vectors for every channel-message layout, written by hand from the offset tables of
-//! `VMBUS-PROTOCOL.md` §3.3 (not from the encoder): each test checks encode == golden and
+//! docs/protocol.md#message-layouts (not from the encoder): each test checks encode == golden and
 //! decode(golden) == value.
 
 use vmbus_driver::guid::{self, Guid};
@@ -46,7 +46,8 @@ impl G {
     }
 }
 
-/// Wire bytes of 525074dc-8985-46e2-8057-a307dc18a502 as given in §3.5.
+/// Wire bytes of 525074dc-8985-46e2-8057-a307dc18a502 as given in
+/// docs/protocol.md#well-known-device-classes.
 const DM_WIRE: [u8; 16] = [
     0xdc, 0x74, 0x50, 0x52, 0x85, 0x89, 0xe2, 0x46, 0x80, 0x57, 0xa3, 0x07, 0xdc, 0x18, 0xa5, 0x02,
 ];

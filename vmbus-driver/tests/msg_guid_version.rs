@@ -1,5 +1,6 @@
-//! GUID wire order, parsing and class names; protocol version values, try order and connection
-//! ids (`VMBUS-PROTOCOL.md` §0, §2.4, §3.5, §4).
+//! GUID wire order, parsing and class names; protocol version values, try order and connection ids
+//! (docs/protocol.md#guids-on-the-wire, #how-vmbus-uses-sint2, #well-known-device-classes,
+//! #protocol-versions).
 
 use vmbus_driver::guid::{self, Guid, GuidParseError};
 use vmbus_driver::ids::ConnectionId;
@@ -48,7 +49,8 @@ fn ide_guid_matches_freebsd_storvsc_wire_bytes() {
 
 #[test]
 fn class_guid_constants_print_as_the_document_table() {
-    // Strings copied from the §3.5 table and the Linux header comments.
+    // Strings copied from the docs/protocol.md#well-known-device-classes table and the Linux header
+    // comments.
     let table = [
         (
             guid::NETWORK,

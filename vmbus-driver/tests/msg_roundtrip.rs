@@ -280,7 +280,8 @@ fn any_message() -> impl Strategy<Value = M> {
     ]
 }
 
-/// Minimum sizes from the §3.2/§3.3 tables, written out independently of the decoder.
+/// Minimum sizes from the docs/protocol.md#message-types, #message-layouts tables, written out
+/// independently of the decoder.
 fn doc_min_size(t: u32) -> usize {
     match t {
         1 => 196,

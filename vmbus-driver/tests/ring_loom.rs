@@ -1,6 +1,7 @@
 //! Loom model of one writer and one reader: no packet is lost or torn and no wake-up is lost under
-//! the signalling rules (VMBUS-PROTOCOL.md §5.5, §5.6). A lost wake-up shows as a deadlock (both
-//! sides waiting on their doorbell), which loom reports as a failure.
+//! the signalling rules (docs/protocol.md#producer-when-to-signal, #consumer-when-to-signal). A
+//! lost wake-up shows as a deadlock (both sides waiting on their doorbell), which loom reports as a
+//! failure.
 //!
 //! Run: `RUSTFLAGS="--cfg loom" cargo test -p vmbus-driver --test ring_loom --release`
 #![allow(unexpected_cfgs)] // `loom` is set by RUSTFLAGS only; the workspace lints do not list it.
@@ -137,7 +138,8 @@ fn model(packets: u64, poll: bool) {
             if next == packets {
                 break;
             }
-            // §5.6 step 6: re-enable, re-check, and only then sleep.
+            // docs/protocol.md#consumer-when-to-signal step 6: re-enable, re-check, and only then
+            // sleep.
             if !r.enable_interrupts().unwrap() {
                 to_reader.wait();
             }

@@ -51,8 +51,9 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-/// Ring bytes a packet of this kind and payload takes, from §5.3: 16-byte descriptor, GPA
-/// extended descriptor (8 + per range 8 + 8 per page), payload padded to 8, 8-byte trailer.
+/// Ring bytes a packet of this kind and payload takes, from docs/protocol.md#packets: 16-byte
+/// descriptor, GPA extended descriptor (8 + per range 8 + 8 per page), payload padded to 8, 8-byte
+/// trailer.
 fn total_len(kind: &Kind, payload: usize) -> u32 {
     let ext = match kind {
         Kind::Gpa(count) => 8 + 8 + 8 * (100 + u64::from(*count)).div_ceil(4096) as usize,
@@ -113,7 +114,8 @@ proptest! {
                                 b.write_gpa_direct(next_id, true, &[range], &payload)
                             }
                         };
-                        // The full rule from §5.4, computed from the model's byte count.
+                        // The full rule from docs/protocol.md#space-and-the-full-rule, computed
+                        // from the model's byte count.
                         let expect = if t > size - 8 {
                             Err(RingError::TooBig)
                         } else if t >= size - used - batch_used {

@@ -1,5 +1,5 @@
-//! One test per rule of the VMBus ring (VMBUS-PROTOCOL.md §5), through the public API over the
-//! in-memory ring memory. Expected bytes are written from the document's offsets, not by the
+//! One test per rule of the VMBus ring (docs/protocol.md#ring-buffers), through the public API over
+//! the in-memory ring memory. Expected bytes are written from the document's offsets, not by the
 //! encoder.
 
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -41,7 +41,8 @@ impl Ring {
     }
 }
 
-/// A descriptor built from the §5.3 offsets: type @0, offset8 @2, len8 @4, flags @6, id @8.
+/// A descriptor built from the docs/protocol.md#packets offsets: type @0, offset8 @2, len8 @4,
+/// flags @6, id @8.
 fn desc(ty: u16, offset8: u16, len8: u16, flags: u16, id: u64) -> Vec<u8> {
     let mut d = Vec::new();
     d.extend_from_slice(&ty.to_le_bytes());
@@ -717,7 +718,7 @@ fn fast_path_packets_ending_at_the_ring_end_keep_the_protocol_layout() {
         let mut expected = desc(6, 2, len8, 1, 0x1122_3344_5566_7788);
         expected.extend_from_slice(&payload);
         expected.resize(16 + payload_len.next_multiple_of(8), 0);
-        // Trailer: bits 63:32 hold the packet's start offset (§5.3).
+        // Trailer: bits 63:32 hold the packet's start offset (docs/protocol.md#packets).
         expected.extend_from_slice(&((at as u64) << 32).to_le_bytes());
         assert_eq!(ring.bytes(at as u32, total), expected, "{payload_len} B");
         let mut r = RingReader::new(ring.mem()).unwrap();

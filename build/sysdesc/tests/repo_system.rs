@@ -67,7 +67,7 @@ fn repository_system_xml_has_the_planned_pds() {
 
 #[test]
 fn repository_clients_serve_the_documented_device_classes() {
-    // Class GUIDs from VMBUS-PROTOCOL.md's table of well-known classes.
+    // Class GUIDs from docs/protocol.md's table of well-known classes.
     let expect = [
         ("heartbeat", "57164f39-9115-4e78-ab55-382f3bd5422d"),
         ("shutdown", "0e0b6031-5213-4934-818b-38d90ced39db"),

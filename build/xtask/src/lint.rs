@@ -9,9 +9,9 @@
 //! before any image was built, and never depends on a stale `build/out/`. The generated table
 //! itself is compiled by every `cargo xtask image`.
 
+use crate::steps::Steps;
 use std::path::Path;
 use std::process::{Command, ExitCode};
-use std::time::Instant;
 
 use crate::args::{Arg, ArgError, Args, parse_or_exit};
 use crate::image::root;
@@ -136,29 +136,11 @@ pub fn main(args: &[String]) -> ExitCode {
         eprintln!("xtask lint: {e}");
         return ExitCode::FAILURE;
     }
-    let (mut passed, mut failed) = (0, 0);
+    let mut steps = Steps::new("lint");
     for check in CHECKS.iter().filter(|c| chosen.contains(&c.workspace)) {
-        println!("== xtask lint: {}", check.name);
-        let start = Instant::now();
-        let ok = tools::run(&mut command(check, &root, &stub)).is_ok();
-        println!(
-            "== xtask lint: {} {} in {:.1} s",
-            check.name,
-            if ok { "passed" } else { "FAILED" },
-            start.elapsed().as_secs_f64()
-        );
-        if ok {
-            passed += 1;
-        } else {
-            failed += 1;
-        }
+        steps.run(check.name, &mut command(check, &root, &stub));
     }
-    println!("lint: {passed} passed, {failed} failed");
-    if failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    steps.finish("lint")
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ mod image;
 mod lint;
 mod mutants;
 mod run;
+mod steps;
 mod test;
 
 const USAGE: &str =

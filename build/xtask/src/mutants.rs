@@ -1,10 +1,10 @@
 //! `cargo xtask mutants [-- ARGS]`: mutation testing (cargo-mutants) of the driver code whose
-//! mistakes the tests must notice: the teardown state machine, the open path and the ring
-//! reader, against the test packages that exercise them. The arguments after `--` go to
+//! mistakes the tests must notice: the teardown state machine and the channel states it moves
+//! through, the channel table, the page pool, the open path and the ring reader, against the test packages that exercise them. The arguments after `--` go to
 //! `cargo mutants` as they are (`-j 2`, `--timeout-multiplier 3`, `--in-place`, `--re PATTERN`,
 //! `--list`, ...).
 //! cargo-mutants is installed from crates.io if it is missing. Not part of CI and not run by
-//! `cargo xtask test`: a full run (360 mutants) takes over an hour on two cores. Quicker: test
+//! `cargo xtask test`: a full run (448 mutants) takes hours on two cores. Quicker: test
 //! in place with a sample and only the test targets that reach these files, e.g.
 //! `cargo xtask mutants -- --in-place --shard 0/3 --sharding round-robin
 //! --cargo-arg=--test=driver_teardown --cargo-arg=--test=ring_rules ...`.
@@ -16,9 +16,9 @@ use crate::image::root;
 
 /// Usage of `cargo xtask mutants`.
 pub(crate) const USAGE: &str = "usage: cargo xtask mutants [-- CARGO-MUTANTS-ARGS...]
-Mutation testing (cargo-mutants) of the teardown state machine, the open path and the ring
-reader against the vmbus-driver and sim-system tests. Not in CI and not in `cargo xtask test`:
-a full run takes over an hour on two cores. Installs cargo-mutants from crates.io if missing.
+Mutation testing (cargo-mutants) of the teardown state machine, the channel states and table,
+the page pool, the open path and the ring reader against the vmbus-driver and sim-system tests. Not in CI and not in `cargo xtask test`:
+a full run takes hours on two cores. Installs cargo-mutants from crates.io if missing.
   -- ARGS...   passed to `cargo mutants` as they are, e.g. `-- -j 2 --in-place --shard 0/3`
                (`-- --help` shows cargo-mutants' own options)
   -h, --help   this text";
@@ -40,6 +40,9 @@ pub(crate) fn parse(args: &[String]) -> Result<Vec<String>, ArgError> {
 pub(crate) const FILES: &[&str] = &[
     "vmbus-driver/src/driver/teardown.rs",
     "vmbus-driver/src/driver/open.rs",
+    "vmbus-driver/src/driver/state.rs",
+    "vmbus-driver/src/driver/channels.rs",
+    "vmbus-driver/src/driver/pool.rs",
     "vmbus-driver/src/ring/reader.rs",
 ];
 
@@ -112,6 +115,12 @@ mod tests {
                 "vmbus-driver/src/driver/teardown.rs",
                 "--file",
                 "vmbus-driver/src/driver/open.rs",
+                "--file",
+                "vmbus-driver/src/driver/state.rs",
+                "--file",
+                "vmbus-driver/src/driver/channels.rs",
+                "--file",
+                "vmbus-driver/src/driver/pool.rs",
                 "--file",
                 "vmbus-driver/src/ring/reader.rs",
                 "--test-package",

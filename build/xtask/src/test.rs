@@ -6,9 +6,9 @@
 //! `--quick` runs only the first. Each stage is a child process whose output (cargo's progress
 //! included) streams to the terminal as it runs; the closing line counts the stages.
 
+use crate::steps::Steps;
 use std::path::Path;
 use std::process::{Command, ExitCode};
-use std::time::Instant;
 
 use crate::args::{Arg, ArgError, Args, parse_or_exit};
 use crate::image::{root, tools};
@@ -165,19 +165,6 @@ fn command(stage: &Stage, root: &Path) -> Command {
     cmd
 }
 
-fn run_stage(stage: &Stage, root: &Path) -> bool {
-    println!("== xtask test: {}", stage.name);
-    let start = Instant::now();
-    let ok = tools::run(&mut command(stage, root)).is_ok();
-    println!(
-        "== xtask test: {} {} in {:.1} s",
-        stage.name,
-        if ok { "passed" } else { "FAILED" },
-        start.elapsed().as_secs_f64()
-    );
-    ok
-}
-
 /// Whether [`MIRI_TOOLCHAIN`] is installed with Miri and the standard library's source.
 fn miri_installed() -> bool {
     let miri = Command::new("cargo")
@@ -224,27 +211,18 @@ pub fn main(args: &[String]) -> ExitCode {
     };
     let root = root();
     let stages = if opts.quick { &STAGES[..1] } else { STAGES };
-    let (mut passed, mut failed) = (0, 0);
+    let mut steps = Steps::new("test");
     for stage in stages {
         if stage.toolchain == Some(MIRI_TOOLCHAIN)
             && let Err(e) = prepare_miri(&root)
         {
             eprintln!("== xtask test: {}: cannot set up Miri: {e}", stage.name);
-            failed += 1;
+            steps.failed();
             continue;
         }
-        if run_stage(stage, &root) {
-            passed += 1;
-        } else {
-            failed += 1;
-        }
+        steps.run(stage.name, &mut command(stage, &root));
     }
-    println!("stages: {passed} passed, {failed} failed");
-    if failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    steps.finish("stages")
 }
 
 #[cfg(test)]

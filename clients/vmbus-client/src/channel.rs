@@ -127,8 +127,9 @@ impl<M: RingMem> Channel<M> {
         self.send_packet(env, tid, false, payload)
     }
 
-    /// Sends `payload` as an in-band data packet with transaction id `transaction_id`, and asks
-    /// the driver to signal the host when the ring writer says the host must be woken (§5.5).
+    /// Sends `payload` as an in-band data packet with transaction id `transaction_id`, and asks the
+    /// driver to signal the host when the ring writer says the host must be woken
+    /// (docs/protocol.md#producer-when-to-signal).
     ///
     /// # Errors
     /// [`ClientError::ChannelGone`], [`ClientError::Ring`] (`Full`: try again after the host
@@ -188,7 +189,8 @@ impl<M: RingMem> Channel<M> {
         let outcome = batch.commit()?;
         self.counters.received += u64::from(outcome.packets);
         if outcome.signal {
-            // The host waits for space in the inbound ring and we just freed enough (§5.6).
+            // The host waits for space in the inbound ring and we just freed enough
+            // (docs/protocol.md#consumer-when-to-signal).
             self.signal(env)?;
         }
         Ok(Some(received))

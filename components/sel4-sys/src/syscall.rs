@@ -1,10 +1,10 @@
 //! The system calls of seL4 5.0.0 on x86-64 through the `syscall` instruction.
 //!
-//! ABI (checked by running it, see SEL4-BUILD.md): `rdx` the system-call number, `rdi` the
-//! capability (the badge on return), `rsi` the message info, `r10`, `r8`, `r9`, `r15` message
-//! registers 0-3; `rcx` and `r11` are clobbered, and the kernel does not preserve `rsp` on this
-//! path, so the stub keeps it in `rbx` across the instruction (`rbx` itself is saved on the stack
-//! because Rust reserves it).
+//! ABI (checked by running it, docs/sel4.md#system-calls-and-boot): `rdx` the system-call number,
+//! `rdi` the capability (the badge on return), `rsi` the message info, `r10`, `r8`, `r9`, `r15`
+//! message registers 0-3; `rcx` and `r11` are clobbered, and the kernel does not preserve `rsp` on
+//! this path, so the stub keeps it in `rbx` across the instruction (`rbx` itself is saved on the
+//! stack because Rust reserves it).
 
 use crate::{CPtr, MessageInfo, Word};
 

@@ -91,7 +91,8 @@ impl MappedRing {
     }
 
     /// Ring memory over `ring_size` contiguous bytes at `base`: the header page, then the data
-    /// pages (one ring of a channel's GPADL as a protection domain maps it, VMBUS-PROTOCOL.md §5.1).
+    /// pages (one ring of a channel's GPADL as a protection domain maps it,
+    /// docs/protocol.md#ring-placement-in-the-gpadl).
     ///
     /// # Safety
     ///

@@ -12,9 +12,9 @@ pub enum Mode {
     /// Hyper-V as OpenVMM's server reproduces it: exact version list, connection 4 for >= 5.0,
     /// refusals answered with a failure status, rescinds.
     HyperV,
-    /// QEMU's `vmbus-bridge` (VMBUS-PROTOCOL.md §6.3, §6.4): connection 1 only, versions by the
-    /// range test `0 < v <= 4.0`, invalid requests silently ignored, one message at a time, no
-    /// rescinds.
+    /// QEMU's `vmbus-bridge` (docs/protocol.md#qemus-version-handshake, #qemus-bus-state-machine):
+    /// connection 1 only, versions by the range test `0 < v <= 4.0`, invalid requests silently
+    /// ignored, one message at a time, no rescinds.
     Qemu,
 }
 

@@ -10,10 +10,11 @@
 //! (OpenVMM's relay notes the host "may not send the GpadlTorndown message immediately ... if the
 //! channel is still open"); teardown for a rescinded channel is answered at once.
 //!
-//! QEMU mode (§6.4): a header is silently ignored unless connected, in the exact single-range
-//! form, with a new id; the relid is echoed, not checked; status always 0; PFNs a body carries
-//! beyond the header's count are ignored; a teardown of an unknown id is ignored, a known one
-//! answered at once even while a channel still maps it (QEMU keeps a reference until the close).
+//! QEMU mode (docs/protocol.md#qemus-bus-state-machine): a header is silently ignored unless
+//! connected, in the exact single-range form, with a new id; the relid is echoed, not checked;
+//! status always 0; PFNs a body carries beyond the header's count are ignored; a teardown of an
+//! unknown id is ignored, a known one answered at once even while a channel still maps it (QEMU
+//! keeps a reference until the close).
 
 use vmbus_driver::gpadl::{Progress, Reassembler};
 use vmbus_driver::ids::{GpadlId, RelId};

@@ -297,8 +297,9 @@ impl Host {
         let payload = input.payload();
         match self.config.mode {
             Mode::Qemu => {
-                // Only connection 1 is registered (§6.3); QEMU checks the type and the VMBus
-                // message type before queueing (§3.2).
+                // Only connection 1 is registered (docs/protocol.md#qemus-version-handshake); QEMU
+                // checks the type and the VMBus message type before queueing
+                // (docs/protocol.md#message-types).
                 if conn != vmbus_driver::version::MESSAGE_CONNECTION_ID {
                     return self.refuse(HvStatus::INVALID_CONNECTION_ID);
                 }
@@ -372,7 +373,8 @@ impl Host {
         if conn == vmbus_driver::version::EVENT_CONNECTION_ID
             && self.version() == Some(Version::WS2008)
         {
-            // WS2008: the relids are in the interrupt page's second half (§2.4).
+            // WS2008: the relids are in the interrupt page's second half
+            // (docs/protocol.md#how-vmbus-uses-sint2).
             self.counters.signals_received += 1;
             self.legacy_scan = true;
             return HvStatus::SUCCESS;
@@ -462,7 +464,8 @@ impl Host {
             return false;
         };
         if self.config.mode == Mode::Qemu {
-            // QEMU rounds the payload up to 8 bytes, zero-filled (§3.1).
+            // QEMU rounds the payload up to 8 bytes, zero-filled
+            // (docs/protocol.md#channel-messages).
             len = len.next_multiple_of(8).min(MAX_PAYLOAD);
         }
         let (len, size) = self.hostile.mangle(m.msgtype(), &mut buf, len);

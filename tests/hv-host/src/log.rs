@@ -284,8 +284,8 @@ pub struct Counters {
     pub silenced: u64,
     /// SignalEvent calls accepted.
     pub signals_received: u64,
-    /// SignalEvent calls for a channel that had no unread data (against §5.5's rule) or was not
-    /// open.
+    /// SignalEvent calls for a channel that had no unread data (against
+    /// docs/protocol.md#producer-when-to-signal's rule) or was not open.
     pub spurious_signals: u64,
     /// Event flags the host set for the guest (channel interrupts).
     pub events_sent: u64,

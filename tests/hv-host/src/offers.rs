@@ -470,12 +470,12 @@ impl Host {
         }
     }
 
-    /// RELID_RELEASED. QEMU ignores it (§6.4). Hyper-V frees a rescinded relid, dropping GPADLs the
-    /// guest did not tear down (OpenVMM: "no need to tear down"). A duplicate release, a release of
-    /// an unknown relid, of a closed channel that was never rescinded or of an open channel is a
-    /// guest error and changes nothing. (OpenVMM would take a release of a closed, never-rescinded
-    /// channel as the guest giving up the offer; this host counts it, as the project's driver must
-    /// never do it.)
+    /// RELID_RELEASED. QEMU ignores it (docs/protocol.md#qemus-bus-state-machine). Hyper-V frees a
+    /// rescinded relid, dropping GPADLs the guest did not tear down (OpenVMM: "no need to tear
+    /// down"). A duplicate release, a release of an unknown relid, of a closed channel that was
+    /// never rescinded or of an open channel is a guest error and changes nothing. (OpenVMM would
+    /// take a release of a closed, never-rescinded channel as the guest giving up the offer; this
+    /// host counts it, as the project's driver must never do it.)
     pub(crate) fn relid_released(&mut self, relid: RelId) {
         if self.config.mode == Mode::Qemu {
             self.counters.ignored += 1;

@@ -1,5 +1,5 @@
-//! OPENCHANNEL (GPADL and ring layout checks, §5.1), CLOSECHANNEL, MODIFYCHANNEL, and the
-//! guest's channel signals.
+//! OPENCHANNEL (GPADL and ring layout checks, docs/protocol.md#ring-placement-in-the-gpadl),
+//! CLOSECHANNEL, MODIFYCHANNEL, and the guest's channel signals.
 //!
 //! Hyper-V mode (OpenVMM's server): OPENCHANNEL for an unknown relid or an open channel is a guest
 //! error with no reply; for a rescinded channel it is ignored; a missing, incomplete, foreign or

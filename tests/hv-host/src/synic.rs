@@ -1,5 +1,6 @@
 //! The SynIC state the host writes into: SINT2's message slot with the MessagePending rule, the
-//! queue of messages waiting for the slot, and SINT2's 2048 event flags (VMBUS-PROTOCOL.md §2).
+//! queue of messages waiting for the slot, and SINT2's 2048 event flags
+//! (docs/protocol.md#the-synic-pages).
 //!
 //! Host side: [`Synic::enqueue`] delivers into a free slot or queues and sets MessagePending;
 //! [`Synic::end_of_message`] (the guest's EOM write) retries delivery. Guest side: copy the slot,

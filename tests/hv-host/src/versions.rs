@@ -1,5 +1,5 @@
 //! Version negotiation (INITIATE_CONTACT / VERSION_RESPONSE) and UNLOAD, by Hyper-V's rules and
-//! by QEMU's (VMBUS-PROTOCOL.md §3.4, §4, §6.3).
+//! by QEMU's (docs/protocol.md#the-handshake, #protocol-versions, #qemus-version-handshake).
 //!
 //! Both hosts reset the whole bus on every INITIATE_CONTACT before answering (OpenVMM's
 //! `request_disconnect`, QEMU's reset).

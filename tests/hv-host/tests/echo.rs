@@ -1,5 +1,6 @@
 //! OPENCHANNEL checks and device traffic through real rings in guest memory: the echo, sink and
-//! source devices, with the host honouring the §5.5/§5.6 signalling rules.
+//! source devices, with the host honouring the docs/protocol.md#producer-when-to-signal,
+//! #consumer-when-to-signal signalling rules.
 
 mod common;
 

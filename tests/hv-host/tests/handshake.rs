@@ -10,7 +10,7 @@ use vmbus_driver::msg::{ChannelMessage, ContactTarget, InitiateContact, MessageT
 use vmbus_driver::version::Version;
 
 /// VERSION_RESPONSE bytes from the slot: type 15 at 0, version_supported at 8, connection_state
-/// at 9, msg_conn_id at 12 (VMBUS-PROTOCOL.md §3.3).
+/// at 9, msg_conn_id at 12 (docs/protocol.md#message-layouts).
 fn version_bytes(g: &mut Guest) -> (u8, Vec<u8>) {
     let got = g.take_with(None);
     assert_eq!(got.len(), 1, "{got:?}");

@@ -10,7 +10,7 @@ pub const MAX_KERNEL_FAILURES: u8 = 3;
 /// A driver behaviour: the correct one, or one with a known bug the checker must catch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Variant {
-    /// The lifetime rule of DESIGN.md §3.
+    /// The lifetime rule of docs/lifetime.md.
     Correct,
     /// Zeroes and returns the ring page to the pool when GPADL_TORNDOWN arrives, and only then
     /// revokes the client's capability ("revoke after teardown instead of before").

@@ -1,5 +1,5 @@
 //! The driver PD of the model: the channel table, the one teardown path shared by rescind, client
-//! close, client fault, open failure and unload (DESIGN.md §3), what a failed kernel operation
+//! close, client fault, open failure and unload (docs/lifetime.md), what a failed kernel operation
 //! leaves behind (a tainted page, quarantined for good), event dispatch, and the deliberately
 //! broken variants.
 

@@ -1,4 +1,4 @@
-//! Executable, model-checked specification of the VMBus channel lifetime (DESIGN.md §3), with a
+//! Executable, model-checked specification of the VMBus channel lifetime (docs/lifetime.md), with a
 //! conformance harness that drives an implementation with the model's traces.
 //!
 //! The model ([`model::LifetimeModel`]) is a `stateright` model of the host, the driver PD, the

@@ -1,6 +1,7 @@
-//! The properties checked in every reachable state: the invariants of DESIGN.md §3, the
-//! protocol checks the host makes on every message, R2, the end condition, and "sometimes"
-//! properties that prove the interesting situations are reached at all (no vacuous pass).
+//! The properties checked in every reachable state: the invariants of
+//! docs/lifetime.md#what-is-checked, the protocol checks the host makes on every message, R2, the
+//! end condition, and "sometimes" properties that prove the interesting situations are reached at
+//! all (no vacuous pass).
 
 use stateright::Property;
 

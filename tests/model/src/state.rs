@@ -172,7 +172,7 @@ pub struct Host {
     pub unloaded: bool,
 }
 
-/// The driver's state of one channel (DESIGN.md §3).
+/// The driver's state of one channel (docs/lifetime.md).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub enum Phase {
     /// No offer known (never offered, or released).

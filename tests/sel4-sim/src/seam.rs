@@ -1,4 +1,4 @@
-//! The driver's `Kernel` seam (DESIGN.md §4) implemented on the simulated kernel.
+//! The driver's `Kernel` seam (docs/architecture.md#the-seams) implemented on the simulated kernel.
 //!
 //! The driver PD holds the original capability of every pool page, mapped in its own VSpace at
 //! `pool_base + page * 4096`; its reads and writes of pages go through that mapping. Granting a

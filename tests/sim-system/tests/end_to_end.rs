@@ -1,8 +1,8 @@
-//! End to end on the system of system.xml: boot, handshake, offers, a client opens a channel to
-//! the echo device, traffic both ways, a rescind while traffic flows, the client's stale access
-//! faults in the kernel model, the teardown reaches the host in the order of DESIGN.md §3, the
-//! pages return to the pool, and the same relid, offered again, opens as a new channel that no
-//! stale event or handle reaches.
+//! End to end on the system of system.xml: boot, handshake, offers, a client opens a channel to the
+//! echo device, traffic both ways, a rescind while traffic flows, the client's stale access faults
+//! in the kernel model, the teardown reaches the host in the order of
+//! docs/lifetime.md#the-teardown-step-by-step, the pages return to the pool, and the same relid,
+//! offered again, opens as a new channel that no stale event or handle reaches.
 
 use hv_host::{DeviceSpec, Direction, LogRecord};
 use sel4_sim::{FaultKind, MemError, PdState, SimConfig};
@@ -182,7 +182,8 @@ fn rescind_scenario(sim: SimConfig) {
     );
     assert_eq!(w.sim_counters().faults, faults_before + 1);
 
-    // The teardown completes: host log in DESIGN.md §3 order, pages back in the pool.
+    // The teardown completes: host log in the order of docs/lifetime.md#the-teardown-step-by-step,
+    // pages back in the pool.
     w.run_until(
         |w| w.driver_channels().is_empty() && !w.faults().is_empty(),
         100,

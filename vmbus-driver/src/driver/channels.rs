@@ -57,7 +57,7 @@ impl Offer {
 struct Entry {
     /// Meaningful unless the state is `Free`.
     offer: Offer,
-    /// Bumped on each new offer and at the start of each teardown (DESIGN.md §3 step 1).
+    /// Bumped on each new offer and at the start of each teardown (docs/lifetime.md#generations).
     generation: u32,
     state: ChanState,
 }

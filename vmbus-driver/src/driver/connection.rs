@@ -1,5 +1,5 @@
 //! The connection to the host: the INITIATE_CONTACT version walk, REQUESTOFFERS, and UNLOAD
-//! (VMBUS-PROTOCOL.md §3.4, §4.2, §4.3, §6.3).
+//! (docs/protocol.md#the-handshake, #the-version-walk, #connection-ids, #qemus-version-handshake).
 
 use core::fmt;
 
@@ -219,7 +219,8 @@ impl Connection {
                     return;
                 }
                 Err(PostError::Status(s)) if s == HvStatus::INVALID_CONNECTION_ID => {
-                    // §4.3/§6.3: a host that predates 5.0 has no connection 4.
+                    // docs/protocol.md#connection-ids, #qemus-version-handshake: a host that
+                    // predates 5.0 has no connection 4.
                     info!("{v}: {conn} unknown to the host, trying an older version");
                 }
                 Err(e) => {

@@ -13,7 +13,7 @@ use super::Driver;
 use super::clients::ClientIdx;
 use super::state::ChanState;
 
-/// Offsets in a ring header page (VMBUS-PROTOCOL.md §5.2).
+/// Offsets in a ring header page (docs/protocol.md#the-ring-header-page).
 const WRITE_INDEX: usize = 0;
 const READ_INDEX: usize = 4;
 const INTERRUPT_MASK: usize = 8;

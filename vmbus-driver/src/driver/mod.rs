@@ -1,5 +1,5 @@
 //! The VMBus driver core: connection, channel table, open, events, signals and the one teardown
-//! state machine of DESIGN.md §3, over the `Hypervisor` and `Kernel` seams.
+//! state machine of docs/lifetime.md, over the `Hypervisor` and `Kernel` seams.
 //!
 //! One event loop owns all state (R4): the PD program calls [`Driver::on_interrupt`] for the
 //! VMBus interrupt, [`Driver::on_client_call`] for a client's protected call,

@@ -24,7 +24,7 @@ use super::post::post;
 use super::state::{ChanState, Close, GpadlHold, Opened, Retarget, TeardownReason};
 use super::teardown::Start;
 
-/// Offset of the feature bits in a ring header page (VMBUS-PROTOCOL.md §5.2).
+/// Offset of the feature bits in a ring header page (docs/protocol.md#the-ring-header-page).
 const FEATURE_BITS: usize = 64;
 
 /// Why a MODIFYCHANNEL could not be sent.
@@ -178,7 +178,8 @@ impl Driver {
         Ok(handle)
     }
 
-    /// Zero indices in both ring headers, feature bit 0 in the outbound one (§5.2).
+    /// Zero indices in both ring headers, feature bit 0 in the outbound one
+    /// (docs/protocol.md#the-ring-header-page).
     fn init_ring_headers<K: Kernel + ?Sized>(
         &self,
         k: &mut K,
@@ -368,12 +369,7 @@ impl Driver {
             self.stats.kernel_errors += 1;
             warn!("granting ring page to {id}: {err}");
             // The pages granted before the failure are mapped in the client's window.
-            let start = Start {
-                close: Close::Owed,
-                gpadl: GpadlHold::Held,
-                granted: true,
-            };
-            self.start_teardown(hv, k, relid, failed, start, now);
+            self.start_teardown(hv, k, relid, failed, Start::granted(), now);
             return;
         }
         let state = ChanState::Open {

@@ -1,4 +1,4 @@
-//! The state of one relid (DESIGN.md §3): one enum whose variants carry what that state needs,
+//! The state of one relid (docs/lifetime.md): one enum whose variants carry what that state needs,
 //! so "opening", "open", "being torn down" or "left with an unanswered open" is a variant, never
 //! an inference from flags, and a combination the lifetime rule forbids cannot be written.
 //!

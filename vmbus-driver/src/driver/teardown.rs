@@ -1,4 +1,4 @@
-//! The one teardown state machine of DESIGN.md §3, shared by rescind, client close, client
+//! The one teardown state machine of docs/lifetime.md, shared by rescind, client close, client
 //! fault, failed open, unload and primary teardown; GPADL_TORNDOWN; reply timeouts.
 
 use log::{info, warn};
@@ -34,6 +34,24 @@ impl Start {
             granted: false,
         }
     }
+
+    /// OPENCHANNEL sent, its result not yet in: CLOSECHANNEL must wait for it.
+    pub const fn awaiting_result() -> Start {
+        Start {
+            close: Close::AwaitingResult,
+            gpadl: GpadlHold::Held,
+            granted: false,
+        }
+    }
+
+    /// The host opened the channel and its pages were (perhaps partly) granted to the client.
+    pub const fn granted() -> Start {
+        Start {
+            close: Close::Owed,
+            gpadl: GpadlHold::Held,
+            granted: true,
+        }
+    }
 }
 
 impl Driver {
@@ -51,16 +69,8 @@ impl Driver {
         let start = match self.channels.state(relid) {
             // GPADL_CREATED is still awaited before the GPADL can be torn down.
             ChanState::GpadlPending { .. } => Start::unopened(GpadlHold::Pending),
-            ChanState::OpenPending { .. } => Start {
-                close: Close::AwaitingResult,
-                gpadl: GpadlHold::Held,
-                granted: false,
-            },
-            ChanState::Open { .. } => Start {
-                close: Close::Owed,
-                gpadl: GpadlHold::Held,
-                granted: true,
-            },
+            ChanState::OpenPending { .. } => Start::awaiting_result(),
+            ChanState::Open { .. } => Start::granted(),
             _ => return,
         };
         self.start_teardown(hv, k, relid, reason, start, now);
@@ -308,12 +318,7 @@ impl Driver {
             }
             ChanState::OpenPending { .. } => {
                 warn!("{relid}: open timed out");
-                let start = Start {
-                    close: Close::AwaitingResult,
-                    gpadl: GpadlHold::Held,
-                    granted: false,
-                };
-                self.start_teardown(hv, k, relid, failed, start, now);
+                self.start_teardown(hv, k, relid, failed, Start::awaiting_result(), now);
                 // The result did not come in time: waiting longer would not change that.
                 self.give_up_open(hv, k, relid, now);
             }

@@ -1,4 +1,4 @@
-//! CPUID detection of Hyper-V and of the privileges VMBus needs (VMBUS-PROTOCOL.md §1.1).
+//! CPUID detection of Hyper-V and of the privileges VMBus needs (docs/protocol.md#cpuid).
 //!
 //! The caller supplies the CPUID instruction as `FnMut(leaf, subleaf) -> [eax, ebx, ecx, edx]`, so
 //! the logic runs unchanged on the host with recorded register sets.

@@ -1,5 +1,5 @@
 //! Hypercall wire formats: control word, result value, status codes, and the inputs of
-//! HvCallPostMessage and HvCallSignalEvent (VMBUS-PROTOCOL.md §1.5–§1.7).
+//! HvCallPostMessage and HvCallSignalEvent (docs/protocol.md#hypercalls).
 //!
 //! Both directions are here: the guest encodes, and the simulated host decodes and validates guest
 //! input with the same types, so every decoder treats its input as untrusted.
@@ -17,7 +17,7 @@ pub const HVCALL_SIGNAL_EVENT: u16 = 0x005D;
 /// Bits of a connection id that carry meaning; bits 31:24 are reserved.
 pub const CONNECTION_ID_MASK: u32 = 0x00FF_FFFF;
 
-// Control word (RCX) field positions, §1.5.
+// Control word (RCX) field positions, docs/protocol.md#hypercalls.
 const CTL_FAST: u64 = 1 << 16;
 const CTL_VARHEAD_SHIFT: u32 = 17;
 const CTL_VARHEAD_MAX: u16 = 0x3FF; // 10 bits, 26:17
@@ -29,7 +29,7 @@ const CTL_REP_MAX: u16 = 0xFFF; // 12 bits each
 const CTL_RESERVED: u64 = (0xF << 27) | (0xF << 44) | (0xF << 60);
 
 /// A hypercall status code (bits 15:0 of the result value). Open: any code is representable, and
-/// the named constants are those of VMBUS-PROTOCOL.md §1.5.
+/// the named constants are those of docs/protocol.md#hypercalls.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct HvStatus(pub u16);
 
@@ -317,7 +317,8 @@ fn read_u32(bytes: &[u8], offset: usize) -> u32 {
     u32::from_le_bytes(b)
 }
 
-/// The input block of HvCallPostMessage (§1.6), validated on construction and on decode.
+/// The input block of HvCallPostMessage (docs/protocol.md#hvcallpostmessage), validated on
+/// construction and on decode.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct PostMessageInput {
     connection: ConnectionId,
@@ -484,7 +485,7 @@ pub struct FastRegisters {
     pub r8: u64,
 }
 
-/// The input of HvCallSignalEvent (§1.7).
+/// The input of HvCallSignalEvent (docs/protocol.md#hvcallsignalevent).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SignalEventInput {
     connection: ConnectionId,

@@ -1,4 +1,4 @@
-//! Synthetic MSR numbers and typed field layouts (VMBUS-PROTOCOL.md §1.2, §1.3).
+//! Synthetic MSR numbers and typed field layouts (docs/protocol.md#synthetic-msrs).
 //!
 //! Every layout type wraps the raw 64-bit value and changes only its own fields, so a
 //! read-modify-write keeps the reserved bits the hypervisor returned, as the TLFS requires.
@@ -33,7 +33,8 @@ pub const SIEFP: u32 = 0x4000_0082;
 pub const SIMP: u32 = 0x4000_0083;
 /// HV_X64_MSR_EOM: end of message, write-only.
 pub const EOM: u32 = 0x4000_0084;
-/// HV_X64_MSR_SIRBP (one source only, see VMBUS-PROTOCOL.md §8).
+/// HV_X64_MSR_SIRBP (one source only, see
+/// docs/protocol.md#weakly-confirmed-facts-and-disagreements).
 pub const SIRBP: u32 = 0x4000_0085;
 /// HV_X64_MSR_SINT0; SINTn is `SINT0 + n`.
 pub const SINT0: u32 = 0x4000_0090;

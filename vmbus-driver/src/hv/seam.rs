@@ -1,4 +1,5 @@
-//! The `Hypervisor` seam (DESIGN.md §4): the few hypervisor operations the driver logic needs.
+//! The `Hypervisor` seam (docs/architecture.md#the-seams): the few hypervisor operations the driver
+//! logic needs.
 //!
 //! On Hyper-V it is backed by real hypercalls and the per-VP SynIC pages; on the host by the
 //! simulated Hyper-V host. The guest-side procedures built on it (`consume_message`,

@@ -1,5 +1,6 @@
-//! SynIC message slots and event flags (VMBUS-PROTOCOL.md §2): parsing a copied slot, scanning
-//! SINT2's event-flag bitmap into relids, and the guest's consume/scan procedures over the seam.
+//! SynIC message slots and event flags (docs/protocol.md#the-synic-pages): parsing a copied slot,
+//! scanning SINT2's event-flag bitmap into relids, and the guest's consume/scan procedures over the
+//! seam.
 
 use core::fmt;
 
@@ -220,7 +221,7 @@ pub fn scan_event_bytes(bytes: &[u8; EVENT_BITMAP_BYTES], f: impl FnMut(RelId)) 
     scan_event_words(&words, f)
 }
 
-/// Consumes the message in `sint`'s slot, in the order of §2.2:
+/// Consumes the message in `sint`'s slot, in the order of docs/protocol.md#consuming-a-message:
 /// copy the slot; compare-and-swap its type to NONE (with a full barrier, in the seam); write
 /// EOM if MessagePending was set; then parse the copy.
 ///

@@ -1,5 +1,5 @@
 //! Per-channel messages: rescind, open/close, retarget, reserved channels and hv_sock connect
-//! (`VMBUS-PROTOCOL.md` §3.3).
+//! (docs/protocol.md#message-layouts).
 
 use super::wire::{guid_at, put_guid, put_u16, put_u32, u16_at, u32_at};
 use crate::guid::Guid;

@@ -94,37 +94,29 @@ impl Body for OpenChannel {
     }
 }
 
-impl Body for GpadlHeader {
-    const MIN_SIZE: usize = Self::MIN_SIZE;
+/// Bodies whose length follows their content (a PFN array), read by the type's own checked
+/// `read`.
+macro_rules! sized_body {
+    ($($t:ty),* $(,)?) => {$(
+        impl Body for $t {
+            const MIN_SIZE: usize = <$t>::MIN_SIZE;
 
-    fn read_body(b: &[u8], _: Option<Version>) -> Result<Self, DecodeError> {
-        Self::read(b)
-    }
+            fn read_body(b: &[u8], _: Option<Version>) -> Result<Self, DecodeError> {
+                <$t>::read(b)
+            }
 
-    fn write_body(&self, b: &mut [u8]) {
-        self.write(b);
-    }
+            fn write_body(&self, b: &mut [u8]) {
+                self.write(b);
+            }
 
-    fn body_len(&self) -> usize {
-        self.wire_len()
-    }
+            fn body_len(&self) -> usize {
+                self.wire_len()
+            }
+        }
+    )*};
 }
 
-impl Body for GpadlBody {
-    const MIN_SIZE: usize = Self::MIN_SIZE;
-
-    fn read_body(b: &[u8], _: Option<Version>) -> Result<Self, DecodeError> {
-        Self::read(b)
-    }
-
-    fn write_body(&self, b: &mut [u8]) {
-        self.write(b);
-    }
-
-    fn body_len(&self) -> usize {
-        self.wire_len()
-    }
-}
+sized_body!(GpadlHeader, GpadlBody);
 
 impl Body for InitiateContact {
     const MIN_SIZE: usize = Self::SIZE;

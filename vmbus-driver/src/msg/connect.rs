@@ -1,5 +1,5 @@
 //! Connection-level messages: INITIATE_CONTACT, VERSION_RESPONSE and the 6.0 MODIFY_CONNECTION
-//! pair (`VMBUS-PROTOCOL.md` §3.3, §4).
+//! pair (docs/protocol.md#message-layouts, #protocol-versions).
 
 use super::wire::{guid_at, put_guid, put_u32, put_u64, u32_at, u64_at};
 use crate::guid::Guid;

@@ -1,5 +1,5 @@
 //! GPADL messages: GPADL_HEADER, GPADL_BODY, GPADL_CREATED, GPADL_TEARDOWN, GPADL_TORNDOWN
-//! (`VMBUS-PROTOCOL.md` §3.3), with fixed-capacity PFN storage so that nothing allocates.
+//! (docs/protocol.md#message-layouts), with fixed-capacity PFN storage so that nothing allocates.
 
 use super::channel::{U32Field, u32_message};
 use super::wire::{put_u16, put_u32, put_u64, u16_at, u32_at, u64_at};

@@ -130,8 +130,8 @@ macro_rules! message_table {
                 known
             }
 
-            /// The version that introduced the type (§3.2 "Min ver"); `None` when it is
-            /// accepted at any version, also before negotiation, or unknown.
+            /// The version that introduced the type (docs/protocol.md#message-types, "Min ver");
+            /// `None` when it is accepted at any version, also before negotiation, or unknown.
             pub(crate) fn since(self) -> Option<Version> {
                 match self.0 {
                     $($num => message_table!(@since $since),)*

@@ -1,4 +1,4 @@
-//! OFFERCHANNEL (type 1, 196 bytes) and its channel flags (`VMBUS-PROTOCOL.md` §3.3).
+//! OFFERCHANNEL (type 1, 196 bytes) and its channel flags (docs/protocol.md#message-layouts).
 
 use core::fmt;
 

@@ -9,8 +9,8 @@
 
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
 
-/// Byte offset of the data area from the start of the ring's header page (VMBUS-PROTOCOL.md §5.2):
-/// the header is one page.
+/// Byte offset of the data area from the start of the ring's header page
+/// (docs/protocol.md#the-ring-header-page): the header is one page.
 pub const HEADER_SIZE: usize = crate::hv::PAGE_SIZE;
 
 /// Smallest data area a ring accepts: room for one minimal packet (16-byte descriptor, 8-byte
@@ -21,7 +21,7 @@ pub const MIN_DATA_SIZE: u32 = 32;
 /// an index and a length below `u32::MAX`.
 pub const MAX_DATA_SIZE: u32 = 1 << 30;
 
-/// A 32-bit control word of the ring header page (VMBUS-PROTOCOL.md §5.2).
+/// A 32-bit control word of the ring header page (docs/protocol.md#the-ring-header-page).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Control {
     /// Offset 0: next byte the producer writes; written by the producer.
@@ -73,7 +73,7 @@ pub trait RingMem {
     fn store(&self, word: Control, value: u32, order: Ordering);
     /// Atomically swaps a control word, returning the old value.
     fn swap(&self, word: Control, value: u32, order: Ordering) -> u32;
-    /// A memory fence (never `Relaxed`), for the protocol's barriers (VMBUS-PROTOCOL.md §5.7).
+    /// A memory fence (never `Relaxed`), for the protocol's barriers (docs/protocol.md#barriers).
     fn fence(&self, order: Ordering);
     /// Copies `buf.len()` bytes out of the data area starting at `offset`.
     ///

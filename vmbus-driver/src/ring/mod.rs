@@ -1,5 +1,5 @@
 //! VMBus ring buffer over shared memory that a hostile peer may change at any moment
-//! (VMBUS-PROTOCOL.md §5).
+//! (docs/protocol.md#ring-buffers).
 //!
 //! A channel has two rings, each a header page plus data pages: the guest produces into the
 //! outbound ring with a [`RingWriter`] and consumes the inbound ring with a [`RingReader`]. Both
@@ -20,7 +20,8 @@
 //! * **Consumer waits for data.** The producer stores `write_index`, fences, loads
 //!   `interrupt_mask`, then loads `read_index` and signals only if the mask is clear and
 //!   `read_index` equals its previous `write_index` (the ring was empty before the write; Hyper-V
-//!   throttles guests that signal otherwise, §5.5). Before sleeping the consumer stores
+//!   throttles guests that signal otherwise, docs/protocol.md#producer-when-to-signal). Before
+//!   sleeping the consumer stores
 //!   `interrupt_mask = 0` (after publishing its `read_index`), fences, and re-checks
 //!   `write_index` ([`RingReader::enable_interrupts`]). If the producer's fence comes first in the
 //!   fence order, the consumer's re-check sees the new packet and keeps draining. Otherwise the
@@ -34,7 +35,7 @@
 //!   stores `pending_send_sz`, fences and re-reads `read_index`
 //!   ([`RingWriter::request_space`]); the consumer stores `read_index`, fences and loads
 //!   `pending_send_sz`, signalling on the transition from "free <= pending" to "free > pending"
-//!   (§5.6 step 5, the value masked with `!7`). Either the producer's re-check sees the freed
+//!   (docs/protocol.md#consumer-when-to-signal step 5, the value masked with `!7`). Either the producer's re-check sees the freed
 //!   space, or the consumer sees the request. Only the transition signals, so a consumer that frees
 //!   space in many small steps signals once; a producer that stops waiting clears the word.
 //!
@@ -148,8 +149,9 @@ impl fmt::Display for RingError {
     }
 }
 
-/// Resets a ring header before the channel is opened (§5.2): both indices, the interrupt mask and
-/// `pending_send_sz` zero, `feature_bits` as given (the guest sets [`FEATURE_PENDING_SEND_SZ`]).
+/// Resets a ring header before the channel is opened (docs/protocol.md#the-ring-header-page): both
+/// indices, the interrupt mask and `pending_send_sz` zero, `feature_bits` as given (the guest sets
+/// [`FEATURE_PENDING_SEND_SZ`]).
 pub fn init_ring<M: RingMem>(mem: &M, feature_bits: u32) {
     // Relaxed: the peer does not look at the ring before OPENCHANNEL, whose message send orders
     // these stores before anything the host does.
@@ -170,7 +172,8 @@ fn checked_size<M: RingMem>(mem: &M) -> Result<u32, RingError> {
     Ok(size)
 }
 
-/// Checks an index loaded from the header: below `size` and 8-aligned (§5.1).
+/// Checks an index loaded from the header: below `size` and 8-aligned
+/// (docs/protocol.md#ring-placement-in-the-gpadl).
 #[inline]
 fn checked_index(index: u32, size: u32) -> Result<u32, RingError> {
     if index >= size {

@@ -1,4 +1,4 @@
-//! Packet framing (VMBUS-PROTOCOL.md §5.3): descriptor, packet types, GPA-direct ranges.
+//! Packet framing (docs/protocol.md#packets): descriptor, packet types, GPA-direct ranges.
 
 use core::fmt;
 
@@ -78,7 +78,7 @@ pub struct Descriptor {
 }
 
 impl Descriptor {
-    /// Encodes the descriptor (little-endian, offsets of §5.3).
+    /// Encodes the descriptor (little-endian, offsets of docs/protocol.md#packets).
     #[inline]
     pub fn to_bytes(&self) -> [u8; 16] {
         let mut b = [0u8; 16];

@@ -1,6 +1,6 @@
-//! The consumer side of a ring (VMBUS-PROTOCOL.md §5.6): validation of the peer's write index and
-//! of every descriptor, batched reads in place with one read-index publish, `pending_send_sz`
-//! transition signalling and the interrupt mask.
+//! The consumer side of a ring (docs/protocol.md#consumer-when-to-signal): validation of the peer's
+//! write index and of every descriptor, batched reads in place with one read-index publish,
+//! `pending_send_sz` transition signalling and the interrupt mask.
 
 use core::sync::atomic::Ordering;
 
@@ -20,7 +20,8 @@ pub struct ReadOutcome {
     pub packets: u32,
     /// Ring bytes freed (packets with trailers).
     pub bytes: u32,
-    /// The producer waits for space and this commit freed enough of it: signal it (§5.6 step 5).
+    /// The producer waits for space and this commit freed enough of it: signal it
+    /// (docs/protocol.md#consumer-when-to-signal step 5).
     pub signal: bool,
 }
 
@@ -71,7 +72,8 @@ impl<M: RingMem> RingReader<M> {
         self.mem.load(Control::FeatureBits, Ordering::Relaxed)
     }
 
-    /// Loads the producer's write index once and checks it (§5.6 step 2).
+    /// Loads the producer's write index once and checks it
+    /// (docs/protocol.md#consumer-when-to-signal step 2).
     #[inline]
     fn peer_write_index(&self) -> Result<u32, RingError> {
         // Acquire: pairs with the producer's Release store of write_index in
@@ -87,24 +89,26 @@ impl<M: RingMem> RingReader<M> {
         Ok(self.peer_write_index()? != self.read_index)
     }
 
-    /// Asks the producer not to signal while we poll (§5.6 step 1).
+    /// Asks the producer not to signal while we poll (docs/protocol.md#consumer-when-to-signal step
+    /// 1).
     pub fn disable_interrupts(&self) {
         // Relaxed + full barrier below: the producer loads the mask after its own SeqCst fence.
         self.mem.store(Control::InterruptMask, 1, Ordering::Relaxed);
-        // Full barrier (§5.6 step 1): pairs with the producer's SeqCst fence before its mask load;
-        // a signal decided before this point may still arrive, which is harmless.
+        // Full barrier (docs/protocol.md#consumer-when-to-signal step 1): pairs with the producer's
+        // SeqCst fence before its mask load; a signal decided before this point may still arrive,
+        // which is harmless.
         self.mem.fence(Ordering::SeqCst);
     }
 
-    /// Re-enables signals before sleeping and re-checks for data (§5.6 step 6). Returns `true`
-    /// when packets arrived meanwhile: the caller must keep draining instead of sleeping, or a
-    /// wake-up is lost.
+    /// Re-enables signals before sleeping and re-checks for data
+    /// (docs/protocol.md#consumer-when-to-signal step 6). Returns `true` when packets arrived
+    /// meanwhile: the caller must keep draining instead of sleeping, or a wake-up is lost.
     pub fn enable_interrupts(&self) -> Result<bool, RingError> {
         // Relaxed: ordered before the re-check by the fence below.
         self.mem.store(Control::InterruptMask, 0, Ordering::Relaxed);
         // Full barrier: pairs with the producer's SeqCst fence between its write_index store and
-        // its mask load (§5.5 step 5): either it sees the clear mask and signals, or this
-        // re-check sees its new write_index.
+        // its mask load (docs/protocol.md#producer-when-to-signal step 5): either it sees the clear
+        // mask and signals, or this re-check sees its new write_index.
         self.mem.fence(Ordering::SeqCst);
         self.has_data()
     }
@@ -216,9 +220,9 @@ impl<M: RingMem> ReadBatch<'_, M> {
         Ok((desc, total))
     }
 
-    /// Publishes the new read index once (§5.6 steps 3 and 4) and decides whether a producer
-    /// waiting for space must be signalled (step 5). Packets consumed before a corrupt descriptor
-    /// are published too.
+    /// Publishes the new read index once (docs/protocol.md#consumer-when-to-signal steps 3 and 4)
+    /// and decides whether a producer waiting for space must be signalled (step 5). Packets
+    /// consumed before a corrupt descriptor are published too.
     #[inline]
     pub fn commit(self) -> Result<ReadOutcome, RingError> {
         let r = self.reader;
@@ -231,13 +235,14 @@ impl<M: RingMem> ReadBatch<'_, M> {
                 signal: false,
             });
         }
-        // Release (§5.6 steps 3-4): pairs with the producer's Acquire load of read_index in
-        // `RingWriter::batch`; every copy out of the consumed packets happens before the producer
-        // may overwrite them.
+        // Release (docs/protocol.md#consumer-when-to-signal steps 3-4): pairs with the producer's
+        // Acquire load of read_index in `RingWriter::batch`; every copy out of the consumed packets
+        // happens before the producer may overwrite them.
         r.mem.store(Control::ReadIndex, self.pos, Ordering::Release);
         r.read_index = self.pos;
-        // Full barrier (§5.6 step 5): pairs with the producer's SeqCst fence between its
-        // pending_send_sz store and its re-read of read_index (`RingWriter::request_space`).
+        // Full barrier (docs/protocol.md#consumer-when-to-signal step 5): pairs with the producer's
+        // SeqCst fence between its pending_send_sz store and its re-read of read_index
+        // (`RingWriter::request_space`).
         r.mem.fence(Ordering::SeqCst);
         let outcome = ReadOutcome {
             packets: self.packets,
@@ -248,7 +253,8 @@ impl<M: RingMem> ReadBatch<'_, M> {
             return Ok(outcome);
         }
         // Acquire: ordered after the fence; keeps the write_index load below after it (the read
-        // barrier of §5.7). Masked with !7: some peers write size - 1 (§5.6 step 5).
+        // barrier of docs/protocol.md#barriers). Masked with !7: some peers write size - 1
+        // (docs/protocol.md#consumer-when-to-signal step 5).
         let pending = r.mem.load(Control::PendingSendSz, Ordering::Acquire) & !7;
         if pending == 0 {
             return Ok(outcome);

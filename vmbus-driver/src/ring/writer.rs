@@ -1,5 +1,6 @@
-//! The producer side of a ring (VMBUS-PROTOCOL.md §5.4, §5.5): packet encoding, the full rule,
-//! batched writes with one index publish, the signal decision and `pending_send_sz`.
+//! The producer side of a ring (docs/protocol.md#space-and-the-full-rule,
+//! #producer-when-to-signal): packet encoding, the full rule, batched writes with one index
+//! publish, the signal decision and `pending_send_sz`.
 
 use core::sync::atomic::Ordering;
 
@@ -30,7 +31,7 @@ pub struct CommitOutcome {
     /// Packets published.
     pub packets: u32,
     /// The consumer must be signalled: its interrupt mask was clear and the ring was empty
-    /// before this batch (§5.5 steps 5 and 6).
+    /// before this batch (docs/protocol.md#producer-when-to-signal steps 5 and 6).
     pub signal: bool,
 }
 
@@ -82,7 +83,8 @@ impl<M: RingMem> RingWriter<M> {
         DESCRIPTOR_LEN as usize + payload_len.next_multiple_of(8) + TRAILER_LEN as usize
     }
 
-    /// Loads the consumer's read index (§5.5 step 1) and checks it.
+    /// Loads the consumer's read index (docs/protocol.md#producer-when-to-signal step 1) and checks
+    /// it.
     #[inline]
     fn peer_read_index(&self) -> Result<u32, RingError> {
         // Acquire: pairs with the consumer's Release store of read_index in `ReadBatch::commit`,
@@ -94,7 +96,7 @@ impl<M: RingMem> RingWriter<M> {
     }
 
     /// Free bytes given the consumer's read index (`size - used`; a packet of `T` bytes fits
-    /// only if `T < free`, §5.4).
+    /// only if `T < free`, docs/protocol.md#space-and-the-full-rule).
     #[inline]
     fn free(&self, read_index: u32) -> u32 {
         self.size - distance(read_index, self.write_index, self.size)
@@ -115,7 +117,8 @@ impl<M: RingMem> RingWriter<M> {
         })
     }
 
-    /// Prepares to wait until a packet of `total_len` ring bytes fits (§5.5 step 1).
+    /// Prepares to wait until a packet of `total_len` ring bytes fits
+    /// (docs/protocol.md#producer-when-to-signal step 1).
     ///
     /// `peer_honours_pending` is feature bit 0 of the opposite (peer-produced) ring's header. If
     /// it is set, this stores `pending_send_sz` and re-checks the read index after a full barrier,
@@ -136,14 +139,16 @@ impl<M: RingMem> RingWriter<M> {
         if !peer_honours_pending {
             return Ok(SpaceWait::Poll);
         }
-        // Rounded up to 8 and at most size - 8 (§5.5 step 1); total_len <= size - 8 already.
+        // Rounded up to 8 and at most size - 8 (docs/protocol.md#producer-when-to-signal step 1);
+        // total_len <= size - 8 already.
         let pending = total_len.next_multiple_of(8).min(self.size - 8);
         // Relaxed: the fence below orders it before the re-check.
         self.mem
             .store(Control::PendingSendSz, pending, Ordering::Relaxed);
         self.pending_set = true;
-        // Full barrier: pairs with the consumer's SeqCst fence between its read_index store and
-        // its pending_send_sz load (§5.6 step 5). Either it sees our request or we see its index.
+        // Full barrier: pairs with the consumer's SeqCst fence between its read_index store and its
+        // pending_send_sz load (docs/protocol.md#consumer-when-to-signal step 5). Either it sees
+        // our request or we see its index.
         self.mem.fence(Ordering::SeqCst);
         if total_len < self.free(self.peer_read_index()?) {
             self.clear_pending_send_sz();
@@ -152,7 +157,8 @@ impl<M: RingMem> RingWriter<M> {
         Ok(SpaceWait::WaitForSignal)
     }
 
-    /// Clears `pending_send_sz` if this writer set it (§5.5 step 7).
+    /// Clears `pending_send_sz` if this writer set it (docs/protocol.md#producer-when-to-signal
+    /// step 7).
     #[inline]
     pub fn clear_pending_send_sz(&mut self) {
         if self.pending_set {
@@ -295,7 +301,7 @@ impl<M: RingMem> WriteBatch<'_, M> {
             },
             transaction_id,
         };
-        // Trailer: bits 63:32 = where this packet starts (§5.3).
+        // Trailer: bits 63:32 = where this packet starts (docs/protocol.md#packets).
         let trailer = (u64::from(start) << 32).to_le_bytes();
         // Whole words straight from the payload; the last partial word with its zero padding.
         let whole = payload.len() & !7;
@@ -367,7 +373,8 @@ impl<M: RingMem> WriteBatch<'_, M> {
     }
 
     /// Publishes the batch with one store of the write index and decides whether to signal the
-    /// consumer (§5.5 steps 3 to 6). An empty batch publishes nothing and never signals.
+    /// consumer (docs/protocol.md#producer-when-to-signal steps 3 to 6). An empty batch publishes
+    /// nothing and never signals.
     #[inline]
     pub fn commit(self) -> CommitOutcome {
         if self.packets == 0 {
@@ -377,17 +384,20 @@ impl<M: RingMem> WriteBatch<'_, M> {
             };
         }
         let w = self.writer;
-        // Release (§5.5 step 3): pairs with the consumer's Acquire load of write_index in
-        // `RingReader::batch`, so the packet bytes are visible before the index that covers them.
+        // Release (docs/protocol.md#producer-when-to-signal step 3): pairs with the consumer's
+        // Acquire load of write_index in `RingReader::batch`, so the packet bytes are visible
+        // before the index that covers them.
         w.mem
             .store(Control::WriteIndex, self.pos, Ordering::Release);
         w.write_index = self.pos;
-        // Full barrier (§5.5 step 5): pairs with the consumer's SeqCst fence after it clears
-        // interrupt_mask (`RingReader::enable_interrupts`): either its re-check of write_index sees
-        // our store above, or we see its cleared mask and its final read_index below.
+        // Full barrier (docs/protocol.md#producer-when-to-signal step 5): pairs with the consumer's
+        // SeqCst fence after it clears interrupt_mask (`RingReader::enable_interrupts`): either its
+        // re-check of write_index sees our store above, or we see its cleared mask and its final
+        // read_index below.
         w.mem.fence(Ordering::SeqCst);
         // Acquire: ordered after the store by the fence above; its acquire keeps the read_index
-        // load below after it (the read barrier of §5.5 step 6).
+        // load below after it (the read barrier of docs/protocol.md#producer-when-to-signal step
+        // 6).
         let masked = w.mem.load(Control::InterruptMask, Ordering::Acquire) != 0;
         // Acquire: pairs with the consumer's Release store of read_index. Any value that is not our old index, valid or
         // not, means "not empty before": no signal.

@@ -1,6 +1,6 @@
 //! Builds the seL4 5.0.0 kernel: a Python virtual environment with kconfiglib, the configuration
 //! header from our fragment, the kernel's own Makefile out of tree, and the 32-bit ELF copy that
-//! QEMU's multiboot loader wants (recipe: shared/docs/SEL4-BUILD.md).
+//! QEMU's multiboot loader wants (docs/sel4.md#building-the-image).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

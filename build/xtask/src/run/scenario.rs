@@ -567,7 +567,7 @@ fn spec_for(req: &DeviceReq, serial: u32, seed: u64) -> DeviceSpec {
 }
 
 /// The host's message log since `mark`, one line per message of the rescind and teardown
-/// sequence (DESIGN.md §3: RESCIND, CLOSECHANNEL, GPADL_TEARDOWN, GPADL_TORNDOWN,
+/// sequence (docs/lifetime.md: RESCIND, CLOSECHANNEL, GPADL_TEARDOWN, GPADL_TORNDOWN,
 /// RELID_RELEASED).
 fn teardown_messages(w: &World, mark: u64) -> String {
     use vmbus_driver::msg::MessageType as T;

@@ -162,9 +162,10 @@ impl Scenario {
         Ok(())
     }
 
-    /// Prints the log from the rescind on and checks its order (DESIGN.md §3): RESCIND(A),
-    /// CLOSECHANNEL(A), GPADL_TEARDOWN(A's GPADL), GPADL_TORNDOWN, RELID_RELEASED(A), each once,
-    /// and no other message about A or its GPADL.
+    /// Prints the log from the rescind on and checks its order
+    /// (docs/lifetime.md#the-teardown-step-by-step): RESCIND(A), CLOSECHANNEL(A),
+    /// GPADL_TEARDOWN(A's GPADL), GPADL_TORNDOWN, RELID_RELEASED(A), each once, and no other
+    /// message about A or its GPADL.
     fn check_teardown(&self) -> Result<(), u64> {
         let records = || self.teardown[..self.n_teardown].iter().flatten();
         println!("hv-host: message log from the rescind on:");

@@ -15,8 +15,8 @@ use vmbus_driver::hv::synic::{
     EVENT_BITMAP_WORDS, HvMessageType, MESSAGE_SLOT_SIZE, VMBUS_SLOT_OFFSET,
 };
 
-/// HV_MESSAGE_FLAGS.MessagePending: bit 0 of the header's flags byte (byte 5), VMBUS-PROTOCOL.md
-/// §1 (TLFS "SynIC message flags").
+/// HV_MESSAGE_FLAGS.MessagePending: bit 0 of the header's flags byte (byte 5),
+/// docs/protocol.md#message-slots (TLFS "SynIC message flags").
 const FLAG_MESSAGE_PENDING: u8 = 1;
 
 /// The shared pages.

@@ -33,7 +33,8 @@ use vmbus_driver::kernel::{Kernel, KernelError};
 
 /// Most pool pages (system.xml's pool: 8192 pages, 32 MiB).
 pub const MAX_POOL: usize = 8192;
-/// Most simultaneous mappings of one page (one per client mapping; DESIGN.md keeps it small).
+/// Most simultaneous mappings of one page (one per client mapping; docs/lifetime.md keeps it
+/// small).
 pub const MAX_MAPPINGS: usize = slot::MAX_MAPPINGS as usize;
 
 /// A fixed-size bit set (pages taken, copies mapped), kept small enough for a PD's stack.

@@ -3,10 +3,11 @@
 //!
 //! Echo: each in-band (type 6) or GPA-direct (type 9) packet's payload goes back as an in-band
 //! packet with the same transaction id and completion flag; completions (0xB) are consumed. Any
-//! other type stops the device (QEMU stops reading the ring, §6.4). A packet is consumed only when
-//! its echo fits: the device first counts what fits (reading descriptors without consuming), then
-//! consumes exactly that; when nothing fits it sets pending_send_sz in its ring if the guest
-//! advertised feature bit 0, and waits for the guest's signal.
+//! other type stops the device (QEMU stops reading the ring,
+//! docs/protocol.md#qemus-bus-state-machine). A packet is consumed only when its echo fits: the
+//! device first counts what fits (reading descriptors without consuming), then consumes exactly
+//! that; when nothing fits it sets pending_send_sz in its ring if the guest advertised feature bit
+//! 0, and waits for the guest's signal.
 
 use core::cell::RefCell;
 use core::sync::atomic::Ordering;

@@ -1,10 +1,11 @@
-//! The host side of the devices, run by [`Host::poll`]: each open channel whose guest signalled
-//! (or that waits for ring space, or was just opened) gets its device run over its rings, and the
-//! guest is interrupted only when the ring rules of §5.5/§5.6 say so.
+//! The host side of the devices, run by [`Host::poll`]: each open channel whose guest signalled (or
+//! that waits for ring space, or was just opened) gets its device run over its rings, and the guest
+//! is interrupted only when the ring rules of docs/protocol.md#producer-when-to-signal,
+//! #consumer-when-to-signal say so.
 //!
 //! Host-to-guest interrupts: from 2.4 the relid's SINT2 event flag; before 2.4 the relid's bit in
 //! the first half of the legacy interrupt page, plus SINT2 flag 0 on Hyper-V (QEMU raises the SINT
-//! without it, §2.4).
+//! without it, docs/protocol.md#how-vmbus-uses-sint2).
 
 mod echo;
 

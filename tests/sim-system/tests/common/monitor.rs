@@ -1,4 +1,5 @@
-//! The global invariants of DESIGN.md §3, checked after every step of a scenario.
+//! The global invariants of docs/lifetime.md#what-is-checked, checked after every step of a
+//! scenario.
 //!
 //! The [`Monitor`] reads the host's message log as it grows (the log is a ring of 1024 records,
 //! so it must be read after every step, which is what the scenario rig does) and the kernel model

@@ -1,8 +1,8 @@
-//! The race catalogue R1-R8 of DESIGN.md §1 on the system of system.xml: each race is a named,
+//! The race catalogue R1-R8 of docs/races.md on the system of system.xml: each race is a named,
 //! deterministic test that runs the sequence it races with phase by phase (host, driver with one
 //! SynIC message per step, clients) and injects the racing input before every phase of it in
 //! turn, checking the race's own condition ("what must hold here") and the global invariants of
-//! DESIGN.md §3 after every phase (see `common::monitor`).
+//! docs/lifetime.md after every phase (see `common::monitor`).
 //!
 //! | race | tests |
 //! |------|-------|
@@ -14,6 +14,10 @@
 //! | R6 | `r6_close_and_gpadl_teardown_complete_before_any_page_returns_to_the_pool` |
 //! | R7 | `r7_primary_teardown_covers_a_sub_channel_rescinded_meanwhile_first`, `r7_sub_channel_open_racing_the_primary_close_is_refused_or_torn_down_first` |
 //! | R8 | `r8_client_close_during_a_rescind_teardown_is_a_no_op`, `r8_client_fault_during_a_rescind_teardown_is_a_no_op`, `r8_duplicate_rescind_during_a_teardown_is_counted_and_changes_nothing` |
+//!
+//! R9-R14, the races this driver's own history added to the catalogue (teardown during an open,
+//! lost rescinds, messages crossing UNLOAD, late replies, stale client access and signals), are
+//! tested where their sequence lives; docs/races.md names each of those tests.
 
 #[path = "../common/mod.rs"]
 mod common;

@@ -1,6 +1,6 @@
-//! The invariant monitor itself: guest messages that break the §3 invariants, posted straight
-//! to the host as if the driver had sent them, are reported. (Without this, a monitor that
-//! never fires would make every race test pass.)
+//! The invariant monitor itself: guest messages that break the invariants of
+//! docs/lifetime.md#what-is-checked, posted straight to the host as if the driver had sent them,
+//! are reported. (Without this, a monitor that never fires would make every race test pass.)
 
 use hv_host::{Connection, DeviceKind};
 use vmbus_driver::hv::HvMessageType;

@@ -57,7 +57,7 @@ fn case(k: Option<u64>, reused: &mut u32) -> u64 {
     );
     assert!(
         close[0] < teardown[0] && teardown[0] < torndown[0],
-        "{ctx}: §3 order"
+        "{ctx}: close, then GPADL teardown, then torn down"
     );
     if pending_b.is_some() {
         let gb = rig
