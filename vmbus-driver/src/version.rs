@@ -79,19 +79,15 @@ impl Version {
     ];
 
     /// [`Version::TRY_ORDER`] with 6.0 tried first.
-    pub const TRY_ORDER_WITH_V6_0: [Version; 11] = [
-        Self::WIN10_V6_0,
-        Self::WIN10_V5_3,
-        Self::WIN10_V5_2,
-        Self::WIN10_V5_1,
-        Self::WIN10_V5,
-        Self::WIN10_V4_1,
-        Self::WIN10,
-        Self::WIN8_1,
-        Self::WIN8,
-        Self::WIN7,
-        Self::WS2008,
-    ];
+    pub const TRY_ORDER_WITH_V6_0: [Version; 11] = {
+        let mut order = [Self::WIN10_V6_0; 11];
+        let mut i = 0;
+        while i < Self::TRY_ORDER.len() {
+            order[i + 1] = Self::TRY_ORDER[i];
+            i += 1;
+        }
+        order
+    };
 
     /// Builds `major << 16 | minor`.
     pub const fn new(major: u16, minor: u16) -> Version {

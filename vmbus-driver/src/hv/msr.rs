@@ -205,21 +205,43 @@ impl GuestOsId {
     }
 }
 
+/// The fields every page-overlay MSR has: enable (bit 0) and the page number (bits 63:12).
+macro_rules! page_overlay_msr {
+    ($t:ty, $page:literal) => {
+        impl $t {
+            #[doc = concat!("Whether the ", $page, " is enabled.")]
+            pub const fn enabled(self) -> bool {
+                self.0 & 1 != 0
+            }
+
+            /// Sets or clears enable, keeping every other bit.
+            pub const fn with_enabled(self, on: bool) -> Self {
+                Self(set_bit(self.0, 0, on))
+            }
+
+            #[doc = concat!("Guest physical page number of the ", $page, ".")]
+            pub const fn page_number(self) -> u64 {
+                self.0 >> PAGE_SHIFT
+            }
+
+            /// Replaces the page number, keeping bits 11:0.
+            pub const fn with_page_number(self, pfn: u64) -> Result<Self, MsrError> {
+                match with_page(self.0, pfn) {
+                    Ok(raw) => Ok(Self(raw)),
+                    Err(e) => Err(e),
+                }
+            }
+        }
+    };
+}
+
 /// The HYPERCALL MSR: enable (bit 0), locked (bit 1, newer TLFS), page number (63:12).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct HypercallMsr(pub u64);
 
+page_overlay_msr!(HypercallMsr, "hypercall page");
+
 impl HypercallMsr {
-    /// Whether the hypercall page is enabled.
-    pub const fn enabled(self) -> bool {
-        self.0 & 1 != 0
-    }
-
-    /// Sets or clears enable, keeping every other bit.
-    pub const fn with_enabled(self, on: bool) -> Self {
-        Self(set_bit(self.0, 0, on))
-    }
-
     /// Whether the MSR is locked (write-once lock).
     pub const fn locked(self) -> bool {
         self.0 & 2 != 0
@@ -228,19 +250,6 @@ impl HypercallMsr {
     /// Sets or clears the lock bit, keeping every other bit.
     pub const fn with_locked(self, on: bool) -> Self {
         Self(set_bit(self.0, 1, on))
-    }
-
-    /// Guest physical page number of the hypercall page.
-    pub const fn page_number(self) -> u64 {
-        self.0 >> PAGE_SHIFT
-    }
-
-    /// Replaces the page number, keeping bits 11:0.
-    pub const fn with_page_number(self, pfn: u64) -> Result<Self, MsrError> {
-        match with_page(self.0, pfn) {
-            Ok(raw) => Ok(Self(raw)),
-            Err(e) => Err(e),
-        }
     }
 }
 
@@ -264,30 +273,7 @@ impl Scontrol {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct SynicPageMsr(pub u64);
 
-impl SynicPageMsr {
-    /// Whether the overlay page is enabled.
-    pub const fn enabled(self) -> bool {
-        self.0 & 1 != 0
-    }
-
-    /// Sets or clears enable, keeping every other bit.
-    pub const fn with_enabled(self, on: bool) -> Self {
-        Self(set_bit(self.0, 0, on))
-    }
-
-    /// Guest physical page number of the SIM or SIEF page.
-    pub const fn page_number(self) -> u64 {
-        self.0 >> PAGE_SHIFT
-    }
-
-    /// Replaces the page number, keeping bits 11:0.
-    pub const fn with_page_number(self, pfn: u64) -> Result<Self, MsrError> {
-        match with_page(self.0, pfn) {
-            Ok(raw) => Ok(Self(raw)),
-            Err(e) => Err(e),
-        }
-    }
-}
+page_overlay_msr!(SynicPageMsr, "SIM or SIEF page");
 
 /// A SINTx MSR: vector (7:0), masked (16), AutoEOI (17), polling (18), AsIntercept (19),
 /// proxy (20); other bits reserved.

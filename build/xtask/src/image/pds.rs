@@ -2,7 +2,7 @@
 //! `x86_64-unknown-none`, with the system table the root task includes.
 //!
 //! Every program's build script generates its configuration from the description named by
-//! `SEL4_SYSTEM_DESCRIPTION` (`sysdesc::config::build_script`), which this build sets to the
+//! `SEL4_SYSTEM_DESCRIPTION` (`pd_build::pd_program`, through `sysdesc::config::build_script`), which this build sets to the
 //! system being built: cargo reruns a build script when that variable changes, so a program is
 //! rebuilt with each system's values.
 
