@@ -112,8 +112,14 @@ pub mod label {
     pub const X86IRQIssueIRQHandlerIOAPIC: Word = 50;
     /// `seL4_IRQControl_GetMSI`.
     pub const X86IRQIssueIRQHandlerMSI: Word = 51;
+    /// `seL4_X86_HyperV_PostMessage`.
+    pub const X86HyperVPostMessage: Word = 52;
+    /// `seL4_X86_HyperV_SignalEvent`.
+    pub const X86HyperVSignalEvent: Word = 53;
+    /// `seL4_X86_HyperV_EndOfMessage`.
+    pub const X86HyperVEndOfMessage: Word = 54;
     /// Number of labels in this configuration.
-    pub const COUNT: Word = 52;
+    pub const COUNT: Word = 55;
 }
 
 /// Object types for `untyped_retype` (`seL4_ObjectType`).
@@ -182,6 +188,18 @@ pub mod slot {
     pub const seL4_CapDomain: Word = 11;
     /// `seL4_NumInitialCaps`.
     pub const seL4_NumInitialCaps: Word = 12;
+}
+
+/// Identifiers of the extra boot-information chunks (`seL4_BootInfoHeader.id`).
+pub mod bootinfo_header {
+    use crate::Word;
+
+    /// `SEL4_BOOTINFO_HEADER_PADDING`.
+    pub const SEL4_BOOTINFO_HEADER_PADDING: Word = 0;
+    /// `SEL4_BOOTINFO_HEADER_X86_VBE`.
+    pub const SEL4_BOOTINFO_HEADER_X86_VBE: Word = 1;
+    /// `SEL4_BOOTINFO_HEADER_X86_HYPERV`.
+    pub const SEL4_BOOTINFO_HEADER_X86_HYPERV: Word = 18518;
 }
 
 /// Other constants of `constants.h` (priorities, message limits, fault message layouts).
@@ -482,6 +500,42 @@ pub struct VCPUContext {
     pub esi: Word,
     pub edi: Word,
     pub ebp: Word,
+}
+
+/// `seL4_X86HyperVPayload`, as the kernel reads and writes it in message words.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub struct X86HyperVPayload {
+    pub w0: Word,
+    pub w1: Word,
+    pub w2: Word,
+    pub w3: Word,
+    pub w4: Word,
+    pub w5: Word,
+    pub w6: Word,
+    pub w7: Word,
+    pub w8: Word,
+    pub w9: Word,
+    pub w10: Word,
+    pub w11: Word,
+    pub w12: Word,
+    pub w13: Word,
+    pub w14: Word,
+    pub w15: Word,
+    pub w16: Word,
+    pub w17: Word,
+    pub w18: Word,
+    pub w19: Word,
+    pub w20: Word,
+    pub w21: Word,
+    pub w22: Word,
+    pub w23: Word,
+    pub w24: Word,
+    pub w25: Word,
+    pub w26: Word,
+    pub w27: Word,
+    pub w28: Word,
+    pub w29: Word,
 }
 
 /// Invocation stubs, one per method whose parameters are all words or capabilities.
@@ -1747,6 +1801,111 @@ pub mod invocation {
         ];
         // SAFETY: the caller guarantees the IPC buffer and the effect (this function's contract).
         let reply = unsafe { invoke(service, label::X86IRQIssueIRQHandlerMSI, &[root], &words) };
+        Error::check(reply.label())?;
+        Ok(())
+    }
+
+    /// `seL4_X86_HyperV_PostMessage` (label `X86HyperVPostMessage`).
+    ///
+    /// # Safety
+    ///
+    /// The calling thread's IPC buffer is set up, and the invocation's effect on address
+    /// spaces or capabilities does not invalidate memory that live Rust references point to.
+    #[allow(
+        clippy::too_many_arguments,
+        clippy::unnecessary_cast,
+        clippy::identity_op
+    )]
+    pub unsafe fn x86_hyper_v_post_message(
+        service: CPtr,
+        connection_id: Word,
+        message_type: Word,
+        payload_size: Word,
+        payload: &X86HyperVPayload,
+    ) -> Result<Word, Error> {
+        let words: [Word; 33] = [
+            (connection_id as Word),
+            (message_type as Word),
+            (payload_size as Word),
+            payload.w0,
+            payload.w1,
+            payload.w2,
+            payload.w3,
+            payload.w4,
+            payload.w5,
+            payload.w6,
+            payload.w7,
+            payload.w8,
+            payload.w9,
+            payload.w10,
+            payload.w11,
+            payload.w12,
+            payload.w13,
+            payload.w14,
+            payload.w15,
+            payload.w16,
+            payload.w17,
+            payload.w18,
+            payload.w19,
+            payload.w20,
+            payload.w21,
+            payload.w22,
+            payload.w23,
+            payload.w24,
+            payload.w25,
+            payload.w26,
+            payload.w27,
+            payload.w28,
+            payload.w29,
+        ];
+        // SAFETY: the caller guarantees the IPC buffer and the effect (this function's contract).
+        let reply = unsafe { invoke(service, label::X86HyperVPostMessage, &[], &words) };
+        Error::check(reply.label())?;
+        // SAFETY: `invoke` left the reply's message words in this thread's IPC buffer.
+        let r: [Word; 1] = unsafe { reply_words() };
+        Ok(r[0])
+    }
+
+    /// `seL4_X86_HyperV_SignalEvent` (label `X86HyperVSignalEvent`).
+    ///
+    /// # Safety
+    ///
+    /// The calling thread's IPC buffer is set up, and the invocation's effect on address
+    /// spaces or capabilities does not invalidate memory that live Rust references point to.
+    #[allow(
+        clippy::too_many_arguments,
+        clippy::unnecessary_cast,
+        clippy::identity_op
+    )]
+    pub unsafe fn x86_hyper_v_signal_event(
+        service: CPtr,
+        connection_id: Word,
+        flag_number: Word,
+    ) -> Result<Word, Error> {
+        let words: [Word; 2] = [(connection_id as Word), (flag_number as Word)];
+        // SAFETY: the caller guarantees the IPC buffer and the effect (this function's contract).
+        let reply = unsafe { invoke(service, label::X86HyperVSignalEvent, &[], &words) };
+        Error::check(reply.label())?;
+        // SAFETY: `invoke` left the reply's message words in this thread's IPC buffer.
+        let r: [Word; 1] = unsafe { reply_words() };
+        Ok(r[0])
+    }
+
+    /// `seL4_X86_HyperV_EndOfMessage` (label `X86HyperVEndOfMessage`).
+    ///
+    /// # Safety
+    ///
+    /// The calling thread's IPC buffer is set up, and the invocation's effect on address
+    /// spaces or capabilities does not invalidate memory that live Rust references point to.
+    #[allow(
+        clippy::too_many_arguments,
+        clippy::unnecessary_cast,
+        clippy::identity_op
+    )]
+    pub unsafe fn x86_hyper_v_end_of_message(service: CPtr) -> Result<(), Error> {
+        let words: [Word; 0] = [];
+        // SAFETY: the caller guarantees the IPC buffer and the effect (this function's contract).
+        let reply = unsafe { invoke(service, label::X86HyperVEndOfMessage, &[], &words) };
         Error::check(reply.label())?;
         Ok(())
     }

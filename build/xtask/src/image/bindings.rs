@@ -60,6 +60,11 @@ pub fn generate(sel4: &Path, autoconf: &str) -> Result<String, String> {
     objects.extend(enums("arch_include/x86/sel4/arch/objecttype.h")?);
     let errors = enums("include/sel4/errors.h")?;
     let slots = enums("include/sel4/bootinfo_types.h")?;
+    let chunks = cheader::defines(
+        &read(&lib, "include/sel4/bootinfo_types.h")?,
+        "SEL4_BOOTINFO_HEADER_",
+    )
+    .map_err(|e| format!("include/sel4/bootinfo_types.h: {e}"))?;
     let mut consts = enums("include/sel4/constants.h")?;
     consts.extend(enums(
         "sel4_arch_include/x86_64/sel4/sel4_arch/constants.h",
@@ -103,6 +108,12 @@ pub fn generate(sel4: &Path, autoconf: &str) -> Result<String, String> {
         "slot",
         "Capability slots of the root task's initial CSpace.",
         &slots,
+    );
+    const_mod(
+        &mut s,
+        "bootinfo_header",
+        "Identifiers of the extra boot-information chunks (`seL4_BootInfoHeader.id`).",
+        &chunks,
     );
     const_mod(
         &mut s,

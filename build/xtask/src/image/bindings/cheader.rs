@@ -144,6 +144,33 @@ fn eval_with(expr: &str, defs: &Defines, known: &[Constant]) -> Result<i64, Stri
     d.eval(expr)
 }
 
+/// The `#define NAME VALUE` lines whose name starts with `prefix` and whose value is a decimal or
+/// `0x` hexadecimal number (the boot-information chunk identifiers of `bootinfo_types.h`).
+pub fn defines(text: &str, prefix: &str) -> Result<Vec<Constant>, String> {
+    let mut out = Vec::new();
+    for line in strip_comments(text).lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let ["#define", name, value] = words.as_slice() else {
+            continue;
+        };
+        if !name.starts_with(prefix) {
+            continue;
+        }
+        let parsed = match value.strip_prefix("0x") {
+            Some(hex) => i64::from_str_radix(hex, 16),
+            None => value.parse(),
+        };
+        out.push(Constant {
+            name: (*name).to_string(),
+            value: parsed.map_err(|_| format!("bad value in `{}`", line.trim()))?,
+        });
+    }
+    if out.is_empty() {
+        return Err(format!("no #define {prefix}*"));
+    }
+    Ok(out)
+}
+
 /// The `tag NAME VALUE` lines of one `tagged_union` in a bitfield (.bf) file.
 pub fn bf_tags(text: &str, union: &str, defs: &Defines) -> Result<Vec<Constant>, String> {
     let mut out = Vec::new();
@@ -257,6 +284,22 @@ mod tests {
         let got = enums(text, &Defines::default(), &mut Vec::new()).unwrap();
         assert_eq!(got.len(), 2);
         assert_eq!(got[1].value, 1);
+    }
+
+    #[test]
+    fn prefixed_defines_are_read_in_decimal_and_hex() {
+        let text = "#define SEL4_BOOTINFO_HEADER_PADDING 0\n#define OTHER 5\n#define SEL4_BOOTINFO_HEADER_X86_HYPERV 0x4856 /* HV */\n";
+        let got = defines(text, "SEL4_BOOTINFO_HEADER_").unwrap();
+        let got: Vec<_> = got.iter().map(|c| (c.name.as_str(), c.value)).collect();
+        assert_eq!(
+            got,
+            [
+                ("SEL4_BOOTINFO_HEADER_PADDING", 0),
+                ("SEL4_BOOTINFO_HEADER_X86_HYPERV", 0x4856)
+            ]
+        );
+        assert!(defines("#define SEL4_X y\n", "SEL4_").is_err());
+        assert!(defines("", "SEL4_").is_err());
     }
 
     #[test]
