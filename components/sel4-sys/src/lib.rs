@@ -3,7 +3,8 @@
 //!
 //! Layout: [`syscall`] holds the `syscall`-instruction wrappers (the ABI of seL4 5.0.0 on x86-64),
 //! [`ipc_buffer`] the message registers beyond the fourth and the capability slots of a message,
-//! [`bootinfo`] the root task's boot information, and `generated.rs` (written by `cargo xtask
+//! [`bootinfo`] the root task's boot information (with the Hyper-V chunk of our kernel patch),
+//! [`hyperv`] the invocations of the kernel's Hyper-V service, and `generated.rs` (written by `cargo xtask
 //! image` from `libsel4/**/interfaces/*.xml` and libsel4's headers, evaluated against this image's
 //! kernel configuration; never edited by hand) the labels ([`label`]), object types ([`object`]),
 //! initial slots ([`slot`]), fault labels ([`fault`]), the [`Error`] enum and one stub per method
@@ -25,6 +26,7 @@
 pub mod bootinfo;
 #[allow(non_upper_case_globals, non_snake_case, missing_docs)]
 mod generated;
+pub mod hyperv;
 pub mod ipc_buffer;
 mod msginfo;
 pub mod syscall;
