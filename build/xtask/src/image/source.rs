@@ -98,7 +98,10 @@ fn stamp(src: &Path, patches: &[(PathBuf, String)]) -> String {
     let mut s = src.display().to_string();
     for (path, text) in patches {
         let name = path.file_name().map_or("?".into(), |n| n.to_string_lossy());
-        s.push_str(&format!("\npatch {name} fnv1a64 {:016x}", fnv1a(text.as_bytes())));
+        s.push_str(&format!(
+            "\npatch {name} fnv1a64 {:016x}",
+            fnv1a(text.as_bytes())
+        ));
     }
     s
 }
@@ -122,7 +125,11 @@ pub fn copy(src: &Path, dest: &Path) -> Result<(), String> {
     // The registry copy is read-only for us; make the build copy writable (make regenerates headers).
     tools::run(Command::new("chmod").args(["-R", "u+w"]).arg(dest))?;
     if !patches.is_empty() {
-        tools::ensure("patch", "patch", "our changes to the seL4 source are patches")?;
+        tools::ensure(
+            "patch",
+            "patch",
+            "our changes to the seL4 source are patches",
+        )?;
     }
     for (path, _) in &patches {
         let applied = tools::run(
@@ -135,7 +142,10 @@ pub fn copy(src: &Path, dest: &Path) -> Result<(), String> {
         if let Err(e) = applied {
             // No stamp: the next run starts again from a fresh copy.
             let _ = std::fs::remove_dir_all(dest);
-            return Err(format!("{} does not apply to seL4 5.0.0: {e}", path.display()));
+            return Err(format!(
+                "{} does not apply to seL4 5.0.0: {e}",
+                path.display()
+            ));
         }
     }
     std::fs::write(&stamp_path, want).map_err(|e| e.to_string())
