@@ -103,6 +103,27 @@ pub struct HostLink {
     pub hypercall_input: u64,
 }
 
+/// The driver's host: none, the simulated host PD, or Hyper-V itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HvConfig {
+    /// No host (a driver that only grants pages to clients).
+    None,
+    /// The simulated host PD, through the hypercall stand-in and the SynIC regions both map.
+    StandIn {
+        /// The SynIC pages as the driver maps them.
+        synic: SynicConfig,
+        /// Its link to the host PD.
+        host: HostLink,
+    },
+    /// Hyper-V, through the kernel's Hyper-V service.
+    HyperV {
+        /// Where the root task maps the kernel's SynIC frames in the driver.
+        synic: SynicConfig,
+        /// The driver's channel id of the SINT2 interrupt.
+        sint_channel: u8,
+    },
+}
+
 /// The driver's wiring.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DriverConfig {
@@ -112,10 +133,8 @@ pub struct DriverConfig {
     pub pool_pages: u64,
     /// The pool's region, if it is one (index in [`System::regions`]).
     pub pool_region: Option<usize>,
-    /// Its SynIC pages.
-    pub synic: Option<SynicConfig>,
-    /// The simulated host, if there is one.
-    pub host: Option<HostLink>,
+    /// What it talks to as the host.
+    pub hypervisor: HvConfig,
     /// The clients in `ClientId` order.
     pub clients: Vec<DriverClient>,
 }
@@ -306,12 +325,22 @@ fn driver_config(
             hypercall_input: vaddr_of(sys, &p.name, &link.hypercall_input)?,
         })
     });
+    let hypervisor = match (&d.hyperv, synic_of(sys, &p.name, d), host) {
+        (Some(h), _, _) => HvConfig::HyperV {
+            synic: SynicConfig {
+                message: h.synic_vaddr,
+                event_flags: h.synic_vaddr + PAGE_SIZE,
+            },
+            sint_channel: h.sint_channel,
+        },
+        (None, Some(synic), Some(host)) => HvConfig::StandIn { synic, host },
+        _ => HvConfig::None,
+    };
     DriverConfig {
         pool_vaddr: mapped.or(d.pool_vaddr).unwrap_or(0),
         pool_pages: d.pool_pages,
         pool_region: d.pool_region.as_ref().and_then(|r| sys.region_index(r)),
-        synic: synic_of(sys, &p.name, d),
-        host,
+        hypervisor,
         clients,
     }
 }
@@ -423,21 +452,23 @@ pub fn render(sys: &System, configs: &[PdConfig]) -> String {
                 let _ = writeln!(s, "        driver: Some({TYPES}::Driver {{");
                 let _ = writeln!(s, "            pool_vaddr: {:#x},", d.pool_vaddr);
                 let _ = writeln!(s, "            pool_pages: {},", d.pool_pages);
-                let _ = writeln!(
-                    s,
-                    "            synic: {},",
-                    d.synic
-                        .as_ref()
-                        .map_or("None".to_string(), |x| format!("Some({})", synic(x)))
-                );
-                let _ = writeln!(
-                    s,
-                    "            host: {},",
-                    d.host.as_ref().map_or("None".to_string(), |h| format!(
-                        "Some({TYPES}::HostLink {{ channel: {}, hypercall_input: {:#x} }})",
-                        h.channel, h.hypercall_input
-                    ))
-                );
+                let hv = match d.hypervisor {
+                    HvConfig::None => format!("{TYPES}::Hypervisor::None"),
+                    HvConfig::StandIn { synic: sy, host: h } => format!(
+                        "{TYPES}::Hypervisor::StandIn {{ synic: {}, host: {TYPES}::HostLink {{ channel: {}, hypercall_input: {:#x} }} }}",
+                        synic(&sy),
+                        h.channel,
+                        h.hypercall_input
+                    ),
+                    HvConfig::HyperV {
+                        synic: sy,
+                        sint_channel,
+                    } => format!(
+                        "{TYPES}::Hypervisor::HyperV {{ synic: {}, sint_channel: {sint_channel} }}",
+                        synic(&sy)
+                    ),
+                };
+                let _ = writeln!(s, "            hypervisor: {hv},");
                 let _ = writeln!(s, "            clients: &[");
                 for cl in &d.clients {
                     let _ = writeln!(

@@ -19,6 +19,12 @@
 //!   is `ID` (`pp="true"` on the driver's end), the payload of a posted message goes through the
 //!   one-page region `R` (read-write in the driver, readable in the host), and the host sees the
 //!   driver's pool region, which it must map, as guest memory. Needs a driver with SynIC pages.
+//! - `<hyperv sint_channel="ID" synic_vaddr="A"/>`: the driver talks to Hyper-V itself through
+//!   the kernel's Hyper-V service instead of a host PD (at most one; not with `host`, and the
+//!   driver has no SynIC regions). The root task maps the kernel's SynIC message and event-flags
+//!   frames at `A` and `A + 0x1000` (page aligned, in the run-time range, clear of the driver's
+//!   maps and pool) and delivers the SINT2 interrupt on the driver's channel id `ID` (one it uses
+//!   for nothing else).
 //! - `<client pd="P" driver_channel="ID" window_vaddr="A" window_size="S" max_channels="M"
 //!   control="R">` with `<device class="GUID" [instance="GUID"]/>` children: PD `P` reaches the
 //!   driver over its channel `ID` (which must lead to the driver, with `pp="true"` on the client

@@ -424,6 +424,22 @@ pub struct VmbusDriver {
     pub synic_message: Option<String>,
     /// The region holding the SynIC event-flags page (SIEFP), if the driver has one.
     pub synic_event_flags: Option<String>,
+    /// Hyper-V itself as the host (companion `hyperv`), instead of a simulated host PD.
+    pub hyperv: Option<VmbusHyperV>,
+    /// Line of the element (in the companion).
+    pub line: u32,
+}
+
+/// Companion `hyperv`: the driver talks to Hyper-V itself through the kernel's Hyper-V service
+/// (the patched kernel finds Hyper-V at boot and hands the root task the SynIC frames, the SINT2
+/// interrupt and the hypercall capability, which the root task gives to the driver).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VmbusHyperV {
+    /// The driver's channel id on which the SINT2 interrupt arrives (acknowledged with
+    /// `irq_ack` on that id).
+    pub sint_channel: u8,
+    /// Where the driver sees the SynIC message page; the event-flags page follows one page later.
+    pub synic_vaddr: u64,
     /// Line of the element (in the companion).
     pub line: u32,
 }

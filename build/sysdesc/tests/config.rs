@@ -6,7 +6,9 @@
 
 use std::path::PathBuf;
 
-use sysdesc::config::{PdConfig, SynicConfig, pd_config, program_configs, program_source};
+use sysdesc::config::{
+    HvConfig, PdConfig, SynicConfig, pd_config, program_configs, program_source,
+};
 
 fn e2e() -> (PathBuf, sysdesc::System) {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../qemu-e2e.xml");
@@ -30,7 +32,13 @@ fn the_driver_and_the_host_meet_on_one_channel_and_the_same_pages() {
     let d = driver.driver.as_ref().unwrap();
     let h = host.host.unwrap();
     // The driver calls the host on its channel; the host's end of it is the host's channel.
-    let link = d.host.unwrap();
+    let HvConfig::StandIn {
+        synic: driver_synic,
+        host: link,
+    } = d.hypervisor
+    else {
+        panic!("the driver's host is not the host PD: {:?}", d.hypervisor)
+    };
     let drv_end = driver
         .channels
         .iter()
@@ -51,7 +59,7 @@ fn the_driver_and_the_host_meet_on_one_channel_and_the_same_pages() {
     for c in [&driver, &host] {
         let s = match &c.host {
             Some(h) => h.synic,
-            None => d.synic.unwrap(),
+            None => driver_synic,
         };
         assert_eq!(
             s,

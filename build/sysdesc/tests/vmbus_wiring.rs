@@ -75,7 +75,7 @@ fn companion_syntax_errors_name_the_companion() {
         true,
         ErrorKind::UnknownElement,
         "<bus",
-        "unknown element 'bus' in 'vmbus' (allowed: driver, host, client)",
+        "unknown element 'bus' in 'vmbus' (allowed: driver, host, hyperv, client)",
     );
     let vm = vmbus_companion(&format!("{DRIVER_OK} colour=\"red\""), CLIENT_OK, "");
     assert_one_pair(

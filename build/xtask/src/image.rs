@@ -62,6 +62,56 @@ pub(crate) struct Opts {
     systems: Vec<PathBuf>,
     /// Longest QEMU run.
     qemu: qemu::Opts,
+    /// `--host`: the host the driver must talk to (empty: what the description says).
+    host: Option<Host>,
+}
+
+/// The host a system's driver talks to, as its description wires it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Host {
+    /// The simulated host PD (`<host>` in the companion); boots under stock QEMU.
+    Sim,
+    /// Hyper-V itself (`<hyperv>`); boots under QEMU with the project's Hyper-V patches, or on
+    /// Hyper-V.
+    HyperV,
+    /// No host (the grant/revoke test system).
+    None,
+}
+
+impl Host {
+    fn parse(s: &str) -> Option<Host> {
+        match s {
+            "sim" => Some(Host::Sim),
+            "hyperv" => Some(Host::HyperV),
+            _ => None,
+        }
+    }
+
+    /// The name `--host` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Host::Sim => "sim",
+            Host::HyperV => "hyperv",
+            Host::None => "none",
+        }
+    }
+
+    /// The host the driver of `system` talks to.
+    fn of(system: &Path) -> Result<Host, String> {
+        let d = sysdesc::load(system).map_err(|diags| {
+            let text: Vec<String> = diags.iter().map(|d| d.to_string()).collect();
+            text.join("\n")
+        })?;
+        let driver = d
+            .vmbus_driver()
+            .and_then(|p| sysdesc::config::pd_config(&d, &p.name))
+            .and_then(|c| c.driver);
+        Ok(match driver.map(|c| c.hypervisor) {
+            Some(sysdesc::config::HvConfig::StandIn { .. }) => Host::Sim,
+            Some(sysdesc::config::HvConfig::HyperV { .. }) => Host::HyperV,
+            _ => Host::None,
+        })
+    }
 }
 
 /// The three commands of this module, which share their options.
@@ -95,19 +145,29 @@ impl Cmd {
     }
 }
 
-const IMAGE_USAGE: &str = "usage: cargo xtask image [--system PATH] [--bless]
-Builds the seL4 5.0.0 kernel, checks our sel4-sys bindings against it, and builds the PD
-programs and the root task of a system, into build/out/ (installs make, gcc, binutils and
-python3-venv with apt-get, and kconfiglib and friends from PyPI, when they are missing).
-  --system PATH   the system description (default: build/qemu-e2e.xml)
+const IMAGE_USAGE: &str = "usage: cargo xtask image [--system PATH] [--host sim|hyperv] [--bless]
+Builds the seL4 5.0.0 kernel (with the project's Hyper-V service patch), checks our sel4-sys
+bindings against it, and builds the PD programs and the root task of a system, into build/out/
+(installs make, gcc, binutils, patch and python3-venv with apt-get, and kconfiglib and friends
+from PyPI, when they are missing).
+  --system PATH   the system description (default: build/qemu-e2e.xml; with --host hyperv,
+                  build/qemu-hyperv.xml)
+  --host HOST     the host the driver talks to: sim (the simulated host PD) or hyperv
+                  (Hyper-V itself, through the kernel's Hyper-V service); the description
+                  must wire that host (`<host>` or `<hyperv>` in its companion)
   --bless         rewrite components/sel4-sys/src/generated.rs when the kernel's interface
                   files generate something else (default: fail)
   -h, --help      this text";
 
-const QEMU_USAGE: &str = "usage: cargo xtask qemu [--system PATH] [--timeout SECS] [--bless]
+const QEMU_USAGE: &str =
+    "usage: cargo xtask qemu [--system PATH] [--host sim|hyperv] [--timeout SECS] [--bless]
 Builds the image (as `cargo xtask image`), then boots it under QEMU's software CPU with the
-serial log on the terminal and in build/out/serial.log (installs QEMU with apt-get if missing).
-  --system PATH   the system description (default: build/qemu-e2e.xml)
+serial log on the terminal and in build/out/serial.log (installs QEMU with apt-get if missing;
+a system on Hyper-V boots under the project's patched QEMU, `cargo xtask qemu-build`, with
+QEMU's VMBus host and its hv-balloon device).
+  --system PATH   the system description (default: build/qemu-e2e.xml; with --host hyperv,
+                  build/qemu-hyperv.xml)
+  --host HOST     sim or hyperv, as for `cargo xtask image`
   --timeout SECS  stop QEMU after SECS seconds (default: 60)
   --bless         as for `cargo xtask image`
   -h, --help      this text";
@@ -129,11 +189,18 @@ pub(crate) fn parse_opts(cmd: Cmd, args: &[String]) -> Result<Opts, ArgError> {
         bless: false,
         systems: Vec::new(),
         qemu: qemu::Opts::default(),
+        host: None,
     };
     while let Some(a) = args.next()? {
         match a {
             Arg::Long("--bless") => o.bless = true,
             Arg::Long("--system") => o.systems.push(PathBuf::from(args.value("--system")?)),
+            Arg::Long("--host") if cmd != Cmd::QemuTest => {
+                let v = args.value("--host")?;
+                o.host = Some(Host::parse(v).ok_or_else(|| {
+                    ArgError::Conflict(format!("--host takes sim or hyperv, not {v:?}"))
+                })?);
+            }
             Arg::Long("--timeout") if cmd != Cmd::Image => {
                 let secs = args.parsed("--timeout", "a whole number of seconds")?;
                 o.qemu.timeout = std::time::Duration::from_secs(secs);
@@ -159,16 +226,22 @@ fn e2e_system() -> PathBuf {
     root().join("build/qemu-e2e.xml")
 }
 
+/// The system on Hyper-V (default of `--host hyperv`).
+fn hyperv_system() -> PathBuf {
+    root().join("build/qemu-hyperv.xml")
+}
+
 /// The systems `qemu-test` boots by default: the grant/revoke test, then the end-to-end one.
 fn test_systems() -> Vec<PathBuf> {
     vec![root().join("build/qemu-test.xml"), e2e_system()]
 }
 
-/// The one system of `image` and `qemu`.
+/// The one system of `image` and `qemu`: the one given, or the default for `--host`.
 fn one_system(o: &Opts) -> Result<PathBuf, String> {
-    match o.systems.as_slice() {
-        [] => Ok(e2e_system()),
-        [one] => Ok(one.clone()),
+    match (o.systems.as_slice(), o.host) {
+        ([], Some(Host::HyperV)) => Ok(hyperv_system()),
+        ([], _) => Ok(e2e_system()),
+        ([one], _) => Ok(one.clone()),
         _ => Err("give --system once (only qemu-test takes several)".into()),
     }
 }
@@ -195,6 +268,8 @@ pub struct Image {
     pub kernel32: PathBuf,
     /// Root task ELF (the first multiboot module).
     pub roottask: PathBuf,
+    /// The host its driver talks to.
+    pub host: Host,
 }
 
 /// The description at `system` and its companion, as messages name them.
@@ -212,7 +287,27 @@ fn describe(system: &Path) -> String {
 }
 
 fn build_image(o: &Opts, system: &Path, t: &mut Timings) -> Result<Image, String> {
-    eprintln!("xtask image: system {}", describe(system));
+    let host = Host::of(system)?;
+    eprintln!(
+        "xtask image: system {}; host: {}",
+        describe(system),
+        host.name()
+    );
+    if let Some(want) = o.host
+        && want != host
+    {
+        return Err(format!(
+            "--host {} asks for a driver that talks to {}, but {} wires host {} (the companion's `<host>` is the simulated host, `<hyperv>` Hyper-V)",
+            want.name(),
+            if want == Host::HyperV {
+                "Hyper-V"
+            } else {
+                "the simulated host"
+            },
+            system.display(),
+            host.name()
+        ));
+    }
     let root = root();
     let out = out_dir();
     std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
@@ -259,6 +354,7 @@ fn build_image(o: &Opts, system: &Path, t: &mut Timings) -> Result<Image, String
     Ok(Image {
         kernel32: k.elf32,
         roottask: built.roottask,
+        host,
     })
 }
 
@@ -320,7 +416,11 @@ pub fn qemu(args: &[String]) -> ExitCode {
         let mut t = Timings::default();
         let system = one_system(&opts)?;
         let img = build_image(&opts, &system, &mut t)?;
-        eprintln!("xtask qemu: booting the system of {}", describe(&system));
+        eprintln!(
+            "xtask qemu: booting the system of {} (host: {})",
+            describe(&system),
+            img.host.name()
+        );
         let run = t.step("boot under QEMU", || {
             qemu::boot(&img, &out_dir(), &opts.qemu)
         })?;

@@ -102,6 +102,29 @@ pub struct HostLink {
     pub hypercall_input: usize,
 }
 
+/// The driver's host, chosen by the description: which `Hypervisor` seam the driver runs.
+#[derive(Debug, Clone, Copy)]
+pub enum Hypervisor {
+    /// None: a driver that only grants pages to clients.
+    None,
+    /// The simulated host PD behind the hypercall stand-in (`<host>` in the companion).
+    StandIn {
+        /// The SynIC pages, regions the driver and the host map.
+        synic: Synic,
+        /// The driver's link to the host PD.
+        host: HostLink,
+    },
+    /// Hyper-V, through the kernel's Hyper-V service (`<hyperv>` in the companion): the root task
+    /// maps the kernel's SynIC frames at `synic`, places the service capability at
+    /// `pd_runtime::layout::slot::HYPERV` and the SINT2 interrupt's handler on `sint_channel`.
+    HyperV {
+        /// Where the kernel's SynIC frames are mapped.
+        synic: Synic,
+        /// The channel id on which the SINT2 interrupt arrives.
+        sint_channel: u8,
+    },
+}
+
 /// The VMBus driver's wiring.
 #[derive(Debug)]
 pub struct Driver {
@@ -109,10 +132,8 @@ pub struct Driver {
     pub pool_vaddr: usize,
     /// Pages in the pool (the root task laid out the pool's CSpace slots for this many).
     pub pool_pages: usize,
-    /// The SynIC pages, if the driver has them.
-    pub synic: Option<Synic>,
-    /// The hypercall stand-in, when the host is a PD.
-    pub host: Option<HostLink>,
+    /// What the driver talks to as the host.
+    pub hypervisor: Hypervisor,
     /// The clients, in the driver's numbering (entry `i` is `ClientId(i)`).
     pub clients: &'static [DriverClient],
 }

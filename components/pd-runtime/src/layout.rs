@@ -114,6 +114,9 @@ pub mod slot {
     pub const MONITOR: u64 = 6;
     /// The PD's own notification, badged with [`super::SELF_CHANNEL`].
     pub const SELF_NOTIFY: u64 = 7;
+    /// The kernel's Hyper-V service capability (`X86HyperV`), in the driver of a system on
+    /// Hyper-V only.
+    pub const HYPERV: u64 = 8;
     /// Notification capabilities: `NOTIFY_BASE + channel`.
     pub const NOTIFY_BASE: u64 = 10;
     /// Endpoint capabilities for protected calls: `PPCALL_BASE + channel`.

@@ -79,3 +79,8 @@ impl Rights {
     /// Everything, including grant.
     pub const ALL: Rights = Rights(0b111);
 }
+cap_type!(
+    /// The kernel's Hyper-V service (our kernel patch): posts messages, signals events and ends
+    /// messages for the holder, the VMBus driver.
+    X86HyperV
+);

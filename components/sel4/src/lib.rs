@@ -19,6 +19,7 @@
 mod cap;
 pub mod debug;
 pub mod entry;
+mod hyperv;
 mod ipc;
 pub mod mem;
 mod object;

@@ -13,6 +13,9 @@
 //! </vmbus>
 //! ```
 //!
+//! On Hyper-V itself, `<hyperv sint_channel="0" synic_vaddr="0x20000000" />` takes the place of
+//! `<host>` and of the driver's SynIC regions.
+//!
 //! Parsing checks the companion's own syntax (elements, attributes, numbers, GUIDs) with the
 //! Microkit file's rules; [`attach`] then names PDs of the description and records each element
 //! in its PD ([`ProtectionDomain::vmbus_driver`], [`ProtectionDomain::vmbus_host`],
@@ -41,6 +44,8 @@ pub struct Wiring {
     pub hosts: Vec<(String, VmbusHost)>,
     /// `client` elements: (PD name, element), in file order (their `ClientId` order).
     pub clients: Vec<(String, VmbusClient)>,
+    /// `hyperv` elements (at most one is valid), in file order.
+    pub hyperv: Vec<VmbusHyperV>,
 }
 
 /// Parses the companion `xml` (named `file` in diagnostics) without looking at the description.
@@ -57,6 +62,7 @@ impl Parser<'_, '_> {
             drivers: Vec::new(),
             hosts: Vec::new(),
             clients: Vec::new(),
+            hyperv: Vec::new(),
         };
         if tag(root) != Some("vmbus") {
             let name = self.written_name(root);
@@ -74,7 +80,7 @@ impl Parser<'_, '_> {
         if let Some(s) = self.req(root, "system") {
             w.system = (s.to_string(), self.attr_line(root, "system"));
         }
-        const ALLOWED: &[&str] = &["driver", "host", "client"];
+        const ALLOWED: &[&str] = &["driver", "host", "hyperv", "client"];
         for c in elements(root) {
             match tag(c).unwrap_or("") {
                 "driver" => {
@@ -85,6 +91,11 @@ impl Parser<'_, '_> {
                 "host" => {
                     if let Some(h) = self.host(c) {
                         w.hosts.push(h);
+                    }
+                }
+                "hyperv" => {
+                    if let Some(h) = self.hyperv(c) {
+                        w.hyperv.push(h);
                     }
                 }
                 "client" => {
@@ -136,6 +147,7 @@ impl Parser<'_, '_> {
                 pool_vaddr,
                 synic_message,
                 synic_event_flags,
+                hyperv: None,
                 line: self.line(node),
             },
         ))
@@ -157,6 +169,17 @@ impl Parser<'_, '_> {
                 line: self.line(node),
             },
         ))
+    }
+
+    fn hyperv(&mut self, node: Node) -> Option<VmbusHyperV> {
+        self.leaf(node, &["sint_channel", "synic_vaddr"]);
+        let sint_channel = self.channel_id(node, "sint_channel");
+        let synic_vaddr = self.req_num(node, "synic_vaddr");
+        Some(VmbusHyperV {
+            sint_channel: sint_channel?,
+            synic_vaddr: synic_vaddr?,
+            line: self.line(node),
+        })
     }
 
     fn client(&mut self, node: Node) -> Option<(String, VmbusClient)> {
@@ -299,6 +322,30 @@ pub fn attach(sys: &mut System, w: Wiring) -> Vec<Diagnostic> {
     for (pd, d) in w.drivers {
         if let Some(i) = claim(&mut sink, &pd, "driver", d.line) {
             placed.push((i, Role::Driver(d)));
+        }
+    }
+    let mut hyperv = w.hyperv.into_iter();
+    if let Some(first) = hyperv.next() {
+        for extra in hyperv {
+            sink.push(
+                extra.line,
+                ErrorKind::Vmbus,
+                format!(
+                    "a second 'hyperv': the system has one at line {}",
+                    first.line
+                ),
+            );
+        }
+        match placed.iter_mut().find_map(|(_, r)| match r {
+            Role::Driver(d) => Some(d),
+            _ => None,
+        }) {
+            Some(d) => d.hyperv = Some(first),
+            None => sink.push(
+                first.line,
+                ErrorKind::Vmbus,
+                "'hyperv' connects the VMBus driver to Hyper-V, but the companion has no 'driver'",
+            ),
         }
     }
     for (pd, h) in w.hosts {

@@ -32,6 +32,7 @@ impl<'a> Validator<'a> {
         if let Some(pd) = driver {
             self.pool(pd, host, &by_region);
             self.synic(pd, host);
+            self.hyperv(pd, host);
         }
         if let Some(h) = host {
             self.host(h, driver);
@@ -278,6 +279,80 @@ impl<'a> Validator<'a> {
             if let Some(h) = host {
                 self.mapped_in(h, region, true, &what, d.line);
             }
+        }
+    }
+
+    /// Hyper-V as the host: no simulated host besides it, no SynIC regions (the SynIC pages are
+    /// the kernel's frames, mapped at `synic_vaddr`), an interrupt channel id the driver uses for
+    /// nothing else, and two pages of address space clear of the driver's maps and pool.
+    fn hyperv(&mut self, pd: &ProtectionDomain, host: Option<&ProtectionDomain>) {
+        let Some(d) = &pd.vmbus_driver else { return };
+        let Some(h) = &d.hyperv else { return };
+        let name = shown(&pd.name);
+        if let Some(host) = host {
+            self.companion.push(
+                h.line,
+                ErrorKind::Vmbus,
+                format!(
+                    "driver \"{name}\" talks to Hyper-V ('hyperv') and to the simulated host \"{}\" ('host'): a system has one host",
+                    shown(&host.name)
+                ),
+            );
+        }
+        if d.synic_message.is_some() {
+            self.companion.push(
+                h.line,
+                ErrorKind::Vmbus,
+                format!(
+                    "driver \"{name}\" has SynIC regions, but with 'hyperv' its SynIC pages are the kernel's frames at synic_vaddr: drop 'synic_message' and 'synic_event_flags'"
+                ),
+            );
+        }
+        let used = self
+            .channels_of(&pd.name)
+            .iter()
+            .map(|(mine, _)| mine.id)
+            .chain(pd.irqs.iter().map(|i| i.id))
+            .any(|id| id == h.sint_channel);
+        if used {
+            self.companion.push(
+                h.line,
+                ErrorKind::Vmbus,
+                format!(
+                    "sint_channel {} of driver \"{name}\" is already one of its channel or interrupt ids",
+                    h.sint_channel
+                ),
+            );
+        }
+        let size = 2 * PAGE_SIZE;
+        let (start, end) = (h.synic_vaddr, h.synic_vaddr.saturating_add(size));
+        if !start.is_multiple_of(PAGE_SIZE) || window::placement(start, size).is_err() {
+            self.companion.push(
+                h.line,
+                ErrorKind::Vmbus,
+                format!(
+                    "SynIC pages of driver \"{name}\" at {start:#x}..{end:#x} must be page aligned and lie in the run-time mapping range {:#x}..{:#x}, clear of the IPC buffer",
+                    window::START,
+                    window::END
+                ),
+            );
+            return;
+        }
+        let pool = d
+            .pool_vaddr
+            .map(|v| (v, v.saturating_add(d.pool_pages.saturating_mul(PAGE_SIZE))));
+        let maps = pd.maps.iter().map(|m| {
+            let size = self.region(&m.mr).map_or(0, |r| r.size);
+            (m.vaddr, m.vaddr.saturating_add(size))
+        });
+        if let Some((a, b)) = maps.chain(pool).find(|&(a, b)| a < end && start < b) {
+            self.companion.push(
+                h.line,
+                ErrorKind::Overlap,
+                format!(
+                    "SynIC pages of driver \"{name}\" at {start:#x}..{end:#x} overlap its memory at {a:#x}..{b:#x}"
+                ),
+            );
         }
     }
 

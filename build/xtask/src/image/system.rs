@@ -30,6 +30,9 @@ pub struct Pd {
     pub pool: Option<(u64, usize, Option<usize>)>,
     /// Mapped regions: (region index, vaddr, writable).
     pub maps: Vec<(usize, u64, bool)>,
+    /// Hyper-V wiring of the driver: (SynIC message page vaddr, SINT2 channel id); the event-flags
+    /// page follows the message page.
+    pub hyperv: Option<(u64, u8)>,
 }
 
 /// A channel: (pd, id) at each end; `b` may call `a`.
@@ -123,6 +126,11 @@ pub fn from_description(d: &sysdesc::model::System) -> Result<System, String> {
                 maps.push((region(&m.mr)?, m.vaddr, m.perms.write));
             }
         }
+        let hyperv = p
+            .vmbus_driver
+            .as_ref()
+            .and_then(|v| v.hyperv.as_ref())
+            .map(|h| (h.synic_vaddr, h.sint_channel));
         let pool = match &p.vmbus_driver {
             Some(v) => {
                 let backing = pool_region.map(region).transpose()?;
@@ -155,6 +163,7 @@ pub fn from_description(d: &sysdesc::model::System) -> Result<System, String> {
             windows,
             pool,
             maps,
+            hyperv,
         });
     }
     let regions = d
@@ -252,7 +261,11 @@ impl System {
             let _ = writeln!(s, "            vspace_caps: &{:?},", p.vspace_caps);
             let _ = writeln!(s, "            windows: &[{}],", windows.join(", "));
             let _ = writeln!(s, "            pool: {pool},");
-            let _ = writeln!(s, "            maps: &[{}],\n        }},", maps.join(", "));
+            let _ = writeln!(s, "            maps: &[{}],", maps.join(", "));
+            let hyperv = p.hyperv.map_or("None".into(), |(v, ch)| {
+                format!("Some(HyperV {{ synic_vaddr: {v:#x}, sint_channel: {ch} }})")
+            });
+            let _ = writeln!(s, "            hyperv: {hyperv},\n        }},");
         }
         s.push_str("    ],\n    regions: &[\n");
         for (name, pages) in &self.regions {

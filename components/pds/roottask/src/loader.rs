@@ -79,6 +79,8 @@ macro_rules! at {
     }};
 }
 
+mod hyperv;
+
 /// The root task's endpoint for faults and reports, and what was built.
 #[derive(Debug)]
 pub struct Built {
@@ -88,8 +90,13 @@ pub struct Built {
     pub monitor: Word,
 }
 
-/// Builds every PD and starts them.
-pub fn build(sys: &System, a: &mut Alloc) -> Result<Built, BuildError> {
+/// Builds every PD and starts them; `hv` is what the kernel's Hyper-V service handed over at
+/// boot (the driver of a system on Hyper-V gets it).
+pub fn build(
+    sys: &System,
+    a: &mut Alloc,
+    hv: Option<&sel4::sys::bootinfo::HyperV>,
+) -> Result<Built, BuildError> {
     let root = Alloc::root_cnode();
     let mut cx = Ctx {
         a,
@@ -200,6 +207,9 @@ pub fn build(sys: &System, a: &mut Alloc) -> Result<Built, BuildError> {
         }
         if let Some(pool) = &pd.pool {
             give_pool(&mut cx, pool, &region_base, sys, c, vs)?;
+        }
+        if let Some(wiring) = &pd.hyperv {
+            hyperv::give(&mut cx, hv, wiring, c, vs)?;
         }
         for m in pd.maps {
             let pages = sys.regions.get(m.region).map_or(0, |r| r.pages) as Word;

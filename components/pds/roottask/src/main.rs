@@ -31,7 +31,15 @@ fn main(start: Start) -> ! {
         system::SYSTEM.regions.len(),
         system::SYSTEM.channels.len()
     );
-    match loader::build(&system::SYSTEM, &mut a) {
+    let hv = bi.hyperv();
+    match &hv {
+        Some(h) => println!(
+            "root: Hyper-V service: SINT2 on vector {:#x} (IRQ {}), VP {}, features {:#x}",
+            h.vector, h.irq, h.vp_index, h.features
+        ),
+        None => println!("root: no Hyper-V service (the kernel found no Hyper-V)"),
+    }
+    match loader::build(&system::SYSTEM, &mut a, hv.as_ref()) {
         Ok(built) => {
             let c = a.counts.by_kind;
             println!(

@@ -19,6 +19,19 @@ pub struct Pd {
     pub pool: Option<Pool>,
     /// Memory regions mapped at build time.
     pub maps: &'static [Map],
+    /// The driver's link to Hyper-V, for a driver that talks to Hyper-V itself.
+    pub hyperv: Option<HyperV>,
+}
+
+/// What the root task gives the driver of Hyper-V: the kernel's SynIC frames, mapped at
+/// `synic_vaddr` (message page) and one page above it (event flags), the Hyper-V service
+/// capability at `pd_runtime::layout::slot::HYPERV`, and the SINT2 interrupt on `sint_channel`.
+#[derive(Debug, Clone, Copy)]
+pub struct HyperV {
+    /// Where the message page goes.
+    pub synic_vaddr: u64,
+    /// The driver's channel id of the interrupt.
+    pub sint_channel: u8,
 }
 
 /// A window: the client side of run-time grants.

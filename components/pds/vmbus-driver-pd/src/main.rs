@@ -1,28 +1,32 @@
 //! The VMBus driver PD of the image: a thin loop over `vmbus_driver::driver::Driver`.
 //!
 //! Seams: `sel4_kernel::Sel4Kernel` (pool pages, grants into client windows, revocation,
-//! control pages, client notifications) and [`hv::StandInHv`] (the hypercall stand-in to the
-//! simulated host PD). Events: a notification from the host is the SINT2 interrupt
-//! (`Driver::on_interrupt`), a protected call from a client is a control request
+//! control pages, client notifications) and [`hv::Seam`], chosen by the description: the
+//! hypercall stand-in to the simulated host PD, or Hyper-V through the kernel's Hyper-V service.
+//! Events: a notification from the host PD, or the SINT2 interrupt on Hyper-V, runs
+//! `Driver::on_interrupt`; a protected call from a client is a control request
 //! (`Driver::on_client_call`), and a fault report from the root task is a client fault
 //! (`Driver::on_client_fault`).
 //!
 //! Every address, channel, client number, window, class and PD index comes from the PD's
 //! configuration, generated from the system description by build.rs (`CONFIGS`).
 //!
-//! The PD also keeps the end-to-end verdict of `build/qemu-e2e.xml`: when client B says its
-//! traffic on the recycled pages is done, it asks the root task to restart the client that
-//! faulted (client A); it reports PASS when client A faults again on its old ring and the
-//! driver's own counters agree with the scenario.
+//! The PD also keeps the end-to-end verdict of its system. `build/qemu-e2e.xml` (simulated
+//! host): when client B says its traffic on the recycled pages is done, it asks the root task to
+//! restart the client that faulted (client A); PASS when client A faults again on its old ring
+//! and the driver's own counters agree with the scenario. `build/qemu-hyperv.xml` (Hyper-V):
+//! PASS when a client faults in its window after the host rescinded its channel, the teardown
+//! finished (RELID_RELEASED sent) and every page taken for it is back in the pool.
 #![no_std]
 #![no_main]
 
 mod hv;
 
-use pd_runtime::config::Driver as DriverWiring;
+use pd_runtime::config::{Driver as DriverWiring, Hypervisor as HostKind};
 use pd_runtime::layout::SELF_CHANNEL;
 use pd_runtime::{
-    Channel, Child, FaultAction, FaultReport, Handler, Message, notify_self, println, report,
+    Channel, Child, FaultAction, FaultReport, Handler, Message, irq_ack, notify_self, println,
+    report,
 };
 use pd_support::abi::scenario as sc;
 use pd_support::cell::StaticCell;
@@ -33,7 +37,7 @@ use vmbus_driver::guid::Guid;
 use vmbus_driver::ids::{ClientId, VpIndex};
 use vmbus_driver::version::Version;
 
-use hv::StandInHv;
+use hv::{HyperVSeam, Seam, StandInHv};
 
 // `CONFIGS`: this PD's pool, SynIC pages, host link and client table, generated from the system
 // description by build.rs.
@@ -55,11 +59,14 @@ static DRIVER: StaticCell<Driver> = StaticCell::new(Driver::EMPTY);
 struct DriverPd {
     driver: &'static mut Driver,
     wiring: &'static DriverWiring,
-    hv: StandInHv,
+    hv: Seam,
+    /// The channel of the host's interrupt: the host PD's notification, or the SINT2 interrupt.
     host: Channel,
     kernel: Sel4Kernel,
     now: u64,
     faults_a: u32,
+    /// A client faulted in its window after a rescind (the Hyper-V system's scenario).
+    faulted_after_rescind: bool,
     done: bool,
     verdict: Option<u64>,
 }
@@ -94,6 +101,51 @@ impl DriverPd {
         println!("vmbus-driver: client B is done; asking the root task to restart client A");
         let answer = report(sc::REPORT_RESUME, &[u64::from(a.pd_index)]).label();
         Message::new(answer, &[])
+    }
+
+    fn print_stats(&self) {
+        let st = self.driver.stats();
+        println!(
+            "vmbus-driver: stats: offers {} opens {} rescinds {} teardowns {}/{} relids released {} pages taken {} returned {} client faults {} open channels {} quarantined {} hypervisor calls {}",
+            st.offers,
+            st.opens,
+            st.rescinds,
+            st.teardowns_completed,
+            st.teardowns,
+            st.relids_released,
+            st.pages_taken,
+            st.pages_returned,
+            st.client_faults,
+            self.driver.open_count(),
+            self.driver.quarantined_pages(),
+            self.hv.calls()
+        );
+    }
+
+    /// The Hyper-V system's verdict (`build/qemu-hyperv.xml`): once a client has faulted in its
+    /// window after a rescind, PASS when the teardown the host accepted is complete (the relid
+    /// released), no channel is open and every page taken is back in the pool.
+    fn check_hyperv(&mut self) {
+        if !self.faulted_after_rescind || self.done {
+            return;
+        }
+        let st = *self.driver.stats();
+        if st.relids_released == 0 || self.driver.open_count() != 0 {
+            return; // the teardown is still under way
+        }
+        if st.pages_returned == st.pages_taken
+            && self.driver.quarantined_pages() == 0
+            && st.hostile == 0
+        {
+            println!(
+                "vmbus-driver: rescind done: client mapping revoked, teardown accepted, relid released, {} pages back in the pool",
+                st.pages_returned
+            );
+            self.verdict(sc::REPORT_PASS);
+        } else {
+            self.print_stats();
+            self.fail("pages not all back in the pool after the rescind");
+        }
     }
 
     fn tick(&mut self) -> u64 {
@@ -178,20 +230,28 @@ fn init() -> DriverPd {
     let Some(kernel) = Sel4Kernel::new(wiring, None) else {
         panic!("pool outside the mapping range");
     };
-    let (Some(synic), Some(link)) = (wiring.synic, wiring.host) else {
-        panic!("no SynIC pages or host in the configuration");
+    let (hv, host) = match wiring.hypervisor {
+        HostKind::StandIn { synic, host } => {
+            (StandInHv::new(synic, host).map(Seam::StandIn), host.channel)
+        }
+        HostKind::HyperV {
+            synic,
+            sint_channel,
+        } => (HyperVSeam::new(synic).map(Seam::HyperV), sint_channel),
+        HostKind::None => panic!("no host in the configuration"),
     };
-    let Some(hv) = StandInHv::new(synic, link) else {
+    let Some(hv) = hv else {
         panic!("SynIC pages outside the mapping range");
     };
     let mut pd = DriverPd {
         driver,
         wiring,
         hv,
-        host: Channel(link.channel),
+        host: Channel(host),
         kernel,
         now: 0,
         faults_a: 0,
+        faulted_after_rescind: false,
         done: false,
         verdict: None,
     };
@@ -217,6 +277,12 @@ impl Handler for DriverPd {
             let after = self.driver.connection();
             if before != after {
                 println!("vmbus-driver: connection {after:?}");
+            }
+            if matches!(self.hv, Seam::HyperV(_)) {
+                if irq_ack(ch).is_err() {
+                    self.fail("cannot acknowledge the SINT2 interrupt");
+                }
+                self.check_hyperv();
             }
         }
     }
@@ -253,6 +319,16 @@ impl Handler for DriverPd {
         let now = self.tick();
         self.driver
             .on_client_fault(&mut self.hv, &mut self.kernel, client, now);
+        self.print_stats();
+        if matches!(self.hv, Seam::HyperV(_)) {
+            if in_window && self.driver.stats().rescinds > 0 {
+                self.faulted_after_rescind = true;
+                self.check_hyperv();
+            } else {
+                self.fail("a client faulted before any rescind, or outside its window");
+            }
+            return FaultAction::Stop;
+        }
         // Client A is the driver's first client (`build/qemu-e2e.vmbus.xml`).
         if client == ClientId(0) && in_window {
             self.faults_a += 1;
@@ -261,20 +337,6 @@ impl Handler for DriverPd {
             return FaultAction::Stop;
         }
         let st = *self.driver.stats();
-        println!(
-            "vmbus-driver: stats: offers {} opens {} rescinds {} teardowns {}/{} relids released {} pages taken {} returned {} client faults {} open channels {} quarantined {}",
-            st.offers,
-            st.opens,
-            st.rescinds,
-            st.teardowns_completed,
-            st.teardowns,
-            st.relids_released,
-            st.pages_taken,
-            st.pages_returned,
-            st.client_faults,
-            self.driver.open_count(),
-            self.driver.quarantined_pages()
-        );
         if self.faults_a == 2 && !self.done {
             // Client B asked the root task to restart A only after its own channel on the
             // recycled pages worked: this second fault is A trying its old ring again.

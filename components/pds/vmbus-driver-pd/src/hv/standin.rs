@@ -1,30 +1,23 @@
-//! The driver's `Hypervisor` seam in the image: the hypercall stand-in (pd-support's `abi`), over
-//! the pages and channel of the driver's configuration.
+//! The hypercall stand-in to the simulated host PD (pd-support's `abi`).
 //!
 //! Posting a message and signalling an event are protected calls to the host PD (the payload
 //! goes through the hypercall input page); the message slot and the event flags are read and
-//! cleared in the shared SynIC pages with the same atomic rules a guest uses on the real SIM and
-//! SIEF pages: a copy of the slot, a compare-and-swap of its type to NONE, a swap of each flag
-//! word with 0.
-
-use core::sync::atomic::Ordering;
+//! cleared in the shared SynIC pages ([`SynicPages`]).
 
 use pd_runtime::config::{HostLink, Synic};
 use pd_runtime::{Channel, Message, ppcall};
 use pd_support::abi::label;
 use pd_support::page::SharedPage;
-use vmbus_driver::hv::synic::{
-    EVENT_BITMAP_WORDS, HvMessageType, MAX_PAYLOAD, MESSAGE_SLOT_SIZE, VMBUS_SINT,
-    VMBUS_SLOT_OFFSET,
-};
+use vmbus_driver::hv::synic::{HvMessageType, MAX_PAYLOAD, MESSAGE_SLOT_SIZE};
 use vmbus_driver::hv::{HvStatus, Hypervisor};
 use vmbus_driver::ids::ConnectionId;
+
+use super::SynicPages;
 
 /// The stand-in seam.
 #[derive(Debug)]
 pub struct StandInHv {
-    message: SharedPage,
-    events: SharedPage,
+    synic: SynicPages,
     input: SharedPage,
     host: Channel,
     /// Protected calls made to the host (hypercalls and EOMs).
@@ -36,8 +29,7 @@ impl StandInHv {
     /// unusable.
     pub fn new(synic: Synic, host: HostLink) -> Option<StandInHv> {
         Some(StandInHv {
-            message: SharedPage::at(synic.message)?,
-            events: SharedPage::at(synic.event_flags)?,
+            synic: SynicPages::at(synic)?,
             input: SharedPage::at(host.hypercall_input)?,
             host: Channel(host.channel),
             calls: 0,
@@ -87,18 +79,11 @@ impl Hypervisor for StandInHv {
     }
 
     fn read_message_slot(&mut self, sint: u8) -> [u8; MESSAGE_SLOT_SIZE] {
-        let mut slot = [0u8; MESSAGE_SLOT_SIZE];
-        if sint == VMBUS_SINT {
-            // The type word first, with acquire: the host writes it last, with release.
-            let ty = self.message.load_u32(VMBUS_SLOT_OFFSET, Ordering::Acquire);
-            self.message.read(VMBUS_SLOT_OFFSET, &mut slot);
-            slot[..4].copy_from_slice(&ty.to_le_bytes());
-        }
-        slot
+        self.synic.read_message_slot(sint)
     }
 
     fn clear_message_slot(&mut self, sint: u8, expected_type: HvMessageType) -> bool {
-        sint == VMBUS_SINT && self.message.cas_u32(VMBUS_SLOT_OFFSET, expected_type.0, 0)
+        self.synic.clear_message_slot(sint, expected_type)
     }
 
     fn end_of_message(&mut self) {
@@ -106,9 +91,6 @@ impl Hypervisor for StandInHv {
     }
 
     fn take_event_flags(&mut self, sint: u8, word: usize) -> u32 {
-        if sint != VMBUS_SINT || word >= EVENT_BITMAP_WORDS {
-            return 0;
-        }
-        self.events.swap_u32(VMBUS_SLOT_OFFSET + word * 4, 0)
+        self.synic.take_event_flags(sint, word)
     }
 }
