@@ -17,8 +17,10 @@
 mod bindings;
 mod crosscheck;
 mod kernel;
+mod on_hyperv;
 mod pds;
 mod qemu;
+mod qmp;
 mod source;
 mod system;
 pub(crate) mod tools;
@@ -226,6 +228,44 @@ fn e2e_system() -> PathBuf {
     root().join("build/qemu-e2e.xml")
 }
 
+/// The QEMU that boots `img`: Debian's for a simulated host, the project's patched one (built
+/// when absent) for a system on Hyper-V.
+fn machine_for(img: &Image) -> Result<qemu::Machine, String> {
+    if img.host != Host::HyperV {
+        return Ok(qemu::Machine::Stock);
+    }
+    let binary = match std::env::var_os("VMBUS_QEMU") {
+        Some(p) => PathBuf::from(p),
+        None => out_dir().join("qemu/bin/qemu-system-x86_64"),
+    };
+    if !binary.is_file() {
+        return Err(format!(
+            "{} is missing: the system on Hyper-V boots under the project's patched QEMU",
+            binary.display()
+        ));
+    }
+    Ok(qemu::Machine::HyperV {
+        binary,
+        firmware: ["/usr/share/seabios", "/usr/share/qemu"]
+            .iter()
+            .map(PathBuf::from)
+            .collect(),
+    })
+}
+
+/// Boots `img` (the scenario of a system on Hyper-V drives QEMU's side too); the run and its
+/// verdict.
+fn boot_image(img: &Image, o: &Opts) -> Result<(qemu::Run, Result<(), String>), String> {
+    match machine_for(img)? {
+        qemu::Machine::Stock => {
+            let run = qemu::boot(img, &out_dir(), &o.qemu)?;
+            let verdict = run.verdict();
+            Ok((run, verdict))
+        }
+        m => on_hyperv::run(&m, img, &out_dir(), &o.qemu),
+    }
+}
+
 /// The system on Hyper-V (default of `--host hyperv`).
 fn hyperv_system() -> PathBuf {
     root().join("build/qemu-hyperv.xml")
@@ -421,9 +461,7 @@ pub fn qemu(args: &[String]) -> ExitCode {
             describe(&system),
             img.host.name()
         );
-        let run = t.step("boot under QEMU", || {
-            qemu::boot(&img, &out_dir(), &opts.qemu)
-        })?;
+        let (run, _) = t.step("boot under QEMU", || boot_image(&img, &opts))?;
         eprintln!("xtask qemu: {}: {run}\n{}", system.display(), t.summary());
         Ok(())
     })();
@@ -453,9 +491,7 @@ pub fn qemu_test(args: &[String]) -> ExitCode {
             eprintln!("xtask qemu-test: system {}", system.display());
             let mut t = Timings::default();
             let verdict = build_image(&opts, system, &mut t).and_then(|img| {
-                let run = t.step("boot under QEMU", || {
-                    qemu::boot(&img, &out_dir(), &opts.qemu)
-                })?;
+                let (_, verdict) = t.step("boot under QEMU", || boot_image(&img, &opts))?;
                 let kept = out_dir().join(format!("serial-{name}.log"));
                 let _ = std::fs::copy(out_dir().join("serial.log"), &kept);
                 eprintln!(
@@ -463,7 +499,7 @@ pub fn qemu_test(args: &[String]) -> ExitCode {
                     kept.display(),
                     t.summary()
                 );
-                run.verdict()
+                verdict
             });
             verdicts.push((name, verdict));
         }

@@ -43,6 +43,8 @@ pub struct Run {
     pub first_output: Option<f64>,
     /// The serial log.
     pub log: String,
+    /// What QEMU itself printed (its warnings and the guest errors it logs).
+    pub qemu_messages: String,
 }
 
 impl std::fmt::Display for Run {
@@ -84,51 +86,112 @@ impl Run {
     }
 }
 
+/// The QEMU a system boots under.
+#[derive(Debug)]
+pub enum Machine {
+    /// Debian's QEMU (`qemu-system-x86`), software CPU, no Hyper-V.
+    Stock,
+    /// The project's patched QEMU (`cargo xtask qemu-build`): Hyper-V under the software CPU,
+    /// QEMU's VMBus host and its Dynamic Memory device, driven through QMP.
+    HyperV {
+        /// Its `qemu-system-x86_64`.
+        binary: std::path::PathBuf,
+        /// Firmware folders (`-L`).
+        firmware: Vec<std::path::PathBuf>,
+    },
+}
+
 /// Boots the image; the serial log is printed after the run and kept in `out/serial.log`.
 pub fn boot(img: &Image, out: &Path, o: &Opts) -> Result<Run, String> {
-    tools::ensure(
-        "qemu-system-x86_64",
-        "qemu-system-x86",
-        "the image boots under QEMU",
-    )?;
+    boot_on(&Machine::Stock, img, out, o, |_, _| Ok(()))
+}
+
+/// Boots the image under `machine`; `watch` sees the serial log so far and the QMP socket's
+/// path every 20 ms while QEMU runs (the scenario's host-side actions).
+pub fn boot_on(
+    machine: &Machine,
+    img: &Image,
+    out: &Path,
+    o: &Opts,
+    mut watch: impl FnMut(&str, &Path) -> Result<(), String>,
+) -> Result<Run, String> {
     let log_path = out.join("serial.log");
+    let qmp = out.join("qmp.sock");
     let _ = std::fs::remove_file(&log_path);
-    let mut cmd = Command::new("qemu-system-x86_64");
-    cmd.args([
-        "-machine",
-        "pc",
-        "-cpu",
-        "qemu64,+fsgsbase,+pdpe1gb",
-        "-m",
-        "512",
-        "-display",
-        "none",
-    ])
-    .args([
-        "-no-reboot",
-        "-device",
-        "isa-debug-exit,iobase=0xf4,iosize=0x04",
-    ])
-    .arg("-serial")
-    .arg(format!("file:{}", log_path.display()))
-    .arg("-kernel")
-    .arg(&img.kernel32)
-    .arg("-initrd")
-    .arg(&img.roottask)
-    .stdin(Stdio::null());
+    let _ = std::fs::remove_file(&qmp);
+    let mut cmd = match machine {
+        Machine::Stock => {
+            tools::ensure(
+                "qemu-system-x86_64",
+                "qemu-system-x86",
+                "the image boots under QEMU",
+            )?;
+            let mut c = Command::new("qemu-system-x86_64");
+            c.args(["-cpu", "qemu64,+fsgsbase,+pdpe1gb"]);
+            c
+        }
+        Machine::HyperV { binary, firmware } => {
+            let mut c = Command::new(binary);
+            for dir in firmware {
+                c.arg("-L").arg(dir);
+            }
+            c.args([
+                "-accel",
+                "tcg",
+                "-cpu",
+                "qemu64,+fsgsbase,+pdpe1gb,hv-synic,hv-vpindex",
+                "-nic",
+                "none",
+                "-device",
+                "vmbus-bridge",
+                "-device",
+                "hv-balloon,id=balloon",
+            ])
+            .arg("-qmp")
+            .arg(format!("unix:{},server=on,wait=off", qmp.display()));
+            c
+        }
+    };
+    cmd.args(["-machine", "pc", "-m", "512", "-display", "none"])
+        .args([
+            "-no-reboot",
+            "-device",
+            "isa-debug-exit,iobase=0xf4,iosize=0x04",
+        ])
+        .arg("-serial")
+        .arg(format!("file:{}", log_path.display()))
+        .arg("-kernel")
+        .arg(&img.kernel32)
+        .arg("-initrd")
+        .arg(&img.roottask)
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped());
     let start = Instant::now();
     let mut child = cmd.spawn().map_err(|e| format!("cannot start QEMU: {e}"))?;
+    // QEMU's own messages (guest errors it logs, warnings): collected for the verdict.
+    let stderr = child.stderr.take().map(|mut pipe| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = std::io::Read::read_to_string(&mut pipe, &mut text);
+            text
+        })
+    });
     let mut first_output = None;
+    let mut failure = None;
     let status = loop {
-        if first_output.is_none()
-            && std::fs::read_to_string(&log_path).is_ok_and(|l| l.contains(ROOT_FIRST_LINE))
-        {
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        if first_output.is_none() && log.contains(ROOT_FIRST_LINE) {
             first_output = Some(start.elapsed().as_secs_f64());
+        }
+        if failure.is_none()
+            && let Err(e) = watch(&log, &qmp)
+        {
+            failure = Some(e);
         }
         if let Some(st) = child.try_wait().map_err(|e| e.to_string())? {
             break st.code();
         }
-        if start.elapsed() > o.timeout {
+        if start.elapsed() > o.timeout || failure.is_some() {
             let _ = child.kill();
             let _ = child.wait();
             break None;
@@ -137,14 +200,22 @@ pub fn boot(img: &Image, out: &Path, o: &Opts) -> Result<Run, String> {
     };
     let secs = start.elapsed().as_secs_f64();
     let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    let qemu_messages = stderr.and_then(|t| t.join().ok()).unwrap_or_default();
     println!(
         "---- serial log ({}) ----\n{log}---- end of serial log ----",
         log_path.display()
     );
+    if !qemu_messages.is_empty() {
+        println!("---- QEMU's messages ----\n{qemu_messages}---- end of QEMU's messages ----");
+    }
+    if let Some(e) = failure {
+        return Err(e);
+    }
     Ok(Run {
         status,
         secs,
         first_output,
         log,
+        qemu_messages,
     })
 }
