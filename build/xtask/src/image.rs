@@ -16,6 +16,7 @@
 
 mod bindings;
 mod crosscheck;
+mod iso;
 mod kernel;
 mod on_hyperv;
 mod pds;
@@ -125,6 +126,8 @@ pub(crate) enum Cmd {
     Qemu,
     /// `cargo xtask qemu-test`.
     QemuTest,
+    /// `cargo xtask iso`.
+    Iso,
 }
 
 impl Cmd {
@@ -134,6 +137,7 @@ impl Cmd {
             Self::Image => "image",
             Self::Qemu => "qemu",
             Self::QemuTest => "qemu-test",
+            Self::Iso => "iso",
         }
     }
 
@@ -143,6 +147,7 @@ impl Cmd {
             Self::Image => IMAGE_USAGE,
             Self::Qemu => QEMU_USAGE,
             Self::QemuTest => QEMU_TEST_USAGE,
+            Self::Iso => ISO_USAGE,
         }
     }
 }
@@ -182,6 +187,19 @@ log is kept as build/out/serial-NAME.log.
   --system PATH   a system description, repeatable
                   (default: build/qemu-test.xml, then build/qemu-e2e.xml)
   --timeout SECS  stop QEMU after SECS seconds, per boot (default: 60)
+  --bless         as for `cargo xtask image`
+  -h, --help      this text";
+
+const ISO_USAGE: &str =
+    "usage: cargo xtask iso [--system PATH] [--host sim|hyperv] [--timeout SECS] [--bless]
+Builds the image (as `cargo xtask image`; default the system on Hyper-V) and a bootable ISO of
+it, build/out/vmbus-sel4.iso: GRUB for BIOS firmware (a Hyper-V Generation 1 VM) loading the
+kernel and the root task by multiboot (installs grub-pc-bin, xorriso and mtools with apt-get
+when missing). Then boots the ISO from QEMU's CD-ROM drive as a smoke test, with the system's
+scenario and verdict (a system on Hyper-V under the project's patched QEMU).
+  --system PATH   the system description (default: build/qemu-hyperv.xml)
+  --host HOST     sim or hyperv, as for `cargo xtask image` (default: hyperv)
+  --timeout SECS  stop QEMU after SECS seconds (default: 60)
   --bless         as for `cargo xtask image`
   -h, --help      this text";
 
@@ -310,6 +328,8 @@ pub struct Image {
     pub roottask: PathBuf,
     /// The host its driver talks to.
     pub host: Host,
+    /// The bootable ISO (`cargo xtask iso`), when one was built.
+    pub iso: Option<PathBuf>,
 }
 
 /// The description at `system` and its companion, as messages name them.
@@ -395,6 +415,7 @@ fn build_image(o: &Opts, system: &Path, t: &mut Timings) -> Result<Image, String
         kernel32: k.elf32,
         roottask: built.roottask,
         host,
+        iso: None,
     })
 }
 
@@ -466,6 +487,31 @@ pub fn qemu(args: &[String]) -> ExitCode {
         Ok(())
     })();
     finish(r, "qemu")
+}
+
+/// `cargo xtask iso`: the image of a system (default: the one on Hyper-V) as a bootable ISO,
+/// smoke-tested by booting it from QEMU's CD-ROM drive.
+pub fn iso(args: &[String]) -> ExitCode {
+    let mut o = match opts_or_exit(Cmd::Iso, args) {
+        Ok(o) => o,
+        Err(code) => return code,
+    };
+    o.host = o.host.or(Some(Host::HyperV));
+    let r = (|| {
+        let mut t = Timings::default();
+        let system = one_system(&o)?;
+        let mut img = build_image(&o, &system, &mut t)?;
+        let path = t.step("ISO (grub-mkrescue)", || iso::build(&img, &out_dir()))?;
+        eprintln!("xtask iso: {}", path.display());
+        img.iso = Some(path);
+        o.qemu.media = qemu::Media::Cdrom;
+        let (_, verdict) = t.step("smoke test: boot the ISO under QEMU", || {
+            boot_image(&img, &o)
+        })?;
+        eprintln!("xtask iso: timings\n{}", t.summary());
+        verdict
+    })();
+    finish(r, "iso")
 }
 
 /// `cargo xtask qemu-test [--system PATH]... [--timeout SECS]`: for each system (default: the

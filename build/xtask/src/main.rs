@@ -1,5 +1,5 @@
-//! Project commands: `cargo xtask check | gen | image | lint | mutants | qemu | qemu-test | run |
-//! test`. Every command answers `-h` / `--help` with its usage and does nothing else; an unknown
+//! Project commands: `cargo xtask check | gen | image | iso | lint | mutants | qemu | qemu-test |
+//! run | test`. Every command answers `-h` / `--help` with its usage and does nothing else; an unknown
 //! or malformed argument is an error (exit status 2) that names it (see `args`).
 
 use std::process::ExitCode;
@@ -20,6 +20,7 @@ commands:
   check [ARGS]   validate a system description and its VMBus companion
   gen [ARGS]     print each PD program's configuration, generated from a description
   image [ARGS]   build the seL4 kernel, the PD programs and the boot image
+  iso [ARGS]     a bootable ISO of the image (GRUB, multiboot) for a Hyper-V VM, smoke-tested
   lint [ARGS]    fmt and clippy over the root workspace and components/pds (what CI runs)
   mutants [ARGS] mutation testing of teardown, open and the ring reader (not in CI)
   qemu [ARGS]    boot the image under QEMU
@@ -34,6 +35,7 @@ fn command(cmd: &str) -> Option<fn(&[String]) -> ExitCode> {
         "check" => check::main,
         "gen" => generate::main,
         "image" => image::image,
+        "iso" => image::iso,
         "lint" => lint::main,
         "mutants" => mutants::main,
         "qemu" => image::qemu,

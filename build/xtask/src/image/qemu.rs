@@ -21,6 +21,8 @@ const ROOT_FIRST_LINE: &str = "root: seL4 root task started";
 pub struct Opts {
     /// Longest run before QEMU is killed.
     pub timeout: Duration,
+    /// How QEMU loads the image.
+    pub media: Media,
 }
 
 impl Default for Opts {
@@ -28,6 +30,7 @@ impl Default for Opts {
     fn default() -> Self {
         Opts {
             timeout: Duration::from_secs(60),
+            media: Media::Multiboot,
         }
     }
 }
@@ -101,6 +104,16 @@ pub enum Machine {
     },
 }
 
+/// How QEMU loads the image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Media {
+    /// QEMU's own multiboot loader: `-kernel` and `-initrd`.
+    Multiboot,
+    /// The ISO of `cargo xtask iso` (`build/out/vmbus-sel4.iso`) in the CD-ROM drive: GRUB
+    /// loads the image, as on a Hyper-V Generation 1 VM.
+    Cdrom,
+}
+
 /// Boots the image; the serial log is printed after the run and kept in `out/serial.log`.
 pub fn boot(img: &Image, out: &Path, o: &Opts) -> Result<Run, String> {
     boot_on(&Machine::Stock, img, out, o, |_, _| Ok(()))
@@ -159,13 +172,20 @@ pub fn boot_on(
             "isa-debug-exit,iobase=0xf4,iosize=0x04",
         ])
         .arg("-serial")
-        .arg(format!("file:{}", log_path.display()))
-        .arg("-kernel")
-        .arg(&img.kernel32)
-        .arg("-initrd")
-        .arg(&img.roottask)
-        .stdin(Stdio::null())
-        .stderr(Stdio::piped());
+        .arg(format!("file:{}", log_path.display()));
+    match (o.media, &img.iso) {
+        (Media::Multiboot, _) => {
+            cmd.arg("-kernel")
+                .arg(&img.kernel32)
+                .arg("-initrd")
+                .arg(&img.roottask);
+        }
+        (Media::Cdrom, Some(iso)) => {
+            cmd.arg("-cdrom").arg(iso).args(["-boot", "d"]);
+        }
+        (Media::Cdrom, None) => return Err("no ISO was built to boot from".into()),
+    }
+    cmd.stdin(Stdio::null()).stderr(Stdio::piped());
     let start = Instant::now();
     let mut child = cmd.spawn().map_err(|e| format!("cannot start QEMU: {e}"))?;
     // QEMU's own messages (guest errors it logs, warnings): collected for the verdict.
