@@ -34,6 +34,17 @@ enum Phase {
     Quit,
 }
 
+/// The teardown as QEMU's trace records it, in the order the design requires
+/// (docs/lifetime.md#the-teardown-step-by-step): the host's rescind, then the guest's
+/// CLOSECHANNEL, its GPADL_TEARDOWN, the host's GPADL_TORNDOWN, the guest's RELID_RELEASED.
+const TEARDOWN_ORDER: &[&str] = &[
+    "vmbus_rescind_channel",
+    "vmbus_close_channel",
+    "vmbus_gpadl_teardown",
+    "vmbus_gpadl_torndown",
+    "vmbus_relid_released",
+];
+
 /// QEMU messages that report a guest's mistake (QEMU logs them as warnings or errors).
 const GUEST_ERROR_MARKS: &[&str] = &["unexpected", "unknown", "invalid", "error", "failed"];
 
@@ -99,9 +110,21 @@ fn judge(run: &Run, phase: Phase) -> Result<(), String> {
         }
         _ => run.verdict()?,
     }
+    let mut trace = run
+        .qemu_messages
+        .lines()
+        .filter(|l| l.starts_with("vmbus_"));
+    for step in TEARDOWN_ORDER {
+        if !trace.any(|l| l.starts_with(step)) {
+            return Err(format!(
+                "QEMU's trace lacks {step} in the teardown order {TEARDOWN_ORDER:?}"
+            ));
+        }
+    }
     let guest_errors: Vec<&str> = run
         .qemu_messages
         .lines()
+        .filter(|l| !l.starts_with("vmbus_"))
         .filter(|l| {
             let l = l.to_ascii_lowercase();
             GUEST_ERROR_MARKS.iter().any(|m| l.contains(m))

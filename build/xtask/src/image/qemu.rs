@@ -89,6 +89,19 @@ impl Run {
     }
 }
 
+/// QEMU trace events of its VMBus host (printed on its standard error): the host's side of the
+/// handshake, the opens and the teardown.
+pub const VMBUS_TRACE: &[&str] = &[
+    "vmbus_initiate_contact",
+    "vmbus_open_channel",
+    "vmbus_rescind_channel",
+    "vmbus_close_channel",
+    "vmbus_gpadl_teardown",
+    "vmbus_gpadl_torndown",
+    "vmbus_relid_released",
+    "vmbus_unplug_device",
+];
+
 /// The QEMU a system boots under.
 #[derive(Debug)]
 pub enum Machine {
@@ -160,6 +173,8 @@ pub fn boot_on(
                 "-device",
                 "hv-balloon,id=balloon",
             ])
+            // QEMU's own record of the VMBus messages it handles, for the verdict.
+            .args(VMBUS_TRACE.iter().flat_map(|t| ["-trace", *t]))
             .arg("-qmp")
             .arg(format!("unix:{},server=on,wait=off", qmp.display()));
             c
