@@ -37,8 +37,6 @@ pub enum HostError {
     UnknownDevice(u16),
     /// The relid is not an offered channel.
     UnknownRelid(RelId),
-    /// QEMU never rescinds a channel.
-    QemuNeverRescinds,
     /// The outgoing queue is full.
     QueueFull,
     /// The channel is not open.
@@ -52,7 +50,6 @@ impl core::fmt::Display for HostError {
             Self::TooManyDevices => f.write_str("device table full"),
             Self::UnknownDevice(d) => write!(f, "no device {d}"),
             Self::UnknownRelid(r) => write!(f, "{r} is not offered"),
-            Self::QemuNeverRescinds => f.write_str("QEMU mode never rescinds"),
             Self::QueueFull => f.write_str("host message queue full"),
             Self::NotOpen(r) => write!(f, "{r} is not open"),
         }

@@ -309,9 +309,6 @@ impl Host {
         if self.devices.get(i).and_then(|d| d.spec).is_none() {
             return Err(HostError::UnknownDevice(dev.0));
         }
-        if self.config.mode == Mode::Qemu {
-            return Err(HostError::QemuNeverRescinds);
-        }
         // Sub-channels first, the primary last.
         let n = self.devices[i].spec.map_or(0, |s| s.sub_channels);
         for sub in (0..=n).rev() {
@@ -328,13 +325,11 @@ impl Host {
         Ok(())
     }
 
-    /// Rescinds channel `relid` at any moment (Hyper-V mode). An open channel is closed on the host
-    /// side at once; its GPADLs stay until the guest tears them down (answered at once) or releases
-    /// the relid. A channel the guest was never told about is simply freed.
+    /// Rescinds channel `relid` at any moment (Hyper-V; QEMU with the project's series on
+    /// `device_del`, build/qemu/). An open channel is closed on the host side at once; its GPADLs
+    /// stay until the guest tears them down (answered at once) or releases the relid. A channel
+    /// the guest was never told about is simply freed.
     pub fn rescind(&mut self, relid: RelId) -> Result<(), HostError> {
-        if self.config.mode == Mode::Qemu {
-            return Err(HostError::QemuNeverRescinds);
-        }
         let announced = match self.slot(relid) {
             Some(c) if matches!(c.state, ChannelState::Offered | ChannelState::Open) => c.announced,
             _ => return Err(HostError::UnknownRelid(relid)),
@@ -470,14 +465,19 @@ impl Host {
         }
     }
 
-    /// RELID_RELEASED. QEMU ignores it (docs/protocol.md#qemus-bus-state-machine). Hyper-V frees a
-    /// rescinded relid, dropping GPADLs the guest did not tear down (OpenVMM: "no need to tear
-    /// down"). A duplicate release, a release of an unknown relid, of a closed channel that was
-    /// never rescinded or of an open channel is a guest error and changes nothing. (OpenVMM would
-    /// take a release of a closed, never-rescinded channel as the guest giving up the offer; this
-    /// host counts it, as the project's driver must never do it.)
+    /// RELID_RELEASED. Hyper-V, and QEMU with the project's series, free a rescinded relid,
+    /// dropping GPADLs the guest did not tear down (OpenVMM: "no need to tear down"; QEMU: "from
+    /// RELID_RELEASED on they are gone"). On Hyper-V a duplicate release, a release of an unknown
+    /// relid, of a closed channel that was never rescinded or of an open channel is a guest error
+    /// and changes nothing (OpenVMM would take a release of a closed, never-rescinded channel as
+    /// the guest giving up the offer; this host counts it, as the project's driver must never do
+    /// it); QEMU ignores every release but that of a rescinded channel
+    /// (docs/protocol.md#qemus-bus-state-machine).
     pub(crate) fn relid_released(&mut self, relid: RelId) {
-        if self.config.mode == Mode::Qemu {
+        let rescinded = self
+            .slot(relid)
+            .is_some_and(|c| c.state == ChannelState::Rescinded);
+        if self.config.mode == Mode::Qemu && !rescinded {
             self.counters.ignored += 1;
             return;
         }

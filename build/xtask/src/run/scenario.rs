@@ -265,16 +265,11 @@ impl<'o> Runner<'o> {
         })
     }
 
-    /// Hot removal of device `i` (Hyper-V: its sub-channels, then its primary, are rescinded).
-    /// A QEMU host never rescinds; there the clients close their channels instead.
+    /// Hot removal of device `i`: its sub-channels, then its primary, are rescinded (Hyper-V;
+    /// QEMU's `device_del` with the project's series).
     fn remove(&mut self, i: usize) -> Result<(), RunError> {
         let d = self.devices[i];
         let Some(id) = d.id else { return Ok(()) };
-        if self.is_qemu() {
-            warn!("the QEMU host never rescinds: clients close their channels instead");
-            self.close_and_reopen()?;
-            return Ok(());
-        }
         info!(
             "host removes {} (device {}) while traffic flows",
             d.name, id.0
@@ -491,6 +486,10 @@ impl<'o> Runner<'o> {
         self.settle("the re-added channels opening")?;
         self.table(&format!("after re-adding {name}: clients reopened"))?;
         self.run(s / 4);
+        // The clients' own closes: every channel closed by its client, then opened again.
+        self.close_and_reopen()?;
+        self.settle("the channels reopening after the clients' closes")?;
+        self.run(s / 8);
         Ok(())
     }
 
@@ -531,10 +530,6 @@ impl<'o> Runner<'o> {
         for round in 0..5 {
             for i in 0..self.devices.len() {
                 self.remove(i)?;
-            }
-            if self.is_qemu() {
-                self.run(s / 8);
-                continue;
             }
             let gap = 1 + self.next_random(3) as u64;
             self.run(gap);
