@@ -10,6 +10,7 @@ mod generate;
 mod image;
 mod lint;
 mod mutants;
+mod qemu_host;
 mod run;
 mod steps;
 mod test;
@@ -25,6 +26,8 @@ commands:
   mutants [ARGS] mutation testing of teardown, open and the ring reader (not in CI)
   qemu [ARGS]    boot the image under QEMU
   qemu-test [ARGS] boot the image(s) under QEMU and check the verdicts
+  qemu-build     build the project's patched QEMU (Hyper-V and VMBus under the software CPU)
+  qemu-linux     check the patched QEMU with Debian's Linux kernel as the guest
   run [ARGS]     the main job: the system of system.xml on the simulation
   test [--quick] the whole test suite (--quick: workspace tests only)
   help [COMMAND] this text, or the command's usage";
@@ -40,6 +43,8 @@ fn command(cmd: &str) -> Option<fn(&[String]) -> ExitCode> {
         "mutants" => mutants::main,
         "qemu" => image::qemu,
         "qemu-test" => image::qemu_test,
+        "qemu-build" => qemu_host::build_main,
+        "qemu-linux" => qemu_host::linux_main,
         "run" => run::main,
         "test" => test::main,
         _ => return None,
@@ -106,6 +111,8 @@ mod tests {
                 "qemu-test",
                 Box::new(|a| image::parse_opts(Cmd::QemuTest, a).map(drop)),
             ),
+            ("qemu-build", Box::new(qemu_host::parse)),
+            ("qemu-linux", Box::new(qemu_host::parse)),
             ("run", Box::new(|a| run::parse_options(a).map(drop))),
             ("test", Box::new(|a| test::parse(a).map(drop))),
         ]
