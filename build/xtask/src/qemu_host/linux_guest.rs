@@ -150,10 +150,12 @@ fn modules_in(dir: &Path, found: &mut BTreeMap<String, PathBuf>) {
         let p = e.path();
         if p.is_dir() {
             modules_in(&p, found);
-        } else if let Some(name) = p.file_name().and_then(|n| n.to_str()) {
-            if let Some(stem) = name.strip_suffix(".ko") {
-                found.insert(stem.replace('-', "_"), p);
-            }
+        } else if let Some(stem) = p
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".ko"))
+        {
+            found.insert(stem.replace('-', "_"), p.clone());
         }
     }
 }

@@ -115,10 +115,10 @@ impl Qmp {
             if left.is_zero() {
                 return Ok(false);
             }
-            if let Some(l) = self.next_line(left.min(Duration::from_millis(200)))? {
-                if l.contains("\"event\"") {
-                    self.events.push(l);
-                }
+            if let Some(l) = self.next_line(left.min(Duration::from_millis(200)))?
+                && l.contains("\"event\"")
+            {
+                self.events.push(l);
             }
         }
     }
@@ -151,11 +151,11 @@ pub(super) fn strings(json: &str, key: &str) -> Vec<String> {
     let mut rest = json;
     while let Some(i) = rest.find(&mark) {
         rest = rest[i + mark.len()..].trim_start();
-        if let Some(body) = rest.strip_prefix('"') {
-            if let Some(end) = body.find('"') {
-                out.push(body[..end].to_string());
-                rest = &body[end..];
-            }
+        if let Some(body) = rest.strip_prefix('"')
+            && let Some(end) = body.find('"')
+        {
+            out.push(body[..end].to_string());
+            rest = &body[end..];
         }
     }
     out
