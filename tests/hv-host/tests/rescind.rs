@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use hv_host::{ChannelState, DeviceSpec, GuestError, HostConfig, HostError};
+use hv_host::{ChannelState, DeviceSpec, GuestError, HostConfig};
 use vmbus_driver::hv::HvStatus;
 use vmbus_driver::ids::{GpadlId, RelId};
 use vmbus_driver::msg::{
