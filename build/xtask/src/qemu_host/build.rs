@@ -67,7 +67,22 @@ pub(super) fn ensure(root: &Path) -> Result<PathBuf, String> {
     let bin_dir = out.join("bin");
     let binary = bin_dir.join("qemu-system-x86_64");
     let stamp = bin_dir.join(".series");
-    if binary.is_file() && std::fs::read_to_string(&stamp).is_ok_and(|s| s == key) {
+    let fresh = || binary.is_file() && std::fs::read_to_string(&stamp).is_ok_and(|s| s == key);
+    if fresh() {
+        return Ok(binary);
+    }
+    // One build at a time (two commands may want the binary at once); the second finds it
+    // built when the first lets go.
+    std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let lock_path = out.join(".build.lock");
+    let lock =
+        std::fs::File::create(&lock_path).map_err(|e| format!("{}: {e}", lock_path.display()))?;
+    if lock.try_lock().is_err() {
+        eprintln!("xtask: waiting for another build of the patched QEMU to finish");
+        lock.lock()
+            .map_err(|e| format!("{}: {e}", lock_path.display()))?;
+    }
+    if fresh() {
         return Ok(binary);
     }
 
