@@ -15,6 +15,8 @@
 //! 2. **Rescind**: with the VM stopped, `device_del` of the balloon must leave the device in
 //!    place (the guest cannot answer the rescind); after `cont` the guest closes the channel and
 //!    releases the relid, QEMU reports DEVICE_DELETED and the guest's device list is empty.
+//!    Then a new hv-balloon (new id and instance id) is hot-plugged: QEMU offers it to the
+//!    connected guest, which binds hv_balloon again; a second one beside it is refused.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -535,7 +537,7 @@ fn balloon_boot(m: &Machine, report: &mut String) -> Result<(), String> {
     Ok(())
 }
 
-/// Boot 2: a rescind, first unanswered (VM stopped), then answered.
+/// Boot 2: a rescind, first unanswered (VM stopped), then answered; then a hot-plug.
 fn rescind_boot(m: &Machine, report: &mut String) -> Result<(), String> {
     let t0 = Instant::now();
     let mem = format!("{BOOT_MIB}M");
@@ -572,18 +574,49 @@ fn rescind_boot(m: &Machine, report: &mut String) -> Result<(), String> {
     if peripherals(&mut q)?.iter().any(|p| p == "balloon") {
         return Err("DEVICE_DELETED, yet the device is still listed".into());
     }
+    let _ = writeln!(
+        report,
+        "  rescind: device kept while the guest was stopped; DEVICE_DELETED {:.1} s after cont; \
+         the guest's VMBus device list is empty",
+        deleted.as_secs_f64(),
+    );
+    let plugged = Instant::now();
+    let mark = r.serial().len();
+    q.execute(
+        "device_add",
+        r#"{"driver": "hv-balloon", "id": "balloon2", "instanceid": "4856ba11-0000-4000-8000-00000000000b"}"#,
+    )?;
+    r.wait_for(
+        "hv_balloon bound to the hot-plugged device",
+        BOOT_WAIT,
+        |log| {
+            log.len() > mark
+                && log[mark..].contains(DM_LINE)
+                && last_status(&log[mark..]).is_some_and(|(d, _)| !d.is_empty())
+        },
+    )?;
+    let devices = last_status(&r.serial()).map(|(d, _)| d).unwrap_or_default();
+    let _ = writeln!(
+        report,
+        "  hot-plug: hv_balloon bound again {:.1} s after device_add; guest VMBus devices {devices:?}",
+        plugged.elapsed().as_secs_f64()
+    );
+    match q.execute(
+        "device_add",
+        r#"{"driver": "hv-balloon", "id": "balloon3"}"#,
+    ) {
+        Ok(reply) => return Err(format!("a second hv-balloon was accepted: {reply}")),
+        Err(e) if e.contains("balloon") => {
+            let _ = writeln!(report, "  a second hv-balloon refused: {e}");
+        }
+        Err(e) => return Err(format!("device_add of a second hv-balloon: {e}")),
+    }
     let errors = r.stderr();
     if let Some(l) = errors.lines().find(|l| l.contains("unknown message type")) {
         return Err(format!("QEMU: {l}"));
     }
     let _ = q.execute("quit", "{}");
-    let _ = writeln!(
-        report,
-        "  rescind: device kept while the guest was stopped; DEVICE_DELETED {:.1} s after cont; \
-         the guest's VMBus device list is empty\n  boot 2: {:.0} s",
-        deleted.as_secs_f64(),
-        t0.elapsed().as_secs_f64()
-    );
+    let _ = writeln!(report, "  boot 2: {:.0} s", t0.elapsed().as_secs_f64());
     Ok(())
 }
 
