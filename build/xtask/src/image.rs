@@ -21,7 +21,6 @@ mod kernel;
 mod on_hyperv;
 mod pds;
 mod qemu;
-mod qmp;
 mod source;
 mod system;
 pub(crate) mod tools;
@@ -258,6 +257,7 @@ fn machine_for(img: &Image) -> Result<qemu::Machine, String> {
     Ok(qemu::Machine::HyperV {
         binary: crate::qemu_host::qemu_binary(&root())?,
         firmware: crate::qemu_host::firmware_dirs()?,
+        devices: vec![on_hyperv::boot_device()],
     })
 }
 

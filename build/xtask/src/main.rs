@@ -101,7 +101,10 @@ mod tests {
                 "image",
                 Box::new(|a| image::parse_opts(Cmd::Image, a).map(drop)),
             ),
-            ("iso", Box::new(|a| image::parse_opts(Cmd::Iso, a).map(drop))),
+            (
+                "iso",
+                Box::new(|a| image::parse_opts(Cmd::Iso, a).map(drop)),
+            ),
             ("lint", Box::new(|a| lint::parse(a).map(drop))),
             ("mutants", Box::new(|a| mutants::parse(a).map(drop))),
             (

@@ -114,6 +114,8 @@ pub enum Machine {
         binary: std::path::PathBuf,
         /// Firmware folders (`-L`).
         firmware: Vec<std::path::PathBuf>,
+        /// `-device` arguments after `vmbus-bridge`: the VMBus devices at boot.
+        devices: Vec<String>,
     },
 }
 
@@ -156,7 +158,11 @@ pub fn boot_on(
             c.args(["-cpu", "qemu64,+fsgsbase,+pdpe1gb"]);
             c
         }
-        Machine::HyperV { binary, firmware } => {
+        Machine::HyperV {
+            binary,
+            firmware,
+            devices,
+        } => {
             let mut c = Command::new(binary);
             for dir in firmware {
                 c.arg("-L").arg(dir);
@@ -170,9 +176,8 @@ pub fn boot_on(
                 "none",
                 "-device",
                 "vmbus-bridge",
-                "-device",
-                "hv-balloon,id=balloon",
             ])
+            .args(devices.iter().flat_map(|d| ["-device", d.as_str()]))
             // QEMU's own record of the VMBus messages it handles, for the verdict.
             .args(VMBUS_TRACE.iter().flat_map(|t| ["-trace", *t]))
             .arg("-qmp")

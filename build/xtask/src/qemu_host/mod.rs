@@ -20,7 +20,7 @@ use crate::image::{root, tools};
 mod build;
 mod cpio;
 mod linux_guest;
-mod qmp;
+pub(crate) mod qmp;
 mod source;
 
 pub use linux_guest::linux_guest_check;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 /// A connection past the capabilities negotiation.
 #[derive(Debug)]
-pub(super) struct Qmp {
+pub(crate) struct Qmp {
     sock: UnixStream,
     /// Bytes of an incomplete line.
     partial: Vec<u8>,
@@ -22,7 +22,7 @@ const REPLY_WAIT: Duration = Duration::from_secs(30);
 
 impl Qmp {
     /// Connects to `path` (waiting up to `wait` for QEMU to create it) and negotiates.
-    pub(super) fn connect(path: &Path, wait: Duration) -> Result<Qmp, String> {
+    pub(crate) fn connect(path: &Path, wait: Duration) -> Result<Qmp, String> {
         let start = Instant::now();
         let sock = loop {
             match UnixStream::connect(path) {
@@ -74,7 +74,7 @@ impl Qmp {
 
     /// Runs `command` with `arguments` (a JSON object) and returns its reply line; an error
     /// reply is an `Err` with QEMU's description.
-    pub(super) fn execute(&mut self, command: &str, arguments: &str) -> Result<String, String> {
+    pub(crate) fn execute(&mut self, command: &str, arguments: &str) -> Result<String, String> {
         let line = format!("{{\"execute\": \"{command}\", \"arguments\": {arguments}}}\n");
         self.sock
             .write_all(line.as_bytes())
@@ -100,7 +100,7 @@ impl Qmp {
 
     /// Reads events for up to `wait`, until one named `name` whose text contains `needle`
     /// arrives (true) or the time is up (false).
-    pub(super) fn wait_event(
+    pub(crate) fn wait_event(
         &mut self,
         name: &str,
         needle: &str,
@@ -124,7 +124,7 @@ impl Qmp {
     }
 
     /// Whether an event `name` whose text contains `needle` was received.
-    pub(super) fn has_event(&self, name: &str, needle: &str) -> bool {
+    pub(crate) fn has_event(&self, name: &str, needle: &str) -> bool {
         let mark = format!("\"event\": \"{name}\"");
         self.events
             .iter()
@@ -133,7 +133,7 @@ impl Qmp {
 }
 
 /// The number after the first `"key":` of a JSON text.
-pub(super) fn number(json: &str, key: &str) -> Option<u64> {
+pub(crate) fn number(json: &str, key: &str) -> Option<u64> {
     let at = json.find(&format!("\"{key}\":"))? + key.len() + 3;
     let digits: String = json[at..]
         .trim_start()
@@ -145,7 +145,7 @@ pub(super) fn number(json: &str, key: &str) -> Option<u64> {
 
 /// Every string value of `"key":` in a JSON text, in order (QEMU's strings here carry no
 /// escaped quotes).
-pub(super) fn strings(json: &str, key: &str) -> Vec<String> {
+pub(crate) fn strings(json: &str, key: &str) -> Vec<String> {
     let mark = format!("\"{key}\":");
     let mut out = Vec::new();
     let mut rest = json;

@@ -2,7 +2,9 @@
 //! `hv-balloon` in `cargo xtask qemu-test`), negotiates the protocol version and reports its
 //! capabilities (`clients/dynmem`), then serves the channel until the host rescinds it.
 //!
-//! After the rescind the library refuses the channel (`ChannelGone`); the client then touches
+//! Once the negotiation is done it tells the driver (a protected call labelled `DM_READY`), which
+//! keeps the system's verdict. After the rescind the library refuses the channel (`ChannelGone`);
+//! the client then touches
 //! its old ring directly, standing for a client that raced the revocation: the driver revoked the
 //! ring pages before tearing the channel down, so the access faults, the kernel stops this PD
 //! and the root task reports the fault to the driver, which gives the system's verdict.
@@ -15,7 +17,7 @@
 use client_env::{env_of, wait_for_offer};
 use dynmem::msg::{self, Capabilities, MAX_GUEST_MESSAGE, MsgType};
 use dynmem::{Startup, StartupStep};
-use pd_runtime::{Channel, Handler, println, report};
+use pd_runtime::{Channel, Handler, Message, ppcall, println, report};
 use pd_support::abi::scenario as sc;
 use sel4::mem::Region;
 use vmbus_client::{ClientError, open};
@@ -57,6 +59,9 @@ fn fail(code: u64, why: &str) -> Idle {
 fn init() -> Idle {
     let config = pd_runtime::own_config(CONFIGS);
     let mut env = env_of(config);
+    let Some(driver) = config.client.as_ref().map(|c| Channel(c.driver_channel)) else {
+        return fail(9, "not a VMBus client");
+    };
     let Some(relid) = wait_for_offer(&mut env, Guid(msg::CLASS), OFFER_TRIES) else {
         return fail(1, "no offer of the Dynamic Memory device");
     };
@@ -113,6 +118,10 @@ fn init() -> Idle {
                             "dynmem: capabilities accepted (protocol {version}, hot remove {}, pressure reports {}); ready",
                             host.hot_remove, !host.suppress_pressure_reports
                         );
+                    }
+                    // Tell the driver, which keeps the system's verdict.
+                    if ppcall(driver, Message::new(sc::DM_READY, &[])).label() != 0 {
+                        return fail(8, "the driver refused the ready report");
                     }
                 }
                 Err(e) => {

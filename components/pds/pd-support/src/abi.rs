@@ -68,6 +68,9 @@ pub mod scenario {
     /// recycled pages is done; the driver then asks the root task to restart the client that
     /// faulted (client A). Control requests use label 0.
     pub const B_DONE: u64 = 0xB0D0;
+    /// Label of a Dynamic Memory client's protected call to the driver once its protocol
+    /// negotiation is done (`build/qemu-hyperv.xml`).
+    pub const DM_READY: u64 = 0xD3D0;
 
     /// Root-task report codes (roottask's monitor): PASS, restart a PD, failures from 2 up.
     pub const REPORT_PASS: u64 = 0;

@@ -67,6 +67,9 @@ pub struct Sel4Kernel {
     pool: Region,
     pages: usize,
     taken: Bits<{ MAX_POOL / 64 }>,
+    /// Pages taken at least once: a page taken again is a reused page.
+    ever_taken: Bits<{ MAX_POOL / 64 }>,
+    reused: usize,
     /// Bit `page * MAX_MAPPINGS + k`: copy `k` of `page` is mapped into a client.
     mapped: Bits<{ MAX_POOL * MAX_MAPPINGS / 64 }>,
     clients: &'static [DriverClient],
@@ -92,10 +95,18 @@ impl Sel4Kernel {
             pool,
             pages,
             taken: Bits::new(),
+            ever_taken: Bits::new(),
+            reused: 0,
             mapped: Bits::new(),
             clients: config.clients,
             irq,
         })
+    }
+
+    /// How many times a page that had been returned to the pool was taken again (a reused page:
+    /// the lifetime rule's revoke and zeroing happened in between).
+    pub fn reused_pages(&self) -> usize {
+        self.reused
     }
 
     fn page(&self, page: PageId) -> Result<usize, KernelError> {
@@ -147,6 +158,10 @@ impl Kernel for Sel4Kernel {
             .find(|&i| !self.taken.get(i))
             .ok_or(KernelError::PoolEmpty)?;
         self.taken.set(i, true);
+        if self.ever_taken.get(i) {
+            self.reused += 1;
+        }
+        self.ever_taken.set(i, true);
         Ok(PageId(i as u32))
     }
 

@@ -67,6 +67,8 @@ struct DriverPd {
     faults_a: u32,
     /// A client faulted in its window after a rescind (the Hyper-V system's scenario).
     faulted_after_rescind: bool,
+    /// The rescind's teardown finished with every page back in the pool.
+    rescind_done: bool,
     done: bool,
     verdict: Option<u64>,
 }
@@ -122,11 +124,11 @@ impl DriverPd {
         );
     }
 
-    /// The Hyper-V system's verdict (`build/qemu-hyperv.xml`): once a client has faulted in its
-    /// window after a rescind, PASS when the teardown the host accepted is complete (the relid
-    /// released), no channel is open and every page taken is back in the pool.
+    /// The Hyper-V system's rescind (`build/qemu-hyperv.xml`): once a client has faulted in its
+    /// window after a rescind and the teardown the host accepted is complete (the relid
+    /// released, no channel open), every page taken must be back in the pool.
     fn check_hyperv(&mut self) {
-        if !self.faulted_after_rescind || self.done {
+        if !self.faulted_after_rescind || self.rescind_done || self.done {
             return;
         }
         let st = *self.driver.stats();
@@ -141,11 +143,37 @@ impl DriverPd {
                 "vmbus-driver: rescind done: client mapping revoked, teardown accepted, relid released, {} pages back in the pool",
                 st.pages_returned
             );
-            self.verdict(sc::REPORT_PASS);
+            self.rescind_done = true;
         } else {
             self.print_stats();
             self.fail("pages not all back in the pool after the rescind");
         }
+    }
+
+    /// A Dynamic Memory client's negotiation is done (`DM_READY`). After the rescind, this is the
+    /// client of the device the host added since: PASS when its channel runs on reused pages.
+    fn dm_ready(&mut self, ch: Channel) -> Message {
+        let Some(client) = self.client_of_channel(ch) else {
+            return Message::new(u64::MAX, &[]);
+        };
+        println!("vmbus-driver: {client} reports its Dynamic Memory service ready");
+        if self.rescind_done && !self.done {
+            let st = *self.driver.stats();
+            let reused = self.kernel.reused_pages();
+            println!(
+                "vmbus-driver: {client} runs on recycled pages: {reused} pages taken again after their revoke and zeroing"
+            );
+            // Every page the rescind returned serves the new channel (the pool hands out its
+            // lowest free pages first).
+            if st.opens == 2 && self.driver.open_count() == 1 && reused as u64 == st.pages_returned
+            {
+                self.verdict(sc::REPORT_PASS);
+            } else {
+                self.print_stats();
+                self.fail("the new channel does not run on the recycled pages");
+            }
+        }
+        Message::new(0, &[])
     }
 
     fn tick(&mut self) -> u64 {
@@ -252,6 +280,7 @@ fn init() -> DriverPd {
         now: 0,
         faults_a: 0,
         faulted_after_rescind: false,
+        rescind_done: false,
         done: false,
         verdict: None,
     };
@@ -288,8 +317,10 @@ impl Handler for DriverPd {
     }
 
     fn protected(&mut self, ch: Channel, msg: Message) -> Message {
-        if msg.label() == sc::B_DONE {
-            return self.restart_faulted(ch);
+        match msg.label() {
+            sc::B_DONE => return self.restart_faulted(ch),
+            sc::DM_READY => return self.dm_ready(ch),
+            _ => {}
         }
         match self.client_of_channel(ch) {
             Some(client) => {
