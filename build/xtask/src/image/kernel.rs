@@ -48,33 +48,11 @@ pub struct Kernel {
 /// Creates the virtual environment under `out/venv` and installs the Python packages.
 pub fn venv(out: &Path) -> Result<PathBuf, String> {
     let venv = out.join("venv");
-    let python = venv.join("bin/python");
-    if !python.exists() {
-        let make = || tools::run(Command::new("python3").args(["-m", "venv"]).arg(&venv));
-        if make().is_err() {
-            let _ = std::fs::remove_dir_all(&venv);
-            tools::apt_install(
-                &["python3-venv"],
-                "the kernel's configuration needs a Python virtual environment",
-            )?;
-            make()?;
-        }
-    }
-    let stamp = venv.join(".packages");
-    if std::fs::read_to_string(&stamp).ok().as_deref() != Some(&PY_PACKAGES.join(" ")) {
-        tools::run(
-            Command::new(&python)
-                .args(["-m", "pip", "install", "-q", "--disable-pip-version-check"])
-                .args(PY_PACKAGES),
-        )
-        .map_err(|e| {
-            format!(
-                "pip could not install {} from PyPI: {e}",
-                PY_PACKAGES.join(" ")
-            )
-        })?;
-        std::fs::write(&stamp, PY_PACKAGES.join(" ")).map_err(|e| e.to_string())?;
-    }
+    tools::python_venv(
+        &venv,
+        PY_PACKAGES,
+        "the kernel's configuration needs a Python virtual environment",
+    )?;
     Ok(venv)
 }
 

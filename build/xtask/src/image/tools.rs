@@ -242,3 +242,28 @@ pub fn write_if_changed(path: &Path, content: &str) -> Result<bool, String> {
     std::fs::write(path, content).map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(true)
 }
+
+/// A Python virtual environment at `venv` with `packages` installed from PyPI (`why` says what
+/// needs it, for the message when `python3-venv` is missing). The environment is created once;
+/// a stamp in it names the packages, so a changed list installs again.
+pub fn python_venv(venv: &Path, packages: &[&str], why: &str) -> Result<(), String> {
+    let python = venv.join("bin/python");
+    if !python.exists() {
+        let make = || run(Command::new("python3").args(["-m", "venv"]).arg(venv));
+        if make().is_err() {
+            let _ = std::fs::remove_dir_all(venv);
+            apt_install(&["python3-venv"], why)?;
+            make()?;
+        }
+    }
+    let stamp = venv.join(".packages");
+    let want = packages.join(" ");
+    if std::fs::read_to_string(&stamp).ok().as_deref() != Some(&want) {
+        run(Command::new(&python)
+            .args(["-m", "pip", "install", "-q", "--disable-pip-version-check"])
+            .args(packages))
+        .map_err(|e| format!("pip could not install {want} from PyPI: {e}"))?;
+        std::fs::write(&stamp, &want).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}

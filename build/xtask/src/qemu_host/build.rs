@@ -39,24 +39,15 @@ const CONFIGURE: &[&str] = &[
     "--disable-install-blobs",
 ];
 
-/// The virtual environment with meson, `out/venv`.
+/// The virtual environment with meson, `out/venv`; its Python.
 fn venv(out: &Path) -> Result<PathBuf, String> {
     let venv = out.join("venv");
-    let python = venv.join("bin/python3");
-    if !python.exists() {
-        tools::run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
-    }
-    let stamp = venv.join(".packages");
-    if std::fs::read_to_string(&stamp).ok().as_deref() != Some(&PY_PACKAGES.join(" ")) {
-        tools::run(
-            Command::new(&python)
-                .args(["-m", "pip", "install", "-q", "--disable-pip-version-check"])
-                .args(PY_PACKAGES),
-        )
-        .map_err(|e| format!("pip could not install {}: {e}", PY_PACKAGES.join(" ")))?;
-        std::fs::write(&stamp, PY_PACKAGES.join(" ")).map_err(|e| e.to_string())?;
-    }
-    Ok(python)
+    tools::python_venv(
+        &venv,
+        PY_PACKAGES,
+        "QEMU's build runs meson from a virtual environment",
+    )?;
+    Ok(venv.join("bin/python3"))
 }
 
 /// The binary, built when it is missing or was built from another series or configuration.
