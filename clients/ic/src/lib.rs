@@ -1,0 +1,21 @@
+//! The guest side of Hyper-V's integration services (heartbeat, shutdown, time sync, KVP): the
+//! framework every one of them shares, and the services built on it.
+//!
+//! Every integration-service message is one VMBus in-band packet: an 8-byte pipe header (flags,
+//! message count), then the 20-byte IC header ([`header::IcHeader`]: framework version, message
+//! type, service version, body size, status, transaction id, flags), then the body. The host
+//! always asks and the guest answers in place: the reply is the request with the response flag
+//! set and its body rewritten. The first request on every channel is a version negotiation
+//! ([`negotiate`]): the host lists the framework and service versions it speaks, and the guest
+//! picks the highest of each that it speaks too.
+//!
+//! Nothing here touches a ring: the PD programs move the bytes. Every length and field the host
+//! wrote is checked before use; a bad message is an error, never a panic.
+#![no_std]
+
+pub mod header;
+pub mod heartbeat;
+pub mod negotiate;
+
+#[cfg(test)]
+mod tests;

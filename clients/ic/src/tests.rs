@@ -1,0 +1,192 @@
+use crate::header::{self, BODY, FLAG_REQUEST, FLAG_RESPONSE, FLAG_TRANSACTION, IcError};
+use crate::header::{IcVersion, MsgType};
+use crate::heartbeat;
+use crate::negotiate::{self, Outcome};
+
+/// A host request of type `ty` with `body`, transaction 7.
+fn request(ty: MsgType, body: &[u8]) -> [u8; 128] {
+    let mut m = [0u8; 128];
+    m[0..4].copy_from_slice(&2u32.to_le_bytes());
+    m[4..8].copy_from_slice(&1u32.to_le_bytes());
+    let h = &mut m[8..];
+    h[0..2].copy_from_slice(&3u16.to_le_bytes());
+    h[4..6].copy_from_slice(&ty.0.to_le_bytes());
+    h[6..8].copy_from_slice(&3u16.to_le_bytes());
+    h[10..12].copy_from_slice(&(body.len() as u16).to_le_bytes());
+    h[16] = 7;
+    h[17] = FLAG_TRANSACTION | FLAG_REQUEST;
+    m[BODY..BODY + body.len()].copy_from_slice(body);
+    m
+}
+
+/// A negotiation body listing `fw` then `svc`.
+fn negotiation(fw: &[(u16, u16)], svc: &[(u16, u16)]) -> heapless_body::Body {
+    let mut b = heapless_body::Body::default();
+    b.push(&(fw.len() as u16).to_le_bytes());
+    b.push(&(svc.len() as u16).to_le_bytes());
+    b.push(&[0; 4]);
+    for (maj, min) in fw.iter().chain(svc) {
+        b.push(&maj.to_le_bytes());
+        b.push(&min.to_le_bytes());
+    }
+    b
+}
+
+mod heapless_body {
+    /// A small byte buffer for test bodies.
+    pub struct Body {
+        pub bytes: [u8; 64],
+        pub len: usize,
+    }
+
+    impl Default for Body {
+        fn default() -> Self {
+            Body {
+                bytes: [0; 64],
+                len: 0,
+            }
+        }
+    }
+
+    impl Body {
+        pub fn push(&mut self, b: &[u8]) {
+            self.bytes[self.len..self.len + b.len()].copy_from_slice(b);
+            self.len += b.len();
+        }
+
+        pub fn as_slice(&self) -> &[u8] {
+            &self.bytes[..self.len]
+        }
+    }
+}
+
+fn versions_of(answer: &[u8]) -> (u16, u16, IcVersion, IcVersion) {
+    let b = &answer[BODY..];
+    let v = |at: usize| {
+        IcVersion::new(
+            u16::from_le_bytes([b[at], b[at + 1]]),
+            u16::from_le_bytes([b[at + 2], b[at + 3]]),
+        )
+    };
+    (
+        u16::from_le_bytes([b[0], b[1]]),
+        u16::from_le_bytes([b[2], b[3]]),
+        v(8),
+        v(12),
+    )
+}
+
+#[test]
+fn negotiation_picks_the_highest_framework_and_service_versions_both_speak() {
+    // The host offers frameworks 1.0 and 3.0 and heartbeat 1.0, 3.0 and 4.0 (unknown to us).
+    let body = negotiation(&[(1, 0), (3, 0)], &[(1, 0), (3, 0), (4, 0)]);
+    let mut m = request(MsgType::NEGOTIATE, body.as_slice());
+    let (len, outcome) = negotiate::answer(&mut m, &heartbeat::VERSIONS).unwrap();
+    assert_eq!(
+        outcome,
+        Outcome::Agreed {
+            framework: IcVersion::new(3, 0),
+            service: IcVersion::new(3, 0)
+        }
+    );
+    assert_eq!(len, BODY + body.len);
+    assert_eq!(
+        versions_of(&m),
+        (1, 1, IcVersion::new(3, 0), IcVersion::new(3, 0))
+    );
+    // The header says response, same transaction, status 0.
+    assert_eq!(m[8 + 17], FLAG_TRANSACTION | FLAG_RESPONSE);
+    assert_eq!(m[8 + 16], 7);
+    assert_eq!(&m[8 + 12..8 + 16], &[0; 4]);
+}
+
+#[test]
+fn an_old_host_gets_the_old_versions() {
+    let body = negotiation(&[(1, 0)], &[(1, 0)]);
+    let mut m = request(MsgType::NEGOTIATE, body.as_slice());
+    let (_, outcome) = negotiate::answer(&mut m, &heartbeat::VERSIONS).unwrap();
+    assert_eq!(
+        outcome,
+        Outcome::Agreed {
+            framework: IcVersion::new(1, 0),
+            service: IcVersion::new(1, 0)
+        }
+    );
+}
+
+#[test]
+fn no_common_version_answers_zero_counts() {
+    let body = negotiation(&[(3, 0)], &[(9, 9)]);
+    let mut m = request(MsgType::NEGOTIATE, body.as_slice());
+    let (_, outcome) = negotiate::answer(&mut m, &heartbeat::VERSIONS).unwrap();
+    assert_eq!(outcome, Outcome::NoCommonVersion);
+    let (fw, svc, _, _) = versions_of(&m);
+    assert_eq!((fw, svc), (0, 0));
+}
+
+#[test]
+fn hostile_negotiations_are_refused() {
+    // Counts that promise more versions than the body holds.
+    let mut body = negotiation(&[(3, 0)], &[(3, 0)]);
+    body.bytes[0] = 200;
+    let mut m = request(MsgType::NEGOTIATE, body.as_slice());
+    assert!(matches!(
+        negotiate::answer(&mut m, &heartbeat::VERSIONS),
+        Err(IcError::BadBody { .. })
+    ));
+    // A body size beyond the message.
+    let mut m = request(
+        MsgType::NEGOTIATE,
+        negotiation(&[(3, 0)], &[(3, 0)]).as_slice(),
+    );
+    m[8 + 10..8 + 12].copy_from_slice(&500u16.to_le_bytes());
+    assert_eq!(
+        negotiate::answer(&mut m, &heartbeat::VERSIONS),
+        Err(IcError::Truncated {
+            needed: BODY + 500,
+            got: 128
+        })
+    );
+    // Shorter than the headers; a response instead of a request; another type.
+    let m = request(MsgType::NEGOTIATE, &[]);
+    assert!(matches!(
+        header::request(&m[..20]),
+        Err(IcError::Truncated {
+            needed: 28,
+            got: 20
+        })
+    ));
+    let mut resp = request(MsgType::NEGOTIATE, &[0; 8]);
+    resp[8 + 17] = FLAG_TRANSACTION | FLAG_RESPONSE;
+    assert!(matches!(
+        negotiate::answer(&mut resp, &heartbeat::VERSIONS),
+        Err(IcError::NotARequest { .. })
+    ));
+    let mut hb = request(MsgType::HEARTBEAT, &[0; 40]);
+    assert_eq!(
+        negotiate::answer(&mut hb, &heartbeat::VERSIONS),
+        Err(IcError::Unexpected(MsgType::HEARTBEAT))
+    );
+}
+
+#[test]
+fn heartbeat_answers_the_sequence_number_plus_one() {
+    let mut body = [0u8; 40];
+    body[..8].copy_from_slice(&41u64.to_le_bytes());
+    let mut m = request(MsgType::HEARTBEAT, &body);
+    let (len, seq) = heartbeat::answer(&mut m).unwrap();
+    assert_eq!((len, seq), (BODY + 40, 42));
+    assert_eq!(&m[BODY..BODY + 8], &42u64.to_le_bytes());
+    assert_eq!(m[8 + 17], FLAG_TRANSACTION | FLAG_RESPONSE);
+    // The counter wraps rather than overflowing.
+    let mut body = [0u8; 40];
+    body[..8].copy_from_slice(&u64::MAX.to_le_bytes());
+    let mut m = request(MsgType::HEARTBEAT, &body);
+    assert_eq!(heartbeat::answer(&mut m).unwrap().1, 0);
+    // A body too short for the sequence number.
+    let mut m = request(MsgType::HEARTBEAT, &[0; 4]);
+    assert!(matches!(
+        heartbeat::answer(&mut m),
+        Err(IcError::BadBody { .. })
+    ));
+}
