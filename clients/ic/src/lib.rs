@@ -16,6 +16,7 @@
 pub mod header;
 pub mod heartbeat;
 pub mod negotiate;
+pub mod shutdown;
 
 #[cfg(test)]
 mod tests;

@@ -2,6 +2,7 @@ use crate::header::{self, BODY, FLAG_REQUEST, FLAG_RESPONSE, FLAG_TRANSACTION, I
 use crate::header::{IcVersion, MsgType};
 use crate::heartbeat;
 use crate::negotiate::{self, Outcome};
+use crate::shutdown::{self, Request};
 
 /// A host request of type `ty` with `body`, transaction 7.
 fn request(ty: MsgType, body: &[u8]) -> [u8; 128] {
@@ -188,5 +189,55 @@ fn heartbeat_answers_the_sequence_number_plus_one() {
     assert!(matches!(
         heartbeat::answer(&mut m),
         Err(IcError::BadBody { .. })
+    ));
+}
+
+/// A shutdown request with `flags`.
+fn shutdown_request(flags: u32) -> [u8; 2200] {
+    let mut m = [0u8; 2200];
+    let small = request(MsgType::SHUTDOWN, &[]);
+    m[..BODY].copy_from_slice(&small[..BODY]);
+    m[8 + 10..8 + 12].copy_from_slice(&(shutdown::BODY_SIZE as u16).to_le_bytes());
+    m[BODY + 8..BODY + 12].copy_from_slice(&flags.to_le_bytes());
+    m
+}
+
+fn status_of(m: &[u8]) -> u32 {
+    u32::from_le_bytes([m[8 + 12], m[8 + 13], m[8 + 14], m[8 + 15]])
+}
+
+#[test]
+fn shutdown_and_restart_are_accepted_and_hibernate_is_refused() {
+    for (flags, want, status) in [
+        (0, Request::Shutdown { forced: false }, 0),
+        (1, Request::Shutdown { forced: true }, 0),
+        (2, Request::Restart { forced: false }, 0),
+        (3, Request::Restart { forced: true }, 0),
+        (4, Request::Hibernate, shutdown::E_FAIL),
+        (5, Request::Hibernate, shutdown::E_FAIL),
+        (8, Request::Unknown(8), shutdown::E_FAIL),
+    ] {
+        let mut m = shutdown_request(flags);
+        let (len, got) = shutdown::answer(&mut m).unwrap();
+        assert_eq!(got, want, "flags {flags}");
+        assert_eq!(status_of(&m), status, "flags {flags}");
+        assert_eq!(len, BODY + shutdown::BODY_SIZE);
+        assert_eq!(m[8 + 17], FLAG_TRANSACTION | FLAG_RESPONSE);
+    }
+}
+
+#[test]
+fn a_shutdown_request_too_short_for_its_body_is_refused() {
+    let mut m = shutdown_request(0);
+    m[8 + 10..8 + 12].copy_from_slice(&12u16.to_le_bytes());
+    assert!(matches!(
+        shutdown::answer(&mut m),
+        Err(IcError::BadBody { .. })
+    ));
+    // And one whose body is not all there.
+    let mut m = shutdown_request(0);
+    assert!(matches!(
+        shutdown::answer(&mut m[..100]),
+        Err(IcError::Truncated { .. })
     ));
 }
