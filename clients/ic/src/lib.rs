@@ -17,6 +17,7 @@ pub mod header;
 pub mod heartbeat;
 pub mod negotiate;
 pub mod shutdown;
+pub mod timesync;
 
 #[cfg(test)]
 mod tests;

@@ -3,6 +3,7 @@ use crate::header::{IcVersion, MsgType};
 use crate::heartbeat;
 use crate::negotiate::{self, Outcome};
 use crate::shutdown::{self, Request};
+use crate::timesync::{self, Clock, Kind, UNIX_EPOCH_FILETIME};
 
 /// A host request of type `ty` with `body`, transaction 7.
 fn request(ty: MsgType, body: &[u8]) -> [u8; 128] {
@@ -239,5 +240,54 @@ fn a_shutdown_request_too_short_for_its_body_is_refused() {
     assert!(matches!(
         shutdown::answer(&mut m[..100]),
         Err(IcError::Truncated { .. })
+    ));
+}
+
+/// 2026-01-01T00:00:00Z as a file time.
+const NEW_YEAR: u64 = UNIX_EPOCH_FILETIME + 1_767_225_600 * 10_000_000;
+
+#[test]
+fn a_4_0_sample_carries_its_reference_and_the_clock_adds_the_travel_time() {
+    let mut body = [0u8; 22];
+    body[..8].copy_from_slice(&NEW_YEAR.to_le_bytes());
+    body[8..16].copy_from_slice(&1_000u64.to_le_bytes());
+    body[16] = 1;
+    let mut m = request(MsgType::TIMESYNC, &body);
+    let (len, s) = timesync::answer(&mut m, IcVersion::new(4, 0)).unwrap();
+    assert_eq!(len, BODY + 22);
+    assert_eq!((s.reference, s.kind), (Some(1_000), Kind::Sync));
+    assert_eq!(s.unix_nanos(), Some(1_767_225_600 * 1_000_000_000));
+    let mut clock = Clock::default();
+    assert_eq!(clock.now(5_000), None);
+    // Received 500 counts (50 us) after the host took it; read 1 s later.
+    assert!(clock.update(&s, 1_500));
+    assert_eq!(
+        clock.now(1_500 + 10_000_000),
+        Some(1_767_225_600 * 1_000_000_000 + 50_000 + 1_000_000_000)
+    );
+}
+
+#[test]
+fn an_old_sample_has_no_reference_and_hostile_times_are_ignored() {
+    let mut body = [0u8; 25];
+    body[..8].copy_from_slice(&NEW_YEAR.to_le_bytes());
+    body[24] = 2;
+    let mut m = request(MsgType::TIMESYNC, &body);
+    let (_, s) = timesync::answer(&mut m, IcVersion::new(3, 0)).unwrap();
+    assert_eq!((s.reference, s.kind), (None, Kind::Sample));
+    // A time before 1970, or a reference from the counter's future, leaves the clock alone.
+    let mut clock = Clock::default();
+    let mut early = s;
+    early.host_time = 5;
+    assert!(!clock.update(&early, 10));
+    let mut future = s;
+    future.reference = Some(100);
+    assert!(!clock.update(&future, 10));
+    assert_eq!(clock.now(10), None);
+    // A 4.0 body too short for its fields.
+    let mut m = request(MsgType::TIMESYNC, &[0; 16]);
+    assert!(matches!(
+        timesync::answer(&mut m, IcVersion::new(4, 0)),
+        Err(IcError::BadBody { .. })
     ));
 }
