@@ -323,7 +323,7 @@ pub struct Image {
     pub roottask: PathBuf,
     /// The host its driver talks to.
     pub host: Host,
-    /// The bootable ISO (`cargo xtask iso`), when one was built.
+    /// The bootable ISO (`cargo xtask iso`), when one was built: QEMU then boots from it.
     pub iso: Option<PathBuf>,
 }
 
@@ -499,7 +499,6 @@ pub fn iso(args: &[String]) -> ExitCode {
         let path = t.step("ISO (grub-mkrescue)", || iso::build(&img, &out_dir()))?;
         eprintln!("xtask iso: {}", path.display());
         img.iso = Some(path);
-        o.qemu.media = qemu::Media::Cdrom;
         let (_, verdict) = t.step("smoke test: boot the ISO under QEMU", || {
             boot_image(&img, &o)
         })?;
@@ -514,7 +513,7 @@ pub fn iso(args: &[String]) -> ExitCode {
 /// reports success through `isa-debug-exit`. Every system runs even after a failure, so one
 /// run shows every verdict.
 pub fn qemu_test(args: &[String]) -> ExitCode {
-    let mut opts = match opts_or_exit(Cmd::QemuTest, args) {
+    let opts = match opts_or_exit(Cmd::QemuTest, args) {
         Ok(o) => o,
         Err(code) => return code,
     };
@@ -560,9 +559,7 @@ pub fn qemu_test(args: &[String]) -> ExitCode {
                 eprintln!("xtask qemu-test: {name} from its ISO (GRUB)");
                 let v = iso::build(&i, &out_dir()).and_then(|path| {
                     i.iso = Some(path);
-                    opts.qemu.media = qemu::Media::Cdrom;
                     let (_, v) = boot_image(&i, &opts)?;
-                    opts.qemu.media = qemu::Media::Multiboot;
                     v
                 });
                 verdicts.push((format!("{name}-iso"), v));

@@ -21,8 +21,6 @@ const ROOT_FIRST_LINE: &str = "root: seL4 root task started";
 pub struct Opts {
     /// Longest run before QEMU is killed.
     pub timeout: Duration,
-    /// How QEMU loads the image.
-    pub media: Media,
 }
 
 impl Default for Opts {
@@ -30,7 +28,6 @@ impl Default for Opts {
     fn default() -> Self {
         Opts {
             timeout: Duration::from_secs(60),
-            media: Media::Multiboot,
         }
     }
 }
@@ -119,16 +116,6 @@ pub enum Machine {
     },
 }
 
-/// How QEMU loads the image.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Media {
-    /// QEMU's own multiboot loader: `-kernel` and `-initrd`.
-    Multiboot,
-    /// The ISO of `cargo xtask iso` (`build/out/vmbus-sel4.iso`) in the CD-ROM drive: GRUB
-    /// loads the image, as on a Hyper-V Generation 1 VM.
-    Cdrom,
-}
-
 /// Boots the image; the serial log is printed after the run and kept in `out/serial.log`.
 pub fn boot(img: &Image, out: &Path, o: &Opts) -> Result<Run, String> {
     boot_on(&Machine::Stock, img, out, o, |_, _| Ok(()))
@@ -193,17 +180,18 @@ pub fn boot_on(
         ])
         .arg("-serial")
         .arg(format!("file:{}", log_path.display()));
-    match (o.media, &img.iso) {
-        (Media::Multiboot, _) => {
+    // An image with its ISO boots from the CD-ROM drive through GRUB, as a Hyper-V Generation 1
+    // VM boots it; otherwise QEMU's own multiboot loader takes the kernel and the root task.
+    match &img.iso {
+        None => {
             cmd.arg("-kernel")
                 .arg(&img.kernel32)
                 .arg("-initrd")
                 .arg(&img.roottask);
         }
-        (Media::Cdrom, Some(iso)) => {
+        Some(iso) => {
             cmd.arg("-cdrom").arg(iso).args(["-boot", "d"]);
         }
-        (Media::Cdrom, None) => return Err("no ISO was built to boot from".into()),
     }
     cmd.stdin(Stdio::null()).stderr(Stdio::piped());
     let start = Instant::now();

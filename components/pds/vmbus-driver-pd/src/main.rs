@@ -14,9 +14,11 @@
 //! The PD also keeps the end-to-end verdict of its system. `build/qemu-e2e.xml` (simulated
 //! host): when client B says its traffic on the recycled pages is done, it asks the root task to
 //! restart the client that faulted (client A); PASS when client A faults again on its old ring
-//! and the driver's own counters agree with the scenario. `build/qemu-hyperv.xml` (Hyper-V):
-//! PASS when a client faults in its window after the host rescinded its channel, the teardown
-//! finished (RELID_RELEASED sent) and every page taken for it is back in the pool.
+//! and the driver's own counters agree with the scenario. `build/qemu-hyperv.xml` (Hyper-V): the
+//! first Dynamic Memory client faults in its window after the host rescinded its channel; once
+//! the teardown finished (RELID_RELEASED sent) every page taken for it must be back in the pool;
+//! PASS when the client of the device the host added afterwards reports its negotiation done
+//! on those recycled pages.
 #![no_std]
 #![no_main]
 
@@ -56,6 +58,17 @@ const REPLY_TIMEOUT: u64 = 1_000_000;
 /// place, never on the 64 KiB stack.
 static DRIVER: StaticCell<Driver> = StaticCell::new(Driver::EMPTY);
 
+/// The Hyper-V system's rescind (`build/qemu-hyperv.xml`), as the driver sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rescind {
+    /// No client has faulted on a rescinded channel yet.
+    Waiting,
+    /// A client faulted in its window after the rescind; the teardown may still run.
+    Faulted,
+    /// The teardown finished with every page back in the pool.
+    Done,
+}
+
 struct DriverPd {
     driver: &'static mut Driver,
     wiring: &'static DriverWiring,
@@ -65,10 +78,8 @@ struct DriverPd {
     kernel: Sel4Kernel,
     now: u64,
     faults_a: u32,
-    /// A client faulted in its window after a rescind (the Hyper-V system's scenario).
-    faulted_after_rescind: bool,
-    /// The rescind's teardown finished with every page back in the pool.
-    rescind_done: bool,
+    /// Where the Hyper-V system's rescind stands.
+    rescind: Rescind,
     done: bool,
     verdict: Option<u64>,
 }
@@ -128,7 +139,7 @@ impl DriverPd {
     /// window after a rescind and the teardown the host accepted is complete (the relid
     /// released, no channel open), every page taken must be back in the pool.
     fn check_hyperv(&mut self) {
-        if !self.faulted_after_rescind || self.rescind_done || self.done {
+        if self.rescind != Rescind::Faulted || self.done {
             return;
         }
         let st = *self.driver.stats();
@@ -143,7 +154,7 @@ impl DriverPd {
                 "vmbus-driver: rescind done: client mapping revoked, teardown accepted, relid released, {} pages back in the pool",
                 st.pages_returned
             );
-            self.rescind_done = true;
+            self.rescind = Rescind::Done;
         } else {
             self.print_stats();
             self.fail("pages not all back in the pool after the rescind");
@@ -157,7 +168,7 @@ impl DriverPd {
             return Message::new(u64::MAX, &[]);
         };
         println!("vmbus-driver: {client} reports its Dynamic Memory service ready");
-        if self.rescind_done && !self.done {
+        if self.rescind == Rescind::Done && !self.done {
             let st = *self.driver.stats();
             let reused = self.kernel.reused_pages();
             println!(
@@ -279,8 +290,7 @@ fn init() -> DriverPd {
         kernel,
         now: 0,
         faults_a: 0,
-        faulted_after_rescind: false,
-        rescind_done: false,
+        rescind: Rescind::Waiting,
         done: false,
         verdict: None,
     };
@@ -353,7 +363,9 @@ impl Handler for DriverPd {
         self.print_stats();
         if matches!(self.hv, Seam::HyperV(_)) {
             if in_window && self.driver.stats().rescinds > 0 {
-                self.faulted_after_rescind = true;
+                if self.rescind == Rescind::Waiting {
+                    self.rescind = Rescind::Faulted;
+                }
                 self.check_hyperv();
             } else {
                 self.fail("a client faulted before any rescind, or outside its window");
