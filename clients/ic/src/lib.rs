@@ -16,6 +16,8 @@
 pub mod header;
 pub mod heartbeat;
 pub mod negotiate;
+pub mod service;
+pub mod services;
 pub mod shutdown;
 pub mod timesync;
 
