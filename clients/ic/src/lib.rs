@@ -13,6 +13,7 @@
 //! wrote is checked before use; a bad message is an error, never a panic.
 #![no_std]
 
+pub mod counter;
 pub mod header;
 pub mod heartbeat;
 pub mod negotiate;
