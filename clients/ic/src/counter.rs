@@ -22,6 +22,14 @@ pub struct CycleCounter {
 }
 
 impl CycleCounter {
+    /// A counter with no sample yet.
+    pub const fn new() -> CycleCounter {
+        CycleCounter {
+            last: None,
+            rate: None,
+        }
+    }
+
     /// A sample arrived when the cycle counter read `cycles`, saying the reference counter was
     /// `counter` (100 ns units). A sample that goes backwards in either (a host that resets its
     /// time, a hostile one) drops the rate until two good samples measure it again.

@@ -133,7 +133,7 @@ fn a_time_sample_sets_the_clock_and_a_sample_before_1970_is_ignored() {
         body[16] = 2; // SAMPLE, 4.0 layout
         request(MsgType::TIMESYNC, &body)
     };
-    ep.service.now = 1_000;
+    ep.service.now = Some(1_000);
     let t = UNIX_EPOCH_FILETIME + 10_000_000; // 1970 + 1 s
     assert!(matches!(
         ep.on_packet(&mut sample(t, 900)),
@@ -144,7 +144,7 @@ fn a_time_sample_sets_the_clock_and_a_sample_before_1970_is_ignored() {
     ));
     // 100 counter units (10 us) travelled: the clock adds them.
     assert_eq!(ep.service.clock.now(1_000), Some(1_000_010_000));
-    ep.service.now = 2_000;
+    ep.service.now = Some(2_000);
     assert!(matches!(
         ep.on_packet(&mut sample(5, 2_000)),
         Ok(Step::Answered {

@@ -50,7 +50,9 @@ impl Service for Shutdown {
 }
 
 /// The time synchronisation service: takes each sample into a [`Clock`] over the counter the
-/// program reads when the sample arrives (`now`, set before each packet).
+/// program reads when the sample arrives (`now`, set before each packet; `None` when the
+/// program has no counter reading yet: the sample is then taken as if it arrived the moment the
+/// host took it).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TimeSync {
     /// The clock.
@@ -60,7 +62,7 @@ pub struct TimeSync {
     /// Samples the clock refused (before 1970, or from the counter's future).
     pub ignored: u64,
     /// The counter reading to use for the next sample (100 ns units).
-    pub now: u64,
+    pub now: Option<u64>,
 }
 
 impl Service for TimeSync {
@@ -75,7 +77,10 @@ impl Service for TimeSync {
         version: IcVersion,
     ) -> Result<(usize, (Sample, bool)), IcError> {
         let (len, sample) = timesync::answer(msg, version)?;
-        let taken = self.clock.update(&sample, self.now);
+        let now = self
+            .now
+            .unwrap_or_else(|| sample.reference.unwrap_or_default());
+        let taken = self.clock.update(&sample, now);
         if !taken {
             self.ignored += 1;
         }

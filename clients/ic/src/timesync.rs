@@ -99,6 +99,11 @@ pub struct Clock {
 }
 
 impl Clock {
+    /// A clock with no sample yet.
+    pub const fn new() -> Clock {
+        Clock { base: None }
+    }
+
     /// Takes `sample`, received when the counter read `now`. With a reference (4.0) the time
     /// the message travelled is added; without one it is the clock's error. A sample before
     /// 1970 or from the counter's future is ignored (false).

@@ -79,3 +79,12 @@ pub mod scenario {
     /// First failure code.
     pub const REPORT_FAIL: u64 = 2;
 }
+
+/// The time sync client's clock (`system.xml`'s `timesync` PD), read by a protected call on a
+/// channel to it.
+pub mod clock {
+    /// Label of the read. The reply's label is 0 once the clock has a sample (1 before) and its
+    /// words are: Unix time in ns, ns since the last sample (the reading's error grows with it),
+    /// samples taken, and 1 when the cycle counter is calibrated (two samples seen).
+    pub const NOW: u64 = 0xC10C;
+}

@@ -1,5 +1,6 @@
 //! What the VMBus PDs of the image share: the hypercall stand-in's ABI and its SynIC pages,
-//! static cells, the PD info page the root task writes (`pd-info`), and a `log` sink.
+//! static cells, the PD info page the root task writes (`pd-info`), the cycle counter, and a `log`
+//! sink.
 //!
 //! The driver core (about 300 KiB) and the simulated host (about 720 KiB) do not fit the 64 KiB
 //! stack every program gets from `sel4::entry`, so their PDs keep them in a [`cell::StaticCell`]
@@ -9,11 +10,12 @@
 #![no_std]
 #![allow(
     unsafe_code,
-    reason = "atomic and volatile access to shared pages at fixed addresses (`page`)"
+    reason = "atomic and volatile access to shared pages at fixed addresses (`page`), the cycle counter (`cycles`)"
 )]
 
 pub mod abi;
 pub mod cell;
+pub mod cycles;
 pub use pd_info as info;
 pub mod logger;
 pub mod page;
