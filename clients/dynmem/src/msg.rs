@@ -1,4 +1,28 @@
-//! Dynamic Memory messages: header, types, versions and the start-up and status bodies.
+//! Dynamic Memory messages: header, types, versions, the start-up bodies, and the balloon,
+//! unballoon, status, hot-add and information messages with the [`PageRange`] they carry.
+//!
+//! Layouts after start-up (all little-endian, after the 8-byte header):
+//!
+//! | message | body |
+//! |---|---|
+//! | `DM_BALLOON_REQUEST` (host) | `num_pages` u32, `reservedz` u32 |
+//! | `DM_BALLOON_RESPONSE` (guest) | `reservedz` u32, u32 of `more_pages` (bit 0) and `range_count` (bits 1..32), ranges |
+//! | `DM_UNBALLOON_REQUEST` (host) | u32 of `more_pages` (bit 0) and `reservedz`, `range_count` u32, ranges |
+//! | `DM_UNBALLOON_RESPONSE` (guest) | nothing |
+//! | `DM_STATUS_REPORT` (guest) | `num_avail`, `num_committed`, `page_file_size`, `zero_free` u64; `page_file_writes`, `io_diff` u32 |
+//! | `DM_MEM_HOT_ADD_REQUEST` (host) | `range`, then optionally `region` (one range each) |
+//! | `DM_MEM_HOT_ADD_RESPONSE` (guest) | `page_count` u32, `result` u32 (1 success, 0 failure) |
+//! | `DM_INFO_MESSAGE` (host) | `reserved` u32, `info_size` u32, then entries of `type` u32, `data_size` u32, data |
+//!
+//! A range is a [`PageRange`] (8 bytes).
+
+mod hot_add;
+mod ops;
+mod range;
+
+pub use hot_add::*;
+pub use ops::*;
+pub use range::*;
 
 /// The device class of the Dynamic Memory device, in VMBus wire byte order
 /// (`525074dc-8985-46e2-8057-a307dc18a502`).
@@ -107,6 +131,32 @@ pub enum DecodeError {
     },
     /// Not the type expected here.
     Unexpected(MsgType),
+    /// A range count larger than the ranges the message's size holds.
+    RangeCount {
+        /// The count the host wrote.
+        count: u32,
+        /// Ranges the message holds.
+        room: usize,
+    },
+    /// A range of the message is not valid (empty, or past the 40-bit page limit).
+    BadRange {
+        /// Its index in the message.
+        index: u32,
+        /// What is wrong.
+        error: RangeError,
+    },
+    /// An information message whose `info_size` is larger than its body.
+    InfoSize {
+        /// The size the host wrote.
+        size: u32,
+        /// Bytes there.
+        room: usize,
+    },
+    /// An information entry that runs past the information bytes (its offset in them).
+    InfoEntry {
+        /// Offset of the entry.
+        at: usize,
+    },
 }
 
 impl core::fmt::Display for DecodeError {
@@ -119,6 +169,19 @@ impl core::fmt::Display for DecodeError {
                 write!(f, "message type {} with a bad size field {size}", ty.0)
             }
             DecodeError::Unexpected(t) => write!(f, "unexpected message type {}", t.0),
+            DecodeError::RangeCount { count, room } => {
+                write!(f, "{count} ranges announced, room for {room}")
+            }
+            DecodeError::BadRange { index, error } => write!(f, "range {index}: {error}"),
+            DecodeError::InfoSize { size, room } => {
+                write!(f, "information of {size} bytes announced, {room} there")
+            }
+            DecodeError::InfoEntry { at } => {
+                write!(
+                    f,
+                    "information entry at byte {at} runs past the information"
+                )
+            }
         }
     }
 }
@@ -278,15 +341,14 @@ pub struct Status {
     pub committed: u64,
 }
 
-/// `DM_STATUS_REPORT` (no page file: its fields are zero).
+/// `DM_STATUS_REPORT` (no page file: its fields are zero). [`StatusReport`] writes every field.
 pub fn status_report(out: &mut [u8; MAX_GUEST_MESSAGE], trans_id: u32, s: &Status) -> usize {
-    out[8..16].copy_from_slice(&s.available.to_le_bytes());
-    out[16..24].copy_from_slice(&s.committed.to_le_bytes());
-    out[24..48].fill(0);
-    header(out, MsgType::STATUS_REPORT, 40, trans_id)
+    // The buffer holds the 48 bytes: never the error.
+    StatusReport::from(*s).encode(out, trans_id).unwrap_or(0)
 }
 
-/// The pages a `DM_BALLOON_REQUEST` asks for.
+/// The pages a `DM_BALLOON_REQUEST` asks for ([`BalloonRequest::decode`] also gives the
+/// reserved word).
 pub fn balloon_request(packet: &[u8]) -> Result<(Header, u32), DecodeError> {
     let (h, body) = body_of(packet, MsgType::BALLOON_REQUEST, 8)?;
     Ok((h, u32_at(body, 0)))
