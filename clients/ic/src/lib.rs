@@ -9,6 +9,12 @@
 //! ([`negotiate`]): the host lists the framework and service versions it speaks, and the guest
 //! picks the highest of each that it speaks too.
 //!
+//! The services: [`heartbeat`], [`shutdown`], [`timesync`] and [`kvp`] (key-value pair
+//! exchange: the guest's own facts for the host, such as its name, OS and addresses, from a
+//! [`kvp::GuestInfo`] the PD fills in, and a bounded [`kvp::KvpStore`] of the pairs the host
+//! sets, gets, deletes and enumerates per pool; the host's IP injection is answered "not
+//! supported"). [`service::Endpoint`] runs any of them on a channel.
+//!
 //! Nothing here touches a ring: the PD programs move the bytes. Every length and field the host
 //! wrote is checked before use; a bad message is an error, never a panic.
 #![no_std]
@@ -16,11 +22,14 @@
 pub mod counter;
 pub mod header;
 pub mod heartbeat;
+pub mod kvp;
 pub mod negotiate;
 pub mod service;
 pub mod services;
 pub mod shutdown;
 pub mod timesync;
 
+#[cfg(test)]
+mod kvp_tests;
 #[cfg(test)]
 mod tests;
