@@ -34,6 +34,102 @@ pub enum DeviceKind {
     },
     /// Never touches its rings (an offer-only device).
     Idle,
+    /// Integration service: heartbeat (a sequence number every [`Host::ic_tick`]).
+    ///
+    /// [`Host::ic_tick`]: crate::Host::ic_tick
+    Heartbeat,
+    /// Integration service: shutdown (a request on [`Host::request_shutdown`]).
+    ///
+    /// [`Host::request_shutdown`]: crate::Host::request_shutdown
+    Shutdown,
+    /// Integration service: time synchronisation (a sample every [`Host::ic_tick`]).
+    ///
+    /// [`Host::ic_tick`]: crate::Host::ic_tick
+    TimeSync,
+    /// Integration service: key-value pair exchange (a scripted exchange after negotiation).
+    Kvp,
+    /// Dynamic Memory (the hv-balloon device).
+    DynamicMemory(DmOptions),
+}
+
+impl DeviceKind {
+    /// Whether the kind is one of the integration services.
+    pub const fn is_ic(&self) -> bool {
+        matches!(
+            self,
+            Self::Heartbeat | Self::Shutdown | Self::TimeSync | Self::Kvp
+        )
+    }
+}
+
+/// How the Dynamic Memory device answers and behaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DmOptions {
+    /// Accept DM_VERSION_REQUEST for 2.0 (Windows 10).
+    pub accept_2_0: bool,
+    /// Accept 1.0 (Windows 8).
+    pub accept_1_0: bool,
+    /// Accept 0.3 (Windows 7).
+    pub accept_0_3: bool,
+    /// Write [`DM_SCRIBBLE`](crate::devices::dynmem::DM_SCRIBBLE) over every page while the host
+    /// holds it (a guest that reuses a returned page without zeroing it is caught).
+    pub scribble: bool,
+}
+
+impl DmOptions {
+    /// Every version accepted, ballooned pages scribbled.
+    pub const ALL: Self = Self {
+        accept_2_0: true,
+        accept_1_0: true,
+        accept_0_3: true,
+        scribble: true,
+    };
+}
+
+/// Heartbeat class 57164f39-9115-4e78-ab55-382f3bd5422d.
+pub const HEARTBEAT_CLASS: Guid = Guid::from_fields(
+    0x57164f39,
+    0x9115,
+    0x4e78,
+    [0xab, 0x55, 0x38, 0x2f, 0x3b, 0xd5, 0x42, 0x2d],
+);
+/// Shutdown class 0e0b6031-5213-4934-818b-38d90ced39db.
+pub const SHUTDOWN_CLASS: Guid = Guid::from_fields(
+    0x0e0b6031,
+    0x5213,
+    0x4934,
+    [0x81, 0x8b, 0x38, 0xd9, 0x0c, 0xed, 0x39, 0xdb],
+);
+/// Time synchronisation class 9527e630-d0ae-497b-adce-e80ab0175caf.
+pub const TIMESYNC_CLASS: Guid = Guid::from_fields(
+    0x9527e630,
+    0xd0ae,
+    0x497b,
+    [0xad, 0xce, 0xe8, 0x0a, 0xb0, 0x17, 0x5c, 0xaf],
+);
+/// Key-value pair exchange class a9a0f4e7-5a45-4d96-b827-8a841e8c03e6.
+pub const KVP_CLASS: Guid = Guid::from_fields(
+    0xa9a0f4e7,
+    0x5a45,
+    0x4d96,
+    [0xb8, 0x27, 0x8a, 0x84, 0x1e, 0x8c, 0x03, 0xe6],
+);
+/// Dynamic Memory class 525074dc-8985-46e2-8057-a307dc18a502.
+pub const DYNAMIC_MEMORY_CLASS: Guid = Guid::from_fields(
+    0x525074dc,
+    0x8985,
+    0x46e2,
+    [0x80, 0x57, 0xa3, 0x07, 0xdc, 0x18, 0xa5, 0x02],
+);
+
+/// The instance GUID the service constructors use: `n` in the first field, the rest fixed.
+const fn service_instance(n: u32) -> Guid {
+    Guid::from_fields(
+        0x5e7f_0000 | n,
+        0x1c1c,
+        0x4a4a,
+        [0xb0, 0, 0, 0, 0, 0, 0, n as u8],
+    )
 }
 
 /// One device of the configurable device list.
@@ -67,6 +163,41 @@ impl DeviceSpec {
             mmio_megabytes: 0,
             monitored: false,
         }
+    }
+
+    /// A device of `kind` with class `class` and the fixed instance number `n`.
+    const fn service(class: Guid, n: u32, kind: DeviceKind) -> Self {
+        Self::echo(class, service_instance(n)).with_kind(kind)
+    }
+
+    /// The heartbeat integration service.
+    pub const fn heartbeat() -> Self {
+        Self::service(HEARTBEAT_CLASS, 1, DeviceKind::Heartbeat)
+    }
+
+    /// The shutdown integration service.
+    pub const fn shutdown() -> Self {
+        Self::service(SHUTDOWN_CLASS, 2, DeviceKind::Shutdown)
+    }
+
+    /// The time synchronisation integration service.
+    pub const fn timesync() -> Self {
+        Self::service(TIMESYNC_CLASS, 3, DeviceKind::TimeSync)
+    }
+
+    /// The key-value pair exchange integration service.
+    pub const fn kvp() -> Self {
+        Self::service(KVP_CLASS, 4, DeviceKind::Kvp)
+    }
+
+    /// The Dynamic Memory device, every version accepted.
+    pub const fn dynamic_memory() -> Self {
+        Self::dynamic_memory_with(DmOptions::ALL)
+    }
+
+    /// The Dynamic Memory device with `opts`.
+    pub const fn dynamic_memory_with(opts: DmOptions) -> Self {
+        Self::service(DYNAMIC_MEMORY_CLASS, 5, DeviceKind::DynamicMemory(opts))
     }
 
     /// The same device with `n` sub-channels.

@@ -467,3 +467,13 @@ fn alloc(used: &mut [u64; BLOCKS / 64], pages: usize) -> Option<u32> {
     }
     None
 }
+
+impl GpadlTable {
+    /// The first PFN in `start..end` that a live GPADL (complete or being torn down) covers.
+    pub(crate) fn first_pfn_in(&self, start: u64, end: u64) -> Option<u64> {
+        (0..MAX_GPADLS)
+            .filter(|&s| self.entries[s].state != GpadlState::Free)
+            .flat_map(|s| self.pfns(s).iter().copied())
+            .find(|p| (start..end).contains(p))
+    }
+}

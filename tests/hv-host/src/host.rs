@@ -12,10 +12,11 @@ use vmbus_driver::msg::{self, ChannelMessage, MAX_PAYLOAD, MessageType};
 use vmbus_driver::version::Version;
 
 use crate::config::{HostConfig, Mode};
+use crate::devices::service::Services;
 use crate::fifo::Fifo;
 use crate::gpadl::GpadlTable;
 use crate::hostile::Hostile;
-use crate::log::{Counters, Direction, ErrorLog, GuestError, LogRecord, MessageLog};
+use crate::log::{Counters, Direction, ErrorLog, GuestError, LogRecord, MessageLog, TraceLog};
 use crate::offers::{Channel, DeviceSlot, MAX_DEVICES, RELID_SLOTS};
 use crate::synic::{SlotMessage, Synic};
 
@@ -41,6 +42,8 @@ pub enum HostError {
     QueueFull,
     /// The channel is not open.
     NotOpen(RelId),
+    /// The service has not negotiated yet, or a request of the same kind is in progress.
+    NotReady,
 }
 
 impl core::fmt::Display for HostError {
@@ -52,6 +55,7 @@ impl core::fmt::Display for HostError {
             Self::UnknownRelid(r) => write!(f, "{r} is not offered"),
             Self::QueueFull => f.write_str("host message queue full"),
             Self::NotOpen(r) => write!(f, "{r} is not open"),
+            Self::NotReady => f.write_str("service not ready"),
         }
     }
 }
@@ -126,6 +130,10 @@ pub struct Host {
     /// Successful opens wait for [`Host::hold_open_results`]`(false)` before their result.
     pub(crate) hold_open_results: bool,
     pub(crate) scratch: [u8; SCRATCH],
+    /// Integration services and Dynamic Memory.
+    pub(crate) services: Services,
+    /// Their message trace.
+    pub(crate) trace: TraceLog,
 }
 
 impl Host {
@@ -172,6 +180,8 @@ impl Host {
             stray_gpadl: 0xF000_0000,
             hold_open_results: false,
             scratch: [0; SCRATCH],
+            services: Services::NEW,
+            trace: TraceLog::new(),
         }
     }
 

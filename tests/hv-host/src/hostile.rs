@@ -43,7 +43,37 @@ pub struct Hostile {
     pub corrupt_ring_indices: bool,
     /// Host-to-guest message types the transformations apply to (0 = all).
     pub targets: u32,
+    /// IC negotiation offers only versions no guest speaks (framework 7.0, service 7.0 / 7.1).
+    pub ic_foreign_versions: bool,
+    /// IC requests are cut to [`IC_TRUNCATED_LEN`] bytes, shorter than the pipe and IC headers.
+    pub ic_truncate: bool,
+    /// IC requests' body size field says [`IC_OVERSIZE_BODY`], more than the packet holds.
+    pub ic_oversize_body: bool,
+    /// IC requests carry message type [`IC_UNKNOWN_TYPE`].
+    pub ic_unknown_type: bool,
+    /// IC requests carry another service's message type (heartbeat requests say SHUTDOWN,
+    /// every other service's say HEARTBEAT): a shutdown message on the heartbeat channel.
+    pub ic_wrong_service: bool,
+    /// IC requests carry the response flag instead of the request flag.
+    pub ic_response_flag: bool,
+    /// Dynamic Memory messages are cut to [`DM_TRUNCATED_LEN`] bytes, shorter than the DM header.
+    pub dm_truncate: bool,
+    /// Dynamic Memory messages' header size says 64 bytes more than the packet holds.
+    pub dm_oversize: bool,
+    /// A DM_BALLOON_REQUEST right after the version is accepted, before the capabilities.
+    pub dm_balloon_before_capabilities: bool,
+    /// [`Host::unballoon`](crate::Host::unballoon) returns a range the host never ballooned.
+    pub dm_unballoon_unknown: bool,
 }
+
+/// Length of an IC request under [`Hostile::ic_truncate`].
+pub const IC_TRUNCATED_LEN: usize = 16;
+/// Body size field under [`Hostile::ic_oversize_body`].
+pub const IC_OVERSIZE_BODY: u16 = 0xFFF0;
+/// IC message type under [`Hostile::ic_unknown_type`].
+pub const IC_UNKNOWN_TYPE: u16 = 0x7F;
+/// Length of a DM message under [`Hostile::dm_truncate`].
+pub const DM_TRUNCATED_LEN: usize = 4;
 
 impl Hostile {
     /// Nothing hostile.
@@ -59,6 +89,16 @@ impl Hostile {
         event_flood: false,
         corrupt_ring_indices: false,
         targets: 0,
+        ic_foreign_versions: false,
+        ic_truncate: false,
+        ic_oversize_body: false,
+        ic_unknown_type: false,
+        ic_wrong_service: false,
+        ic_response_flag: false,
+        dm_truncate: false,
+        dm_oversize: false,
+        dm_balloon_before_capabilities: false,
+        dm_unballoon_unknown: false,
     };
 
     /// Whether any behaviour is on.

@@ -7,12 +7,17 @@ use vmbus_driver::ids::{ConnectionId, GpadlId, RelId};
 use vmbus_driver::msg::{ChannelMessage, DecodeError, MessageType};
 use vmbus_driver::ring::RingError;
 
+use crate::devices::dynmem::DmFault;
+use crate::devices::ic::IcFault;
+use crate::devices::trace::{Service, TraceEvent, TraceRecord};
 use crate::memory::GuestMemError;
 
 /// Records kept; older ones are overwritten (the sequence number says how many came before).
 pub const LOG_CAPACITY: usize = 1024;
 /// Guest errors kept.
 pub const ERROR_LOG_CAPACITY: usize = 64;
+/// Integration-service and Dynamic Memory trace records kept.
+pub const TRACE_CAPACITY: usize = 256;
 
 /// Which way a message went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -230,6 +235,10 @@ pub enum GuestError {
     Memory(RelId, GuestMemError),
     /// A packet type the device does not accept; the device stopped reading the ring.
     UnsupportedPacket(RelId, u16),
+    /// An integration-service answer the host refused.
+    Ic(RelId, IcFault),
+    /// A Dynamic Memory message the host refused.
+    Dm(RelId, DmFault),
 }
 
 impl fmt::Display for GuestError {
@@ -262,6 +271,8 @@ impl fmt::Display for GuestError {
             Self::Ring(r, e) => write!(f, "{r}: {e}"),
             Self::Memory(r, e) => write!(f, "{r}: {e}"),
             Self::UnsupportedPacket(r, t) => write!(f, "{r}: packet type {t:#x} not accepted"),
+            Self::Ic(r, e) => write!(f, "{r}: {e}"),
+            Self::Dm(r, e) => write!(f, "{r}: {e}"),
         }
     }
 }
@@ -352,5 +363,63 @@ impl ErrorLog {
         self.next
             .checked_sub(1)
             .and_then(|i| self.errors[i % ERROR_LOG_CAPACITY])
+    }
+}
+
+/// The last [`TRACE_CAPACITY`] integration-service and Dynamic Memory messages, readable.
+#[derive(Debug, Clone)]
+pub struct TraceLog {
+    records: [TraceRecord; TRACE_CAPACITY],
+    next: u64,
+}
+
+impl Default for TraceLog {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TraceLog {
+    /// Empty.
+    pub const fn new() -> Self {
+        Self {
+            records: [TraceRecord::EMPTY; TRACE_CAPACITY],
+            next: 0,
+        }
+    }
+
+    pub(crate) fn push(
+        &mut self,
+        dir: Direction,
+        relid: RelId,
+        service: Service,
+        event: TraceEvent,
+    ) {
+        let r = TraceRecord {
+            seq: self.next,
+            dir,
+            relid,
+            service,
+            event,
+        };
+        self.records[(self.next % TRACE_CAPACITY as u64) as usize] = r;
+        self.next += 1;
+    }
+
+    /// Records since the start (including overwritten ones).
+    pub fn total(&self) -> u64 {
+        self.next
+    }
+
+    /// The kept records, oldest first.
+    pub fn iter(&self) -> impl Iterator<Item = &TraceRecord> + '_ {
+        let kept = self.next.min(TRACE_CAPACITY as u64);
+        (self.next - kept..self.next)
+            .map(move |s| &self.records[(s % TRACE_CAPACITY as u64) as usize])
+    }
+
+    /// Kept records with sequence number `>= seq`.
+    pub fn since(&self, seq: u64) -> impl Iterator<Item = &TraceRecord> + '_ {
+        self.iter().filter(move |r| r.seq >= seq)
     }
 }

@@ -50,3 +50,14 @@ impl Host {
         s
     }
 }
+
+impl Host {
+    /// The integration-service and Dynamic Memory trace, one line per message, oldest first.
+    pub fn format_trace(&self) -> String {
+        let mut s = String::new();
+        for r in self.trace().iter() {
+            let _ = writeln!(s, "{r}");
+        }
+        s
+    }
+}

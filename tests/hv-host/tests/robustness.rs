@@ -170,6 +170,16 @@ fn hostile_modes_together_do_not_break_the_host() {
         event_flood: true,
         corrupt_ring_indices: true,
         targets: 0,
+        ic_foreign_versions: true,
+        ic_truncate: true,
+        ic_oversize_body: true,
+        ic_unknown_type: true,
+        ic_wrong_service: true,
+        ic_response_flag: true,
+        dm_truncate: true,
+        dm_oversize: true,
+        dm_balloon_before_capabilities: true,
+        dm_unballoon_unknown: true,
     });
     for _ in 0..50 {
         g.post(&ChannelMessage::RequestOffers);

@@ -158,7 +158,7 @@ fn work<M: vmbus_driver::ring::RingMem>(
             }
             sink(&mut reader, stats, out)
         }
-        DeviceKind::Idle => Ok(()),
+        _ => Ok(()),
     };
     if was_waiting && !ring.waiting_space {
         // We left pending_send_sz set in an earlier run (a fresh writer does not know): clear it.

@@ -7,7 +7,16 @@
 //! the first half of the legacy interrupt page, plus SINT2 flag 0 on Hyper-V (QEMU raises the SINT
 //! without it, docs/protocol.md#how-vmbus-uses-sint2).
 
+pub mod dynmem;
 mod echo;
+pub mod heartbeat;
+pub mod ic;
+pub mod icsvc;
+pub mod kvp;
+pub(crate) mod service;
+pub mod shutdown;
+pub mod timesync;
+pub mod trace;
 
 use core::sync::atomic::Ordering;
 
@@ -71,14 +80,35 @@ impl Host {
         // Split borrows: the PFNs (gpadls), the channel, and the scratch buffer.
         let pfns = self.gpadls.pfns(slot);
         let ch = &mut self.channels[idx];
-        let out = echo::run(
-            mem,
-            pfns,
-            kind,
-            &mut ch.ring,
-            &mut ch.stats,
-            &mut self.scratch,
-        );
+        let out = if service::service_of(kind).is_some() {
+            let mut ctx = service::Ctx {
+                relid,
+                trace: &mut self.trace,
+                errors: &mut self.errors,
+                counters: &mut self.counters,
+                gpadls: &self.gpadls,
+                hostile: self.hostile,
+            };
+            service::run(
+                mem,
+                pfns,
+                kind,
+                &mut ch.ring,
+                &mut ch.stats,
+                &mut self.services,
+                &mut self.scratch,
+                &mut ctx,
+            )
+        } else {
+            echo::run(
+                mem,
+                pfns,
+                kind,
+                &mut ch.ring,
+                &mut ch.stats,
+                &mut self.scratch,
+            )
+        };
         if out.spurious {
             self.counters.spurious_signals += 1;
         }

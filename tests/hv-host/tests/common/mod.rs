@@ -3,6 +3,8 @@
 //! reached through an independent guest-side `RingMem` over the test's pages.
 #![allow(dead_code)]
 
+pub mod svc;
+
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::atomic::{Ordering, fence};
