@@ -69,6 +69,18 @@ pub trait Kernel {
     /// Revokes the page's original capability: every derived capability and every client mapping
     /// of the page is gone when this returns. Revoking a page with no derived capability is a no-op.
     fn revoke(&mut self, page: PageId) -> Result<(), KernelError>;
+    /// Pages in the pool, free or not (for the balloon's reserve and `MemoryInfo`).
+    fn pool_pages(&self) -> usize;
+    /// Pages free in the pool now (taken by neither a channel nor the balloon, nor kept out).
+    fn free_pages(&self) -> usize;
+    /// Removes the driver's own mapping of a taken `page`, so that nothing in the guest can
+    /// touch it while the host owns it (a balloon lend; the caller revoked it first). Until
+    /// [`Kernel::map_own`] restores the mapping, `write_page`, `read_page` and `zero_page` of
+    /// the page fail and `return_page` refuses it. Unmapping an unmapped page is a no-op.
+    fn unmap_own(&mut self, page: PageId) -> Result<(), KernelError>;
+    /// Maps `page` into the driver again, at the address it had, read-write (a balloon
+    /// reclaim; the caller zeroes it next). Mapping a mapped page is a no-op.
+    fn map_own(&mut self, page: PageId) -> Result<(), KernelError>;
     /// Signals the client's notification from the driver.
     fn notify(&mut self, client: ClientId) -> Result<(), KernelError>;
     /// Acknowledges the VMBus interrupt so the next one can be delivered.

@@ -88,6 +88,18 @@ impl Kernel for LeanKernel {
     fn revoke(&mut self, _: PageId) -> Result<(), KernelError> {
         Ok(())
     }
+    fn pool_pages(&self) -> usize {
+        self.pool
+    }
+    fn free_pages(&self) -> usize {
+        self.free.len()
+    }
+    fn unmap_own(&mut self, _: PageId) -> Result<(), KernelError> {
+        Ok(())
+    }
+    fn map_own(&mut self, _: PageId) -> Result<(), KernelError> {
+        Ok(())
+    }
     fn notify(&mut self, _: ClientId) -> Result<(), KernelError> {
         Ok(())
     }
@@ -399,6 +411,18 @@ impl Kernel for RevokeRefused<'_> {
     }
     fn revoke(&mut self, _: PageId) -> Result<(), KernelError> {
         Err(KernelError::Refused(1))
+    }
+    fn pool_pages(&self) -> usize {
+        self.0.pool_pages()
+    }
+    fn free_pages(&self) -> usize {
+        self.0.free_pages()
+    }
+    fn unmap_own(&mut self, page: PageId) -> Result<(), KernelError> {
+        self.0.unmap_own(page)
+    }
+    fn map_own(&mut self, page: PageId) -> Result<(), KernelError> {
+        self.0.map_own(page)
     }
     fn notify(&mut self, c: ClientId) -> Result<(), KernelError> {
         self.0.notify(c)

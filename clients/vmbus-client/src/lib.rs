@@ -14,12 +14,17 @@
 //! ch.close(&mut env)?;
 //! ```
 //!
+//! A client started before its device is offered waits with [`wait_for_offer`], which sleeps on
+//! the driver's notification until an offer of its classes arrives (the driver counts them in
+//! the control page and notifies the client).
+//!
 //! A channel the host rescinded (or the driver tore down) surfaces as
 //! [`ClientError::ChannelGone`] from the next operation, which checks the channel's status
 //! record before touching ring memory.
 #![no_std]
 #![forbid(unsafe_code)]
 
+mod balloon;
 mod channel;
 mod client;
 mod env;
@@ -27,11 +32,14 @@ mod error;
 #[cfg(test)]
 mod tests;
 
+pub use balloon::{Lent, balloon_lend, balloon_reclaim, memory_info};
 pub use channel::{Channel, ChannelCounters, Received};
 pub use client::{
-    MAX_LISTED_OFFERS, OfferList, PendingOpen, call, list_offers, open, start_open, status,
+    MAX_LISTED_OFFERS, OfferList, PendingOpen, call, list_offers, offers_delivered, open,
+    start_open, status, wait_for_offer,
 };
 pub use env::{ClientEnv, WindowLayout};
 pub use error::ClientError;
 pub use vmbus_driver::control::{ChannelHandle, ChannelStatus, OfferInfo, StatusRecord};
+pub use vmbus_driver::control::{LendLimit, MemoryInfo, PfnRange};
 pub use vmbus_driver::ids::{RelId, SlotId};

@@ -20,7 +20,10 @@ use vmbus_driver::hv::PAGE_SIZE;
 use vmbus_driver::ids::{RelId, SlotId};
 use vmbus_driver::ring::{Control, HEADER_SIZE, RingError, RingMem, RingReader, RingWriter};
 
-use crate::{ClientEnv, ClientError, WindowLayout, list_offers, open, start_open};
+use crate::{
+    ClientEnv, ClientError, WindowLayout, list_offers, offers_delivered, open, start_open,
+    wait_for_offer,
+};
 
 const PAGE: usize = PAGE_SIZE;
 const CLASS_A: Guid = Guid([0xa; 16]);
@@ -86,6 +89,15 @@ enum OnWait {
     Nothing,
 }
 
+/// Something the scripted driver does while the client waits for a notification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Arrival {
+    /// An offer of the client's classes arrives: counted, then notified.
+    Offer(OfferInfo),
+    /// A notification about something else (a channel event): the counter stays.
+    Other,
+}
+
 #[derive(Debug)]
 struct TestEnv {
     control: [u8; PAGE_SIZE],
@@ -105,6 +117,15 @@ struct TestEnv {
     next_generation: u32,
     slot_for_open: SlotId,
     notifications: VecDeque<u64>,
+    /// Played one per wait, before `on_wait`.
+    arrivals: VecDeque<Arrival>,
+    /// An offer that arrives just after the driver answered the next ListOffers, with its
+    /// notification taken by nobody (the client must see the counter).
+    offer_after_list: Option<OfferInfo>,
+    /// Waits for a notification.
+    waits: usize,
+    /// ListOffers requests still to refuse with `NotConnected`.
+    not_connected_lists: usize,
 }
 
 impl TestEnv {
@@ -131,7 +152,26 @@ impl TestEnv {
             next_generation: 7,
             slot_for_open: SlotId(1),
             notifications: VecDeque::new(),
+            arrivals: VecDeque::new(),
+            offer_after_list: None,
+            waits: 0,
+            not_connected_lists: 0,
         }
+    }
+
+    /// An offer of the client's classes arrives: the driver adds it, then moves the counter.
+    fn deliver_offer(&mut self, o: OfferInfo) {
+        self.offers.push(o);
+        let at = control::OFFERS_DELIVERED_OFFSET;
+        let n = u32::from_le_bytes(self.control[at..at + 4].try_into().unwrap()) + 1;
+        self.control[at..at + 4].copy_from_slice(&n.to_le_bytes());
+    }
+
+    fn lists(&self) -> usize {
+        self.requests
+            .iter()
+            .filter(|r| matches!(r, Request::ListOffers { .. }))
+            .count()
     }
 
     fn set_status(&mut self, slot: SlotId, generation: u32, state: ChannelStatus, events: u32) {
@@ -149,6 +189,10 @@ impl TestEnv {
             return r;
         }
         match req {
+            Request::ListOffers { .. } if self.not_connected_lists > 0 => {
+                self.not_connected_lists -= 1;
+                Response::Error(control::ClientError::NotConnected)
+            }
             Request::ListOffers { start } => {
                 let mut offers = heapless::Vec::new();
                 let mut rest = self.offers.iter().filter(|o| o.relid >= start);
@@ -156,6 +200,9 @@ impl TestEnv {
                     offers.push(*o).unwrap();
                 }
                 let next = rest.next().map(|o| o.relid);
+                if let Some(o) = self.offer_after_list.take() {
+                    self.deliver_offer(o);
+                }
                 Response::Offers {
                     offers,
                     next: self.forced_next.unwrap_or(next),
@@ -179,6 +226,35 @@ impl TestEnv {
                 Response::Closed
             }
             Request::Signal { .. } => Response::Signalled { hypercall: true },
+            Request::Stop { .. } => Response::Stopping,
+            Request::BalloonLend { pages } => {
+                let mut ranges = heapless::Vec::new();
+                if pages > 0 {
+                    ranges
+                        .push(control::PfnRange {
+                            start: 0x1000,
+                            count: pages,
+                        })
+                        .unwrap();
+                }
+                Response::Lent {
+                    ranges,
+                    pages,
+                    limit: control::LendLimit::None,
+                }
+            }
+            Request::BalloonReclaim { ranges } => Response::Reclaimed {
+                pages: ranges.iter().map(|r| r.count).sum(),
+                quarantined: 0,
+            },
+            Request::MemoryInfo => Response::Memory(control::MemoryInfo {
+                pool_pages: 64,
+                free_pages: 60,
+                lent_pages: 0,
+                lent_by_client: 0,
+                reserve_pages: 8,
+                quarantined_pages: 0,
+            }),
         }
     }
 
@@ -221,7 +297,7 @@ impl ClientEnv for TestEnv {
         let req: Request =
             decode_frame(&self.control[REQUEST_OFFSET..REQUEST_OFFSET + REQUEST_AREA])
                 .expect("the library writes a valid request frame");
-        self.requests.push(req);
+        self.requests.push(req.clone());
         let resp = self.respond(req);
         let area = &mut self.control[RESPONSE_OFFSET..RESPONSE_OFFSET + RESPONSE_AREA];
         if let Some(len) = self.raw_length {
@@ -244,8 +320,17 @@ impl ClientEnv for TestEnv {
     }
 
     fn wait_notification(&mut self) -> Option<u64> {
+        self.waits += 1;
         if let Some(n) = self.notifications.pop_front() {
             return Some(n);
+        }
+        match self.arrivals.pop_front() {
+            Some(Arrival::Offer(o)) => {
+                self.deliver_offer(o);
+                return Some(1);
+            }
+            Some(Arrival::Other) => return Some(1),
+            None => {}
         }
         match (self.on_wait, self.pending.take()) {
             (OnWait::Complete(state), Some(h)) => {
@@ -564,4 +649,61 @@ fn close_sends_the_handle() {
     ch.close(&mut env).unwrap();
     assert_eq!(env.requests.last(), Some(&Request::Close { handle: h }));
     let _ = CLASS_B;
+}
+
+#[test]
+fn waiting_for_an_offer_sleeps_through_unrelated_notifications_and_lists_again_only_when_one_arrives()
+ {
+    let mut env = TestEnv::new();
+    env.arrivals = VecDeque::from([
+        Arrival::Other,
+        Arrival::Other,
+        Arrival::Offer(offer(5, CLASS_A)),
+    ]);
+    assert_eq!(wait_for_offer(&mut env, CLASS_A), Ok(RelId(5)));
+    // One list before the wait, one after the counter moved; none for the other notifications.
+    assert_eq!(env.lists(), 2);
+    assert_eq!(env.waits, 3);
+    assert_eq!(offers_delivered(&mut env), 1);
+}
+
+#[test]
+fn waiting_for_an_offer_does_not_lose_one_that_arrives_between_the_list_and_the_wait() {
+    let mut env = TestEnv::new();
+    // The offer arrives right after the driver answered the (empty) list, and no notification
+    // will ever come for it (another wait of the client took it): only the counter tells.
+    env.offer_after_list = Some(offer(7, CLASS_A));
+    env.on_wait = OnWait::Nothing;
+    assert_eq!(wait_for_offer(&mut env, CLASS_A), Ok(RelId(7)));
+    assert_eq!(env.waits, 0, "the counter had moved: no wait");
+    assert_eq!(env.lists(), 2);
+}
+
+#[test]
+fn waiting_for_an_offer_of_one_class_keeps_waiting_through_offers_of_another() {
+    let mut env = TestEnv::new();
+    env.arrivals = VecDeque::from([
+        Arrival::Offer(offer(3, CLASS_B)),
+        Arrival::Offer(offer(4, CLASS_A)),
+    ]);
+    assert_eq!(wait_for_offer(&mut env, CLASS_A), Ok(RelId(4)));
+    assert_eq!(env.lists(), 3);
+}
+
+#[test]
+fn waiting_for_an_offer_that_never_comes_ends_when_no_notification_will_come() {
+    let mut env = TestEnv::new();
+    env.on_wait = OnWait::Nothing;
+    assert_eq!(wait_for_offer(&mut env, CLASS_A), Err(ClientError::NoOffer));
+    assert_eq!(env.lists(), 1);
+}
+
+#[test]
+fn waiting_for_an_offer_before_the_driver_is_connected_waits_for_the_counter() {
+    let mut env = TestEnv::new();
+    env.not_connected_lists = 1;
+    env.arrivals = VecDeque::from([Arrival::Offer(offer(2, CLASS_A))]);
+    assert_eq!(wait_for_offer(&mut env, CLASS_A), Ok(RelId(2)));
+    assert_eq!(env.lists(), 2);
+    assert_eq!(env.waits, 1);
 }

@@ -6,6 +6,12 @@
 //! the driver's copy of the client's VSpace capability, at `window_base + window_page * 4096` of
 //! the client. Revoking a page is `CNode_Revoke` on the original: the copies, and with them the
 //! client mappings and the slots they took, are gone.
+//!
+//! A page lent to the host (the balloon) loses the driver's own mapping as well
+//! ([`DriverSeam::unmap_own`], `X86_Page_Unmap` of the original); until
+//! [`DriverSeam::map_own`] maps it back, every access the driver makes to it through the seam is
+//! refused with `FailedLookup`'s code and counted ([`DriverSeam::unmapped_accesses`]), so tests
+//! can prove the driver never touches memory the host owns.
 
 use vmbus_driver::ids::{ClientId, PageId};
 use vmbus_driver::kernel::{Kernel, KernelError};
@@ -98,6 +104,8 @@ struct PoolPage {
     original: CapPtr,
     vaddr: u64,
     taken: bool,
+    /// Whether the driver's own mapping of the page is in place (false while lent).
+    own_mapped: bool,
     grants: Vec<Grant>,
 }
 
@@ -112,6 +120,8 @@ pub struct DriverSeam {
     clients: Vec<ClientLink>,
     irq_handler: Option<CapPtr>,
     driver_ntfn: Option<CapPtr>,
+    /// Accesses the driver tried through its removed mapping of a page (see the module doc).
+    unmapped_accesses: std::cell::Cell<u64>,
 }
 
 fn refused(e: Error) -> KernelError {
@@ -166,6 +176,7 @@ impl DriverSeam {
                     original: cap,
                     vaddr,
                     taken: false,
+                    own_mapped: true,
                     grants: Vec::new(),
                 });
             }
@@ -208,6 +219,7 @@ impl DriverSeam {
             clients,
             irq_handler,
             driver_ntfn,
+            unmapped_accesses: std::cell::Cell::new(0),
         })
     }
 
@@ -247,6 +259,74 @@ impl DriverSeam {
     #[must_use]
     pub fn free_pages(&self) -> usize {
         self.free.len()
+    }
+
+    /// Number of pages in the pool.
+    #[must_use]
+    pub fn pool_pages(&self) -> usize {
+        self.pages.len()
+    }
+
+    /// Whether the driver's own mapping of `page` is removed (the page is lent to the host).
+    #[must_use]
+    pub fn own_unmapped(&self, page: PageId) -> bool {
+        self.pages
+            .get(page.0 as usize)
+            .is_some_and(|p| !p.own_mapped)
+    }
+
+    /// Accesses (write, read, zero, return) the driver tried on a page whose own mapping was
+    /// removed: each refused, none reached the page.
+    #[must_use]
+    pub fn unmapped_accesses(&self) -> u64 {
+        self.unmapped_accesses.get()
+    }
+
+    /// Refuses an access to a page whose own mapping is removed, counting it.
+    fn check_own_mapped(&self, p: &PoolPage) -> Result<(), KernelError> {
+        if p.own_mapped {
+            return Ok(());
+        }
+        self.unmapped_accesses.set(self.unmapped_accesses.get() + 1);
+        Err(refused(Error::FailedLookup))
+    }
+
+    /// [`Kernel::unmap_own`]: `X86_Page_Unmap` of the page's original capability, which holds
+    /// the driver's mapping. A page already unmapped is a no-op.
+    ///
+    /// # Errors
+    /// `NoSuchPage`, `Refused`.
+    pub fn unmap_own(&mut self, sim: &mut Sim, page: PageId) -> Result<(), KernelError> {
+        let p = self.page(page)?;
+        if !p.own_mapped {
+            return Ok(());
+        }
+        let original = p.original;
+        sim.unmap(SlotRef::new(self.driver, original))
+            .map_err(refused)?;
+        if let Some(p) = self.pages.get_mut(page.0 as usize) {
+            p.own_mapped = false;
+        }
+        Ok(())
+    }
+
+    /// [`Kernel::map_own`]: maps the original capability again at the page's pool address
+    /// through the driver's own VSpace capability. A mapped page is a no-op.
+    ///
+    /// # Errors
+    /// `NoSuchPage`, `Refused`.
+    pub fn map_own(&mut self, sim: &mut Sim, page: PageId) -> Result<(), KernelError> {
+        let p = self.page(page)?;
+        if p.own_mapped {
+            return Ok(());
+        }
+        let (original, vaddr) = (p.original, p.vaddr);
+        sim.map_own(self.driver, original, vaddr, CapRights::READ_WRITE)
+            .map_err(refused)?;
+        if let Some(p) = self.pages.get_mut(page.0 as usize) {
+            p.own_mapped = true;
+        }
+        Ok(())
     }
 
     /// Driver slot of the notification the interrupt signals (the driver waits on it).
@@ -290,6 +370,7 @@ impl DriverSeam {
         if !p.taken {
             return Err(refused(Error::IllegalOperation));
         }
+        self.check_own_mapped(p)?;
         if !p.grants.is_empty() {
             return Err(refused(Error::RevokeFirst));
         }
@@ -320,6 +401,7 @@ impl DriverSeam {
 
     fn span(&self, page: PageId, offset: usize, len: usize) -> Result<u64, KernelError> {
         let p = self.page(page)?;
+        self.check_own_mapped(p)?;
         match offset.checked_add(len) {
             Some(end) if end <= PAGE_SIZE => Ok(p.vaddr + offset as u64),
             _ => Err(KernelError::OutOfBounds),
@@ -552,6 +634,18 @@ macro_rules! impl_kernel {
             }
             fn revoke(&mut self, page: PageId) -> Result<(), KernelError> {
                 self.seam.revoke(&mut self.sim, page)
+            }
+            fn pool_pages(&self) -> usize {
+                self.seam.pool_pages()
+            }
+            fn free_pages(&self) -> usize {
+                self.seam.free_pages()
+            }
+            fn unmap_own(&mut self, page: PageId) -> Result<(), KernelError> {
+                self.seam.unmap_own(&mut self.sim, page)
+            }
+            fn map_own(&mut self, page: PageId) -> Result<(), KernelError> {
+                self.seam.map_own(&mut self.sim, page)
             }
             fn notify(&mut self, client: ClientId) -> Result<(), KernelError> {
                 self.seam.notify(&mut self.sim, client)

@@ -393,3 +393,39 @@ fn a_grant_the_kernel_refuses_leaves_no_copy_behind() {
         Some(p)
     );
 }
+
+#[test]
+fn a_page_unmapped_from_the_driver_cannot_be_touched_by_it_until_mapped_back() {
+    let mut w = world(4);
+    let page = w.k.take_page().unwrap();
+    w.k.write_page(page, 0, b"ring").unwrap();
+    w.k.zero_page(page).unwrap();
+    w.k.revoke(page).unwrap();
+    w.k.unmap_own(page).unwrap();
+    assert!(w.k.seam.own_unmapped(page));
+    let driver = w.k.seam.driver();
+    let vaddr = w.k.seam.pool_vaddr(page).unwrap();
+    assert_eq!(
+        w.k.sim.mapping(driver, vaddr).unwrap(),
+        None,
+        "the driver's own mapping is gone from its VSpace"
+    );
+    // Every access through the seam is refused and counted; none reaches the page.
+    let mut buf = [0u8; 4];
+    assert!(w.k.write_page(page, 0, b"host").is_err());
+    assert!(w.k.read_page(page, 0, &mut buf).is_err());
+    assert!(w.k.zero_page(page).is_err());
+    assert!(w.k.return_page(page).is_err(), "a lent page cannot go back");
+    assert_eq!(w.k.seam.unmapped_accesses(), 4);
+    assert_eq!(w.k.free_pages(), 3);
+    assert_eq!(w.k.pool_pages(), 4);
+    // Unmapping twice is a no-op; mapping back restores the same address.
+    w.k.unmap_own(page).unwrap();
+    w.k.map_own(page).unwrap();
+    w.k.map_own(page).unwrap();
+    assert!(w.k.sim.mapping(driver, vaddr).unwrap().is_some());
+    w.k.zero_page(page).unwrap();
+    w.k.return_page(page).unwrap();
+    assert_eq!(w.k.free_pages(), 4);
+    assert_eq!(w.k.seam.unmapped_accesses(), 4);
+}

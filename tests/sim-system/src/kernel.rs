@@ -119,6 +119,18 @@ impl Kernel for DriverKernel<'_> {
     fn revoke(&mut self, page: PageId) -> Result<(), KernelError> {
         self.kernel.revoke(page)
     }
+    fn pool_pages(&self) -> usize {
+        self.kernel.pool_pages()
+    }
+    fn free_pages(&self) -> usize {
+        self.kernel.free_pages()
+    }
+    fn unmap_own(&mut self, page: PageId) -> Result<(), KernelError> {
+        self.kernel.unmap_own(page)
+    }
+    fn map_own(&mut self, page: PageId) -> Result<(), KernelError> {
+        self.kernel.map_own(page)
+    }
     fn notify(&mut self, client: ClientId) -> Result<(), KernelError> {
         self.kernel.notify(client)
     }

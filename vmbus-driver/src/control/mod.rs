@@ -6,7 +6,8 @@
 //! | offset | size | area | written by |
 //! |--------|------|------|------------|
 //! | 0 | 512 | request: u32 LE length, then that many postcard bytes | client |
-//! | 512 | 1536 | response: u32 LE length, then that many postcard bytes | driver |
+//! | 512 | 1532 | response: u32 LE length, then that many postcard bytes | driver |
+//! | 2044 | 4 | offers delivered: u32 LE, monotonic (wraps at 2^32) | driver |
 //! | 2048 | 2048 | status table: one 16-byte [`StatusRecord`] per channel slot | driver |
 //!
 //! The client writes a request, calls the driver (protected call), and reads the response when
@@ -16,6 +17,12 @@
 //! read-modify-written in shared memory: `event_count` is a monotonic counter the driver keeps
 //! privately and copies out, so the client detects new events by comparing with the last value
 //! it saw.
+//!
+//! The offers-delivered word counts the offers of the client's classes (and instance filter)
+//! that the driver received since it started, at connect and hot-added later; the driver stores
+//! it and then notifies the client. A client waiting for a device reads it before listing the
+//! offers and blocks only while it has not moved, so an offer that arrives between the list and
+//! the wait is never missed (`vmbus_client::wait_for_offer`).
 
 mod proto;
 
@@ -27,6 +34,9 @@ use crate::hv::PAGE_SIZE;
 use crate::ids::SlotId;
 
 pub use proto::{ChannelHandle, ClientError, OFFERS_PER_RESPONSE, OfferInfo, Request, Response};
+pub use proto::{
+    LENT_RANGES_PER_RESPONSE, LendLimit, MemoryInfo, PfnRange, RECLAIM_RANGES_PER_REQUEST,
+};
 
 /// Offset of the request area.
 pub const REQUEST_OFFSET: usize = 0;
@@ -35,7 +45,12 @@ pub const REQUEST_AREA: usize = 512;
 /// Offset of the response area.
 pub const RESPONSE_OFFSET: usize = 512;
 /// Size of the response area (length word included).
-pub const RESPONSE_AREA: usize = 1536;
+pub const RESPONSE_AREA: usize = 1532;
+/// Offset of the offers-delivered counter (u32 LE, written by the driver only): the last word
+/// before the status table.
+pub const OFFERS_DELIVERED_OFFSET: usize = RESPONSE_OFFSET + RESPONSE_AREA;
+/// Size of the offers-delivered counter.
+pub const OFFERS_DELIVERED_SIZE: usize = 4;
 /// Offset of the status table.
 pub const STATUS_OFFSET: usize = 2048;
 /// Size of one status record.
@@ -44,6 +59,10 @@ pub const STATUS_RECORD_SIZE: usize = 16;
 pub const MAX_SLOTS: usize = (PAGE_SIZE - STATUS_OFFSET) / STATUS_RECORD_SIZE;
 /// Size of the length word that precedes a request or response.
 pub const LENGTH_SIZE: usize = 4;
+
+// The areas tile the page: request, response, offers-delivered word, status table.
+const _: () = assert!(REQUEST_OFFSET + REQUEST_AREA == RESPONSE_OFFSET);
+const _: () = assert!(OFFERS_DELIVERED_OFFSET + OFFERS_DELIVERED_SIZE == STATUS_OFFSET);
 
 /// Offset of slot `slot`'s status record in the control page.
 pub const fn status_offset(slot: SlotId) -> usize {

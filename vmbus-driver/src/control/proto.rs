@@ -9,6 +9,50 @@ use crate::ids::{RelId, SlotId};
 /// Most offers one `Offers` response carries.
 pub const OFFERS_PER_RESPONSE: usize = 8;
 
+/// Most ranges one `Lent` response carries: 64 ranges of at most 15 postcard bytes each fit the
+/// response area with room to spare (checked by a test).
+pub const LENT_RANGES_PER_RESPONSE: usize = 64;
+
+/// Most ranges one `BalloonReclaim` request carries: 32 ranges of at most 15 postcard bytes
+/// each fit the 512-byte request area (checked by a test); a client splits longer lists.
+pub const RECLAIM_RANGES_PER_REQUEST: usize = 32;
+
+/// Guest frames `start .. start + count` (4 KiB frame numbers), as the balloon lends and
+/// reclaims them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PfnRange {
+    /// First guest frame number.
+    pub start: u64,
+    /// Frames in the range.
+    pub count: u32,
+}
+
+impl PfnRange {
+    /// One past the last frame, or `None` for an empty range or one that overflows.
+    pub fn end(&self) -> Option<u64> {
+        if self.count == 0 {
+            return None;
+        }
+        self.start.checked_add(u64::from(self.count))
+    }
+}
+
+/// Why a `Lent` response carries fewer pages than were asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum LendLimit {
+    /// Nothing held it back: every page asked for was lent.
+    None,
+    /// The pool's free pages are down to the reserve ballooning never takes (so that rings can
+    /// still open).
+    Reserve,
+    /// The response holds no more ranges ([`LENT_RANGES_PER_RESPONSE`]); ask again.
+    ResponseFull,
+    /// The driver's table of lent pages is full (pages fragmented by reclaims); reclaim first.
+    TableFull,
+    /// A kernel operation on a page failed; that page is quarantined for good, never lent.
+    KernelError,
+}
+
 /// A client's reference to one of its channels. The driver refuses a handle whose generation is
 /// not the channel's current one, so a handle kept across a rescind or close can never reach a
 /// later channel that reuses the relid or the slot (R1).
@@ -36,7 +80,10 @@ pub struct OfferInfo {
 }
 
 /// A client's request (written to the request area of its control page).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+// The reclaim variant is the largest (32 ranges, about 530 bytes); as for `Response`, no
+// allocator to box it, and a request lives only briefly on the stack while it is decoded.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Request {
     /// List the offers this client may open whose relid is at least `start`.
     ListOffers {
@@ -61,6 +108,31 @@ pub enum Request {
     Signal {
         /// The channel.
         handle: ChannelHandle,
+    },
+    /// Balloon inflate: take up to `pages` free pool pages, remove every mapping of them in
+    /// the guest (client capabilities and the driver's own), and hand their frames to this
+    /// client for the host. Answered with `Lent`.
+    BalloonLend {
+        /// Pages wanted.
+        pages: u32,
+    },
+    /// Balloon deflate: the host gave these frames back. Every frame must be lent to this
+    /// client, once; otherwise the whole request is refused and nothing changes. The driver
+    /// maps each page again, zeroes it and returns it to the pool. Answered with `Reclaimed`.
+    BalloonReclaim {
+        /// Up to [`RECLAIM_RANGES_PER_REQUEST`] non-overlapping, non-empty ranges.
+        ranges: heapless::Vec<PfnRange, RECLAIM_RANGES_PER_REQUEST>,
+    },
+    /// The pool's page counts, for status reports. Answered with `Memory`.
+    MemoryInfo,
+    /// Stop the system in order (the host asked the guest to shut down or restart): the driver
+    /// closes every channel of every client (revoke, teardown), then unloads the bus (UNLOAD,
+    /// UNLOAD_RESPONSE) and reports the stop to the system. Only a client the system
+    /// description allows (`power="true"`) may ask; others get `NotPermitted`. A second request
+    /// while stopping changes nothing.
+    Stop {
+        /// Restart after the stop (false: power off).
+        restart: bool,
     },
 }
 
@@ -89,8 +161,45 @@ pub enum Response {
         /// Whether the driver issued HvCallSignalEvent (false: the ring did not need a signal).
         hypercall: bool,
     },
+    /// The stop is under way (or done): every channel is being closed and the bus unloaded.
+    Stopping,
     /// The request failed.
     Error(ClientError),
+    /// Pages lent for the balloon: nothing in the guest maps them any more.
+    Lent {
+        /// Their frames, coalesced into ascending runs where consecutive.
+        ranges: heapless::Vec<PfnRange, LENT_RANGES_PER_RESPONSE>,
+        /// Pages in `ranges`.
+        pages: u32,
+        /// Why fewer pages than asked for were lent ([`LendLimit::None`] if none held back).
+        limit: LendLimit,
+    },
+    /// Lent pages taken back from the host.
+    Reclaimed {
+        /// Pages no longer lent (every page of the request).
+        pages: u32,
+        /// Of those, pages a kernel operation failed on: kept out of the pool for good.
+        quarantined: u32,
+    },
+    /// The pool's page counts.
+    Memory(MemoryInfo),
+}
+
+/// The pool's page counts, as `MemoryInfo` answers them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct MemoryInfo {
+    /// Pages in the pool.
+    pub pool_pages: u32,
+    /// Pages free in the pool now.
+    pub free_pages: u32,
+    /// Pages lent to the host now, for all clients.
+    pub lent_pages: u32,
+    /// Of those, pages lent through this client.
+    pub lent_by_client: u32,
+    /// Free pages ballooning never takes.
+    pub reserve_pages: u32,
+    /// Pages kept out of the pool now (quarantined), whatever the cause.
+    pub quarantined_pages: u32,
 }
 
 /// Why a client request failed.
@@ -124,6 +233,12 @@ pub enum ClientError {
     /// The channel's ring header holds indices out of range or misaligned (the host corrupted
     /// it); the driver refuses to act on it.
     RingCorrupt,
+    /// A frame of a balloon reclaim is not lent to this client: never lent, lent to another
+    /// client, or already reclaimed. Nothing was reclaimed.
+    NotLent,
+    /// A range of a balloon reclaim is empty, overflows, or overlaps another range of the
+    /// request. Nothing was reclaimed.
+    BadRanges,
 }
 
 impl fmt::Display for ClientError {
@@ -142,6 +257,8 @@ impl fmt::Display for ClientError {
             Self::NotOpen => "channel not open yet",
             Self::SignalFailed => "signal hypercall failed",
             Self::HostUnreachable => "message to the host could not be posted",
+            Self::NotLent => "frame not lent to this client (or already reclaimed)",
+            Self::BadRanges => "frame range empty, overflowing or overlapping",
         })
     }
 }

@@ -90,6 +90,10 @@ impl Driver {
                 .handle_channel(c, &handle)
                 .and_then(|relid| self.signal_channel(hv, k, relid))
                 .map(|hypercall| Response::Signalled { hypercall }),
+            Request::Stop { restart } => self.request_stop(hv, k, c, restart, now),
+            Request::BalloonLend { pages } => Ok(self.balloon_lend(k, c, pages)),
+            Request::BalloonReclaim { ranges } => self.balloon_reclaim(k, c, &ranges),
+            Request::MemoryInfo => Ok(self.memory_info(k, c)),
         };
         result.unwrap_or_else(Response::Error)
     }
@@ -135,6 +139,14 @@ impl Driver {
             }
         }
         Response::Offers { offers, next }
+    }
+
+    /// Offers of client `client`'s classes (and instance filter) delivered so far, as published
+    /// in its control page; `None` for an unknown client.
+    pub fn offers_delivered(&self, client: ClientId) -> Option<u32> {
+        self.clients
+            .index(client)
+            .map(|c| self.clients.offers_delivered(c))
     }
 
     /// What client `client` did, counted against it; `None` for an unknown client.

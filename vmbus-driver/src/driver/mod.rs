@@ -4,7 +4,9 @@
 //! One event loop owns all state (R4): the PD program calls [`Driver::on_interrupt`] for the
 //! VMBus interrupt, [`Driver::on_client_call`] for a client's protected call,
 //! [`Driver::on_client_fault`] when a client faults and [`Driver::on_tick`] periodically; each
-//! call runs to completion. Every method takes the seams as arguments, so tests and the formal
+//! call runs to completion. A client allowed to (`ClientConfig::power`) may ask for an orderly
+//! stop (`Request::Stop`): every channel is closed through the unload path and
+//! [`Driver::stopped`] says when it is over. Every method takes the seams as arguments, so tests and the formal
 //! model drive the same code. Memory is fixed, in tables that each own their data and are
 //! reached only through their methods: the channel table (an entry per relid, 2048, whose state
 //! carries an open channel's data, and each client's slots), the page pool (page lists in an
@@ -43,6 +45,7 @@
 //! means that relid's rescind was lost: it is torn down as if rescinded, so no zombie channel
 //! holds a client's slot.
 
+mod balloon;
 mod channels;
 mod client;
 mod clients;
@@ -60,8 +63,10 @@ mod pool;
 mod post;
 mod state;
 mod stats;
+mod stop;
 mod teardown;
 
+pub use balloon::{DEFAULT_RESERVE_DIVISOR, MAX_LENT_RUNS};
 pub use channels::{MAX_CHANNEL_PAGES, MAX_OPEN, MAX_RELIDS};
 pub use config::{ClientConfig, ConfigError, DriverConfig, MAX_CLASSES, MAX_CLIENTS};
 pub use connection::{ConnectionInfo, ConnectionState, MIN_VERSION};
@@ -70,6 +75,7 @@ pub use open::RetargetError;
 pub use pool::MAX_QUARANTINE;
 pub use state::TeardownReason;
 pub use stats::{ClientStats, Stats};
+pub use stop::{StopInfo, StopKind, UnloadEnd};
 
 use crate::ids::VpIndex;
 use crate::version::Version;
@@ -95,6 +101,8 @@ pub struct Driver {
     channels: ChannelTable,
     pool: PagePool,
     stats: Stats,
+    /// The orderly stop a client asked for, if any.
+    stop: Option<StopInfo>,
 }
 
 impl Driver {
@@ -110,6 +118,7 @@ impl Driver {
         channels: ChannelTable::EMPTY,
         pool: PagePool::EMPTY,
         stats: Stats::ZERO,
+        stop: None,
     };
 
     /// Builds a driver for `config`.
@@ -146,6 +155,7 @@ impl Driver {
         self.channels.reset(&self.clients);
         self.pool.reset();
         self.stats = Stats::ZERO;
+        self.stop = None;
         Ok(())
     }
 

@@ -7,6 +7,7 @@ use log::{info, warn};
 use crate::ids::{GpadlId, PageId, RelId};
 use crate::kernel::Kernel;
 
+use super::balloon::LentTable;
 use super::pages::{PageArena, PageList};
 use super::stats::Stats;
 
@@ -23,7 +24,7 @@ struct Quarantined {
 
 /// Why pages are kept out of the pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Cause {
+pub(crate) enum Cause {
     /// The host never confirmed their GPADL's teardown: a late GPADL_TORNDOWN may free them.
     Unconfirmed,
     /// Revoking the page failed: a client may still map it.
@@ -32,6 +33,11 @@ enum Cause {
     Zero,
     /// The kernel refused to take the page back.
     Return,
+    /// Removing the driver's own mapping of a page to lend it failed: the driver (or a stale
+    /// translation) may still reach it, so it is never lent; and it is never returned.
+    Unmap,
+    /// Mapping a reclaimed page back into the driver failed: it cannot be zeroed.
+    Remap,
 }
 
 /// The pool's bookkeeping.
@@ -41,6 +47,8 @@ pub(crate) struct PagePool {
     quarantine: [Option<Quarantined>; MAX_QUARANTINE],
     /// Pages kept out of the pool now, whatever the cause.
     quarantined: usize,
+    /// Pages lent to the host for the balloon, with the client each was lent through.
+    pub(crate) lent: LentTable,
 }
 
 impl PagePool {
@@ -49,6 +57,7 @@ impl PagePool {
         arena: PageArena::EMPTY,
         quarantine: [None; MAX_QUARANTINE],
         quarantined: 0,
+        lent: LentTable::EMPTY,
     };
 
     /// Forgets everything, in place.
@@ -56,6 +65,7 @@ impl PagePool {
         self.arena.reset();
         self.quarantine = [None; MAX_QUARANTINE];
         self.quarantined = 0;
+        self.lent.reset();
     }
 
     /// Pages kept out of the pool now.
@@ -177,6 +187,34 @@ impl PagePool {
         true
     }
 
+    /// Zeroes one page the driver maps and returns it to the pool; true if it went back. A
+    /// failure keeps it out for good, counted by cause.
+    pub fn zero_and_return_page<K: Kernel + ?Sized>(
+        &mut self,
+        k: &mut K,
+        page: PageId,
+        stats: &mut Stats,
+    ) -> bool {
+        let failed = if let Err(e) = k.zero_page(page) {
+            warn!("zeroing {page} failed ({e}): quarantined for good");
+            Cause::Zero
+        } else if let Err(e) = k.return_page(page) {
+            warn!("returning {page} failed ({e}): quarantined for good");
+            Cause::Return
+        } else {
+            stats.pages_returned += 1;
+            return true;
+        };
+        self.keep_out(failed, stats);
+        false
+    }
+
+    /// Keeps one page out of the pool for good after a kernel operation on it failed.
+    pub fn keep_out(&mut self, cause: Cause, stats: &mut Stats) {
+        stats.kernel_errors += 1;
+        self.count(cause, 1, stats);
+    }
+
     /// Counts `n` pages kept out of the pool, by cause.
     fn count(&mut self, cause: Cause, n: usize, stats: &mut Stats) {
         let n64 = n as u64;
@@ -187,6 +225,8 @@ impl PagePool {
             Cause::Revoke => &mut stats.quarantine_revoke_failed,
             Cause::Zero => &mut stats.quarantine_zero_failed,
             Cause::Return => &mut stats.quarantine_return_failed,
+            Cause::Unmap => &mut stats.quarantine_unmap_failed,
+            Cause::Remap => &mut stats.quarantine_remap_failed,
         } += n64;
     }
 }

@@ -52,6 +52,10 @@ pub struct Stats {
     pub quarantine_zero_failed: u64,
     /// ... for good, because the kernel refused to take them back into the pool.
     pub quarantine_return_failed: u64,
+    /// ... for good, because removing the driver's own mapping of a page to lend it failed.
+    pub quarantine_unmap_failed: u64,
+    /// ... for good, because mapping a reclaimed balloon page back into the driver failed.
+    pub quarantine_remap_failed: u64,
     /// Quarantined pages released by a late GPADL_TORNDOWN.
     pub quarantine_released_pages: u64,
     /// Post-message retries after a transient failure.
@@ -102,6 +106,13 @@ pub struct Stats {
     /// OPENCHANNEL_RESULTs that never came, even during a teardown: the pages stay
     /// quarantined and the relid cannot be opened again until the host answers or rescinds.
     pub unresolved_opens: u64,
+    /// Pages lent to the host for the balloon (`BalloonLend`).
+    pub balloon_pages_lent: u64,
+    /// Lent pages the host gave back (`BalloonReclaim`), whether they went back to the pool or
+    /// a kernel operation on them failed.
+    pub balloon_pages_reclaimed: u64,
+    /// Balloon reclaims refused (a frame not lent to the client, bad ranges, no table space).
+    pub balloon_reclaims_refused: u64,
 }
 
 /// Counters kept per client, so one client's mistakes are visible as its own.
@@ -153,6 +164,8 @@ impl Stats {
         quarantine_revoke_failed: 0,
         quarantine_zero_failed: 0,
         quarantine_return_failed: 0,
+        quarantine_unmap_failed: 0,
+        quarantine_remap_failed: 0,
         quarantine_released_pages: 0,
         post_retries: 0,
         post_failures: 0,
@@ -176,5 +189,8 @@ impl Stats {
         message_bound_hits: 0,
         implied_rescinds: 0,
         unresolved_opens: 0,
+        balloon_pages_lent: 0,
+        balloon_pages_reclaimed: 0,
+        balloon_reclaims_refused: 0,
     };
 }

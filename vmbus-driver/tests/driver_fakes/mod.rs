@@ -39,6 +39,10 @@ pub enum Ev {
     Notify(ClientId),
     Signal(ConnectionId),
     AckIrq,
+    /// The driver's own mapping of the page removed (a balloon lend).
+    UnmapOwn(PageId),
+    /// The driver's own mapping of the page restored (a balloon reclaim).
+    MapOwn(PageId),
 }
 
 impl Ev {
@@ -370,6 +374,14 @@ pub struct FakeKernel {
     pub injected: RefCell<Vec<(u64, &'static str)>>,
     /// Broken promises of the driver (returning a granted or non-zero page, ...).
     pub violations: Vec<String>,
+    /// Pages whose driver mapping may be removed (an unmap that went through, even if it was
+    /// reported failed); every access to one is refused and recorded as a violation.
+    pub unmapped: HashSet<PageId>,
+    /// Pages whose driver mapping may still be in place although the driver asked for it to be
+    /// removed (a refused or half-done unmap).
+    pub unmap_incomplete: HashSet<PageId>,
+    /// Give pages consecutive frame numbers ([`FakeKernel::frame`]), so balloon ranges coalesce.
+    pub contiguous_frames: bool,
 }
 
 /// Frame number of pool page `p` (arbitrary, distinct from the page index).
@@ -386,6 +398,9 @@ impl FakeKernel {
             granted: HashMap::new(),
             control: clients.iter().map(|c| (*c, vec![0u8; 4096])).collect(),
             violations: Vec::new(),
+            unmapped: HashSet::new(),
+            unmap_incomplete: HashSet::new(),
+            contiguous_frames: false,
             fail: None,
             ops: std::cell::Cell::new(0),
             injected: RefCell::new(Vec::new()),
@@ -427,6 +442,47 @@ impl FakeKernel {
         }
         v
     }
+    /// Frame number of page `p`: [`frame_of`], or `0x8_0000 + p` with `contiguous_frames`.
+    pub fn frame(&self, p: PageId) -> u64 {
+        if self.contiguous_frames {
+            0x8_0000 + u64::from(p.0)
+        } else {
+            frame_of(p)
+        }
+    }
+
+    /// The pool page with frame number `pfn`, if any.
+    pub fn page_of_frame(&self, pfn: u64) -> Option<PageId> {
+        let off = pfn.checked_sub(0x8_0000)?;
+        let i = if self.contiguous_frames {
+            off
+        } else if off % 3 == 0 {
+            off / 3
+        } else {
+            return None;
+        };
+        let i = u32::try_from(i).ok()?;
+        ((i as usize) < self.pages.len()).then_some(PageId(i))
+    }
+
+    /// Refuses an access to a page whose driver mapping is removed, recording a violation.
+    fn check_mapped(&mut self, page: PageId, what: &str) -> Result<(), KernelError> {
+        if self.unmapped.contains(&page) {
+            self.violations
+                .push(format!("{what} {page} through its removed driver mapping"));
+            return Err(KernelError::Refused(6));
+        }
+        Ok(())
+    }
+
+    /// Whether nothing in the guest can reach `page`: no client capability, no driver mapping.
+    pub fn unreachable(&self, page: PageId) -> bool {
+        self.granted.get(&page).is_none_or(Vec::is_empty)
+            && self.unmapped.contains(&page)
+            && !self.unmap_incomplete.contains(&page)
+            && !self.free.contains(&page)
+    }
+
     fn page_mut(&mut self, p: PageId) -> Result<&mut Vec<u8>, KernelError> {
         self.pages
             .get_mut(p.0 as usize)
@@ -465,6 +521,7 @@ impl Kernel for FakeKernel {
         if fault == Some(FailMode::Refuse) {
             return Err(KernelError::Refused(1));
         }
+        self.check_mapped(page, "returned")?;
         if self.granted.get(&page).is_some_and(|g| !g.is_empty()) {
             self.violations
                 .push(format!("{page} returned while granted"));
@@ -487,13 +544,14 @@ impl Kernel for FakeKernel {
         if self.fault("page_frame").is_some() {
             return Err(KernelError::Refused(1));
         }
-        Ok(frame_of(page))
+        Ok(self.frame(page))
     }
 
     fn write_page(&mut self, page: PageId, offset: usize, data: &[u8]) -> Result<(), KernelError> {
         if self.fault("write_page").is_some() {
             return Err(KernelError::Refused(1));
         }
+        self.check_mapped(page, "wrote")?;
         let p = self.page_mut(page)?;
         p.get_mut(offset..offset + data.len())
             .ok_or(KernelError::OutOfBounds)?
@@ -504,6 +562,10 @@ impl Kernel for FakeKernel {
     fn read_page(&self, page: PageId, offset: usize, buf: &mut [u8]) -> Result<(), KernelError> {
         if self.fault("read_page").is_some() {
             return Err(KernelError::Refused(1));
+        }
+        if self.unmapped.contains(&page) {
+            // `&self`: the violation cannot be recorded here; the access is refused.
+            return Err(KernelError::Refused(6));
         }
         let p = self
             .pages
@@ -517,7 +579,9 @@ impl Kernel for FakeKernel {
     }
 
     fn zero_page(&mut self, page: PageId) -> Result<(), KernelError> {
-        match self.fault("zero_page") {
+        let fault = self.fault("zero_page");
+        self.check_mapped(page, "zeroed")?;
+        match fault {
             Some(FailMode::Refuse) => return Err(KernelError::Refused(1)),
             Some(FailMode::Partial) => {
                 self.page_mut(page)?[..PAGE_SIZE / 2].fill(0);
@@ -586,6 +650,56 @@ impl Kernel for FakeKernel {
         Ok(())
     }
 
+    fn pool_pages(&self) -> usize {
+        self.pages.len()
+    }
+
+    fn free_pages(&self) -> usize {
+        self.free.len()
+    }
+
+    fn unmap_own(&mut self, page: PageId) -> Result<(), KernelError> {
+        if self.free.contains(&page) {
+            self.violations.push(format!("{page} unmapped while free"));
+        }
+        match self.fault("unmap_own") {
+            Some(FailMode::Refuse) => {
+                self.unmap_incomplete.insert(page);
+                return Err(KernelError::Refused(1));
+            }
+            Some(FailMode::Partial) => {
+                // Accesses fault already, but a stale translation may remain.
+                self.unmapped.insert(page);
+                self.unmap_incomplete.insert(page);
+                return Err(KernelError::Refused(1));
+            }
+            Some(FailMode::Done) => {
+                self.unmapped.insert(page);
+                return Err(KernelError::Refused(1));
+            }
+            None => {}
+        }
+        self.unmapped.insert(page);
+        self.unmap_incomplete.remove(&page);
+        self.log.borrow_mut().push(Ev::UnmapOwn(page));
+        Ok(())
+    }
+
+    fn map_own(&mut self, page: PageId) -> Result<(), KernelError> {
+        match self.fault("map_own") {
+            Some(FailMode::Refuse | FailMode::Partial) => return Err(KernelError::Refused(1)),
+            Some(FailMode::Done) => {
+                self.unmapped.remove(&page);
+                return Err(KernelError::Refused(1));
+            }
+            None => {}
+        }
+        self.unmapped.remove(&page);
+        self.unmap_incomplete.remove(&page);
+        self.log.borrow_mut().push(Ev::MapOwn(page));
+        Ok(())
+    }
+
     fn notify(&mut self, client: ClientId) -> Result<(), KernelError> {
         if self.fault("notify").is_some() {
             return Err(KernelError::Refused(1));
@@ -644,7 +758,7 @@ pub const NET: Guid = vmbus_driver::guid::NETWORK;
 pub const HEARTBEAT: Guid = vmbus_driver::guid::HEARTBEAT;
 pub const SCSI: Guid = vmbus_driver::guid::SCSI;
 
-/// Client A may use NET and SCSI; client B HEARTBEAT.
+/// Client A may use NET and SCSI; client B HEARTBEAT, and B may stop the system.
 pub const A: ClientId = ClientId(1);
 pub const B: ClientId = ClientId(2);
 pub const WINDOW_PAGES: usize = 256;
@@ -708,6 +822,7 @@ impl World {
                 max_channels: MAX_CHANNELS,
                 classes: &A_CLASSES,
                 instance: None,
+                power: false,
             },
             ClientConfig {
                 id: B,
@@ -715,6 +830,8 @@ impl World {
                 max_channels: MAX_CHANNELS,
                 classes: &B_CLASSES,
                 instance: None,
+                // B plays the shutdown integration service: it may stop the system.
+                power: true,
             },
         ];
         let cfg = DriverConfig {

@@ -20,6 +20,12 @@
 //!
 //! So a revoke unmaps and deletes every copy this seam made (it knows them: one slot per page and
 //! mapping, `slot::copy`), then revokes the pool capability for anything derived otherwise.
+//!
+//! A page lent to the host (the Dynamic Memory balloon) loses the driver's own mapping too:
+//! `unmap_own` unmaps the original capability (`seL4_X86_Page_Unmap`; the root task mapped the
+//! pool through it), `map_own` maps it again at the same address through the PD's own VSpace
+//! capability (`slot::VSPACE`). While a page is unmapped the seam refuses every access to it, so
+//! the driver cannot fault on memory the host owns.
 #![no_std]
 
 use pd_runtime::config::{Driver, DriverClient};
@@ -72,9 +78,17 @@ pub struct Sel4Kernel {
     reused: usize,
     /// Bit `page * MAX_MAPPINGS + k`: copy `k` of `page` is mapped into a client.
     mapped: Bits<{ MAX_POOL * MAX_MAPPINGS / 64 }>,
+    /// Pages whose own mapping in the driver is removed (lent to the host).
+    unmapped: Bits<{ MAX_POOL / 64 }>,
+    /// Pages free in the pool.
+    free: usize,
     clients: &'static [DriverClient],
     irq: Option<Channel>,
 }
+
+/// seL4's `FailedLookup` code: what an access through the removed mapping of a lent page is
+/// refused with.
+const FAILED_LOOKUP: u32 = 6;
 
 fn refused(e: Error) -> KernelError {
     KernelError::Refused(u32::try_from(e.code()).unwrap_or(u32::MAX))
@@ -98,6 +112,8 @@ impl Sel4Kernel {
             ever_taken: Bits::new(),
             reused: 0,
             mapped: Bits::new(),
+            unmapped: Bits::new(),
+            free: pages,
             clients: config.clients,
             irq,
         })
@@ -124,6 +140,10 @@ impl Sel4Kernel {
 
     fn page_offset(&self, page: PageId, offset: usize, len: usize) -> Result<usize, KernelError> {
         let i = self.page(page)?;
+        if self.unmapped.get(i) {
+            // Lent to the host: the driver's mapping is gone, an access would fault.
+            return Err(KernelError::Refused(FAILED_LOOKUP));
+        }
         match offset.checked_add(len) {
             Some(end) if end <= PAGE_SIZE => Ok(i * PAGE_SIZE + offset),
             _ => Err(KernelError::OutOfBounds),
@@ -158,6 +178,7 @@ impl Kernel for Sel4Kernel {
             .find(|&i| !self.taken.get(i))
             .ok_or(KernelError::PoolEmpty)?;
         self.taken.set(i, true);
+        self.free -= 1;
         if self.ever_taken.get(i) {
             self.reused += 1;
         }
@@ -167,7 +188,13 @@ impl Kernel for Sel4Kernel {
 
     fn return_page(&mut self, page: PageId) -> Result<(), KernelError> {
         let i = self.page(page)?;
-        self.taken.set(i, false);
+        if self.unmapped.get(i) {
+            return Err(KernelError::Refused(FAILED_LOOKUP));
+        }
+        if self.taken.get(i) {
+            self.taken.set(i, false);
+            self.free += 1;
+        }
         Ok(())
     }
 
@@ -261,6 +288,41 @@ impl Kernel for Sel4Kernel {
         // Deletes any other capability derived from the page (none when every grant went
         // through this seam); effective only when the pool capability is a retype original.
         cn.revoke(Self::original(i)).map_err(refused)?;
+        Ok(())
+    }
+
+    fn pool_pages(&self) -> usize {
+        self.pages
+    }
+
+    fn free_pages(&self) -> usize {
+        self.free
+    }
+
+    /// `seL4_X86_Page_Unmap` of the original capability, which holds the driver's mapping.
+    fn unmap_own(&mut self, page: PageId) -> Result<(), KernelError> {
+        let i = self.page(page)?;
+        if self.unmapped.get(i) {
+            return Ok(());
+        }
+        // Refuse accesses from now on, even if the unmap fails half way: the driver then
+        // quarantines the page for good.
+        self.unmapped.set(i, true);
+        Frame(Self::original(i)).unmap().map_err(refused)
+    }
+
+    /// `seL4_X86_Page_Map` of the original capability at its pool address, through the PD's
+    /// own VSpace capability.
+    fn map_own(&mut self, page: PageId) -> Result<(), KernelError> {
+        let i = self.page(page)?;
+        if !self.unmapped.get(i) {
+            return Ok(());
+        }
+        let vaddr = (self.pool.base() + i * PAGE_SIZE) as Word;
+        Frame(Self::original(i))
+            .map(VSpace(slot::VSPACE), vaddr, Rights::READ_WRITE)
+            .map_err(refused)?;
+        self.unmapped.set(i, false);
         Ok(())
     }
 

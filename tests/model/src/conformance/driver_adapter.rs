@@ -139,6 +139,9 @@ struct HarnessKernel {
     tainted: BTreeSet<u32>,
     /// What the driver did that no correct driver does, found by the kernel itself.
     broken: Vec<String>,
+    /// Pages whose driver mapping is removed (lent to the host; the model lends none, so any
+    /// entry here is the driver's doing).
+    own_unmapped: BTreeSet<u32>,
 }
 
 impl HarnessKernel {
@@ -153,6 +156,17 @@ impl HarnessKernel {
             Some(_) => {}
         }
         Err(KernelError::Refused(INJECTED))
+    }
+
+    /// Refuses an access to a page whose driver mapping is removed, recording it as broken.
+    fn check_own_mapped(&mut self, page: PageId, what: &str) -> Result<(), KernelError> {
+        if self.own_unmapped.contains(&page.0) {
+            self.broken.push(format!(
+                "{what} {page:?} through its removed driver mapping"
+            ));
+            return Err(KernelError::Refused(INJECTED));
+        }
+        Ok(())
     }
 
     fn check_untainted(&mut self, page: PageId, what: &str) {
@@ -186,6 +200,7 @@ impl Kernel for HarnessKernel {
 
     fn return_page(&mut self, page: PageId) -> Result<(), KernelError> {
         self.check_untainted(page, "returned");
+        self.check_own_mapped(page, "returned")?;
         if let Some(c) = self.granted.get(&page.0) {
             self.broken
                 .push(format!("returned {page:?} while {c} may still map it"));
@@ -199,6 +214,7 @@ impl Kernel for HarnessKernel {
     }
 
     fn write_page(&mut self, page: PageId, offset: usize, data: &[u8]) -> Result<(), KernelError> {
+        self.check_own_mapped(page, "wrote")?;
         let p = self
             .pages
             .get_mut(page.0 as usize)
@@ -223,6 +239,7 @@ impl Kernel for HarnessKernel {
 
     fn zero_page(&mut self, page: PageId) -> Result<(), KernelError> {
         self.check_untainted(page, "zeroed");
+        self.check_own_mapped(page, "zeroed")?;
         if let Err(e) = self.inject(page, Op::Zero) {
             self.tainted.insert(page.0);
             return Err(e);
@@ -258,6 +275,24 @@ impl Kernel for HarnessKernel {
             return Err(e);
         }
         self.granted.remove(&page.0);
+        Ok(())
+    }
+
+    fn pool_pages(&self) -> usize {
+        self.pages.len()
+    }
+
+    fn free_pages(&self) -> usize {
+        self.free.len()
+    }
+
+    fn unmap_own(&mut self, page: PageId) -> Result<(), KernelError> {
+        self.own_unmapped.insert(page.0);
+        Ok(())
+    }
+
+    fn map_own(&mut self, page: PageId) -> Result<(), KernelError> {
+        self.own_unmapped.remove(&page.0);
         Ok(())
     }
 
@@ -352,6 +387,7 @@ impl DriverImplementation {
                 max_channels: slots,
                 classes: &classes,
                 instance: None,
+                power: false,
             })
             .collect();
         let dcfg = DriverConfig {
@@ -384,6 +420,7 @@ impl DriverImplementation {
                 taken: Vec::new(),
                 tainted: BTreeSet::new(),
                 broken: Vec::new(),
+                own_unmapped: BTreeSet::new(),
             },
             to_driver: VecDeque::new(),
             handles: vec![vec![None; cfg.channels]; cfg.clients],
