@@ -25,6 +25,7 @@ fn all_2047_relids_open_at_once_receive_events_and_unload_cleanly() {
             max_channels: 128,
             classes: &classes,
             instance: None,
+            power: false,
         })
         .collect();
     let cfg = DriverConfig {

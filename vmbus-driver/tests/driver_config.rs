@@ -24,6 +24,7 @@ fn client(id: u16, window_pages: usize, max_channels: usize) -> ClientConfig<'st
         max_channels,
         classes: &CLASSES,
         instance: None,
+        power: false,
     }
 }
 

@@ -2,16 +2,22 @@
 //! frames, checked against the layout documented in `vmbus_driver::control`.
 
 use vmbus_driver::control::{
-    ChannelHandle, ChannelStatus, ClientError, FrameError, MAX_SLOTS, OfferInfo, REQUEST_AREA,
-    REQUEST_OFFSET, RESPONSE_AREA, RESPONSE_OFFSET, Request, Response, STATUS_OFFSET, StatusRecord,
-    decode_frame, encode_frame, status_offset,
+    ChannelHandle, ChannelStatus, ClientError, FrameError, MAX_SLOTS, OFFERS_DELIVERED_OFFSET,
+    OFFERS_DELIVERED_SIZE, OfferInfo, REQUEST_AREA, REQUEST_OFFSET, RESPONSE_AREA, RESPONSE_OFFSET,
+    Request, Response, STATUS_OFFSET, StatusRecord, decode_frame, encode_frame, status_offset,
 };
 use vmbus_driver::ids::{RelId, SlotId};
 
 #[test]
 fn areas_tile_the_control_page_without_overlap() {
     assert_eq!(REQUEST_OFFSET + REQUEST_AREA, RESPONSE_OFFSET);
-    assert_eq!(RESPONSE_OFFSET + RESPONSE_AREA, STATUS_OFFSET);
+    // The offers-delivered word sits between the response area and the status table.
+    assert_eq!(RESPONSE_OFFSET + RESPONSE_AREA, OFFERS_DELIVERED_OFFSET);
+    assert_eq!(OFFERS_DELIVERED_OFFSET, 2044);
+    assert_eq!(
+        OFFERS_DELIVERED_OFFSET + OFFERS_DELIVERED_SIZE,
+        STATUS_OFFSET
+    );
     assert_eq!(
         status_offset(SlotId(MAX_SLOTS as u16)),
         vmbus_driver::hv::PAGE_SIZE

@@ -426,6 +426,7 @@ fn instance_filter_limits_a_client_to_one_device() {
         max_channels: 2,
         classes: &classes,
         instance: Some(Guid([2; 16])),
+        power: false,
     }];
     let cfg = DriverConfig {
         target_vp: VpIndex(0),

@@ -191,6 +191,7 @@ fn a_channel_of_exactly_the_largest_ring_size_opens() {
         max_channels: 2,
         classes: &classes,
         instance: None,
+        power: false,
     }];
     let cfg = DriverConfig {
         target_vp: VpIndex(TARGET_VP),

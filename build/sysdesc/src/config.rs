@@ -168,6 +168,8 @@ pub struct DriverClient {
     pub instance: Option<[u8; 16]>,
     /// Most channels open at once.
     pub max_channels: u32,
+    /// May ask the driver to stop the system (`power="true"`).
+    pub power: bool,
 }
 
 /// The simulated host's wiring.
@@ -293,6 +295,7 @@ fn driver_clients(sys: &System) -> Vec<DriverClient> {
                     .and_then(|d| d.instance.as_ref())
                     .map(|g| g.bytes()),
                 max_channels: c.max_channels,
+                power: c.power,
             }
         })
         .collect()
@@ -473,7 +476,7 @@ pub fn render(sys: &System, configs: &[PdConfig]) -> String {
                 for cl in &d.clients {
                     let _ = writeln!(
                         s,
-                        "                {TYPES}::DriverClient {{ id: {}, name: {:?}, pd_index: {}, vspace_slot: {}, channel: {}, window_vaddr: {:#x}, window_pages: {}, control_vaddr: {:#x}, classes: {}, instance: {}, max_channels: {} }},",
+                        "                {TYPES}::DriverClient {{ id: {}, name: {:?}, pd_index: {}, vspace_slot: {}, channel: {}, window_vaddr: {:#x}, window_pages: {}, control_vaddr: {:#x}, classes: {}, instance: {}, max_channels: {}, power: {} }},",
                         cl.id,
                         cl.name,
                         cl.pd_index,
@@ -484,7 +487,8 @@ pub fn render(sys: &System, configs: &[PdConfig]) -> String {
                         cl.control_vaddr,
                         guids(&cl.classes),
                         opt_guid(cl.instance.as_ref()),
-                        cl.max_channels
+                        cl.max_channels,
+                        cl.power
                     );
                 }
                 let _ = writeln!(s, "            ],");

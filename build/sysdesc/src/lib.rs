@@ -26,8 +26,8 @@
 //!   maps and pool) and delivers the SINT2 interrupt on the driver's channel id `ID` (one it uses
 //!   for nothing else).
 //! - `<client pd="P" driver_channel="ID" window_vaddr="A" window_size="S" max_channels="M"
-//!   control="R">` with `<device class="GUID" [instance="GUID"]/>` children: PD `P` reaches the
-//!   driver over its channel `ID` (which must lead to the driver, with `pp="true"` on the client
+//!   control="R" [power="true|false"]>` with `<device class="GUID" [instance="GUID"]/>`
+//!   children: PD `P` reaches the driver over its channel `ID` (which must lead to the driver, with `pp="true"` on the client
 //!   end); the driver holds a `cap_vspace` for it and maps channel rings into its window
 //!   `A..A+S` (page aligned, at least 4 pages per channel, over none of the client's maps, inside
 //!   the run-time mapping range `0x20000000..4 GiB` and no larger than the driver's pool), at most
@@ -35,6 +35,9 @@
 //!   read-write and no other PD maps. One `device` per class served; `instance` filters offers
 //!   (the same filter for all of a client's devices). No two clients may claim the same class
 //!   and filter. A client's position among the clients is its number (`ClientId`).
+//!   `power="true"` lets the client ask the driver for an orderly stop of the system
+//!   (`Request::Stop`: the shutdown integration service); default `false`, and the driver
+//!   refuses the request of any other client.
 //!
 //! Microkit elements and attributes understood (x86-64; anything else, including any child of an
 //! element that takes none and any element in a namespace, is an error naming the file and line,

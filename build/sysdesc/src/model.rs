@@ -482,6 +482,9 @@ pub struct VmbusClient {
     pub control: String,
     /// The device classes it serves (at least one).
     pub devices: Vec<DeviceClass>,
+    /// Whether it may ask the driver to stop the system (`power="true"`: the shutdown
+    /// integration service); default false.
+    pub power: bool,
     /// Line of the element (in the companion).
     pub line: u32,
 }

@@ -794,3 +794,33 @@ fn load_finds_the_companion_beside_the_description() {
     assert_eq!(d[0].file, dir.join("t.vmbus.xml").display().to_string());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn the_power_attribute_reaches_the_drivers_client_table_and_defaults_to_false() {
+    for (attr, want) in [
+        ("", false),
+        (r#" power="true""#, true),
+        (r#" power="false""#, false),
+    ] {
+        let vm = vmbus_companion(DRIVER_OK, &format!("{CLIENT_OK}{attr}"), "");
+        let sys = check_pair(&vmbus_system("", "", ""), &vm).unwrap_or_else(|d| panic!("{d:#?}"));
+        let cfg = sysdesc::config::pd_config(&sys, "driver").unwrap();
+        let d = cfg.driver.as_ref().unwrap();
+        assert_eq!(d.clients[0].power, want, "{attr}");
+        // The generated configuration the driver PD is built with carries it.
+        let src = sysdesc::config::render(&sys, &[cfg]);
+        assert!(src.contains(&format!("power: {want} }}")), "{src}");
+    }
+}
+
+#[test]
+fn a_power_attribute_that_is_not_a_boolean_is_refused() {
+    let vm = vmbus_companion(DRIVER_OK, &format!(r#"{CLIENT_OK} power="yes""#), "");
+    let d = pair_diags(&vmbus_system("", "", ""), &vm);
+    let text: Vec<String> = d.iter().map(|d| d.to_string()).collect();
+    assert!(
+        text.iter()
+            .any(|t| t.contains("'power' on 'client' is 'yes', must be 'true' or 'false'")),
+        "{text:#?}"
+    );
+}

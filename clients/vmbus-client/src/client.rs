@@ -1,9 +1,10 @@
 //! Requests to the driver over the control page: the call itself, listing offers, opening.
 
 use vmbus_driver::control::{
-    ChannelHandle, ChannelStatus, LENGTH_SIZE, OfferInfo, REQUEST_AREA, REQUEST_OFFSET,
-    RESPONSE_AREA, RESPONSE_OFFSET, Request, Response, STATUS_RECORD_SIZE, StatusRecord,
-    decode_frame, encode_frame, frame_len, status_offset,
+    ChannelHandle, ChannelStatus, ClientError as Refusal, LENGTH_SIZE, OFFERS_DELIVERED_OFFSET,
+    OFFERS_DELIVERED_SIZE, OfferInfo, REQUEST_AREA, REQUEST_OFFSET, RESPONSE_AREA, RESPONSE_OFFSET,
+    Request, Response, STATUS_RECORD_SIZE, StatusRecord, decode_frame, encode_frame, frame_len,
+    status_offset,
 };
 use vmbus_driver::guid::Guid;
 use vmbus_driver::ids::{RelId, SlotId};
@@ -84,6 +85,47 @@ pub fn list_offers<E: ClientEnv>(
             // The cursor must advance, or a confused driver would keep us here forever.
             Some(n) if n > start => start = n,
             Some(_) => return Err(ClientError::UnexpectedResponse),
+        }
+    }
+}
+
+/// The driver's count of offers of this client's classes delivered so far (the control page's
+/// offers-delivered word): it moves, and the driver notifies the client, each time such an offer
+/// arrives, at connect or hot-added later.
+pub fn offers_delivered<E: ClientEnv>(env: &mut E) -> u32 {
+    let mut b = [0u8; OFFERS_DELIVERED_SIZE];
+    env.control_read(OFFERS_DELIVERED_OFFSET, &mut b);
+    u32::from_le_bytes(b)
+}
+
+/// Waits until the driver lists an offer of `class` and returns the first one's relid (the
+/// lowest). Blocks on the driver's notification, and only while no new offer of this client's
+/// classes has arrived: the offers-delivered counter is read before the offers are listed, so an
+/// offer that arrives between the list and the wait moves the counter and is listed at once
+/// instead of waiting for a notification that was already taken. A driver that is not connected
+/// yet lists nothing (its offers move the counter when they come).
+///
+/// # Errors
+/// The driver's refusals other than `NotConnected`, a response that does not fit, and
+/// [`ClientError::NoOffer`] when the environment reports that no notification will come.
+pub fn wait_for_offer<E: ClientEnv>(env: &mut E, class: Guid) -> Result<RelId, ClientError> {
+    loop {
+        let seen = offers_delivered(env);
+        match list_offers(env, Some(class)) {
+            Ok(offers) => {
+                if let Some(o) = offers.first() {
+                    return Ok(o.relid);
+                }
+            }
+            Err(ClientError::Refused(Refusal::NotConnected)) => {}
+            Err(e) => return Err(e),
+        }
+        // Other notifications (a channel's events, a status change) leave the counter alone:
+        // wait again.
+        while offers_delivered(env) == seen {
+            if env.wait_notification().is_none() {
+                return Err(ClientError::NoOffer);
+            }
         }
     }
 }

@@ -35,6 +35,8 @@ pub enum ClientError {
     BadRingSize,
     /// More offers than the list can hold.
     TooManyOffers,
+    /// No offer of the class came: the wait for the driver's notification returned nothing.
+    NoOffer,
 }
 
 impl fmt::Display for ClientError {
@@ -52,6 +54,7 @@ impl fmt::Display for ClientError {
             Self::UnexpectedResponse => f.write_str("driver response does not fit the request"),
             Self::BadRingSize => f.write_str("ring sizes unusable for the window slot"),
             Self::TooManyOffers => f.write_str("more offers than the list holds"),
+            Self::NoOffer => f.write_str("no offer of the class arrived"),
         }
     }
 }

@@ -164,6 +164,8 @@ pub struct DriverClient {
     pub instance: Option<Guid>,
     /// Most channels open at once.
     pub max_channels: u32,
+    /// May ask the driver to stop the system (`power="true"` in the VMBus companion).
+    pub power: bool,
 }
 
 /// The simulated Hyper-V host's wiring (the image's stand-in for the hypervisor).

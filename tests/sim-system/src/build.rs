@@ -256,6 +256,7 @@ impl Builder<'_> {
                 max_channels: c.max_channels as usize,
                 classes: c.classes.iter().map(|&b| Guid(b)).collect(),
                 instance: c.instance.map(Guid),
+                power: c.power,
                 driver_channel: c.client_channel,
                 driver_end: c.channel,
                 control_vaddr: c.client_control_vaddr,

@@ -97,6 +97,8 @@ pub struct ClientInfo {
     pub classes: Vec<Guid>,
     /// Instance filter shared by all its classes, if any.
     pub instance: Option<Guid>,
+    /// May ask the driver to stop the system (`power="true"`).
+    pub power: bool,
     /// The client's channel id towards the driver.
     pub driver_channel: u8,
     /// The driver's channel id towards this client.

@@ -281,6 +281,7 @@ fn driver_for(inst: &Instance, cfg: &WorldConfig) -> Box<Driver> {
             max_channels: c.max_channels,
             classes: cl,
             instance: c.instance,
+            power: c.power,
         })
         .collect();
     Box::new(Driver::new(&DriverConfig {

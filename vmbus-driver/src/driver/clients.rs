@@ -33,6 +33,10 @@ struct ClientEntry {
     class_count: u8,
     classes: [Guid; MAX_CLASSES],
     instance: Option<Guid>,
+    /// May stop the system.
+    power: bool,
+    /// Offers of its classes delivered so far (published in its control page).
+    offers_delivered: u32,
     stats: ClientStats,
 }
 
@@ -44,6 +48,8 @@ impl ClientEntry {
         class_count: 0,
         classes: [Guid::NIL; MAX_CLASSES],
         instance: None,
+        power: false,
+        offers_delivered: 0,
         stats: ClientStats::ZERO,
     };
 }
@@ -99,6 +105,7 @@ impl Clients {
             e.class_count = c.classes.len() as u8;
             e.classes[..c.classes.len()].copy_from_slice(c.classes);
             e.instance = c.instance;
+            e.power = c.power;
         }
         self.count = configs.len();
         Ok(())
@@ -142,6 +149,23 @@ impl Clients {
         let e = &self.entries[c.get()];
         let classes = e.classes.get(..usize::from(e.class_count)).unwrap_or(&[]);
         classes.contains(class) && e.instance.is_none_or(|i| i == *instance)
+    }
+
+    /// Whether client `c` may stop the system.
+    pub fn power(&self, c: ClientIdx) -> bool {
+        self.entries[c.get()].power
+    }
+
+    /// Offers of client `c`'s classes delivered so far.
+    pub fn offers_delivered(&self, c: ClientIdx) -> u32 {
+        self.entries[c.get()].offers_delivered
+    }
+
+    /// Counts one more offer delivered to client `c`; the new count (wraps at 2^32).
+    pub fn count_offer(&mut self, c: ClientIdx) -> u32 {
+        let e = &mut self.entries[c.get()];
+        e.offers_delivered = e.offers_delivered.wrapping_add(1);
+        e.offers_delivered
     }
 
     /// What client `c` did.

@@ -25,6 +25,9 @@ pub struct ClientConfig<'a> {
     pub classes: &'a [Guid],
     /// If set, only offers with this instance GUID.
     pub instance: Option<Guid>,
+    /// Whether the client may stop the system (`Request::Stop`: the shutdown integration
+    /// service answering the host's shut-down or restart request).
+    pub power: bool,
 }
 
 /// The driver's configuration.

@@ -11,7 +11,7 @@ use crate::version::Version;
 
 use super::channels::ChannelTable;
 use super::connection::{ConnectionInfo, UnloadStart};
-use super::{Driver, TeardownReason};
+use super::{Driver, TeardownReason, UnloadEnd};
 
 impl Driver {
     /// The connection state.
@@ -65,7 +65,7 @@ impl Driver {
     ) {
         match self.conn.begin_unload() {
             UnloadStart::TearDown => {}
-            UnloadStart::Finish => return self.finish_unload(),
+            UnloadStart::Finish => return self.finish_unload(UnloadEnd::NotSent),
             UnloadStart::Nothing => return,
         }
         info!(
@@ -85,29 +85,31 @@ impl Driver {
         }
         let deadline = self.deadline(now);
         if !self.conn.send_unload(hv, &mut self.stats, deadline) {
-            self.finish_unload();
+            self.finish_unload(UnloadEnd::NotSent);
         }
     }
 
     /// UNLOAD_RESPONSE.
     pub(crate) fn on_unload_response(&mut self) {
         if self.conn.on_unload_response() {
-            self.finish_unload();
+            self.finish_unload(UnloadEnd::Answered);
         } else {
             self.hostile_unexpected("UNLOAD_RESPONSE without UNLOAD");
         }
     }
 
-    /// The host forgot every offer: clear the table (generations move on).
-    fn finish_unload(&mut self) {
+    /// The host forgot every offer (or the unload ended as `end` says): clear the table
+    /// (generations move on); a stop under way is complete.
+    fn finish_unload(&mut self, end: UnloadEnd) {
         self.channels.forget_all();
         self.conn.finish_unload();
+        self.end_stop(end);
     }
 
     /// Connection-level timeouts.
     pub(crate) fn connection_tick(&mut self, now: u64) {
         if self.conn.tick(now, &mut self.stats) {
-            self.finish_unload();
+            self.finish_unload(UnloadEnd::TimedOut);
         }
     }
 

@@ -6,8 +6,8 @@
 //! [`Driver::on_client_fault`] when a client faults and [`Driver::on_tick`] periodically; each
 //! call runs to completion. A client allowed to (`ClientConfig::power`) may ask for an orderly
 //! stop (`Request::Stop`): every channel is closed through the unload path and
-//! [`Driver::stopped`] says when it is over. Every method takes the seams as arguments, so tests and the formal
-//! model drive the same code. Memory is fixed, in tables that each own their data and are
+//! [`Driver::stopped`] says when it is over. Every method takes the seams as arguments, so
+//! tests and the formal model drive the same code. Memory is fixed, in tables that each own their data and are
 //! reached only through their methods: the channel table (an entry per relid, 2048, whose state
 //! carries an open channel's data, and each client's slots), the page pool (page lists in an
 //! arena with a taint bit per page, and the quarantine), the connection and the client table.

@@ -2,6 +2,7 @@
 
 use log::{debug, info, warn};
 
+use crate::control::OFFERS_DELIVERED_OFFSET;
 use crate::hv::Hypervisor;
 use crate::ids::RelId;
 use crate::kernel::Kernel;
@@ -71,6 +72,26 @@ impl Driver {
             "offer {relid} class {:?} sub {}",
             o.if_type, o.sub_channel_index
         );
+        self.announce_offer(k, &offer);
+    }
+
+    /// Tells every client that may open `offer` that it arrived: its offers-delivered counter
+    /// moves (stored in its control page), then it is notified. A client waiting for its device
+    /// reads the counter before it lists the offers, so this wakes it exactly when it has
+    /// something new to list, and a client of other classes hears nothing.
+    fn announce_offer<K: Kernel + ?Sized>(&mut self, k: &mut K, offer: &Offer) {
+        for c in self.clients.all() {
+            if !self.clients.allows(c, &offer.class, &offer.instance) {
+                continue;
+            }
+            let count = self.clients.count_offer(c);
+            let id = self.clients.id(c);
+            if let Err(e) = k.control_write(id, OFFERS_DELIVERED_OFFSET, &count.to_le_bytes()) {
+                self.stats.kernel_errors += 1;
+                warn!("offers-delivered counter of {id}: {e}");
+            }
+            self.notify_client(k, id);
+        }
     }
 
     /// RESCIND_CHANNELOFFER.

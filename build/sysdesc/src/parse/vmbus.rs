@@ -192,6 +192,7 @@ impl Parser<'_, '_> {
                 "window_size",
                 "max_channels",
                 "control",
+                "power",
             ],
         );
         let pd = self.req(node, "pd").map(str::to_string);
@@ -202,6 +203,7 @@ impl Parser<'_, '_> {
             .num_in(node, "max_channels", true, 1, u64::from(u32::MAX))
             .map(|n| n as u32);
         let control = self.req(node, "control").map(str::to_string);
+        let power = self.boolean(node, "power", false);
         let mut devices = Vec::new();
         let mut elements_seen = 0;
         for c in elements(node) {
@@ -240,6 +242,7 @@ impl Parser<'_, '_> {
                 max_channels: max_channels?,
                 control: control?,
                 devices,
+                power,
                 line: self.line(node),
             },
         ))

@@ -144,22 +144,74 @@ pub fn payload(tag: u64, n: u64) -> [u8; pd_support::abi::scenario::PAYLOAD] {
     p
 }
 
-/// Waits (yielding) until the driver lists an offer of `class`; its relid, or `None` after
-/// `tries` attempts.
+/// Waits until the driver lists an offer of `class` and returns its relid: sleeps on the PD's
+/// notification while no offer of this client's classes has arrived (the driver counts them in
+/// the control page and notifies the client; `vmbus_client::wait_for_offer`). For a client that
+/// can wait for its device for ever.
+///
+/// # Errors
+/// The driver's refusals and undecodable responses (`vmbus_client::wait_for_offer`).
+pub fn await_offer(
+    env: &mut Sel4Env,
+    class: vmbus_driver::guid::Guid,
+) -> Result<vmbus_client::RelId, vmbus_client::ClientError> {
+    vmbus_client::wait_for_offer(env, class)
+}
+
+/// As [`await_offer`], with the wake-ups bounded: sleeps on the PD's notification while no offer
+/// of this client's classes has arrived, and gives up (`None`) after `tries` wake-ups that
+/// brought no offer of `class` (notifications about other things, offers of its other classes)
+/// or on a refusal other than `NotConnected`. It lists the offers once at the start and then
+/// only when the driver's offers-delivered counter moved. It still sleeps for ever if nothing
+/// at all happens; [`poll_for_offer`] gives up then too.
 pub fn wait_for_offer(
     env: &mut Sel4Env,
     class: vmbus_driver::guid::Guid,
     tries: u32,
 ) -> Option<vmbus_client::RelId> {
-    for _ in 0..tries {
+    let mut left = tries;
+    loop {
+        let seen = vmbus_client::offers_delivered(env);
+        match vmbus_client::list_offers(env, Some(class)) {
+            Ok(offers) => {
+                if let Some(o) = offers.first() {
+                    return Some(o.relid);
+                }
+            }
+            Err(vmbus_client::ClientError::Refused(
+                vmbus_driver::control::ClientError::NotConnected,
+            )) => {}
+            Err(_) => return None,
+        }
+        while vmbus_client::offers_delivered(env) == seen {
+            left = left.checked_sub(1)?;
+            env.wait_notification_now();
+        }
+    }
+}
+
+/// The bounded wait for a system that must give up even when nothing happens at all: as
+/// [`wait_for_offer`], but it yields instead of sleeping while the counter has not moved, and
+/// gives up (`None`) after `yields` yields. A notification it leaves pending only wakes the
+/// PD's next wait once more, which every wait of the library tolerates.
+pub fn poll_for_offer(
+    env: &mut Sel4Env,
+    class: vmbus_driver::guid::Guid,
+    yields: u32,
+) -> Option<vmbus_client::RelId> {
+    let mut left = yields;
+    loop {
+        let seen = vmbus_client::offers_delivered(env);
         if let Ok(offers) = vmbus_client::list_offers(env, Some(class))
             && let Some(o) = offers.first()
         {
             return Some(o.relid);
         }
-        sel4::sys::syscall::yield_now();
+        while vmbus_client::offers_delivered(env) == seen {
+            left = left.checked_sub(1)?;
+            sel4::sys::syscall::yield_now();
+        }
     }
-    None
 }
 
 impl Sel4Env {

@@ -78,6 +78,22 @@ pub mod scenario {
     pub const REPORT_RESUME: u64 = 1;
     /// First failure code.
     pub const REPORT_FAIL: u64 = 2;
+    /// The driver finished an orderly stop a permitted client asked for (the shutdown
+    /// integration service answering the host): every channel is closed and the bus unloaded.
+    /// Word 0: [`STOP_POWER_OFF`] or [`STOP_RESTART`]; word 1: the PD index of the client that
+    /// asked; word 2: how the unload ended ([`UNLOAD_ANSWERED`], [`UNLOAD_TIMED_OUT`],
+    /// [`UNLOAD_NOT_SENT`]). Not a failure code: the failure codes stay below it.
+    pub const REPORT_STOP: u64 = 0x100;
+    /// Word 0 of [`REPORT_STOP`]: power off.
+    pub const STOP_POWER_OFF: u64 = 0;
+    /// Word 0 of [`REPORT_STOP`]: restart.
+    pub const STOP_RESTART: u64 = 1;
+    /// Word 2 of [`REPORT_STOP`]: the host answered UNLOAD.
+    pub const UNLOAD_ANSWERED: u64 = 0;
+    /// Word 2 of [`REPORT_STOP`]: UNLOAD_RESPONSE did not come within the reply timeout.
+    pub const UNLOAD_TIMED_OUT: u64 = 1;
+    /// Word 2 of [`REPORT_STOP`]: no UNLOAD was sent (not connected, or the post failed).
+    pub const UNLOAD_NOT_SENT: u64 = 2;
 }
 
 /// The time sync client's clock (`system.xml`'s `timesync` PD), read by a protected call on a

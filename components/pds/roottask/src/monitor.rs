@@ -16,14 +16,22 @@ pub mod code {
     /// The PD's scenario passed.
     pub const PASS: u64 = 0;
     /// Restart the PD whose index is word 0 (a stopped client, to show it still cannot read).
-    /// Any other code is a failure; the words say more.
+    /// Any other code (but [`STOP`]) is a failure; the words say more.
     pub const RESUME: u64 = 1;
+    /// The VMBus driver finished an orderly stop (`pd_support::abi::scenario::REPORT_STOP`):
+    /// word 0 is 0 for power off, 1 for restart; word 1 the PD index of the client that asked;
+    /// word 2 how the bus unload ended (0 UNLOAD answered, 1 timed out, 2 not sent).
+    pub const STOP: u64 = 0x100;
 }
 
 /// Value written to the isa-debug-exit port on success (QEMU exits with 33).
 const EXIT_PASS: u8 = 0x10;
 /// Value written on failure (QEMU exits with 35).
 const EXIT_FAIL: u8 = 0x11;
+/// Value written after an orderly stop for power off (QEMU exits with 37).
+const EXIT_POWER_OFF: u8 = 0x12;
+/// Value written after an orderly stop for restart (QEMU exits with 39).
+const EXIT_RESTART: u8 = 0x13;
 
 /// Prints the verdict line the test runner reads.
 fn verdict_line(pass: bool) {
@@ -40,11 +48,36 @@ fn verdict_line(pass: bool) {
 /// Ends the run under QEMU with a verdict.
 pub fn exit(pass: bool) -> ! {
     verdict_line(pass);
-    let v = if pass { EXIT_PASS } else { EXIT_FAIL };
+    exit_with(if pass { EXIT_PASS } else { EXIT_FAIL })
+}
+
+/// Writes `v` to QEMU's isa-debug-exit port (QEMU exits with `(v << 1) | 1`); halts if the
+/// port is not there.
+fn exit_with(v: u8) -> ! {
     let _ = IoPort(slot::seL4_CapIOPort).out8(0xf4, v);
     loop {
         sel4::sys::syscall::debug_halt();
     }
+}
+
+/// The driver finished an orderly stop that PD `by` asked for: says so and ends the run with
+/// the stop's own exit value (neither PASS nor FAIL).
+fn orderly_stop(words: &[Word], by: &str) -> ! {
+    let restart = words[0] == 1;
+    let unload = match words[2] {
+        0 => "UNLOAD answered",
+        1 => "UNLOAD not answered (reply timeout)",
+        _ => "no UNLOAD sent (bus not connected)",
+    };
+    println!(
+        "root: orderly stop: {} requested by {by}; channels closed, {unload}",
+        if restart { "restart" } else { "power off" }
+    );
+    exit_with(if restart {
+        EXIT_RESTART
+    } else {
+        EXIT_POWER_OFF
+    })
 }
 
 /// What the monitor saw.
@@ -153,6 +186,10 @@ pub fn run(sys: &System, built: &Built, a: &mut Alloc) -> ! {
                         if ok { "done" } else { "refused" }
                     );
                     reply = Some(Message::new(u64::from(!ok), &[]));
+                }
+                code::STOP => {
+                    let by = sys.pds.get(msg.words[1] as usize).map_or("?", |p| p.name);
+                    orderly_stop(&msg.words, by);
                 }
                 c => {
                     println!(

@@ -19,6 +19,14 @@
 //! the teardown finished (RELID_RELEASED sent) every page taken for it must be back in the pool;
 //! PASS when the client of the device the host added afterwards reports its negotiation done
 //! on those recycled pages.
+//!
+//! Any system: a client the description allows (`power="true"`, the shutdown integration
+//! service) may ask the driver to stop (`Request::Stop`). Once every channel is closed and the
+//! bus unloaded (`Driver::stopped`), the PD reports `REPORT_STOP` to the root task, which ends
+//! the run. The image has no timer: time advances one tick per event and the driver's timeouts
+//! (`Driver::on_tick`, run before each event) count events, so a host that never answers UNLOAD
+//! holds the stop until `REPLY_TIMEOUT` more events have come (a client's call, a host
+//! notification); with nothing arriving at all, it waits.
 #![no_std]
 #![no_main]
 
@@ -34,7 +42,9 @@ use pd_support::abi::scenario as sc;
 use pd_support::cell::StaticCell;
 use pd_support::logger::{self, ConsoleLog};
 use sel4_kernel::Sel4Kernel;
-use vmbus_driver::driver::{ClientConfig, Driver, DriverConfig, MAX_CLASSES, MAX_CLIENTS};
+use vmbus_driver::driver::{
+    ClientConfig, Driver, DriverConfig, MAX_CLASSES, MAX_CLIENTS, StopKind, UnloadEnd,
+};
 use vmbus_driver::guid::Guid;
 use vmbus_driver::ids::{ClientId, VpIndex};
 use vmbus_driver::version::Version;
@@ -82,6 +92,10 @@ struct DriverPd {
     rescind: Rescind,
     done: bool,
     verdict: Option<u64>,
+    /// The orderly stop's report, once the stop is complete, until it goes to the root task.
+    stop_report: Option<[u64; 3]>,
+    /// The stop was reported (or is about to be).
+    stop_reported: bool,
 }
 
 impl DriverPd {
@@ -187,9 +201,51 @@ impl DriverPd {
         Message::new(0, &[])
     }
 
+    /// Advances the clock one tick (the image has no timer: one tick per event) and runs the
+    /// driver's timeouts, so a host that stops answering is given up on after `REPLY_TIMEOUT`
+    /// events.
     fn tick(&mut self) -> u64 {
         self.now += 1;
+        self.driver
+            .on_tick(&mut self.hv, &mut self.kernel, self.now);
         self.now
+    }
+
+    /// After each event: once an orderly stop is complete, report it to the root task (from
+    /// `notified`, like the verdict).
+    fn check_stop(&mut self) {
+        if self.stop_reported {
+            return;
+        }
+        let Some(stop) = self.driver.stopping() else {
+            return;
+        };
+        let Some(end) = stop.unload else {
+            return;
+        };
+        let kind = match stop.kind {
+            StopKind::PowerOff => sc::STOP_POWER_OFF,
+            StopKind::Restart => sc::STOP_RESTART,
+        };
+        let unload = match end {
+            UnloadEnd::Answered => sc::UNLOAD_ANSWERED,
+            UnloadEnd::TimedOut => sc::UNLOAD_TIMED_OUT,
+            UnloadEnd::NotSent => sc::UNLOAD_NOT_SENT,
+        };
+        let by = self
+            .wiring
+            .clients
+            .iter()
+            .find(|c| ClientId(c.id) == stop.by)
+            .map_or(u64::MAX, |c| u64::from(c.pd_index));
+        println!(
+            "vmbus-driver: orderly stop ({:?}) asked by {}: every channel closed, unload {end:?}",
+            stop.kind, stop.by
+        );
+        self.print_stats();
+        self.stop_reported = true;
+        self.stop_report = Some([kind, by, unload]);
+        notify_self();
     }
 
     fn interrupt(&mut self) {
@@ -235,6 +291,7 @@ fn configure(driver: &mut Driver, wiring: &DriverWiring) {
         max_channels: 0,
         classes: &[],
         instance: None,
+        power: false,
     }; MAX_CLIENTS];
     for ((slot, c), row) in clients.iter_mut().zip(wiring.clients).zip(&classes) {
         *slot = ClientConfig {
@@ -243,6 +300,7 @@ fn configure(driver: &mut Driver, wiring: &DriverWiring) {
             max_channels: c.max_channels as usize,
             classes: &row[..c.classes.len().min(MAX_CLASSES)],
             instance: c.instance.map(|g| Guid(g.0)),
+            power: c.power,
         };
     }
     let config = DriverConfig {
@@ -293,6 +351,8 @@ fn init() -> DriverPd {
         rescind: Rescind::Waiting,
         done: false,
         verdict: None,
+        stop_report: None,
+        stop_reported: false,
     };
     println!(
         "vmbus-driver: {} pool pages, {} clients; starting the connection",
@@ -310,6 +370,9 @@ impl Handler for DriverPd {
             if let Some(code) = self.verdict.take() {
                 report(code, &[]);
             }
+            if let Some(words) = self.stop_report.take() {
+                report(sc::REPORT_STOP, &words);
+            }
         } else if ch == self.host {
             let before = self.driver.connection();
             self.interrupt();
@@ -323,6 +386,7 @@ impl Handler for DriverPd {
                 }
                 self.check_hyperv();
             }
+            self.check_stop();
         }
     }
 
@@ -337,6 +401,7 @@ impl Handler for DriverPd {
                 let now = self.tick();
                 self.driver
                     .on_client_call(&mut self.hv, &mut self.kernel, client, now);
+                self.check_stop();
                 Message::new(0, &[])
             }
             None => Message::new(u64::MAX, &[]),
@@ -361,6 +426,7 @@ impl Handler for DriverPd {
         self.driver
             .on_client_fault(&mut self.hv, &mut self.kernel, client, now);
         self.print_stats();
+        self.check_stop();
         if matches!(self.hv, Seam::HyperV(_)) {
             if in_window && self.driver.stats().rescinds > 0 {
                 if self.rescind == Rescind::Waiting {
