@@ -394,7 +394,7 @@ impl DmState {
         out: &mut [u8],
         tx: &mut Tx<'_, M>,
         ctx: &mut Ctx<'_>,
-        mem: &mut G,
+        mem: &core::cell::RefCell<&mut G>,
     ) {
         if b.len() < HEADER {
             return self.refuse(ctx, DmFault::Truncated(b.len()));
@@ -486,7 +486,8 @@ impl DmState {
                     TraceEvent::DmStatus { avail, committed },
                 );
             }
-            BALLOON_RESPONSE => self.balloon_response(m, ctx, mem),
+            // The ring memory borrows the cell per access: hold it only while no packet is sent.
+            BALLOON_RESPONSE => self.balloon_response(m, ctx, &mut **mem.borrow_mut()),
             UNBALLOON_RESPONSE => {
                 ctx.trace(Direction::Received, svc, TraceEvent::DmUnballoonResponse);
                 if !core::mem::take(&mut self.unballoon_pending) {

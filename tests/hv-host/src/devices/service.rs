@@ -218,8 +218,7 @@ pub(crate) fn run<G: GuestMemory>(
                         p.read_payload(0, b).map_err(DeviceError::Ring)?;
                         let tid = p.transaction_id();
                         if service == Service::DynamicMemory {
-                            let mut g = cell.borrow_mut();
-                            dm.on_packet(b, buf, &mut tx, ctx, &mut **g);
+                            dm.on_packet(b, buf, &mut tx, ctx, &cell);
                         } else {
                             ch.on_packet(b, tid, kvp, ctx);
                         }
