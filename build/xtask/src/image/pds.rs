@@ -133,29 +133,44 @@ fn packages(pds: &Path) -> Result<Vec<String>, String> {
 mod tests {
     use super::*;
 
+    /// The programs a description names.
+    fn programs_of(description: &Path) -> Vec<String> {
+        let desc = sysdesc::load(description).unwrap_or_else(|d| panic!("{d:?}"));
+        system::from_description(&desc).unwrap().programs()
+    }
+
     #[test]
-    fn the_programs_of_the_image_systems_are_packages() {
-        let pds = super::super::root().join("components/pds");
-        let names = packages(&pds).unwrap();
-        for p in [
-            "grant-driver",
-            "grant-client",
-            "vmbus-driver-pd",
-            "hv-host-pd",
+    fn every_program_of_the_repository_systems_is_a_package() {
+        let root = super::super::root();
+        let names = packages(&root.join("components/pds")).unwrap();
+        for system in [
+            "system.xml",
+            "build/qemu-test.xml",
+            "build/qemu-e2e.xml",
+            "build/qemu-hyperv.xml",
         ] {
-            assert!(names.iter().any(|n| n == p), "{p} in {names:?}");
+            for p in programs_of(&root.join(system)) {
+                assert!(names.contains(&p), "{system}: {p} not in {names:?}");
+            }
         }
-        // system.xml's clients have no programs yet: building it fails naming them.
-        assert!(!names.iter().any(|n| n == "net-pd"));
     }
 
     #[test]
     fn a_system_whose_programs_do_not_exist_is_refused_by_name() {
         let root = super::super::root();
         let out = std::env::temp_dir().join(format!("xtask-pds-{}", std::process::id()));
-        let e = build(&root, &out, &root.join("system.xml")).unwrap_err();
+        std::fs::create_dir_all(&out).unwrap();
+        // system.xml with two programs that no package provides.
+        let xml = std::fs::read_to_string(root.join("system.xml"))
+            .unwrap()
+            .replace("heartbeat-pd.elf", "no-such-heartbeat.elf")
+            .replace("storage-pd.elf", "no-such-storage.elf");
+        let vmbus = std::fs::read_to_string(root.join("system.vmbus.xml")).unwrap();
+        std::fs::write(out.join("system.xml"), xml).unwrap();
+        std::fs::write(out.join("system.vmbus.xml"), vmbus).unwrap();
+        let e = build(&root, &out, &out.join("system.xml")).unwrap_err();
         assert!(
-            e.contains("`heartbeat-pd.elf`") && e.contains("`storage-pd.elf`"),
+            e.contains("`no-such-heartbeat.elf`") && e.contains("`no-such-storage.elf`"),
             "{e}"
         );
         assert!(!e.contains("vmbus-driver-pd"), "{e}");

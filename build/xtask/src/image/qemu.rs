@@ -12,6 +12,11 @@ use super::{Image, tools};
 pub const PASS_VALUE: i32 = 0x10;
 /// The line the root task prints after every check passed.
 pub const PASS_LINE: &str = "qemu-test: PASS";
+/// Values the root task writes after an orderly stop the host asked for (power off, restart):
+/// QEMU then exits with 37 or 39.
+pub const STOP_VALUES: [(i32, &str); 2] = [(0x12, "power off"), (0x13, "restart")];
+/// The start of the line the root task prints after an orderly stop.
+pub const STOP_LINE: &str = "root: orderly stop";
 
 /// The root task's first line.
 const ROOT_FIRST_LINE: &str = "root: seL4 root task started";
@@ -61,9 +66,26 @@ impl std::fmt::Display for Run {
 }
 
 impl Run {
-    /// Passing means: the pass value came through isa-debug-exit and the log says so.
+    /// Passing means: the pass value came through isa-debug-exit and the log says so, or the
+    /// system stopped in order at the host's request (the stop value came through and the log
+    /// has the root task's stop line).
     pub fn verdict(&self) -> Result<(), String> {
         let want = (PASS_VALUE << 1) | 1;
+        let stop = STOP_VALUES
+            .iter()
+            .find(|(v, _)| self.status == Some((v << 1) | 1));
+        if let Some((_, what)) = stop {
+            return if self.log.contains(STOP_LINE) {
+                eprintln!(
+                    "xtask qemu: the system stopped in order ({what}) at the host's request ({self})"
+                );
+                Ok(())
+            } else {
+                Err(format!(
+                    "exit status says {what} but the log lacks `{STOP_LINE}` ({self})"
+                ))
+            };
+        }
         match self.status {
             Some(s) if s == want && self.log.contains(PASS_LINE) => {
                 eprintln!("xtask qemu-test: PASS ({self})");
