@@ -173,7 +173,7 @@ pub struct DriverClient {
 }
 
 /// The simulated host's wiring.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostConfig {
     /// Its channel id to the driver.
     pub driver_channel: u8,
@@ -185,6 +185,9 @@ pub struct HostConfig {
     pub synic: SynicConfig,
     /// Where it maps the hypercall input page.
     pub hypercall_input: u64,
+    /// Every device class the system's clients serve, in wire byte order, each once, in the
+    /// order the companion lists them: what the simulated host offers.
+    pub client_classes: Vec<[u8; 16]>,
 }
 
 /// The program a `program_image` path names: its file name without `.elf` (the package of
@@ -358,7 +361,22 @@ fn host_config(sys: &System, p: &ProtectionDomain, h: &VmbusHost) -> Option<Host
         guest_memory_pages: sys.region(pool)?.size / PAGE_SIZE,
         synic: synic_of(sys, &p.name, d)?,
         hypercall_input: vaddr_of(sys, &p.name, &h.hypercall_input)?,
+        client_classes: client_classes(sys),
     })
+}
+
+/// Every class the system's clients serve, each once.
+fn client_classes(sys: &System) -> Vec<[u8; 16]> {
+    let mut out: Vec<[u8; 16]> = Vec::new();
+    for (_, c) in sys.vmbus_clients() {
+        for d in &c.devices {
+            let b = d.class.bytes();
+            if !out.contains(&b) {
+                out.push(b);
+            }
+        }
+    }
+    out
 }
 
 /// The path of the generated configuration types, as the generated source names them.
@@ -502,12 +520,13 @@ pub fn render(sys: &System, configs: &[PdConfig]) -> String {
             Some(h) => {
                 let _ = writeln!(
                     s,
-                    "        host: Some({TYPES}::Host {{ driver_channel: {}, guest_memory_vaddr: {:#x}, guest_memory_pages: {}, synic: {}, hypercall_input: {:#x} }}),",
+                    "        host: Some({TYPES}::Host {{ driver_channel: {}, guest_memory_vaddr: {:#x}, guest_memory_pages: {}, synic: {}, hypercall_input: {:#x}, client_classes: {} }}),",
                     h.driver_channel,
                     h.guest_memory_vaddr,
                     h.guest_memory_pages,
                     synic(&h.synic),
-                    h.hypercall_input
+                    h.hypercall_input,
+                    guids(&h.client_classes)
                 );
             }
         }

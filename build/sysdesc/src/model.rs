@@ -18,6 +18,10 @@ pub const LARGE_PAGE_SIZE: u64 = 0x20_0000;
 /// ids 0..=23, and the root task refuses larger ones (`pd_runtime::layout::MAX_CHANNEL`, the one
 /// definition). Microkit itself would allow up to 62.
 pub const MAX_CHANNEL_ID: u8 = pd_runtime::layout::MAX_CHANNEL;
+/// Most protection domains the project's root task builds in one image.
+pub const ROOT_TASK_MAX_PDS: usize = pd_runtime::layout::MAX_PDS;
+/// Most memory regions the project's root task builds in one image.
+pub const ROOT_TASK_MAX_REGIONS: usize = pd_runtime::layout::MAX_REGIONS;
 /// Highest id of the other Microkit id spaces (I/O ports, child PDs, vCPUs): "at least 0 and
 /// less than 63".
 pub const MICROKIT_MAX_ID: u8 = 62;

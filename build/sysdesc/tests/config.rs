@@ -30,7 +30,7 @@ fn the_driver_and_the_host_meet_on_one_channel_and_the_same_pages() {
     let driver = config("vmbus_driver");
     let host = config("hv_host");
     let d = driver.driver.as_ref().unwrap();
-    let h = host.host.unwrap();
+    let h = host.host.clone().unwrap();
     // The driver calls the host on its channel; the host's end of it is the host's channel.
     let HvConfig::StandIn {
         synic: driver_synic,
@@ -154,4 +154,26 @@ fn a_program_run_by_two_pds_gets_both_configurations() {
     assert_eq!(who, [("client_a", 1), ("client_b", 2)]);
     let text = program_source(&path, "grant-client").unwrap();
     assert_eq!(text.matches("::pd_runtime::config::PdConfig {").count(), 2);
+}
+
+#[test]
+fn the_host_offers_every_class_the_clients_serve_once() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../system.xml");
+    let sys = sysdesc::load(&path).unwrap_or_else(|d| panic!("{d:#?}"));
+    let host = pd_config(&sys, "hv_host").unwrap();
+    let h = host.host.as_ref().unwrap();
+    // system.vmbus.xml: heartbeat, shutdown, timesync, kvp, dynamic memory, network, then the
+    // storage client's SCSI and IDE classes.
+    assert_eq!(h.client_classes.len(), 8);
+    assert_eq!(
+        h.client_classes[0],
+        guid("57164f39-9115-4e78-ab55-382f3bd5422d")
+    );
+    assert_eq!(
+        h.client_classes[7],
+        guid("32412632-86cb-44a2-9b5c-50d1417354f5")
+    );
+    let mut unique = h.client_classes.clone();
+    unique.dedup();
+    assert_eq!(unique, h.client_classes);
 }

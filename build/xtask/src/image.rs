@@ -279,12 +279,15 @@ fn hyperv_system() -> PathBuf {
     root().join("build/qemu-hyperv.xml")
 }
 
-/// The systems `qemu-test` boots by default: the grant/revoke test, the end-to-end one, then the
-/// one on Hyper-V (under the project's patched QEMU).
+/// The systems `qemu-test` boots by default: the grant/revoke test, the end-to-end one, the
+/// repository's own system (its integration services and Dynamic Memory against the simulated
+/// host, ending in the orderly stop the host asks for), then the one on Hyper-V (under the
+/// project's patched QEMU).
 fn test_systems() -> Vec<PathBuf> {
     vec![
         root().join("build/qemu-test.xml"),
         e2e_system(),
+        root().join("system.xml"),
         hyperv_system(),
     ]
 }

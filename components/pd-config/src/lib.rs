@@ -181,6 +181,8 @@ pub struct Host {
     pub synic: Synic,
     /// Where it maps the hypercall input page.
     pub hypercall_input: usize,
+    /// Every device class the system's clients serve: what the host offers.
+    pub client_classes: &'static [Guid],
 }
 
 impl PdConfig {

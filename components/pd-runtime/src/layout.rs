@@ -93,6 +93,11 @@ pub mod window {
     const _: () = assert!(END == 1 << 32);
 }
 
+/// Most protection domains the root task builds in one image.
+pub const MAX_PDS: usize = 16;
+/// Most memory regions the root task builds in one image.
+pub const MAX_REGIONS: usize = 16;
+
 /// Slots of a PD's root CNode.
 ///
 /// Fixed slots below [`slot::POOL_BASE`]; a driver's pool follows: the original frame capability

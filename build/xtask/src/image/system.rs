@@ -79,6 +79,26 @@ pub fn from_description(d: &sysdesc::model::System) -> Result<System, String> {
             .position(|r| r.name == name)
             .ok_or(format!("no region named {name}"))
     };
+    // The root task's own limits (its tables are fixed-size): refused here, at build time,
+    // rather than by the root task at boot.
+    for (what, n, max) in [
+        (
+            "protection domains",
+            d.pds.len(),
+            sysdesc::model::ROOT_TASK_MAX_PDS,
+        ),
+        (
+            "memory regions",
+            d.regions.len(),
+            sysdesc::model::ROOT_TASK_MAX_REGIONS,
+        ),
+    ] {
+        if n > max {
+            return Err(format!(
+                "{n} {what}; the root task builds at most {max} (pd_runtime::layout)"
+            ));
+        }
+    }
     let driver = d.pds.iter().position(|p| p.vmbus_driver.is_some());
     let mut pds = Vec::new();
     for p in &d.pds {

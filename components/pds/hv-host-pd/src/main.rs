@@ -5,7 +5,13 @@
 //! The driver's protected calls are its hypercalls (post message, signal event, EOM); after each
 //! the host runs its devices over guest memory ([`guest::PoolMemory`]), moves its SynIC output
 //! into the shared pages ([`synic::SharedSynic`]) and notifies the driver when there is
-//! something to take. The host also plays its part of the end-to-end scenario of
+//! something to take.
+//!
+//! What the host offers and does follows the system's clients (`CONFIGS` holds every PD's
+//! configuration): when they serve the integration services or Dynamic Memory (`system.xml`),
+//! the host offers those devices and plays a Hyper-V-like script over them
+//! ([`services::Services`]: heartbeats, time samples, a KVP exchange, a balloon inflate and
+//! deflate, then a shutdown request). Otherwise it plays its part of the end-to-end scenario of
 //! `build/qemu-e2e.xml` ([`scenario::Scenario`]): it rescinds device A's channel while client A's
 //! traffic flows, checks the order of the teardown messages in its log and prints the log, then
 //! offers device B and checks that B's ring pages are A's recycled pages, zeroed.
@@ -14,6 +20,7 @@
 
 mod guest;
 mod scenario;
+mod services;
 mod synic;
 
 use hv_host::{DeviceSpec, Host, HostConfig};
@@ -29,13 +36,25 @@ use vmbus_driver::ids::ConnectionId;
 
 use guest::PoolMemory;
 use scenario::Scenario;
+use services::Services;
 use synic::SharedSynic;
 
 // `CONFIGS`: this PD's guest memory, SynIC and input pages and driver channel, generated from the
 // system description by build.rs.
 include!(concat!(env!("OUT_DIR"), "/config.rs"));
 
-/// The host (about 720 KiB): built by the loader from its `const` initialiser, never on a stack.
+/// What the host plays (one for the whole run, on the 64 KiB stack: the size difference does not
+/// matter).
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
+enum Script {
+    /// `build/qemu-e2e.xml`'s rescind and recycle.
+    EndToEnd(Scenario),
+    /// `system.xml`'s integration services and Dynamic Memory.
+    Services(Services),
+}
+
+/// The host (about 800 KiB): built by the loader from its `const` initialiser, never on a stack.
 static HOST: StaticCell<Host> = StaticCell::new(Host::new(HostConfig::hyperv()));
 
 struct HostPd {
@@ -44,7 +63,7 @@ struct HostPd {
     synic: SharedSynic,
     input: SharedPage,
     driver: Channel,
-    scenario: Scenario,
+    script: Script,
     calls: u64,
     failure: Option<u64>,
 }
@@ -73,18 +92,23 @@ fn init() -> HostPd {
         mem.known_pages(),
         info.runs().len()
     );
-    let device = host.add_device(DeviceSpec::echo(sc::ECHO_A_CLASS, sc::ECHO_A_INSTANCE));
-    if let Err(e) = device {
-        panic!("adding echo device A: {e}");
-    }
-    println!("hv-host: echo device A ready; waiting for the guest's INITIATE_CONTACT");
+    let script = if services::serves(wiring.client_classes) {
+        Script::Services(Services::new(host, wiring.client_classes))
+    } else {
+        let device = host.add_device(DeviceSpec::echo(sc::ECHO_A_CLASS, sc::ECHO_A_INSTANCE));
+        if let Err(e) = device {
+            panic!("adding echo device A: {e}");
+        }
+        println!("hv-host: echo device A ready; waiting for the guest's INITIATE_CONTACT");
+        Script::EndToEnd(Scenario::new())
+    };
     HostPd {
         host,
         mem,
         synic: SharedSynic::new(message, events),
         input,
         driver: Channel(wiring.driver_channel),
-        scenario: Scenario::new(),
+        script,
         calls: 0,
         failure: None,
     }
@@ -138,7 +162,20 @@ impl Handler for HostPd {
         self.calls += 1;
         let status = self.hypercall(&msg);
         self.host.poll(&mut self.mem);
-        if let Err(step) = self.scenario.step(self.host, &mut self.mem)
+        let failed = match &mut self.script {
+            Script::EndToEnd(s) => s.step(self.host, &mut self.mem).err(),
+            Script::Services(s) => {
+                if s.step(self.host, &mut self.mem) {
+                    // The script queued a request: send it now.
+                    self.host.poll(&mut self.mem);
+                }
+                s.failed.map(|why| {
+                    println!("hv-host: FAIL: {why}");
+                    9
+                })
+            }
+        };
+        if let Some(step) = failed
             && self.failure.is_none()
         {
             println!("hv-host: FAIL at scenario step {step}");

@@ -14,9 +14,9 @@ use crate::system::{Pool, System};
 use crate::vspace::{self, Spares};
 
 /// Most PDs the root task builds.
-pub const MAX_PDS: usize = 16;
+pub const MAX_PDS: usize = pd_runtime::layout::MAX_PDS;
 /// Most shared regions.
-const MAX_REGIONS: usize = 8;
+const MAX_REGIONS: usize = pd_runtime::layout::MAX_REGIONS;
 
 /// The kernel objects of one PD, as capabilities in the root task's CSpace.
 #[derive(Debug, Clone, Copy, Default)]
