@@ -10,6 +10,7 @@ mod options;
 mod program;
 mod report;
 mod scenario;
+mod services;
 mod table;
 
 #[cfg(test)]

@@ -91,4 +91,20 @@ impl Sim {
     pub fn frame_bytes(&self, id: FrameId) -> Option<&[u8; PAGE_SIZE]> {
         self.frame_obj(id).map(|f| &*f.data)
     }
+
+    /// Writes `data` into the frame at `offset` by physical address, as a hypervisor writes
+    /// guest memory: no PD's mapping is involved (a page the guest unmapped everywhere, such as
+    /// one lent to the host, is still written). False for a missing frame or a span past its end.
+    pub fn frame_write(&mut self, id: FrameId, offset: usize, data: &[u8]) -> bool {
+        let Some(f) = self.frame_obj_mut(id) else {
+            return false;
+        };
+        match offset.checked_add(data.len()) {
+            Some(end) if end <= PAGE_SIZE => {
+                f.data[offset..end].copy_from_slice(data);
+                true
+            }
+            _ => false,
+        }
+    }
 }

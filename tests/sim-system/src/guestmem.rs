@@ -1,9 +1,9 @@
 //! Guest-physical memory as the simulated host sees it: the driver's pool frames, by frame number.
 //!
 //! The host is the hypervisor, not a PD of the guest: it reaches guest pages by physical frame
-//! number, regardless of which guest address space maps them. Reads copy the frame's bytes;
-//! writes go through the driver's permanent mapping of its pool (`sel4-sim` has no physical write
-//! operation), which lands in the same frame and counts as one PD write in the counters.
+//! number, regardless of which guest address space maps them: reads and writes go to the frame's
+//! bytes by physical address (`Sim::frame_write`), so a page no guest address space maps (one the
+//! driver lent to the host for the balloon) is still the host's to write.
 
 use std::rc::Rc;
 
@@ -64,16 +64,17 @@ impl GuestMem {
     /// # Errors
     /// As [`GuestMem::read`].
     pub fn write(&self, pfn: u64, offset: usize, data: &[u8]) -> Result<(), GuestMemError> {
-        let (page, _) = self.lookup(pfn, offset, data.len())?;
-        let mut k = self.kernel.borrow_mut();
-        let k = &mut *k;
-        let base = k
-            .seam
-            .pool_vaddr(page)
-            .ok_or(GuestMemError::NoSuchPage(pfn))?;
-        k.sim
-            .write(k.seam.driver(), base + offset as u64, data)
-            .map_err(|_| GuestMemError::NoSuchPage(pfn))
+        let (_, frame) = self.lookup(pfn, offset, data.len())?;
+        if self
+            .kernel
+            .borrow_mut()
+            .sim
+            .frame_write(frame, offset, data)
+        {
+            Ok(())
+        } else {
+            Err(GuestMemError::NoSuchPage(pfn))
+        }
     }
 }
 

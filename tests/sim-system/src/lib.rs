@@ -32,6 +32,7 @@ pub mod layout;
 mod program;
 pub mod programs;
 mod ringmem;
+pub mod services;
 mod world;
 
 pub use error::{BuildError, BuildStep, NotifyError};

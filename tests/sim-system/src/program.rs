@@ -79,6 +79,14 @@ impl<'w> ClientCtx<'w> {
         self.core.now
     }
 
+    /// The partition reference counter (100 ns units since the partition started): on
+    /// Hyper-V a guest reads it from the reference TSC page or its MSR; here it is the
+    /// simulated host's clock, which [`hv_host::Host::ic_tick`] advances.
+    #[must_use]
+    pub fn reference_time(&self) -> u64 {
+        self.core.host.reference_time()
+    }
+
     /// Protected calls made through this context.
     #[must_use]
     pub const fn ppcalls(&self) -> u64 {

@@ -16,11 +16,16 @@ runs a scenario with hot removal and re-adding, prints the live channel table an
                       net scsi ide   (default: heartbeat,shutdown,timesync,kvp,dynmem,net+3,scsi+1)
   --hostile MODES     host misbehaviour during the middle phase, comma-separated: unknown-type
                       oversize-slot truncate wrong-fields out-of-range duplicate-offers no-reply
-                      stray-gpadl event-flood corrupt-ring, or all (each mode in turn)
+                      stray-gpadl event-flood corrupt-ring (the bus), ic-foreign-versions
+                      ic-truncate ic-oversize-body ic-unknown-type ic-wrong-service
+                      ic-response-flag dm-truncate dm-oversize dm-balloon-early
+                      dm-unballoon-unknown (the services), or all (each mode in turn)
   --host KIND         hyperv | qemu: the host's version and rescind behaviour (default: hyperv)
   --steps N           world steps of the traffic phases (default: 400)
   --system PATH       the system description (default: the repository's system.xml)
   --seed N            seed of the scenario's random choices (default: 1)
+  --trace             print the host's integration-service and Dynamic Memory message trace
+                      (each negotiation, request and answer) at each table (also with -v)
   -v / -q             more / less logging on stderr (repeatable)
   -h, --help          this text";
 
@@ -79,10 +84,20 @@ pub(crate) enum HostileMode {
     StrayGpadl,
     EventFlood,
     CorruptRing,
+    IcForeignVersions,
+    IcTruncate,
+    IcOversizeBody,
+    IcUnknownType,
+    IcWrongService,
+    IcResponseFlag,
+    DmTruncate,
+    DmOversize,
+    DmBalloonEarly,
+    DmUnballoonUnknown,
 }
 
 impl HostileMode {
-    pub(crate) const ALL: [(&'static str, HostileMode); 10] = [
+    pub(crate) const ALL: [(&'static str, HostileMode); 20] = [
         ("unknown-type", Self::UnknownType),
         ("oversize-slot", Self::OversizeSlot),
         ("truncate", Self::Truncate),
@@ -93,6 +108,16 @@ impl HostileMode {
         ("stray-gpadl", Self::StrayGpadl),
         ("event-flood", Self::EventFlood),
         ("corrupt-ring", Self::CorruptRing),
+        ("ic-foreign-versions", Self::IcForeignVersions),
+        ("ic-truncate", Self::IcTruncate),
+        ("ic-oversize-body", Self::IcOversizeBody),
+        ("ic-unknown-type", Self::IcUnknownType),
+        ("ic-wrong-service", Self::IcWrongService),
+        ("ic-response-flag", Self::IcResponseFlag),
+        ("dm-truncate", Self::DmTruncate),
+        ("dm-oversize", Self::DmOversize),
+        ("dm-balloon-early", Self::DmBalloonEarly),
+        ("dm-unballoon-unknown", Self::DmUnballoonUnknown),
     ];
 
     /// The name as the command line spells it.
@@ -117,6 +142,34 @@ impl HostileMode {
             Self::StrayGpadl => h.stray_gpadl_created = true,
             Self::EventFlood => h.event_flood = true,
             Self::CorruptRing => h.corrupt_ring_indices = true,
+            Self::IcForeignVersions => h.ic_foreign_versions = true,
+            Self::IcTruncate => h.ic_truncate = true,
+            Self::IcOversizeBody => h.ic_oversize_body = true,
+            Self::IcUnknownType => h.ic_unknown_type = true,
+            Self::IcWrongService => h.ic_wrong_service = true,
+            Self::IcResponseFlag => h.ic_response_flag = true,
+            Self::DmTruncate => h.dm_truncate = true,
+            Self::DmOversize => h.dm_oversize = true,
+            Self::DmBalloonEarly => h.dm_balloon_before_capabilities = true,
+            Self::DmUnballoonUnknown => h.dm_unballoon_unknown = true,
+        }
+    }
+
+    /// The service class a service mode bends (`"dynmem"`, or `"ic"` for the integration
+    /// services); `None` for the bus modes.
+    pub(crate) fn service(self) -> Option<&'static str> {
+        match self {
+            Self::IcForeignVersions
+            | Self::IcTruncate
+            | Self::IcOversizeBody
+            | Self::IcUnknownType
+            | Self::IcWrongService
+            | Self::IcResponseFlag => Some("ic"),
+            Self::DmTruncate
+            | Self::DmOversize
+            | Self::DmBalloonEarly
+            | Self::DmUnballoonUnknown => Some("dynmem"),
+            _ => None,
         }
     }
 }
@@ -132,6 +185,8 @@ pub(crate) struct Options {
     pub system: Option<PathBuf>,
     pub seed: u64,
     pub verbosity: i8,
+    /// Print the host's IC/DM trace.
+    pub trace: bool,
 }
 
 impl Default for Options {
@@ -146,6 +201,7 @@ impl Default for Options {
             system: None,
             seed: 1,
             verbosity: 0,
+            trace: false,
         }
     }
 }
@@ -198,6 +254,7 @@ pub(crate) fn parse(args: &[String]) -> Result<Options, ArgError> {
             }
             Arg::Long("--system") => o.system = Some(PathBuf::from(args.value("--system")?)),
             Arg::Long("--seed") => o.seed = args.parsed("--seed", "a number")?,
+            Arg::Long("--trace") => o.trace = true,
             Arg::Short('v') => o.verbosity = o.verbosity.saturating_add(1),
             Arg::Short('q') => o.verbosity = o.verbosity.saturating_sub(1),
             other => return Err(other.unexpected()),

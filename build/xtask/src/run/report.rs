@@ -5,6 +5,7 @@ use vmbus_driver::driver::{ConnectionState, Stats};
 use vmbus_driver::version::Version;
 
 use super::program::Totals;
+use super::services::ServiceReport;
 
 /// The end state of a run.
 #[derive(Debug, Clone)]
@@ -41,6 +42,10 @@ pub(crate) struct Report {
     pub quarantined: usize,
     /// Client faults the driver handled.
     pub faults: usize,
+    /// Pool pages lent to the host (the balloon) at the end.
+    pub lent: usize,
+    /// The service clients and their hosts' side.
+    pub services: ServiceReport,
 }
 
 impl Report {
@@ -50,6 +55,7 @@ impl Report {
         scenario: &'static str,
         version: Option<Version>,
         clients: Totals,
+        services: ServiceReport,
     ) -> Report {
         let conn = w.driver().connection();
         Report {
@@ -69,15 +75,19 @@ impl Report {
             pages_in_channels: w.driver_channels().iter().map(|c| c.pages).sum(),
             quarantined: w.driver().quarantined_pages(),
             faults: w.faults().len(),
+            lent: w.driver().lent_pages(),
+            services,
         }
     }
 
-    /// Pool pages neither free, nor held by a channel, nor quarantined: leaked (must be 0).
+    /// Pool pages neither free, nor held by a channel, nor quarantined, nor lent to the host:
+    /// leaked (must be 0).
     pub(crate) fn unaccounted(&self) -> i64 {
         self.pool_total as i64
             - self.pool_free as i64
             - self.pages_in_channels as i64
             - self.quarantined as i64
+            - self.lent as i64
     }
 }
 

@@ -12,14 +12,30 @@ use vmbus_driver::guid::Guid;
 use vmbus_driver::ids::RelId;
 use vmbus_driver::version::Version;
 
-use super::devices::DeviceReq;
+use super::devices::{DeviceReq, class_label};
 use super::options::{HostKind, HostileMode, Options, ScenarioName};
 use super::program::{BusClient, Handle, Mode, Totals};
 use super::report::{Report, add_totals};
+use super::services::{ServiceReport, Services, is_service};
 use super::table::channel_table;
 
 /// Steps a boot, a teardown or an unload may take before the run gives up on it.
 const SETTLE_STEPS: u64 = 2000;
+
+/// World steps per simulated second: the host's integration services tick (a heartbeat and a
+/// time sample) once every this many steps.
+const IC_TICK_EVERY: u64 = 4;
+
+/// Pages the default scenario's host balloons out, and how many of them it gives back.
+const BALLOON_PAGES: u32 = 256;
+/// Pages the default scenario's host gives back.
+const UNBALLOON_PAGES: u64 = 128;
+
+/// Device classes whose channels carry traffic without a host action: echo devices, and the
+/// heartbeat and time sync services, which the host ticks.
+fn steady_traffic(class: &Guid) -> bool {
+    !matches!(class_label(class).as_str(), "shutdown" | "kvp" | "dynmem")
+}
 
 /// Why a run stopped early.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +81,11 @@ pub(crate) struct Runner<'o> {
     out: &'o mut dyn Write,
     rng: u64,
     version: Option<Version>,
+    services: Services,
+    /// World steps run (the IC tick's clock).
+    steps_run: u64,
+    /// The host's IC/DM trace printed so far (its total at the last print).
+    trace_mark: u64,
 }
 
 impl core::fmt::Debug for Runner<'_> {
@@ -104,12 +125,13 @@ impl<'o> Runner<'o> {
         );
         let mut handles = Vec::new();
         let clients: Vec<_> = w.instance().clients().to_vec();
-        for c in &clients {
+        for c in clients.iter().filter(|c| !is_service(c)) {
             let slot_pages = c.window_pages / c.max_channels.max(1);
             let (program, handle) = BusClient::new(&c.name, slot_pages);
             w.set_program(c.id, Box::new(program));
             handles.push(handle);
         }
+        let services = Services::install(&mut w);
         let mut devices = Vec::new();
         let mut serial = 0u32;
         for req in &opts.devices {
@@ -136,6 +158,9 @@ impl<'o> Runner<'o> {
             out,
             rng: opts.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
             version: None,
+            services,
+            steps_run: 0,
+            trace_mark: 0,
         })
     }
 
@@ -154,16 +179,53 @@ impl<'o> Runner<'o> {
             .map_err(|e| RunError::Output(e.to_string()))
     }
 
-    /// Prints the channel table.
+    /// Prints the channel table (and, with `--trace` or `-v`, the host's IC/DM trace since the
+    /// last table).
     fn table(&mut self, moment: &str) -> Result<(), RunError> {
         info!("{moment}");
         let t = channel_table(&self.w, moment);
-        self.print(&t)
+        self.print(&t)?;
+        self.print_trace()
     }
 
-    /// Steps, remembering the negotiated version.
+    fn print_trace(&mut self) -> Result<(), RunError> {
+        if !(self.opts.trace || self.opts.verbosity > 0) {
+            return Ok(());
+        }
+        let trace = self.w.host().trace();
+        let total = trace.total();
+        if total == self.trace_mark {
+            return Ok(());
+        }
+        let mut s = String::from("-- the host's integration-service and Dynamic Memory trace --\n");
+        let first = trace.iter().next().map_or(total, |r| r.seq);
+        if first > self.trace_mark {
+            s.push_str(&format!(
+                "  ({} earlier records overwritten)\n",
+                first - self.trace_mark
+            ));
+        }
+        for r in trace.since(self.trace_mark) {
+            s.push_str(&format!("  {r}\n"));
+        }
+        self.trace_mark = total;
+        self.print(&s)
+    }
+
+    /// The services' state now, printed.
+    fn services_table(&mut self, moment: &str) -> Result<(), RunError> {
+        let r = ServiceReport::gather(&self.w, &self.services);
+        self.print(&format!("-- services {moment} --\n{}", r.render()))
+    }
+
+    /// Steps, remembering the negotiated version; the host's integration services tick every
+    /// [`IC_TICK_EVERY`] steps.
     fn run(&mut self, steps: u64) {
         for _ in 0..steps {
+            self.steps_run += 1;
+            if self.steps_run.is_multiple_of(IC_TICK_EVERY) {
+                self.w.host_mut().ic_tick();
+            }
             self.w.step();
             if let Some(v) = self.w.driver().version() {
                 self.version = Some(v);
@@ -294,16 +356,23 @@ impl<'o> Runner<'o> {
         })
     }
 
-    /// Every client closes everything, then opens again.
+    /// Every client closes everything, then opens again (the balloon client excepted: see
+    /// [`Services::pause_ic`]).
     fn close_and_reopen(&mut self) -> Result<(), RunError> {
         for h in &self.handles {
             h.set_mode(Mode::CloseAll);
         }
+        self.services.pause_ic(true);
         self.run(2);
-        self.run_until("the clients' closes", |w| w.driver().open_count() == 0)?;
+        self.run_until("the clients' closes", |w| {
+            w.driver_channels().iter().all(|c| {
+                c.state == ChannelState::Offered || c.class == vmbus_driver::guid::DYNAMIC_MEMORY
+            })
+        })?;
         for h in &self.handles {
             h.set_mode(Mode::Active);
         }
+        self.services.pause_ic(false);
         Ok(())
     }
 
@@ -316,9 +385,35 @@ impl<'o> Runner<'o> {
             m.apply(&mut h);
             warn!("host turns hostile: {}", m.name());
             self.w.host_mut().set_hostile(h);
-            self.run(phase / 2);
-            let touched = (!self.is_qemu() && !self.devices.is_empty())
-                .then(|| self.next_random(self.devices.len()));
+            self.run(phase / 4);
+            // The service modes act on the service's own messages: have the host send some.
+            match m {
+                HostileMode::DmTruncate | HostileMode::DmOversize => {
+                    let _ = self.w.host_mut().balloon(8);
+                }
+                HostileMode::DmUnballoonUnknown => {
+                    let _ = self.w.host_mut().unballoon(1);
+                }
+                _ => {}
+            }
+            self.run(phase / 4);
+            // A service mode touches a device of its own kind (its negotiation is bent when it
+            // opens again); a bus mode a random one.
+            let candidates: Vec<usize> = match m.service() {
+                Some(kind) => (0..self.devices.len())
+                    .filter(|&i| {
+                        let n = self.devices[i].name;
+                        if kind == "dynmem" {
+                            n == "dynmem"
+                        } else {
+                            matches!(n, "heartbeat" | "shutdown" | "timesync" | "kvp")
+                        }
+                    })
+                    .collect(),
+                None => (0..self.devices.len()).collect(),
+            };
+            let touched = (!self.is_qemu() && !candidates.is_empty())
+                .then(|| candidates[self.next_random(candidates.len())]);
             if let Some(i) = touched {
                 self.remove(i)?;
                 self.run(phase / 4);
@@ -368,6 +463,9 @@ impl<'o> Runner<'o> {
             if c.state == hv_host::ChannelState::Rescinded || !served(&c.class) {
                 continue;
             }
+            // Shutdown, KVP (after its script) and Dynamic Memory move nothing unless the host
+            // asks: open is all they can show.
+            let steady = steady_traffic(&c.class);
             let moved = c.stats.packets_in + c.stats.packets_out;
             let was = before
                 .iter()
@@ -375,7 +473,7 @@ impl<'o> Runner<'o> {
                 .map_or(0, |(_, n)| *n);
             if c.state != hv_host::ChannelState::Open {
                 problems.push(format!("{} is offered but not open", c.relid));
-            } else if moved <= was {
+            } else if steady && moved <= was {
                 problems.push(format!("{} is open but moved no traffic", c.relid));
             }
         }
@@ -452,14 +550,86 @@ impl<'o> Runner<'o> {
             let modes = self.opts.hostile.clone();
             self.hostile_phase(&modes)?;
         }
-        self.unload()?;
-        let totals = self.totals();
+        if self.opts.scenario == ScenarioName::Default && self.can_stop() {
+            self.orderly_stop()?;
+        } else {
+            self.unload()?;
+        }
+        let mut totals = self.totals();
+        add_totals(&mut totals, &self.services.totals());
+        let services = ServiceReport::gather(&self.w, &self.services);
         Ok(Report::gather(
             &self.w,
             self.opts.scenario.name(),
             self.version,
             totals,
+            services,
         ))
+    }
+
+    /// Whether the host can ask for a shutdown: a shutdown device is offered and its client
+    /// runs (negotiated).
+    fn can_stop(&self) -> bool {
+        self.devices
+            .iter()
+            .any(|d| d.name == "shutdown" && d.id.is_some())
+            && self
+                .services
+                .shutdown
+                .as_ref()
+                .is_some_and(|h| matches!(h.negotiation(), ic::service::Negotiation::Agreed { .. }))
+    }
+
+    /// The host asks the guest to shut down: the shutdown client answers and asks the driver
+    /// to stop; every channel closes and the bus unloads.
+    fn orderly_stop(&mut self) -> Result<(), RunError> {
+        info!(
+            "the host asks the guest to shut down with {} channels open",
+            self.w.driver().open_count()
+        );
+        self.w
+            .host_mut()
+            .request_shutdown(0)
+            .map_err(|e| RunError::Device(format!("shutdown request: {e}")))?;
+        self.run_until("the orderly stop", |w| w.driver().stopped().is_some())?;
+        self.table("after the orderly stop: every channel closed, UNLOAD answered")
+    }
+
+    /// The host balloons pages out, then gives part of them back.
+    fn balloon(&mut self, s: u64) -> Result<(), RunError> {
+        let ready = self.services.dynmem.as_ref().is_some_and(|h| h.ready())
+            && self.w.host().dm().phase() == hv_host::DmPhase::Ready;
+        if !ready {
+            return Ok(());
+        }
+        let held = self.w.host().dm().pages_held();
+        let lent = self.w.driver().lent_pages();
+        info!("host balloons out {BALLOON_PAGES} pages");
+        self.w
+            .host_mut()
+            .balloon(BALLOON_PAGES)
+            .map_err(|e| RunError::Device(format!("balloon: {e}")))?;
+        self.run_until("the balloon inflating", |w| {
+            w.host().dm().pages_held() == held + u64::from(BALLOON_PAGES)
+                && w.driver().lent_pages() == lent + BALLOON_PAGES as usize
+        })?;
+        self.table(&format!(
+            "after the host ballooned out {BALLOON_PAGES} pages"
+        ))?;
+        self.services_table("after the inflate")?;
+        self.run(s / 8);
+        info!("host gives {UNBALLOON_PAGES} pages back");
+        let n = self
+            .w
+            .host_mut()
+            .unballoon(UNBALLOON_PAGES)
+            .map_err(|e| RunError::Device(format!("unballoon: {e}")))?;
+        let want = lent + BALLOON_PAGES as usize - n as usize;
+        self.run_until("the balloon deflating", |w| {
+            w.driver().lent_pages() == want && !w.host().dm().unballoon_pending()
+        })?;
+        self.table(&format!("after the host gave {n} pages back"))?;
+        self.services_table("after the deflate")
     }
 
     /// Hot removal of one device while traffic flows, then re-adding it.
@@ -489,6 +659,9 @@ impl<'o> Runner<'o> {
         // The clients' own closes: every channel closed by its client, then opened again.
         self.close_and_reopen()?;
         self.settle("the channels reopening after the clients' closes")?;
+        self.run(s / 8);
+        // Dynamic Memory: the host takes pages and gives some back.
+        self.balloon(s)?;
         self.run(s / 8);
         Ok(())
     }
@@ -548,8 +721,9 @@ impl<'o> Runner<'o> {
     }
 }
 
-/// The host's description of device `serial` of `req`: an echo device whose instance GUID is
-/// derived from the seed and its number.
+/// The host's description of device `serial` of `req`: the host's own device for the
+/// integration services and Dynamic Memory, an echo device for the rest (network and storage,
+/// until their clients exist); the instance GUID is derived from the seed and its number.
 fn spec_for(req: &DeviceReq, serial: u32, seed: u64) -> DeviceSpec {
     let s = seed.to_le_bytes();
     let instance = Guid::from_fields(
@@ -558,7 +732,15 @@ fn spec_for(req: &DeviceReq, serial: u32, seed: u64) -> DeviceSpec {
         0x4000,
         [0x80, s[0], s[1], s[2], s[3], s[4], s[5], 0x01],
     );
-    DeviceSpec::echo(req.class, instance).with_sub_channels(req.sub_channels)
+    let spec = match req.name {
+        "heartbeat" => DeviceSpec::heartbeat(),
+        "shutdown" => DeviceSpec::shutdown(),
+        "timesync" => DeviceSpec::timesync(),
+        "kvp" => DeviceSpec::kvp(),
+        "dynmem" => DeviceSpec::dynamic_memory(),
+        _ => DeviceSpec::echo(req.class, instance),
+    };
+    DeviceSpec { instance, ..spec }.with_sub_channels(req.sub_channels)
 }
 
 /// The host's message log since `mark`, one line per message of the rescind and teardown

@@ -144,14 +144,18 @@ pub(crate) fn summary(r: &Report) -> String {
     );
     let _ = writeln!(
         s,
-        "pool:      {} pages: {} free, {} in channels, {} quarantined, {} unaccounted; taken {} returned {}",
+        "pool:      {} pages: {} free, {} in channels, {} quarantined, {} lent to the host, {} unaccounted; taken {} returned {}; balloon lent {} reclaimed {} (refused {})",
         r.pool_total,
         r.pool_free,
         r.pages_in_channels,
         r.quarantined,
+        r.lent,
         r.unaccounted(),
         d.pages_taken,
-        d.pages_returned
+        d.pages_returned,
+        d.balloon_pages_lent,
+        d.balloon_pages_reclaimed,
+        d.balloon_reclaims_refused
     );
     let _ = writeln!(
         s,
@@ -203,6 +207,7 @@ pub(crate) fn summary(r: &Report) -> String {
     for e in &r.host_errors[shown..] {
         let _ = writeln!(s, "  host saw: {e}");
     }
+    s.push_str(&r.services.render());
     let _ = writeln!(
         s,
         "kernel:    copies {} mints {} maps {} unmaps {} revokes {} (caps {}) deletes {} signals {} irq acks {} faults {} errors {}",

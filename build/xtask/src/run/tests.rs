@@ -13,17 +13,22 @@ fn run(args: &[&str]) -> (Report, String) {
     (report, String::from_utf8(out).expect("utf-8 output"))
 }
 
-/// The accounting every run must end with: every page free (unload tore everything down) or
-/// quarantined, teardowns balanced with opens, every echo correct.
+/// The accounting every run must end with: every page free (unload tore everything down),
+/// quarantined or lent to the host (the balloon), teardowns balanced with opens, every echo
+/// correct, the driver lending exactly what the host holds.
 fn assert_consistent(r: &Report) {
     assert_eq!(r.unaccounted(), 0, "{r:#?}");
     assert_eq!(r.open_now, 0, "unload leaves no channel");
     assert_eq!(r.pages_in_channels, 0);
-    assert_eq!(r.pool_free + r.quarantined, r.pool_total);
+    assert_eq!(r.pool_free + r.quarantined + r.lent, r.pool_total);
     assert_eq!(
         r.driver.pages_taken,
-        r.driver.pages_returned + r.quarantined as u64,
-        "every page taken came back or is quarantined"
+        r.driver.pages_returned + r.quarantined as u64 + r.lent as u64,
+        "every page taken came back, is quarantined or is lent"
+    );
+    assert_eq!(
+        r.driver.balloon_pages_lent - r.driver.balloon_pages_reclaimed,
+        r.lent as u64
     );
     assert_eq!(r.driver.teardowns, r.driver.teardowns_completed);
     assert_eq!(r.clients.mismatches, 0);
@@ -38,7 +43,7 @@ fn the_default_run_removes_and_readds_a_device_and_leaks_no_page() {
     let (r, out) = run(&["--steps", "200"]);
     assert_consistent(&r);
     assert_eq!(r.quarantined, 0, "an honest host confirms every teardown");
-    assert_eq!(r.pool_free, r.pool_total);
+    assert_eq!(r.pool_free + r.lent, r.pool_total);
     // Hot removal of net (primary + 3 sub-channels) and its re-adding.
     assert_eq!(r.driver.rescinds, 4);
     assert_eq!(r.driver.relids_released, 4);
@@ -56,19 +61,105 @@ fn the_default_run_removes_and_readds_a_device_and_leaks_no_page() {
     assert_eq!(r.driver.hostile, 0);
     assert!(r.version.is_some());
     assert_eq!(
-        r.kernel.revokes, r.driver.pages_returned,
-        "one revoke per returned page"
+        r.kernel.revokes, r.driver.pages_taken,
+        "one revoke per page taken, whether it came back or is lent to the host"
     );
     for moment in [
         "after boot",
         "hot removal of net: the teardown as the host saw it",
         "GPADL_TORNDOWN",
         "after re-adding net",
-        "after unload",
+        "after the host ballooned out 256 pages",
+        "after the host gave 128 pages back",
+        "after the orderly stop: every channel closed, UNLOAD answered",
         "==== summary: scenario default",
     ] {
         assert!(out.contains(moment), "missing `{moment}` in:\n{out}");
     }
+}
+
+#[test]
+fn the_default_run_serves_every_service_and_ends_in_the_orderly_stop() {
+    use vmbus_driver::driver::{StopKind, UnloadEnd};
+    let (r, out) = run(&["--steps", "200", "-q"]);
+    assert_consistent(&r);
+    let s = &r.services;
+    let (seq, answered) = s.heartbeat.expect("heartbeat served");
+    assert!(seq >= 5, "the host ticked: {seq}");
+    assert_eq!(
+        answered,
+        Some(seq + 1),
+        "the last heartbeat answered plus one"
+    );
+    assert!(s.samples >= 5, "time samples taken: {}", s.samples);
+    assert_eq!(s.kvp_pairs, 2, "three pairs set, one deleted");
+    // 256 ballooned out, 128 given back: the host holds what the driver lends.
+    assert_eq!((s.inflated, s.deflated), (256, 128));
+    assert_eq!((s.host_held, s.lent), (128, 128));
+    assert_eq!(r.lent, 128);
+    assert_eq!(s.refused, 0, "an honest host sends nothing to refuse");
+    assert_eq!(
+        s.stop,
+        Some((StopKind::PowerOff, Some(UnloadEnd::Answered)))
+    );
+    assert_eq!(
+        r.connection,
+        vmbus_driver::driver::ConnectionState::Disconnected
+    );
+    for text in [
+        "heartbeat: framework 3.0 service 3.0",
+        "timesync:  framework 3.0 service 4.0",
+        "last sample: host time 2024-01-01 ",
+        "guest store, pool 0: HostName = \"hv-host-sim\"",
+        "host read, pool 2: OSName = \"seL4\"",
+        "balloon: host holds 128 pages, driver lends 128",
+        "(inflated 256 deflated 128 in all)",
+        "system stopped: power off, every channel closed, UNLOAD answered",
+    ] {
+        assert!(out.contains(text), "missing `{text}` in:\n{out}");
+    }
+    // Without --trace the host's message trace is not printed.
+    assert!(!out.contains("integration-service and Dynamic Memory trace"));
+}
+
+#[test]
+fn trace_prints_each_negotiation_and_the_balloon_messages() {
+    let (_, out) = run(&["--steps", "120", "--trace", "-q"]);
+    for text in [
+        "-- the host's integration-service and Dynamic Memory trace --",
+        "host->guest ic heartbeat: negotiate offer framework 1.0,3.0 service 1.0,3.0",
+        "guest->host ic heartbeat: negotiate framework 3.0 service 3.0 agreed",
+        "guest->host ic shutdown: negotiate framework 3.0 service 3.2 agreed",
+        "guest->host ic timesync: negotiate framework 3.0 service 4.0 agreed",
+        "guest->host ic kvp: negotiate framework 3.0 service 4.0 agreed",
+        "guest->host dm: VERSION_REQUEST 2.0 accepted",
+        "host->guest dm: BALLOON_REQUEST 256 pages",
+        "host->guest dm: UNBALLOON_REQUEST",
+        "host->guest ic shutdown: shutdown request flags 0x0",
+    ] {
+        assert!(out.contains(text), "missing `{text}` in:\n{out}");
+    }
+}
+
+#[test]
+fn service_hostile_modes_are_refused_by_the_clients_and_every_service_recovers() {
+    let (r, out) = run(&[
+        "--scenario",
+        "hostile",
+        "--hostile",
+        "ic-foreign-versions,ic-truncate,ic-oversize-body,ic-unknown-type,ic-wrong-service,ic-response-flag,dm-truncate,dm-oversize,dm-balloon-early,dm-unballoon-unknown",
+        "--steps",
+        "160",
+        "-q",
+    ]);
+    assert_consistent(&r);
+    assert!(r.services.refused > 0, "{:?}", r.services);
+    // The bending is inside the rings: the bus saw nothing hostile.
+    assert_eq!(r.driver.hostile, 0, "{:?}", r.driver);
+    assert_eq!(r.lent, 0, "no page lent to a host that lost track of it");
+    assert!(out.contains("recovered: traffic after the hostile modes"));
+    let (seq, answered) = r.services.heartbeat.unwrap();
+    assert_eq!(answered, Some(seq + 1), "the heartbeat serves again");
 }
 
 #[test]
