@@ -14,7 +14,7 @@
 #![no_std]
 
 use client_env::Sel4Env;
-use dynmem::msg::{Capabilities, MAX_GUEST_MESSAGE, MAX_MESSAGE, PageRange};
+use dynmem::msg::{self, Capabilities, MAX_GUEST_MESSAGE, MAX_MESSAGE, MsgType, PageRange};
 use dynmem::{Balloon, MemoryFigures, PageSource, Startup, StartupStep};
 use pd_runtime::println;
 use pd_support::cell::StaticCell;
@@ -188,6 +188,30 @@ impl DynMem {
                 }
             };
             if !matches!(startup, Startup::Ready { .. }) {
+                // A host request before the negotiation ended (a hostile or confused host):
+                // a balloon request gets no pages, the others the balloon's own refusal; the
+                // negotiation goes on.
+                let early = msg::split(&self.buffers.inbound[..len])
+                    .ok()
+                    .map(|(h, _)| h.ty);
+                if early == Some(MsgType::BALLOON_REQUEST) {
+                    println!("dynmem: balloon request before the negotiation ended: no pages");
+                    let tid = self.next_trans_id();
+                    let n = msg::balloon_response_none(&mut small, tid);
+                    if let Err(e) = send(env, &mut ch, &small[..n]) {
+                        return e;
+                    }
+                    continue;
+                }
+                if matches!(
+                    early,
+                    Some(MsgType::UNBALLOON_REQUEST | MsgType::HOT_ADD_REQUEST)
+                ) {
+                    if let Err(e) = self.on_request(env, &mut ch, len) {
+                        return e;
+                    }
+                    continue;
+                }
                 let tid = self.next_trans_id();
                 match startup.on_message(&self.buffers.inbound[..len], &mut small, tid, &CAPS) {
                     Ok(StartupStep::Send(n)) => {

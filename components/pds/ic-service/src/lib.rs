@@ -30,6 +30,9 @@ pub const MAX_PACKET: usize = (RING_PAGES as usize - 1) * 4096;
 /// The receive buffer (in static memory: a PD's stack is small).
 static BUF: StaticCell<[u8; MAX_PACKET]> = StaticCell::new([0; MAX_PACKET]);
 
+/// Failures (a corrupt ring, a refused signal) after which the client stops reopening.
+pub const MAX_FAILURES: u32 = 8;
+
 /// Attempts (one per wake-up) before a wait for the offer gives up.
 const OFFER_TRIES: u32 = 20_000_000;
 
@@ -40,7 +43,7 @@ pub enum Pump {
     Idle,
     /// The channel is gone (rescinded or torn down): connect again.
     Gone,
-    /// The channel failed in another way (the error was logged).
+    /// The channel failed in another way (the error was logged) and was closed.
     Failed,
 }
 
@@ -56,6 +59,8 @@ pub struct ServiceChannel<S: Service + 'static> {
     buf: &'static mut [u8; MAX_PACKET],
     /// Times the channel opened.
     pub opens: u32,
+    /// Times the channel failed (and was closed).
+    pub failures: u32,
 }
 
 impl<S: Service + 'static> ServiceChannel<S> {
@@ -79,6 +84,7 @@ impl<S: Service + 'static> ServiceChannel<S> {
             endpoint,
             buf,
             opens: 0,
+            failures: 0,
         }
     }
 
@@ -111,11 +117,37 @@ impl<S: Service + 'static> ServiceChannel<S> {
     /// A notification from the driver: answers what arrived; when the channel went away,
     /// waits for the host to offer the device again and reconnects.
     pub fn on_notified(&mut self, mut on_event: impl FnMut(&mut Endpoint<S>, S::Event)) {
+        if self.failures >= MAX_FAILURES {
+            return;
+        }
         let mut pump = self.pump(&mut on_event);
         while pump == Pump::Gone {
             println!("{}: waiting for the device to be offered again", S::NAME);
             pump = self.connect(&mut on_event);
         }
+    }
+
+    /// The channel failed (a corrupt ring, a refused signal): close it, so that the next
+    /// notification opens it afresh, unless it failed [`MAX_FAILURES`] times.
+    fn fail_channel(&mut self) -> Pump {
+        self.failures += 1;
+        if let Some(c) = self.channel.take()
+            && let Err(e) = c.close(&mut self.env)
+        {
+            println!("{}: close after a failure: {e}", S::NAME);
+        }
+        if self.failures >= MAX_FAILURES {
+            println!(
+                "{}: the channel failed {MAX_FAILURES} times; giving up",
+                S::NAME
+            );
+        } else {
+            println!(
+                "{}: channel closed after a failure; it reopens at the next notification",
+                S::NAME
+            );
+        }
+        Pump::Failed
     }
 
     /// Answers every packet waiting in the inbound ring; `on_event` sees each answered service
@@ -135,7 +167,7 @@ impl<S: Service + 'static> ServiceChannel<S> {
                 }
                 Err(e) => {
                     println!("{}: receive: {e}", S::NAME);
-                    return Pump::Failed;
+                    return self.fail_channel();
                 }
             };
             let step = self.endpoint.on_packet(&mut self.buf[..received.len]);
@@ -163,7 +195,7 @@ impl<S: Service + 'static> ServiceChannel<S> {
                 }
                 Err(e) => {
                     println!("{}: answer: {e}", S::NAME);
-                    return Pump::Failed;
+                    return self.fail_channel();
                 }
             }
             if let Some(event) = event {
