@@ -66,6 +66,8 @@
 #![no_std]
 
 mod balloon;
+#[cfg(feature = "driver")]
+pub mod driver_pages;
 pub mod msg;
 mod record;
 mod startup;

@@ -837,3 +837,19 @@ impl<const N: usize> Service for Kvp<'_, N> {
         Ok((len, event))
     }
 }
+
+/// This project's guest as the auto pool describes it: seL4 5.0.0 on x86-64, host name
+/// `sel4-vmbus`, no addresses (the system has no network stack). The KVP PD of `system.xml` and
+/// the simulation's KVP client answer with it.
+pub const SEL4_GUEST: GuestInfo<'static> = GuestInfo {
+    host_name: "sel4-vmbus",
+    integration_services_version: "3.1",
+    ipv4: "",
+    ipv6: "",
+    os_build: "5.0.0",
+    os_name: "seL4",
+    os_major: "5",
+    os_minor: "0",
+    os_version: "5.0.0",
+    processor_architecture: "x86_64",
+};

@@ -19,15 +19,8 @@ const VALUE: usize = 12 + MAX_KEY_SIZE;
 fn guest() -> GuestInfo<'static> {
     GuestInfo {
         host_name: "sel4-guest.example.org",
-        integration_services_version: "3.1",
         ipv4: "10.0.0.2;",
-        ipv6: "",
-        os_build: "5.0.0",
-        os_name: "seL4",
-        os_major: "5",
-        os_minor: "0",
-        os_version: "5.0.0",
-        processor_architecture: "x86_64",
+        ..crate::kvp::SEL4_GUEST
     }
 }
 

@@ -216,25 +216,13 @@ fn feed<S: crate::service::Service>(ep: &mut Endpoint<S>, packet: &[u8]) -> bool
 
 #[test]
 fn hostile_packets_never_panic_any_service_nor_answer_before_a_negotiation() {
-    use crate::kvp::{GuestInfo, Kvp};
+    use crate::kvp::{Kvp, SEL4_GUEST};
     use crate::services::Shutdown;
-    const GUEST: GuestInfo<'static> = GuestInfo {
-        host_name: "h",
-        integration_services_version: "3.1",
-        ipv4: "",
-        ipv6: "",
-        os_build: "1",
-        os_name: "seL4",
-        os_major: "5",
-        os_minor: "0",
-        os_version: "5.0.0",
-        processor_architecture: "x86_64",
-    };
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let mut heartbeat = Endpoint::new(Heartbeat::default());
     let mut shutdown = Endpoint::new(Shutdown::default());
     let mut timesync = Endpoint::new(TimeSync::default());
-    let mut kvp = Endpoint::new(Kvp::<2>::new(GUEST));
+    let mut kvp = Endpoint::new(Kvp::<2>::new(SEL4_GUEST));
     let mut buf = [0u8; 8192];
     let mut served = [0u32; 4];
     for _ in 0..3000 {

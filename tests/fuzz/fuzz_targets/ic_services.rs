@@ -10,23 +10,10 @@
 //! ic_services`.
 #![no_main]
 
-use ic::kvp::{GuestInfo, Kvp};
+use ic::kvp::{Kvp, SEL4_GUEST};
 use ic::service::{Endpoint, Negotiation, Service, Step};
 use ic::services::{Heartbeat, Shutdown, TimeSync};
 use libfuzzer_sys::fuzz_target;
-
-const GUEST: GuestInfo<'static> = GuestInfo {
-    host_name: "fuzz",
-    integration_services_version: "3.1",
-    ipv4: "",
-    ipv6: "",
-    os_build: "5.0.0",
-    os_name: "seL4",
-    os_major: "5",
-    os_minor: "0",
-    os_version: "5.0.0",
-    processor_architecture: "x86_64",
-};
 
 fn feed<S: Service>(ep: &mut Endpoint<S>, packet: &[u8]) {
     // Room for the largest answer: the packet itself (answers are written in place).
@@ -46,7 +33,7 @@ fuzz_target!(|data: &[u8]| {
     let mut heartbeat = Endpoint::new(Heartbeat::default());
     let mut shutdown = Endpoint::new(Shutdown::default());
     let mut timesync = Endpoint::new(TimeSync::default());
-    let mut kvp = Box::new(Endpoint::new(Kvp::<4>::new(GUEST)));
+    let mut kvp = Box::new(Endpoint::new(Kvp::<4>::new(SEL4_GUEST)));
     let mut rest = data;
     while let Some((&n, tail)) = rest.split_first() {
         let n = usize::from(n).min(tail.len());

@@ -221,3 +221,50 @@ impl Sel4Env {
         let _ = self.wait_notification();
     }
 }
+
+/// A client PD that watches for offers of its classes without opening them (a device whose
+/// protocol client is not built yet): each time the driver's offers-delivered counter moves, it
+/// lists the offers and logs them under `name`.
+#[derive(Debug)]
+pub struct OfferWatch {
+    env: Sel4Env,
+    name: &'static str,
+    seen: u32,
+}
+
+impl OfferWatch {
+    /// The watch of the client configured by `config`.
+    pub fn new(config: &'static pd_runtime::config::PdConfig, name: &'static str) -> OfferWatch {
+        OfferWatch {
+            env: env_of(config),
+            name,
+            seen: 0,
+        }
+    }
+
+    /// Lists and logs the offers when the driver delivered new ones (call at start and on each
+    /// notification).
+    pub fn check(&mut self) {
+        let now = vmbus_client::offers_delivered(&mut self.env);
+        if now == self.seen {
+            return;
+        }
+        self.seen = now;
+        match vmbus_client::list_offers(&mut self.env, None) {
+            Ok(offers) => {
+                for o in offers.iter() {
+                    pd_runtime::println!(
+                        "{}: offered {} (class {}); its protocol client is not built yet: left unopened",
+                        self.name,
+                        o.relid,
+                        vmbus_driver::guid::Guid(o.class)
+                    );
+                }
+            }
+            Err(vmbus_client::ClientError::Refused(
+                vmbus_driver::control::ClientError::NotConnected,
+            )) => {}
+            Err(e) => pd_runtime::println!("{}: listing offers: {e}", self.name),
+        }
+    }
+}

@@ -14,14 +14,13 @@
 #![no_std]
 
 use client_env::Sel4Env;
-use dynmem::msg::{self, Capabilities, MAX_GUEST_MESSAGE, MAX_MESSAGE, MsgType, PageRange};
-use dynmem::{Balloon, MemoryFigures, PageSource, Startup, StartupStep};
+use dynmem::driver_pages::DriverPages;
+use dynmem::msg::{self, Capabilities, MAX_GUEST_MESSAGE, MAX_MESSAGE, MsgType};
+use dynmem::{Balloon, MemoryFigures, Startup, StartupStep};
 use pd_runtime::println;
 use pd_support::cell::StaticCell;
 use shared_mem::MappedRing;
-use vmbus_client::{
-    Channel, ClientError, PfnRange, RelId, balloon_lend, balloon_reclaim, memory_info, open,
-};
+use vmbus_client::{Channel, ClientError, RelId, memory_info, open};
 
 /// Pages of each ring, header page included: a balloon response is up to 4 KiB.
 pub const RING_PAGES: u16 = 4;
@@ -55,67 +54,6 @@ static BUFFERS: StaticCell<Buffers> = StaticCell::new(Buffers {
     inbound: [0; MAX_PACKET],
     out: [0; MAX_MESSAGE],
 });
-
-/// The driver's pool as the balloon's page source.
-#[derive(Debug)]
-pub struct DriverPages<'a> {
-    env: &'a mut Sel4Env,
-}
-
-fn to_pfn(r: &PageRange) -> PfnRange {
-    PfnRange {
-        start: r.start,
-        count: r.count,
-    }
-}
-
-impl PageSource for DriverPages<'_> {
-    type Error = ClientError;
-
-    fn lend(&mut self, max: u32, out: &mut [PageRange]) -> Result<usize, ClientError> {
-        let lent = balloon_lend(self.env, max)?;
-        let mut n = 0;
-        let mut excess: heapless::Vec<PfnRange, 64> = heapless::Vec::new();
-        for r in &lent.ranges {
-            match (out.get_mut(n), PageRange::new(r.start, r.count)) {
-                (Some(slot), Ok(range)) => {
-                    *slot = range;
-                    n += 1;
-                }
-                // No room for the range, or one the protocol cannot carry: give it back to
-                // the driver rather than lose it.
-                _ => {
-                    let _ = excess.push(*r);
-                }
-            }
-        }
-        if !excess.is_empty()
-            && let Err(e) = balloon_reclaim(self.env, &excess)
-        {
-            println!(
-                "dynmem: giving back {} unreported ranges failed: {e}",
-                excess.len()
-            );
-        }
-        Ok(n)
-    }
-
-    fn reclaim(&mut self, ranges: &[PageRange]) -> Result<u32, ClientError> {
-        let mut batch: heapless::Vec<PfnRange, 64> = heapless::Vec::new();
-        let mut total = 0;
-        for r in ranges {
-            if batch.push(to_pfn(r)).is_err() {
-                total += balloon_reclaim(self.env, &batch)?;
-                batch.clear();
-                let _ = batch.push(to_pfn(r));
-            }
-        }
-        if !batch.is_empty() {
-            total += balloon_reclaim(self.env, &batch)?;
-        }
-        Ok(total)
-    }
-}
 
 /// How serving the channel ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -262,7 +200,7 @@ impl DynMem {
         let tid = self.next_trans_id();
         let mut reply = self.balloon.on_message(
             &self.buffers.inbound[..len],
-            &mut DriverPages { env },
+            &mut DriverPages::new(env),
             &mut self.buffers.out,
             tid,
         );
@@ -280,7 +218,7 @@ impl DynMem {
             let tid = self.next_trans_id();
             reply = self
                 .balloon
-                .resume(&mut DriverPages { env }, &mut self.buffers.out, tid);
+                .resume(&mut DriverPages::new(env), &mut self.buffers.out, tid);
         }
         let after = self.balloon.stats();
         if after.inflated_total != before.inflated_total

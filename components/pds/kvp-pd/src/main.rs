@@ -4,7 +4,7 @@
 #![no_std]
 #![no_main]
 
-use ic::kvp::{Event, GuestInfo, Kvp, Op, Pool};
+use ic::kvp::{Event, Kvp, Op, Pool, SEL4_GUEST};
 use ic::service::Endpoint;
 use ic_service::ServiceChannel;
 use pd_runtime::{Channel, Handler, println};
@@ -18,22 +18,8 @@ include!(concat!(env!("OUT_DIR"), "/config.rs"));
 /// them is refused with a failure status, never evicting another pair.
 const STORE: usize = 16;
 
-/// What the guest tells the host about itself (the auto pool).
-const GUEST: GuestInfo<'static> = GuestInfo {
-    host_name: "sel4-vmbus",
-    integration_services_version: "3.1",
-    ipv4: "",
-    ipv6: "",
-    os_build: "5.0.0",
-    os_name: "seL4",
-    os_major: "5",
-    os_minor: "0",
-    os_version: "5.0.0",
-    processor_architecture: "x86_64",
-};
-
 static ENDPOINT: StaticCell<Endpoint<Kvp<'static, STORE>>> =
-    StaticCell::new(Endpoint::new(Kvp::new(GUEST)));
+    StaticCell::new(Endpoint::new(Kvp::new(SEL4_GUEST)));
 
 struct KvpPd(ServiceChannel<Kvp<'static, STORE>>);
 

@@ -1,17 +1,16 @@
 //! The Dynamic Memory program (`components/pds/dynmem-service`'s `DynMem::serve` and its
 //! `DriverPages`, step by step): open the balloon channel, negotiate (`dynmem::Startup`), then
 //! serve the host's balloon requests with pages the driver lends (`dynmem::Balloon` over
-//! [`DriverPages`]), with a status report after the negotiation and after every balloon change.
+//! [`DriverPages`](dynmem::driver_pages::DriverPages)), with a status report after the negotiation and after every balloon change.
 
 use std::cell::{Ref, RefCell};
 use std::rc::Rc;
 
-use dynmem::msg::{
-    self, Capabilities, MAX_GUEST_MESSAGE, MAX_MESSAGE, MsgType, PageRange, Version,
-};
-use dynmem::{Balloon, BalloonStats, MemoryFigures, PageSource, Startup, StartupStep};
+use dynmem::driver_pages::DriverPages;
+use dynmem::msg::{self, Capabilities, MAX_GUEST_MESSAGE, MAX_MESSAGE, MsgType, Version};
+use dynmem::{Balloon, BalloonStats, MemoryFigures, Startup, StartupStep};
 use log::{info, warn};
-use vmbus_client::{ClientEnv, ClientError, PfnRange, balloon_lend, balloon_reclaim, memory_info};
+use vmbus_client::{ClientError, memory_info};
 use vmbus_driver::guid::{self, Guid};
 
 use super::link::{Link, LinkStats, Pause, State};
@@ -28,62 +27,6 @@ pub const CAPS: Capabilities = Capabilities {
     min_pages: 4096,
     max_page_number: 0,
 };
-
-/// The driver's pool as the balloon's page source (dynmem-service's `DriverPages`, over any
-/// client environment).
-#[derive(Debug)]
-pub struct DriverPages<'a, E: ClientEnv> {
-    env: &'a mut E,
-}
-
-impl<'a, E: ClientEnv> DriverPages<'a, E> {
-    /// The pool of the driver `env` reaches.
-    pub fn new(env: &'a mut E) -> Self {
-        Self { env }
-    }
-}
-
-fn to_pfn(r: &PageRange) -> PfnRange {
-    PfnRange {
-        start: r.start,
-        count: r.count,
-    }
-}
-
-impl<E: ClientEnv> PageSource for DriverPages<'_, E> {
-    type Error = ClientError;
-
-    fn lend(&mut self, max: u32, out: &mut [PageRange]) -> Result<usize, ClientError> {
-        let lent = balloon_lend(self.env, max)?;
-        let mut n = 0;
-        let mut excess = Vec::new();
-        for r in &lent.ranges {
-            match (out.get_mut(n), PageRange::new(r.start, r.count)) {
-                (Some(slot), Ok(range)) => {
-                    *slot = range;
-                    n += 1;
-                }
-                // No room for the range, or one the protocol cannot carry: give it back to
-                // the driver rather than lose it.
-                _ => excess.push(*r),
-            }
-        }
-        if !excess.is_empty()
-            && let Err(e) = balloon_reclaim(self.env, &excess)
-        {
-            warn!(
-                "dynmem: giving back {} unreported ranges failed: {e}",
-                excess.len()
-            );
-        }
-        Ok(n)
-    }
-
-    fn reclaim(&mut self, ranges: &[PageRange]) -> Result<u32, ClientError> {
-        let all: Vec<PfnRange> = ranges.iter().map(to_pfn).collect();
-        balloon_reclaim(self.env, &all)
-    }
-}
 
 /// What a [`DynMemClient`] shares with its handle.
 #[derive(Debug)]

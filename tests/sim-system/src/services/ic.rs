@@ -23,19 +23,8 @@ use crate::program::{ClientCtx, ClientProgram, Flow};
 /// Pairs the KVP store keeps (kvp-pd's `STORE`).
 pub const KVP_STORE: usize = 16;
 
-/// What the guest tells the host about itself (kvp-pd's `GUEST`).
-pub const GUEST_INFO: GuestInfo<'static> = GuestInfo {
-    host_name: "sel4-vmbus",
-    integration_services_version: "3.1",
-    ipv4: "",
-    ipv6: "",
-    os_build: "5.0.0",
-    os_name: "seL4",
-    os_major: "5",
-    os_minor: "0",
-    os_version: "5.0.0",
-    processor_architecture: "x86_64",
-};
+/// What the guest tells the host about itself (what kvp-pd answers).
+pub const GUEST_INFO: GuestInfo<'static> = ic::kvp::SEL4_GUEST;
 
 /// What a PD program does around its service: the state it keeps beyond the endpoint, the
 /// counter reading before each packet, and what it does with each answered request.
