@@ -121,6 +121,15 @@ pub const VMBUS_TRACE: &[&str] = &[
     "vmbus_unplug_device",
 ];
 
+/// QEMU trace events of its Dynamic Memory device: the balloon and unballoon requests it posts
+/// and the guest's answers it takes.
+pub const HV_BALLOON_TRACE: &[&str] = &[
+    "hv_balloon_outgoing_balloon",
+    "hv_balloon_incoming_balloon",
+    "hv_balloon_outgoing_unballoon",
+    "hv_balloon_incoming_unballoon",
+];
+
 /// The QEMU a system boots under.
 #[derive(Debug)]
 pub enum Machine {
@@ -187,8 +196,13 @@ pub fn boot_on(
                 "vmbus-bridge",
             ])
             .args(devices.iter().flat_map(|d| ["-device", d.as_str()]))
-            // QEMU's own record of the VMBus messages it handles, for the verdict.
-            .args(VMBUS_TRACE.iter().flat_map(|t| ["-trace", *t]))
+            // QEMU's own record of the VMBus and Dynamic Memory messages it handles, for the verdict.
+            .args(
+                VMBUS_TRACE
+                    .iter()
+                    .chain(HV_BALLOON_TRACE)
+                    .flat_map(|t| ["-trace", *t]),
+            )
             .arg("-qmp")
             .arg(format!("unix:{},server=on,wait=off", qmp.display()));
             c

@@ -16,9 +16,11 @@
 //! restart the client that faulted (client A); PASS when client A faults again on its old ring
 //! and the driver's own counters agree with the scenario. `build/qemu-hyperv.xml` (Hyper-V): the
 //! first Dynamic Memory client faults in its window after the host rescinded its channel; once
-//! the teardown finished (RELID_RELEASED sent) every page taken for it must be back in the pool;
-//! PASS when the client of the device the host added afterwards reports its negotiation done
-//! on those recycled pages.
+//! the teardown finished (RELID_RELEASED sent) every page taken must be back in the pool: its
+//! ring pages, and the pages lent for the balloon (`cargo xtask qemu-test` inflates and deflates
+//! it before the removal), none of which may still be lent; PASS when the client of the device
+//! the host added afterwards reports its negotiation done on the first client's ring pages,
+//! taken again after their revoke and zeroing.
 //!
 //! Any system: a client the description allows (`power="true"`, the shutdown integration
 //! service) may ask the driver to stop (`Request::Stop`). Once every channel is closed and the
@@ -75,8 +77,9 @@ enum Rescind {
     Waiting,
     /// A client faulted in its window after the rescind; the teardown may still run.
     Faulted,
-    /// The teardown finished with every page back in the pool.
-    Done,
+    /// The teardown finished with every page back in the pool, nothing lent; the driver's
+    /// counters then (pages taken, and pages the kernel seam had taken again).
+    Done { taken: u64, reused: u64 },
 }
 
 struct DriverPd {
@@ -90,6 +93,9 @@ struct DriverPd {
     faults_a: u32,
     /// Where the Hyper-V system's rescind stands.
     rescind: Rescind,
+    /// Pages taken when the first Dynamic Memory client reported ready: its channel's ring
+    /// pages (nothing is ballooned before the negotiation ends).
+    ring_pages: Option<u64>,
     done: bool,
     verdict: Option<u64>,
     /// The orderly stop's report, once the stop is complete, until it goes to the root task.
@@ -133,7 +139,7 @@ impl DriverPd {
     fn print_stats(&self) {
         let st = self.driver.stats();
         println!(
-            "vmbus-driver: stats: offers {} opens {} rescinds {} teardowns {}/{} relids released {} pages taken {} returned {} client faults {} open channels {} quarantined {} hypervisor calls {}",
+            "vmbus-driver: stats: offers {} opens {} rescinds {} teardowns {}/{} relids released {} pages taken {} returned {} balloon pages lent {} reclaimed {} client faults {} open channels {} quarantined {} hypervisor calls {}",
             st.offers,
             st.opens,
             st.rescinds,
@@ -142,6 +148,8 @@ impl DriverPd {
             st.relids_released,
             st.pages_taken,
             st.pages_returned,
+            st.balloon_pages_lent,
+            st.balloon_pages_reclaimed,
             st.client_faults,
             self.driver.open_count(),
             self.driver.quarantined_pages(),
@@ -151,7 +159,9 @@ impl DriverPd {
 
     /// The Hyper-V system's rescind (`build/qemu-hyperv.xml`): once a client has faulted in its
     /// window after a rescind and the teardown the host accepted is complete (the relid
-    /// released, no channel open), every page taken must be back in the pool.
+    /// released, no channel open), every page taken must be back in the pool: the ring pages,
+    /// and the balloon's (every page lent was reclaimed; a lend counts as a page taken, a
+    /// reclaim that went back to the pool as one returned).
     fn check_hyperv(&mut self) {
         if self.rescind != Rescind::Faulted || self.done {
             return;
@@ -160,15 +170,21 @@ impl DriverPd {
         if st.relids_released == 0 || self.driver.open_count() != 0 {
             return; // the teardown is still under way
         }
-        if st.pages_returned == st.pages_taken
+        if st.balloon_pages_lent != st.balloon_pages_reclaimed {
+            self.print_stats();
+            self.fail("balloon pages still lent to the host after the rescind");
+        } else if st.pages_returned == st.pages_taken
             && self.driver.quarantined_pages() == 0
             && st.hostile == 0
         {
             println!(
-                "vmbus-driver: rescind done: client mapping revoked, teardown accepted, relid released, {} pages back in the pool",
-                st.pages_returned
+                "vmbus-driver: rescind done: client mapping revoked, teardown accepted, relid released, {} pages back in the pool ({} of them lent to the balloon and reclaimed)",
+                st.pages_returned, st.balloon_pages_reclaimed
             );
-            self.rescind = Rescind::Done;
+            self.rescind = Rescind::Done {
+                taken: st.pages_taken,
+                reused: self.kernel.reused_pages() as u64,
+            };
         } else {
             self.print_stats();
             self.fail("pages not all back in the pool after the rescind");
@@ -182,15 +198,25 @@ impl DriverPd {
             return Message::new(u64::MAX, &[]);
         };
         println!("vmbus-driver: {client} reports its Dynamic Memory service ready");
-        if self.rescind == Rescind::Done && !self.done {
+        if self.rescind == Rescind::Waiting && self.ring_pages.is_none() {
+            self.ring_pages = Some(self.driver.stats().pages_taken);
+        }
+        if let Rescind::Done { taken, reused } = self.rescind
+            && !self.done
+        {
             let st = *self.driver.stats();
-            let reused = self.kernel.reused_pages();
+            let reused = self.kernel.reused_pages() as u64 - reused;
+            let taken = st.pages_taken - taken;
             println!(
                 "vmbus-driver: {client} runs on recycled pages: {reused} pages taken again after their revoke and zeroing"
             );
-            // Every page the rescind returned serves the new channel (the pool hands out its
-            // lowest free pages first).
-            if st.opens == 2 && self.driver.open_count() == 1 && reused as u64 == st.pages_returned
+            // The new channel runs on the first channel's ring pages, every one of them taken
+            // again (the pool hands out its lowest free pages first; the balloon's pages,
+            // reclaimed before the rescind, lie above them).
+            if st.opens == 2
+                && self.driver.open_count() == 1
+                && Some(reused) == self.ring_pages
+                && taken == reused
             {
                 self.verdict(sc::REPORT_PASS);
             } else {
@@ -349,6 +375,7 @@ fn init() -> DriverPd {
         now: 0,
         faults_a: 0,
         rescind: Rescind::Waiting,
+        ring_pages: None,
         done: false,
         verdict: None,
         stop_report: None,
