@@ -673,3 +673,26 @@ fn an_unballoon_of_pages_never_ballooned_is_refused_and_nothing_is_reclaimed() {
     assert_eq!(s.w.driver_stats().balloon_pages_reclaimed, 0);
     honest_again(&mut s);
 }
+
+#[test]
+fn pages_ballooned_before_a_rescind_are_still_given_back_after_the_device_returns() {
+    let mut s = Sys::boot();
+    s.inflate(16);
+    assert_eq!(s.w.driver().lent_pages(), 16);
+    // The host rescinds the balloon device and offers it again: the pages it holds stay its
+    // own, and the client (whose record outlives the channel) still knows them.
+    s.readd(4);
+    assert!(s.dm.ready());
+    assert_eq!(
+        s.w.host().dm().pages_held(),
+        16,
+        "the host still holds them"
+    );
+    assert_eq!(s.w.host_mut().unballoon(16).unwrap(), 16);
+    s.run(20);
+    assert!(!s.w.host().dm().unballoon_pending(), "answered");
+    assert_eq!(s.w.host().dm().pages_held(), 0);
+    assert_eq!(s.w.driver().lent_pages(), 0, "every page back in the pool");
+    assert_eq!(s.dm.stats().deflated_total, 16);
+    assert_eq!(s.dm.stats().refused, 0);
+}

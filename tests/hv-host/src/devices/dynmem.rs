@@ -266,12 +266,18 @@ impl DmState {
         self.rejected_pages
     }
 
-    /// A fresh open: everything reset but the options.
+    /// A fresh open: the protocol starts again, but the pages the host took stay the host's
+    /// (a rescind or a closed channel gives no memory back; only an unballoon does), so a later
+    /// unballoon can still return them.
     pub(crate) fn open(&mut self, relid: RelId, opts: DmOptions) {
+        let (ranges, n_ranges, pages_held) = (self.ranges, self.n_ranges, self.pages_held);
         *self = Self::NEW;
         self.relid = Some(relid);
         self.opts = opts;
         self.phase = DmPhase::Version;
+        self.ranges = ranges;
+        self.n_ranges = n_ranges;
+        self.pages_held = pages_held;
     }
 
     fn accepts(&self, v: u32) -> bool {
