@@ -356,8 +356,8 @@ impl<'o> Runner<'o> {
         })
     }
 
-    /// Every client closes everything, then opens again (the balloon client excepted: see
-    /// [`Services::pause_ic`]).
+    /// Every client closes everything, then opens again ([`Services::pause_ic`] for the
+    /// service clients).
     fn close_and_reopen(&mut self) -> Result<(), RunError> {
         for h in &self.handles {
             h.set_mode(Mode::CloseAll);
@@ -365,9 +365,9 @@ impl<'o> Runner<'o> {
         self.services.pause_ic(true);
         self.run(2);
         self.run_until("the clients' closes", |w| {
-            w.driver_channels().iter().all(|c| {
-                c.state == ChannelState::Offered || c.class == vmbus_driver::guid::DYNAMIC_MEMORY
-            })
+            w.driver_channels()
+                .iter()
+                .all(|c| c.state == ChannelState::Offered)
         })?;
         for h in &self.handles {
             h.set_mode(Mode::Active);

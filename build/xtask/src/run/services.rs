@@ -91,6 +91,7 @@ impl Services {
             } else {
                 let p = DynMemClient::with_class(class);
                 s.dynmem = Some(p.handle());
+                s.pauses.push(p.pause_switch());
                 Box::new(p)
             };
             w.set_program(c.id, program);
@@ -98,9 +99,9 @@ impl Services {
         s
     }
 
-    /// Has every integration-service program close its channel (`true`) or open again. The
-    /// balloon client keeps its channel: a new open would start the host's balloon afresh while
-    /// the driver still lends the pages the old one held.
+    /// Has every service program close its channel (`true`) or open again. The balloon client
+    /// keeps its record across the reopen, and the host the pages it holds, so a later deflate
+    /// still returns them.
     pub(crate) fn pause_ic(&self, pause: bool) {
         for p in &self.pauses {
             if pause { p.pause() } else { p.resume() }
