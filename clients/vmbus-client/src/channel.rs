@@ -3,7 +3,9 @@
 
 use vmbus_driver::control::{ChannelHandle, ChannelStatus, Request, Response, StatusRecord};
 use vmbus_driver::ids::RelId;
-use vmbus_driver::ring::{PacketType, RingError, RingMem, RingReader, RingWriter};
+use vmbus_driver::ring::{
+    CommitOutcome, GpaRange, PacketType, RingError, RingMem, RingReader, RingWriter,
+};
 
 use crate::client::{call, close_handle, status};
 use crate::env::ClientEnv;
@@ -22,6 +24,10 @@ pub struct Received {
     pub packet_type: PacketType,
     /// Whether the sender asked for a completion.
     pub completion_requested: bool,
+    /// Bytes of extended descriptor between the packet's descriptor and its payload (a
+    /// transfer-page packet's set id and ranges, a GPA-direct packet's ranges); copied into the
+    /// caller's buffer by [`Channel::recv_with_ext`], 0 for an in-band packet.
+    pub ext_len: usize,
 }
 
 /// Traffic counters of one channel.
@@ -146,6 +152,54 @@ impl<M: RingMem> Channel<M> {
         let mut batch = self.writer.batch()?;
         batch.write_inband(transaction_id, completion_requested, payload)?;
         let outcome = batch.commit();
+        self.finish_send(env, outcome)
+    }
+
+    /// Sends a completion packet (type 0xB) for the host's request `transaction_id` (netvsc
+    /// completes each receive transfer this way).
+    ///
+    /// # Errors
+    /// As [`Channel::send_packet`].
+    pub fn send_completion<E: ClientEnv<Mem = M>>(
+        &mut self,
+        env: &mut E,
+        transaction_id: u64,
+        payload: &[u8],
+    ) -> Result<(), ClientError> {
+        self.check_open(env)?;
+        let mut batch = self.writer.batch()?;
+        batch.write_completion(transaction_id, payload)?;
+        let outcome = batch.commit();
+        self.finish_send(env, outcome)
+    }
+
+    /// Sends a GPA-direct packet (type 9): `ranges` name guest pages the host reads or writes
+    /// directly (storvsc's data buffers, netvsc's frames too big for a send section), then the
+    /// in-band `payload`.
+    ///
+    /// # Errors
+    /// As [`Channel::send_packet`]; [`RingError::BadRange`] inside [`ClientError::Ring`] for an
+    /// empty range list or a malformed range.
+    pub fn send_gpa_direct<E: ClientEnv<Mem = M>>(
+        &mut self,
+        env: &mut E,
+        transaction_id: u64,
+        completion_requested: bool,
+        ranges: &[GpaRange<'_>],
+        payload: &[u8],
+    ) -> Result<(), ClientError> {
+        self.check_open(env)?;
+        let mut batch = self.writer.batch()?;
+        batch.write_gpa_direct(transaction_id, completion_requested, ranges, payload)?;
+        let outcome = batch.commit();
+        self.finish_send(env, outcome)
+    }
+
+    fn finish_send<E: ClientEnv<Mem = M>>(
+        &mut self,
+        env: &mut E,
+        outcome: CommitOutcome,
+    ) -> Result<(), ClientError> {
         self.counters.sent += u64::from(outcome.packets);
         if outcome.signal {
             self.signal(env)?;
@@ -164,6 +218,22 @@ impl<M: RingMem> Channel<M> {
         env: &mut E,
         buf: &mut [u8],
     ) -> Result<Option<Received>, ClientError> {
+        self.recv_with_ext(env, buf, &mut [])
+    }
+
+    /// As [`Channel::recv`], and copies the packet's extended descriptor into `ext` (a
+    /// transfer-page packet's set id and ranges, which netvsc's receive path reads). With an
+    /// empty `ext` the descriptor is skipped.
+    ///
+    /// # Errors
+    /// As [`Channel::recv`]; [`ClientError::BufferTooSmall`] also when a non-empty `ext` cannot
+    /// hold the descriptor (the packet stays).
+    pub fn recv_with_ext<E: ClientEnv<Mem = M>>(
+        &mut self,
+        env: &mut E,
+        buf: &mut [u8],
+        ext: &mut [u8],
+    ) -> Result<Option<Received>, ClientError> {
         self.check_open(env)?;
         let mut batch = match self.reader.batch() {
             Ok(b) => b,
@@ -178,12 +248,20 @@ impl<M: RingMem> Channel<M> {
             let Some(dest) = buf.get_mut(..len) else {
                 return Err(ClientError::BufferTooSmall { needed: len });
             };
+            let ext_len = p.ext_len();
+            if !ext.is_empty() {
+                let Some(ext_dest) = ext.get_mut(..ext_len) else {
+                    return Err(ClientError::BufferTooSmall { needed: ext_len });
+                };
+                p.read_ext(0, ext_dest)?;
+            }
             p.read_payload(0, dest)?;
             Received {
                 len,
                 transaction_id: p.transaction_id(),
                 packet_type: p.packet_type(),
                 completion_requested: p.completion_requested(),
+                ext_len,
             }
         };
         let outcome = batch.commit()?;

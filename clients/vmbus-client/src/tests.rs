@@ -707,3 +707,134 @@ fn waiting_for_an_offer_before_the_driver_is_connected_waits_for_the_counter() {
     assert_eq!(env.lists(), 2);
     assert_eq!(env.waits, 1);
 }
+
+#[test]
+fn completions_and_gpa_direct_packets_reach_the_host_with_their_type_and_ranges() {
+    use vmbus_driver::ring::{GpaRange, PacketType};
+    let mut env = TestEnv::new();
+    env.offers = vec![offer(9, CLASS_A)];
+    let mut ch = open(&mut env, RelId(9), 2, 2).unwrap();
+    ch.send_completion(&mut env, 41, b"done").unwrap();
+    let pfns = [0x1234, 0x1235];
+    let range = GpaRange {
+        byte_count: 6000,
+        byte_offset: 100,
+        pfns: &pfns,
+    };
+    ch.send_gpa_direct(&mut env, 42, true, &[range], b"srb")
+        .unwrap();
+    // An empty range list is refused before anything is written.
+    assert_eq!(
+        ch.send_gpa_direct(&mut env, 43, true, &[], b"x"),
+        Err(ClientError::Ring(RingError::BadRange))
+    );
+    let (mut host_rx, _) = env.host_rings(SlotId(1), 2, 2);
+    let mut batch = host_rx.batch().unwrap();
+    let p = batch.next_packet().unwrap().unwrap();
+    assert_eq!(
+        (p.packet_type(), p.transaction_id()),
+        (PacketType::COMP, 41)
+    );
+    let mut b = [0u8; 4];
+    p.read_payload(0, &mut b).unwrap();
+    assert_eq!(&b, b"done");
+    let p = batch.next_packet().unwrap().unwrap();
+    assert_eq!(
+        (
+            p.packet_type(),
+            p.transaction_id(),
+            p.completion_requested()
+        ),
+        (PacketType::DATA_USING_GPA_DIRECT, 42, true)
+    );
+    // The extended descriptor: reserved u32, range count u32, then byte count, byte offset and
+    // the page numbers of each range.
+    let mut ext = [0u8; 32];
+    p.read_ext(0, &mut ext).unwrap();
+    assert_eq!(u32::from_le_bytes(ext[4..8].try_into().unwrap()), 1);
+    assert_eq!(u32::from_le_bytes(ext[8..12].try_into().unwrap()), 6000);
+    assert_eq!(u32::from_le_bytes(ext[12..16].try_into().unwrap()), 100);
+    assert_eq!(u64::from_le_bytes(ext[16..24].try_into().unwrap()), 0x1234);
+    assert_eq!(u64::from_le_bytes(ext[24..32].try_into().unwrap()), 0x1235);
+    assert!(batch.next_packet().unwrap().is_none());
+    assert_eq!(ch.counters().sent, 2);
+}
+
+#[test]
+fn recv_with_ext_hands_out_the_extended_descriptor_and_keeps_a_packet_it_cannot_hold() {
+    use vmbus_driver::ring::{GpaRange, PacketType};
+    let mut env = TestEnv::new();
+    env.offers = vec![offer(9, CLASS_A)];
+    let mut ch = open(&mut env, RelId(9), 2, 2).unwrap();
+    let (_, mut host_tx) = env.host_rings(SlotId(1), 2, 2);
+    let pfns = [7];
+    let mut batch = host_tx.batch().unwrap();
+    batch
+        .write_gpa_direct(
+            5,
+            false,
+            &[GpaRange {
+                byte_count: 16,
+                byte_offset: 0,
+                pfns: &pfns,
+            }],
+            b"payload!",
+        )
+        .unwrap();
+    batch.commit();
+    let mut buf = [0u8; 64];
+    let mut small = [0u8; 8];
+    assert_eq!(
+        ch.recv_with_ext(&mut env, &mut buf, &mut small),
+        Err(ClientError::BufferTooSmall { needed: 24 })
+    );
+    let mut ext = [0u8; 64];
+    let r = ch
+        .recv_with_ext(&mut env, &mut buf, &mut ext)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (r.packet_type, r.transaction_id, r.ext_len, r.len),
+        (PacketType::DATA_USING_GPA_DIRECT, 5, 24, 8)
+    );
+    assert_eq!(u64::from_le_bytes(ext[16..24].try_into().unwrap()), 7);
+    assert_eq!(&buf[..8], b"payload!");
+}
+
+#[test]
+fn a_transfer_page_packet_arrives_with_its_set_id_and_ranges() {
+    use vmbus_driver::ring::{PacketType, TransferRange};
+    let mut env = TestEnv::new();
+    env.offers = vec![offer(9, CLASS_A)];
+    let mut ch = open(&mut env, RelId(9), 2, 2).unwrap();
+    let (_, mut host_tx) = env.host_rings(SlotId(1), 2, 2);
+    let mut batch = host_tx.batch().unwrap();
+    let ranges = [
+        TransferRange {
+            byte_count: 60,
+            byte_offset: 0,
+        },
+        TransferRange {
+            byte_count: 1514,
+            byte_offset: 4096,
+        },
+    ];
+    batch
+        .write_transfer_pages(11, true, 0xcafe, &ranges, &[1u8; 16])
+        .unwrap();
+    assert_eq!(
+        batch.write_transfer_pages(12, true, 1, &[], b""),
+        Err(RingError::BadRange)
+    );
+    batch.commit();
+    let (mut buf, mut ext) = ([0u8; 64], [0u8; 64]);
+    let r = ch.recv_with_ext(&mut env, &mut buf, &mut ext).unwrap().unwrap();
+    assert_eq!(
+        (r.packet_type, r.transaction_id, r.completion_requested, r.ext_len),
+        (PacketType::DATA_USING_XFER_PAGES, 11, true, 24)
+    );
+    assert_eq!(u16::from_le_bytes([ext[0], ext[1]]), 0xcafe);
+    assert_eq!(u32::from_le_bytes(ext[4..8].try_into().unwrap()), 2);
+    assert_eq!(u32::from_le_bytes(ext[16..20].try_into().unwrap()), 1514);
+    assert_eq!(u32::from_le_bytes(ext[20..24].try_into().unwrap()), 4096);
+}

@@ -55,7 +55,7 @@ pub use mem::{
 };
 pub use packet::{
     DESCRIPTOR_LEN, Descriptor, FLAG_COMPLETION_REQUESTED, GpaRange, MAX_PACKET_LEN, PacketType,
-    TRAILER_LEN,
+    TRAILER_LEN, TransferRange,
 };
 pub use reader::{PacketView, ReadBatch, ReadOutcome, RingReader};
 pub use writer::{CommitOutcome, RingWriter, SpaceWait, WriteBatch};

@@ -106,6 +106,16 @@ impl Descriptor {
     }
 }
 
+/// One range of a transfer-page packet (type 7): `byte_count` bytes at `byte_offset` inside
+/// the transfer page set the packet names (netvsc's receive buffer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TransferRange {
+    /// Bytes in the range.
+    pub byte_count: u32,
+    /// Offset of the range in the page set.
+    pub byte_offset: u32,
+}
+
 /// One range of a GPA-direct packet: `byte_count` bytes starting `byte_offset` bytes into the
 /// first of `pfns`, the 4 KiB guest page numbers the range spans.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,7 +7,7 @@ use core::sync::atomic::Ordering;
 use super::mem::{Control, RingMem};
 use super::packet::{
     DESCRIPTOR_LEN, Descriptor, FLAG_COMPLETION_REQUESTED, GpaRange, MAX_PACKET_LEN, PacketType,
-    TRAILER_LEN,
+    TRAILER_LEN, TransferRange,
 };
 use super::{RingError, advance, checked_index, checked_size, copy_in, distance};
 
@@ -174,6 +174,8 @@ impl<M: RingMem> RingWriter<M> {
 enum Ext<'a> {
     None,
     Gpa(&'a [GpaRange<'a>]),
+    /// Transfer page set id and the ranges in it.
+    Xfer(u16, &'a [TransferRange]),
 }
 
 /// Packets written but not yet published; [`commit`](Self::commit) publishes them with one store
@@ -251,6 +253,29 @@ impl<M: RingMem> WriteBatch<'_, M> {
         )
     }
 
+    /// Writes a transfer-page packet (type 7): the extended descriptor names transfer page set
+    /// `set_id` and `ranges` in it, followed by the in-band `payload` (a host's netvsc receive:
+    /// the frames are in the guest's receive buffer, the ranges say where).
+    pub fn write_transfer_pages(
+        &mut self,
+        transaction_id: u64,
+        completion_requested: bool,
+        set_id: u16,
+        ranges: &[TransferRange],
+        payload: &[u8],
+    ) -> Result<(), RingError> {
+        if ranges.is_empty() {
+            return Err(RingError::BadRange);
+        }
+        self.write(
+            PacketType::DATA_USING_XFER_PAGES,
+            completion_requested,
+            transaction_id,
+            Ext::Xfer(set_id, ranges),
+            payload,
+        )
+    }
+
     /// Copies bytes in at the cursor, wrapping, and moves the cursor.
     #[inline]
     fn put(&mut self, bytes: &[u8]) {
@@ -274,6 +299,7 @@ impl<M: RingMem> WriteBatch<'_, M> {
                 8 + ranges.iter().map(GpaRange::encoded_len).sum::<usize>(),
                 ranges.len(),
             ),
+            Ext::Xfer(_, ranges) => (8 + ranges.len() * 8, ranges.len()),
         };
         let offset = DESCRIPTOR_LEN as usize + ext_len;
         let len = offset + payload.len().next_multiple_of(8);
@@ -338,6 +364,20 @@ impl<M: RingMem> WriteBatch<'_, M> {
             self.pos = advance(start, total, size);
         } else {
             self.put(&desc.to_bytes());
+            if let Ext::Xfer(set_id, ranges) = ext {
+                // Set id u16, sender-owns-set u8, reserved u8, range count u32, then each
+                // range's byte count and byte offset (u32 each).
+                let mut head = [0u8; 8];
+                head[..2].copy_from_slice(&set_id.to_le_bytes());
+                head[4..].copy_from_slice(&(range_count as u32).to_le_bytes());
+                self.put(&head);
+                for r in ranges {
+                    let mut rh = [0u8; 8];
+                    rh[..4].copy_from_slice(&r.byte_count.to_le_bytes());
+                    rh[4..].copy_from_slice(&r.byte_offset.to_le_bytes());
+                    self.put(&rh);
+                }
+            }
             if let Ext::Gpa(ranges) = ext {
                 let mut head = [0u8; 8];
                 head[4..].copy_from_slice(&(range_count as u32).to_le_bytes());
