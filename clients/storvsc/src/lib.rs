@@ -58,6 +58,7 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
+pub mod blk;
 mod buffer;
 pub mod cdb;
 mod init;
