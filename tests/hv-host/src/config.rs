@@ -50,6 +50,8 @@ pub enum DeviceKind {
     Kvp,
     /// Dynamic Memory (the hv-balloon device).
     DynamicMemory(DmOptions),
+    /// Storage (storvsp: the vstor protocol) over a SCSI or IDE channel, a RAM disk behind it.
+    Storage(StorageOptions),
 }
 
 impl DeviceKind {
@@ -86,6 +88,49 @@ impl DmOptions {
     };
 }
 
+/// How the storage device answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StorageOptions {
+    /// Accept protocol 6.2 (Windows 10).
+    pub accept_win10: bool,
+    /// Accept 6.0 (Windows 8.1).
+    pub accept_win8_1: bool,
+    /// Accept 5.1 (Windows 8).
+    pub accept_win8: bool,
+    /// Accept 4.2 (Windows 7: the shorter `vmscsi_request`) and 2.0 (Windows Server 2008).
+    pub accept_win7: bool,
+    /// QUERY_PROPERTIES max_transfer_bytes (at most 1 MiB); a larger buffer is refused.
+    pub max_transfer: u32,
+    /// QUERY_PROPERTIES max_channel_cnt (0: no multi-channel flag; the device never offers
+    /// storage sub-channels itself).
+    pub sub_channels: u16,
+}
+
+impl StorageOptions {
+    /// The versions Hyper-V accepts today (5.1, 6.0, 6.2), 256 KiB transfers (OpenVMM's
+    /// storvsp value), no multi-channel.
+    pub const DEFAULT: Self = Self {
+        accept_win10: true,
+        accept_win8_1: true,
+        accept_win8: true,
+        accept_win7: false,
+        max_transfer: 0x4_0000,
+        sub_channels: 0,
+    };
+
+    /// Whether QUERY_PROTOCOL_VERSION for `v` (major << 8 | minor) is accepted.
+    pub const fn accepts(&self, v: u16) -> bool {
+        use crate::devices::storage::proto as p;
+        match v {
+            p::VERSION_WIN10 => self.accept_win10,
+            p::VERSION_WIN8_1 => self.accept_win8_1,
+            p::VERSION_WIN8 => self.accept_win8,
+            p::VERSION_WIN7 | p::VERSION_WIN6 => self.accept_win7,
+            _ => false,
+        }
+    }
+}
+
 /// Heartbeat class 57164f39-9115-4e78-ab55-382f3bd5422d.
 pub const HEARTBEAT_CLASS: Guid = Guid::from_fields(
     0x57164f39,
@@ -120,6 +165,21 @@ pub const DYNAMIC_MEMORY_CLASS: Guid = Guid::from_fields(
     0x8985,
     0x46e2,
     [0x80, 0x57, 0xa3, 0x07, 0xdc, 0x18, 0xa5, 0x02],
+);
+
+/// Synthetic SCSI controller class ba6163d9-04a1-4d29-b605-72e2ffb1dc7f.
+pub const SCSI_CLASS: Guid = Guid::from_fields(
+    0xba6163d9,
+    0x04a1,
+    0x4d29,
+    [0xb6, 0x05, 0x72, 0xe2, 0xff, 0xb1, 0xdc, 0x7f],
+);
+/// IDE accelerator class 32412632-86cb-44a2-9b5c-50d1417354f5 (served like SCSI).
+pub const IDE_CLASS: Guid = Guid::from_fields(
+    0x32412632,
+    0x86cb,
+    0x44a2,
+    [0x9b, 0x5c, 0x50, 0xd1, 0x41, 0x73, 0x54, 0xf5],
 );
 
 /// The instance GUID the service constructors use: `n` in the first field, the rest fixed.
@@ -198,6 +258,21 @@ impl DeviceSpec {
     /// The Dynamic Memory device with `opts`.
     pub const fn dynamic_memory_with(opts: DmOptions) -> Self {
         Self::service(DYNAMIC_MEMORY_CLASS, 5, DeviceKind::DynamicMemory(opts))
+    }
+
+    /// The synthetic SCSI controller with [`StorageOptions::DEFAULT`].
+    pub const fn scsi() -> Self {
+        Self::scsi_with(StorageOptions::DEFAULT)
+    }
+
+    /// The synthetic SCSI controller with `opts`.
+    pub const fn scsi_with(opts: StorageOptions) -> Self {
+        Self::service(SCSI_CLASS, 7, DeviceKind::Storage(opts))
+    }
+
+    /// The IDE accelerator channel with [`StorageOptions::DEFAULT`] (the same protocol and disk).
+    pub const fn ide() -> Self {
+        Self::service(IDE_CLASS, 8, DeviceKind::Storage(StorageOptions::DEFAULT))
     }
 
     /// The same device with `n` sub-channels.

@@ -134,6 +134,8 @@ pub struct Host {
     pub(crate) services: Services,
     /// Their message trace.
     pub(crate) trace: TraceLog,
+    /// The storage devices and their RAM disk.
+    pub(crate) storage: crate::devices::storage::Storage,
 }
 
 impl Host {
@@ -182,6 +184,7 @@ impl Host {
             scratch: [0; SCRATCH],
             services: Services::NEW,
             trace: TraceLog::new(),
+            storage: crate::devices::storage::Storage::NEW,
         }
     }
 

@@ -64,6 +64,20 @@ pub struct Hostile {
     pub dm_balloon_before_capabilities: bool,
     /// [`Host::unballoon`](crate::Host::unballoon) returns a range the host never ballooned.
     pub dm_unballoon_unknown: bool,
+    /// Storage: SRB completions' `vmscsi_request` length says the other generation's size
+    /// (0x24 at 5.1 and later, 0x34 before).
+    pub stor_bad_srb_length: bool,
+    /// Storage: completions carry the request's transaction id with
+    /// [`UNKNOWN_TID_BIT`](crate::devices::storage::UNKNOWN_TID_BIT) flipped.
+    pub stor_unknown_tid: bool,
+    /// Storage: every completion is sent twice.
+    pub stor_duplicate: bool,
+    /// Storage: SRB completions' sense_info_length says
+    /// [`OVERSIZE_SENSE_LEN`](crate::devices::storage::OVERSIZE_SENSE_LEN), more than the 20-byte
+    /// sense area.
+    pub stor_oversize_sense: bool,
+    /// Storage: successful SRB completions report half the bytes moved.
+    pub stor_short_transfer: bool,
 }
 
 /// Length of an IC request under [`Hostile::ic_truncate`].
@@ -99,6 +113,11 @@ impl Hostile {
         dm_oversize: false,
         dm_balloon_before_capabilities: false,
         dm_unballoon_unknown: false,
+        stor_bad_srb_length: false,
+        stor_unknown_tid: false,
+        stor_duplicate: false,
+        stor_oversize_sense: false,
+        stor_short_transfer: false,
     };
 
     /// Whether any behaviour is on.

@@ -28,12 +28,14 @@ pub mod report;
 pub mod synic;
 pub mod versions;
 
-pub use config::{DeviceKind, DeviceSpec, DmOptions, HostConfig, Mode};
+pub use config::{DeviceKind, DeviceSpec, DmOptions, HostConfig, Mode, StorageOptions};
 pub use devices::RingSide;
 pub use devices::dynmem::{DmCaps, DmFault, DmPhase, DmRange, DmState};
 pub use devices::ic::{IcFault, IcPhase};
 pub use devices::icsvc::{IcChannel, IcStats};
 pub use devices::kvp::KvpEntry;
+pub use devices::storage::event::{StorBent, StorEvent, StorFault, StorPhase};
+pub use devices::storage::{StorChannel, Storage, StorageStats};
 pub use devices::timesync::TimeSample;
 pub use devices::trace::{IcVer, Service, TraceEvent, TraceRecord};
 pub use host::{Connection, Host, HostError};

@@ -9,6 +9,7 @@ use vmbus_driver::ring::RingError;
 
 use crate::devices::dynmem::DmFault;
 use crate::devices::ic::IcFault;
+use crate::devices::storage::event::StorFault;
 use crate::devices::trace::{Service, TraceEvent, TraceRecord};
 use crate::memory::GuestMemError;
 
@@ -239,6 +240,8 @@ pub enum GuestError {
     Ic(RelId, IcFault),
     /// A Dynamic Memory message the host refused.
     Dm(RelId, DmFault),
+    /// A storage (vstor) request the host refused.
+    Storage(RelId, StorFault),
 }
 
 impl fmt::Display for GuestError {
@@ -273,6 +276,7 @@ impl fmt::Display for GuestError {
             Self::UnsupportedPacket(r, t) => write!(f, "{r}: packet type {t:#x} not accepted"),
             Self::Ic(r, e) => write!(f, "{r}: {e}"),
             Self::Dm(r, e) => write!(f, "{r}: {e}"),
+            Self::Storage(r, e) => write!(f, "{r}: {e}"),
         }
     }
 }

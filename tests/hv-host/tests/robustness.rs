@@ -180,6 +180,11 @@ fn hostile_modes_together_do_not_break_the_host() {
         dm_oversize: true,
         dm_balloon_before_capabilities: true,
         dm_unballoon_unknown: true,
+        stor_bad_srb_length: true,
+        stor_unknown_tid: true,
+        stor_duplicate: true,
+        stor_oversize_sense: true,
+        stor_short_transfer: true,
     });
     for _ in 0..50 {
         g.post(&ChannelMessage::RequestOffers);

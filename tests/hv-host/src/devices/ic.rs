@@ -63,7 +63,7 @@ pub fn service_versions(s: Service) -> &'static [IcVer] {
         Service::Shutdown => &SHUTDOWN_VERSIONS,
         Service::TimeSync => &TIMESYNC_VERSIONS,
         Service::Kvp => &KVP_VERSIONS,
-        Service::DynamicMemory => &[],
+        _ => &[],
     }
 }
 
@@ -74,7 +74,7 @@ pub fn message_type(s: Service) -> u16 {
         Service::Shutdown => TYPE_SHUTDOWN,
         Service::TimeSync => TYPE_TIMESYNC,
         Service::Kvp => TYPE_KVP,
-        Service::DynamicMemory => u16::MAX,
+        _ => u16::MAX,
     }
 }
 

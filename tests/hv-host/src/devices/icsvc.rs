@@ -231,7 +231,7 @@ impl IcChannel {
                 };
                 (n, 0, kvp.step, ev)
             }
-            Service::DynamicMemory => return,
+            _ => return,
         };
         let len = ic::frame(out, ty, fw, sv, n, 0);
         self.send(out, len, seq, step, ev, tx, ctx);

@@ -15,6 +15,7 @@ pub mod icsvc;
 pub mod kvp;
 pub(crate) mod service;
 pub mod shutdown;
+pub mod storage;
 pub mod timesync;
 pub mod trace;
 
@@ -80,7 +81,25 @@ impl Host {
         // Split borrows: the PFNs (gpadls), the channel, and the scratch buffer.
         let pfns = self.gpadls.pfns(slot);
         let ch = &mut self.channels[idx];
-        let out = if service::service_of(kind).is_some() {
+        let out = if let crate::config::DeviceKind::Storage(opts) = kind {
+            let mut ctx = service::Ctx {
+                relid,
+                trace: &mut self.trace,
+                errors: &mut self.errors,
+                counters: &mut self.counters,
+                gpadls: &self.gpadls,
+                hostile: self.hostile,
+            };
+            storage::run(
+                mem,
+                pfns,
+                opts,
+                &mut ch.ring,
+                &mut ch.stats,
+                &mut self.storage,
+                &mut ctx,
+            )
+        } else if service::service_of(kind).is_some() {
             let mut ctx = service::Ctx {
                 relid,
                 trace: &mut self.trace,

@@ -6,6 +6,7 @@ use core::fmt;
 
 use vmbus_driver::ids::RelId;
 
+use crate::devices::storage::event::StorEvent;
 use crate::log::{Direction, GuestError};
 
 /// Which service a record is about.
@@ -21,6 +22,8 @@ pub enum Service {
     Kvp,
     /// Dynamic Memory.
     DynamicMemory,
+    /// Storage (vstor messages of a SCSI or IDE channel).
+    Storage,
 }
 
 impl fmt::Display for Service {
@@ -31,6 +34,7 @@ impl fmt::Display for Service {
             Self::TimeSync => "ic timesync",
             Self::Kvp => "ic kvp",
             Self::DynamicMemory => "dm",
+            Self::Storage => "storvsp",
         })
     }
 }
@@ -232,6 +236,8 @@ pub enum TraceEvent {
     },
     /// DM_UNBALLOON_RESPONSE.
     DmUnballoonResponse,
+    /// A vstor message.
+    Storage(StorEvent),
 }
 
 impl fmt::Display for TraceEvent {
@@ -334,6 +340,7 @@ impl fmt::Display for TraceEvent {
                 write!(f, "UNBALLOON_REQUEST {ranges} ranges, {pages} pages")
             }
             Self::DmUnballoonResponse => f.write_str("UNBALLOON_RESPONSE"),
+            Self::Storage(e) => write!(f, "{e}"),
         }
     }
 }

@@ -3,6 +3,7 @@
 //! reached through an independent guest-side `RingMem` over the test's pages.
 #![allow(dead_code)]
 
+pub mod stor;
 pub mod svc;
 
 use std::cell::RefCell;
