@@ -46,6 +46,7 @@
 mod device;
 pub mod nvsp;
 pub mod rndis;
+pub mod sddf_net;
 mod sections;
 pub mod vmpkt;
 mod wire;

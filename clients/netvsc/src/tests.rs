@@ -1071,3 +1071,6 @@ fn indirection_table_is_read_with_the_offset_quirk() {
     m[4] = 15;
     assert!(nvsp::indirection_table(&m, Version::V6).is_none());
 }
+
+#[path = "sddf_net_tests.rs"]
+mod sddf_net_tests;
