@@ -76,6 +76,13 @@ impl SlotId {
 }
 
 id_newtype!(
+    /// An entry of the driver's buffer table: a buffer of pool pages a client allocated for one
+    /// of its channels (granted into its window, optionally described to the host as a GPADL).
+    BufferId(u16),
+    "buffer:"
+);
+
+id_newtype!(
     /// A page of the driver's ring-page pool (an index, not an address).
     PageId(u32),
     "page:"

@@ -1,12 +1,13 @@
-//! Every kernel operation of open, close, rescind, client fault, unload and the reply timeouts
-//! made to fail, at each position, in each channel state and in three ways (refused, half done,
-//! done but reported failed): no page ever goes back to the pool, or to a second client, while
-//! a client may still hold a capability to it, and every page stays accounted for.
+//! Every kernel operation of open, close, rescind, client fault, unload and the reply timeouts,
+//! and of allocating, freeing and tearing down buffers, made to fail, at each position, in each
+//! channel state and in three ways (refused, half done, done but reported failed): no page ever
+//! goes back to the pool, or to a second client, while a client may still hold a capability to
+//! it or the host a GPADL over it, and every page stays accounted for.
 
 mod driver_fakes;
 
 use driver_fakes::*;
-use vmbus_driver::control::{ChannelHandle, Request, Response};
+use vmbus_driver::control::{BufferHandle, ChannelHandle, Request, Response};
 use vmbus_driver::ids::RelId;
 use vmbus_driver::msg::MessageType;
 
@@ -24,6 +25,10 @@ enum Before {
     OpenWithSub,
     /// Closed by the client; GPADL_TORNDOWN never comes.
     TeardownPending,
+    /// Open, with a buffer under a GPADL and one without.
+    OpenWithBuffers,
+    /// Open, with a buffer whose GPADL_CREATED never comes.
+    BufferCreating,
 }
 
 /// What happens while the failure is armed.
@@ -35,9 +40,22 @@ enum Action {
     ClientFault,
     Unload,
     Timeout,
+    /// Allocate a buffer under a GPADL and one without, and let the host create the GPADL.
+    AllocBuffers,
+    /// Free every buffer of A's channel.
+    FreeBuffers,
 }
 
 const MODES: [FailMode; 3] = [FailMode::Refuse, FailMode::Partial, FailMode::Done];
+const BUFFER_STATES: [Before; 2] = [Before::OpenWithBuffers, Before::BufferCreating];
+const BUFFER_ACTIONS: [Action; 6] = [
+    Action::FreeBuffers,
+    Action::Close,
+    Action::Rescind,
+    Action::ClientFault,
+    Action::Unload,
+    Action::Timeout,
+];
 const STATES: [Before; 5] = [
     Before::GpadlPending,
     Before::OpenPending,
@@ -65,6 +83,11 @@ fn world() -> World {
 fn check(w: &World, ctx: &str) {
     let v = w.k.lifetime_violations();
     assert!(v.is_empty(), "{ctx}: {v:?}");
+    let held = w.k.free_pages_the_host_holds(&w.hv);
+    assert!(
+        held.is_empty(),
+        "{ctx}: free pages under a live GPADL: {held:?}"
+    );
 }
 
 /// Pages out of the pool = pages in channels + pages the driver says it quarantined, unless
@@ -78,7 +101,7 @@ fn check_accounting(w: &World, ctx: &str) {
     if hidden {
         return;
     }
-    let held: usize = w.d.channels().map(|c| c.pages).sum();
+    let held: usize = w.d.channels().map(|c| c.pages).sum::<usize>() + w.d.buffer_pages();
     assert_eq!(
         w.k.pages_out(),
         held + w.d.quarantined_pages(),
@@ -86,11 +109,49 @@ fn check_accounting(w: &World, ctx: &str) {
     );
 }
 
+/// Asks for a buffer under a GPADL and one without on A's channel `h`, keeping their handles.
+fn alloc_buffers(w: &mut World, h: ChannelHandle) -> Vec<BufferHandle> {
+    let mut out = Vec::new();
+    for gpadl in [true, false] {
+        let req = Request::AllocBuffer {
+            handle: h,
+            pages: 3,
+            gpadl,
+        };
+        match w.try_call(A, req) {
+            Some(Response::BufferCreating { buffer }) => out.push(buffer),
+            Some(Response::Buffer(info)) => out.push(info.buffer),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Brings A's relid 5 to `state`; returns its handle once one exists, and the handles of
+/// its buffers.
+fn prepare_buffers(w: &mut World, state: Before) -> (Option<ChannelHandle>, Vec<BufferHandle>) {
+    match state {
+        Before::OpenWithBuffers | Before::BufferCreating => {
+            w.connect();
+            let h = w.open(A, 5);
+            if state == Before::BufferCreating {
+                w.hv.silent.insert(MessageType::GPADL_CREATED.0);
+            }
+            let b = alloc_buffers(w, h);
+            assert_eq!(b.len(), 2);
+            w.pump();
+            (Some(h), b)
+        }
+        _ => (prepare(w, state), Vec::new()),
+    }
+}
+
 /// Brings A's relid 5 to `state`; returns its handle once one exists.
 fn prepare(w: &mut World, state: Before) -> Option<ChannelHandle> {
     w.connect();
     let open = open_request(5, 2, 2);
     match state {
+        Before::OpenWithBuffers | Before::BufferCreating => unreachable!(),
         Before::Offered => None,
         Before::GpadlPending | Before::OpenPending => {
             let silenced = if state == Before::GpadlPending {
@@ -121,8 +182,21 @@ fn prepare(w: &mut World, state: Before) -> Option<ChannelHandle> {
     }
 }
 
-fn act(w: &mut World, action: Action, handle: Option<ChannelHandle>) {
+fn act(w: &mut World, action: Action, handle: Option<ChannelHandle>, buffers: &[BufferHandle]) {
     match action {
+        Action::AllocBuffers => {
+            if let Some(h) = handle {
+                alloc_buffers(w, h);
+                w.pump();
+            }
+        }
+        Action::FreeBuffers => {
+            if let Some(handle) = handle {
+                for &buffer in buffers {
+                    w.try_call(A, Request::FreeBuffer { handle, buffer });
+                }
+            }
+        }
         Action::Open => {
             w.try_call(A, open_request(5, 2, 2));
         }
@@ -143,10 +217,10 @@ fn act(w: &mut World, action: Action, handle: Option<ChannelHandle>) {
 fn run(state: Before, action: Action, at: u64, mode: FailMode) -> bool {
     let ctx = format!("{state:?} / {action:?} / op {at} {mode:?}");
     let mut w = world();
-    let handle = prepare(&mut w, state);
+    let (handle, buffers) = prepare_buffers(&mut w, state);
     check(&w, &ctx);
     w.k.arm(FailPlan { at, mode });
-    act(&mut w, action, handle);
+    act(&mut w, action, handle, &buffers);
     check(&w, &ctx);
     w.pump();
     check(&w, &ctx);
@@ -207,6 +281,18 @@ fn a_failed_kernel_operation_never_leads_to_reuse() {
     }
     println!("injected failure points covered: {points}");
     assert!(points > 800, "only {points} failure points");
+}
+
+#[test]
+fn a_failed_kernel_operation_of_a_buffer_never_leads_to_reuse() {
+    let mut points = sweep(Before::Open, Action::AllocBuffers);
+    for state in BUFFER_STATES {
+        for action in BUFFER_ACTIONS {
+            points += sweep(state, action);
+        }
+    }
+    println!("injected buffer failure points covered: {points}");
+    assert!(points > 400, "only {points} failure points");
 }
 
 #[test]

@@ -64,6 +64,21 @@ pub trait ClientEnv {
 
     /// The client's window layout.
     fn window(&self) -> WindowLayout;
+
+    /// Copies bytes at byte `offset` from window page `window_page` (a buffer's pages are
+    /// consecutive window pages) into `buf`; false if this environment gives no such access
+    /// (the default: a PD then maps `window base + window_page * 4096` itself).
+    fn window_read(&mut self, window_page: usize, offset: usize, buf: &mut [u8]) -> bool {
+        let _ = (window_page, offset, buf);
+        false
+    }
+
+    /// Copies `data` to byte `offset` from window page `window_page`; false as for
+    /// [`ClientEnv::window_read`].
+    fn window_write(&mut self, window_page: usize, offset: usize, data: &[u8]) -> bool {
+        let _ = (window_page, offset, data);
+        false
+    }
 }
 
 impl<E: ClientEnv + ?Sized> ClientEnv for &mut E {
@@ -85,5 +100,11 @@ impl<E: ClientEnv + ?Sized> ClientEnv for &mut E {
     }
     fn window(&self) -> WindowLayout {
         (**self).window()
+    }
+    fn window_read(&mut self, window_page: usize, offset: usize, buf: &mut [u8]) -> bool {
+        (**self).window_read(window_page, offset, buf)
+    }
+    fn window_write(&mut self, window_page: usize, offset: usize, data: &[u8]) -> bool {
+        (**self).window_write(window_page, offset, data)
     }
 }

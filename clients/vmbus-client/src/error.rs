@@ -37,6 +37,12 @@ pub enum ClientError {
     TooManyOffers,
     /// No offer of the class came: the wait for the driver's notification returned nothing.
     NoOffer,
+    /// A buffer's creation failed: the host refused its GPADL, or never answered.
+    BufferFailed,
+    /// A buffer access past the buffer's end.
+    OutOfBuffer,
+    /// The environment gives no access to window pages (map the buffer's window page instead).
+    NoWindowAccess,
 }
 
 impl fmt::Display for ClientError {
@@ -55,6 +61,9 @@ impl fmt::Display for ClientError {
             Self::BadRingSize => f.write_str("ring sizes unusable for the window slot"),
             Self::TooManyOffers => f.write_str("more offers than the list holds"),
             Self::NoOffer => f.write_str("no offer of the class arrived"),
+            Self::BufferFailed => f.write_str("the buffer could not be created"),
+            Self::OutOfBuffer => f.write_str("access past the buffer's end"),
+            Self::NoWindowAccess => f.write_str("no access to window pages here"),
         }
     }
 }

@@ -18,6 +18,11 @@
 //! the driver's notification until an offer of its classes arrives (the driver counts them in
 //! the control page and notifies the client).
 //!
+//! A channel can carry buffers beyond its rings ([`Channel::alloc_buffer`]): pages granted into
+//! its window slot after the rings, optionally described to the host as a GPADL (netvsc's
+//! receive and send buffers), whose frame numbers [`Channel::buffer_frames`] hands out for
+//! GPA-direct packets (storvsc). They go with the channel.
+//!
 //! A channel the host rescinded (or the driver tore down) surfaces as
 //! [`ClientError::ChannelGone`] from the next operation, which checks the channel's status
 //! record before touching ring memory.
@@ -25,6 +30,7 @@
 #![forbid(unsafe_code)]
 
 mod balloon;
+mod buffer;
 mod channel;
 mod client;
 mod env;
@@ -33,6 +39,7 @@ mod error;
 mod tests;
 
 pub use balloon::{Lent, balloon_lend, balloon_reclaim, memory_info};
+pub use buffer::Buffer;
 pub use channel::{Channel, ChannelCounters, Received};
 pub use client::{
     MAX_LISTED_OFFERS, OfferList, PendingOpen, call, list_offers, offers_delivered, open,
@@ -40,6 +47,6 @@ pub use client::{
 };
 pub use env::{ClientEnv, WindowLayout};
 pub use error::ClientError;
+pub use vmbus_driver::control::{BufferHandle, BufferLimit, LendLimit, MemoryInfo, PfnRange};
 pub use vmbus_driver::control::{ChannelHandle, ChannelStatus, OfferInfo, StatusRecord};
-pub use vmbus_driver::control::{LendLimit, MemoryInfo, PfnRange};
-pub use vmbus_driver::ids::{RelId, SlotId};
+pub use vmbus_driver::ids::{GpadlId, RelId, SlotId};

@@ -126,6 +126,10 @@ struct TestEnv {
     waits: usize,
     /// ListOffers requests still to refuse with `NotConnected`.
     not_connected_lists: usize,
+    /// Buffers the scripted driver allocated: (info, ready, freed).
+    buffers: Vec<(control::BufferInfo, bool, bool)>,
+    /// The host refuses buffer GPADLs.
+    refuse_buffers: bool,
 }
 
 impl TestEnv {
@@ -156,6 +160,8 @@ impl TestEnv {
             offer_after_list: None,
             waits: 0,
             not_connected_lists: 0,
+            buffers: Vec::new(),
+            refuse_buffers: false,
         }
     }
 
@@ -247,6 +253,64 @@ impl TestEnv {
                 pages: ranges.iter().map(|r| r.count).sum(),
                 quarantined: 0,
             },
+            Request::AllocBuffer {
+                handle,
+                pages,
+                gpadl,
+            } => {
+                let id = self.buffers.len();
+                let info = control::BufferInfo {
+                    buffer: control::BufferHandle {
+                        id: vmbus_driver::ids::BufferId(id as u16),
+                        generation: 40 + id as u32,
+                    },
+                    // After 4 ring pages of the channel's slot.
+                    window_page: (self.layout.slot_base(handle.slot).unwrap() + 4) as u32,
+                    pages,
+                    gpadl: gpadl.then_some(vmbus_driver::ids::GpadlId(0x900 + id as u32)),
+                };
+                self.buffers.push((info, !gpadl, false));
+                if gpadl {
+                    Response::BufferCreating {
+                        buffer: info.buffer,
+                    }
+                } else {
+                    Response::Buffer(info)
+                }
+            }
+            Request::BufferStatus { buffer, .. } => match self.buffer(buffer) {
+                Some((info, true, false)) => Response::Buffer(info),
+                Some((_, false, false)) => Response::BufferCreating { buffer },
+                _ => Response::Error(control::ClientError::BufferGone),
+            },
+            Request::BufferFrames { buffer, start, .. } => match self.buffer(buffer) {
+                Some((info, true, false)) if start < info.pages => {
+                    let mut frames = heapless::Vec::new();
+                    for i in start..info.pages.min(start + control::FRAMES_PER_RESPONSE as u32) {
+                        frames.push(0x7000 + u64::from(i) * 2).unwrap();
+                    }
+                    Response::Frames {
+                        start,
+                        frames,
+                        total: info.pages,
+                    }
+                }
+                Some((_, true, false)) => Response::Error(control::ClientError::BadBufferSize),
+                _ => Response::Error(control::ClientError::BufferGone),
+            },
+            Request::FreeBuffer { buffer, .. } => {
+                match self
+                    .buffers
+                    .iter_mut()
+                    .find(|b| b.0.buffer == buffer && !b.2)
+                {
+                    Some(b) => {
+                        b.2 = true;
+                        Response::BufferFreed
+                    }
+                    None => Response::Error(control::ClientError::BufferGone),
+                }
+            }
             Request::MemoryInfo => Response::Memory(control::MemoryInfo {
                 pool_pages: 64,
                 free_pages: 60,
@@ -256,6 +320,25 @@ impl TestEnv {
                 quarantined_pages: 0,
             }),
         }
+    }
+
+    fn buffer(&self, b: control::BufferHandle) -> Option<(control::BufferInfo, bool, bool)> {
+        self.buffers.iter().find(|x| x.0.buffer == b).copied()
+    }
+
+    /// The host creates (or refuses) every buffer GPADL awaited.
+    fn complete_buffers(&mut self) -> bool {
+        let refuse = self.refuse_buffers;
+        let mut any = false;
+        for b in self.buffers.iter_mut().filter(|b| !b.1 && !b.2) {
+            if refuse {
+                b.2 = true;
+            } else {
+                b.1 = true;
+            }
+            any = true;
+        }
+        any
     }
 
     /// The host's view of the channel in `slot` with the given ring sizes.
@@ -332,6 +415,9 @@ impl ClientEnv for TestEnv {
             Some(Arrival::Other) => return Some(1),
             None => {}
         }
+        if self.on_wait != OnWait::Nothing && self.complete_buffers() {
+            return Some(1);
+        }
         match (self.on_wait, self.pending.take()) {
             (OnWait::Complete(state), Some(h)) => {
                 self.set_status(h.slot, h.generation, state, 0);
@@ -351,6 +437,20 @@ impl ClientEnv for TestEnv {
 
     fn window(&self) -> WindowLayout {
         self.layout
+    }
+
+    fn window_read(&mut self, window_page: usize, offset: usize, buf: &mut [u8]) -> bool {
+        self.win.accesses.set(self.win.accesses.get() + 1);
+        let at = window_page * PAGE + offset;
+        buf.copy_from_slice(&self.win.bytes.borrow()[at..at + buf.len()]);
+        true
+    }
+
+    fn window_write(&mut self, window_page: usize, offset: usize, data: &[u8]) -> bool {
+        self.win.accesses.set(self.win.accesses.get() + 1);
+        let at = window_page * PAGE + offset;
+        self.win.bytes.borrow_mut()[at..at + data.len()].copy_from_slice(data);
+        true
     }
 }
 
@@ -828,13 +928,129 @@ fn a_transfer_page_packet_arrives_with_its_set_id_and_ranges() {
     );
     batch.commit();
     let (mut buf, mut ext) = ([0u8; 64], [0u8; 64]);
-    let r = ch.recv_with_ext(&mut env, &mut buf, &mut ext).unwrap().unwrap();
+    let r = ch
+        .recv_with_ext(&mut env, &mut buf, &mut ext)
+        .unwrap()
+        .unwrap();
     assert_eq!(
-        (r.packet_type, r.transaction_id, r.completion_requested, r.ext_len),
+        (
+            r.packet_type,
+            r.transaction_id,
+            r.completion_requested,
+            r.ext_len
+        ),
         (PacketType::DATA_USING_XFER_PAGES, 11, true, 24)
     );
     assert_eq!(u16::from_le_bytes([ext[0], ext[1]]), 0xcafe);
     assert_eq!(u32::from_le_bytes(ext[4..8].try_into().unwrap()), 2);
     assert_eq!(u32::from_le_bytes(ext[16..20].try_into().unwrap()), 1514);
     assert_eq!(u32::from_le_bytes(ext[20..24].try_into().unwrap()), 4096);
+}
+
+#[test]
+fn a_gpadl_buffer_is_waited_for_and_its_frames_are_fetched_across_responses() {
+    let mut env = TestEnv::new();
+    env.layout = WindowLayout {
+        pages: 4 * 400,
+        max_channels: 4,
+    };
+    env.win = Rc::new(Window {
+        bytes: RefCell::new(vec![0; env.layout.pages * PAGE]),
+        accesses: Cell::new(0),
+    });
+    env.offers = vec![offer(9, CLASS_A)];
+    let ch = open(&mut env, RelId(9), 2, 2).unwrap();
+    let buf = ch.alloc_buffer(&mut env, 300, true).unwrap();
+    assert_eq!(buf.window_page, 400 + 4, "slot 1, after the rings");
+    assert_eq!(buf.pages, 300);
+    assert_eq!(buf.gpadl, Some(crate::GpadlId(0x900)));
+    assert!(
+        env.requests
+            .iter()
+            .any(|r| matches!(r, Request::BufferStatus { .. })),
+        "the library waited for the status"
+    );
+    let mut frames = [0u64; 400];
+    let n = ch.buffer_frames(&mut env, &buf, 10, &mut frames).unwrap();
+    assert_eq!(n, 290, "to the buffer's end");
+    for (i, f) in frames[..n].iter().enumerate() {
+        assert_eq!(*f, 0x7000 + (10 + i as u64) * 2);
+    }
+    let asked: Vec<u32> = env
+        .requests
+        .iter()
+        .filter_map(|r| match r {
+            Request::BufferFrames { start, .. } => Some(*start),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(asked, [10, 138, 266]);
+    ch.free_buffer(&mut env, buf).unwrap();
+    assert_eq!(
+        ch.buffer_frames(&mut env, &buf, 0, &mut frames),
+        Err(ClientError::Refused(control::ClientError::BufferGone))
+    );
+}
+
+#[test]
+fn buffer_memory_is_reached_through_the_window_until_the_channel_is_gone() {
+    let mut env = TestEnv::new();
+    env.offers = vec![offer(9, CLASS_A)];
+    let ch = open(&mut env, RelId(9), 2, 2).unwrap();
+    let buf = ch.alloc_buffer(&mut env, 2, false).unwrap();
+    assert_eq!(buf.gpadl, None);
+    ch.write_buffer(&mut env, &buf, PAGE - 2, b"span").unwrap();
+    let at = buf.window_page * PAGE + PAGE - 2;
+    assert_eq!(&env.win.bytes.borrow()[at..at + 4], b"span");
+    let mut back = [0u8; 4];
+    ch.read_buffer(&mut env, &buf, PAGE - 2, &mut back).unwrap();
+    assert_eq!(&back, b"span");
+    assert_eq!(
+        ch.write_buffer(&mut env, &buf, 2 * PAGE - 1, b"xy"),
+        Err(ClientError::OutOfBuffer)
+    );
+    // Rescinded: the buffer went with the channel, and the window is not touched.
+    let h = ch.handle();
+    env.set_status(h.slot, h.generation, ChannelStatus::Gone, 0);
+    let before = env.win.accesses.get();
+    assert_eq!(
+        ch.read_buffer(&mut env, &buf, 0, &mut back),
+        Err(ClientError::ChannelGone)
+    );
+    assert_eq!(
+        ch.alloc_buffer(&mut env, 1, false),
+        Err(ClientError::ChannelGone)
+    );
+    assert_eq!(env.win.accesses.get(), before);
+}
+
+#[test]
+fn a_buffer_the_host_refuses_fails_and_one_never_answered_is_freed() {
+    let mut env = TestEnv::new();
+    env.offers = vec![offer(9, CLASS_A)];
+    let ch = open(&mut env, RelId(9), 2, 2).unwrap();
+    env.refuse_buffers = true;
+    assert_eq!(
+        ch.alloc_buffer(&mut env, 4, true),
+        Err(ClientError::BufferFailed)
+    );
+    env.refuse_buffers = false;
+    env.on_wait = OnWait::Nothing;
+    assert_eq!(
+        ch.alloc_buffer(&mut env, 4, true),
+        Err(ClientError::NoCompletion)
+    );
+    assert!(matches!(
+        env.requests.last(),
+        Some(Request::FreeBuffer { .. })
+    ));
+    env.forced_response = Some(Response::Error(control::ClientError::BufferLimit(
+        control::BufferLimit::Channel,
+    )));
+    assert_eq!(
+        ch.alloc_buffer(&mut env, 1, false),
+        Err(ClientError::Refused(control::ClientError::BufferLimit(
+            control::BufferLimit::Channel
+        )))
+    );
 }

@@ -33,6 +33,7 @@ use serde::{Deserialize, Serialize};
 use crate::hv::PAGE_SIZE;
 use crate::ids::SlotId;
 
+pub use proto::{BufferHandle, BufferInfo, BufferLimit, FRAMES_PER_RESPONSE};
 pub use proto::{ChannelHandle, ClientError, OFFERS_PER_RESPONSE, OfferInfo, Request, Response};
 pub use proto::{
     LENT_RANGES_PER_RESPONSE, LendLimit, MemoryInfo, PfnRange, RECLAIM_RANGES_PER_REQUEST,

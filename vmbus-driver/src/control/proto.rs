@@ -4,7 +4,7 @@ use core::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{RelId, SlotId};
+use crate::ids::{BufferId, GpadlId, RelId, SlotId};
 
 /// Most offers one `Offers` response carries.
 pub const OFFERS_PER_RESPONSE: usize = 8;
@@ -16,6 +16,49 @@ pub const LENT_RANGES_PER_RESPONSE: usize = 64;
 /// Most ranges one `BalloonReclaim` request carries: 32 ranges of at most 15 postcard bytes
 /// each fit the 512-byte request area (checked by a test); a client splits longer lists.
 pub const RECLAIM_RANGES_PER_REQUEST: usize = 32;
+
+/// Most frame numbers one `Frames` response carries: 128 frames of at most 10 postcard bytes
+/// each fit the 1532-byte response area (checked by a test); a client asks again from `start +
+/// 128`.
+pub const FRAMES_PER_RESPONSE: usize = 128;
+
+/// A client's reference to one of its buffers. The driver refuses (`BufferGone`) a handle whose
+/// generation is not the buffer's current one, so a handle kept across a free, a close or a
+/// rescind never reaches a later buffer in the same table entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct BufferHandle {
+    /// The buffer's entry in the driver's buffer table.
+    pub id: BufferId,
+    /// The entry's generation when the buffer was allocated.
+    pub generation: u32,
+}
+
+/// A buffer granted into the client's window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct BufferInfo {
+    /// The buffer.
+    pub buffer: BufferHandle,
+    /// First page of the buffer in the client's window (inside the channel's window slot,
+    /// after its rings).
+    pub window_page: u32,
+    /// Pages of the buffer (consecutive window pages from `window_page`).
+    pub pages: u32,
+    /// The GPADL the host knows the buffer by (netvsc's receive and send buffers), if one was
+    /// asked for.
+    pub gpadl: Option<GpadlId>,
+}
+
+/// Which bound refused an `AllocBuffer`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum BufferLimit {
+    /// The channel holds its most buffers (`driver::MAX_CHANNEL_BUFFERS`), freed ones
+    /// included until the channel closes.
+    Channel,
+    /// The client holds its most buffers (`driver::MAX_CLIENT_BUFFERS`).
+    Client,
+    /// The driver's buffer table is full (`driver::MAX_BUFFERS`).
+    Driver,
+}
 
 /// Guest frames `start .. start + count` (4 KiB frame numbers), as the balloon lends and
 /// reclaims them.
@@ -125,6 +168,46 @@ pub enum Request {
     },
     /// The pool's page counts, for status reports. Answered with `Memory`.
     MemoryInfo,
+    /// Allocate a buffer of `pages` pool pages for open channel `handle`, granted into the
+    /// channel's window slot after its rings. With `gpadl` the driver also describes the pages
+    /// to the host as a GPADL of the channel and answers `BufferCreating`; the buffer is granted
+    /// once the host confirms (GPADL_CREATED), and the client learns it with `BufferStatus`
+    /// after the driver's notification. Without `gpadl` the answer is `Buffer` at once.
+    AllocBuffer {
+        /// The open channel the buffer belongs to (its teardown takes the buffer with it).
+        handle: ChannelHandle,
+        /// Pages wanted (1 to `driver::MAX_BUFFER_PAGES`).
+        pages: u32,
+        /// Describe the pages to the host as a GPADL (netvsc's receive and send buffers).
+        gpadl: bool,
+    },
+    /// Where a buffer stands: `BufferCreating` while its GPADL is awaited, `Buffer` once it is
+    /// granted, `BufferGone` if its creation failed or it was freed.
+    BufferStatus {
+        /// The buffer's channel.
+        handle: ChannelHandle,
+        /// The buffer.
+        buffer: BufferHandle,
+    },
+    /// Guest frame numbers of a granted buffer's pages from page `start` on (for GPA-direct
+    /// descriptors). Answered with `Frames`.
+    BufferFrames {
+        /// The buffer's channel.
+        handle: ChannelHandle,
+        /// The buffer.
+        buffer: BufferHandle,
+        /// First page wanted.
+        start: u32,
+    },
+    /// Free a buffer: its pages leave the client's window before the answer (`BufferFreed`);
+    /// its GPADL is torn down; the pages stay with the channel until its close, since the host
+    /// may still reach them through a GPA-direct request.
+    FreeBuffer {
+        /// The buffer's channel.
+        handle: ChannelHandle,
+        /// The buffer.
+        buffer: BufferHandle,
+    },
     /// Stop the system in order (the host asked the guest to shut down or restart): the driver
     /// closes every channel of every client (revoke, teardown), then unloads the bus (UNLOAD,
     /// UNLOAD_RESPONSE) and reports the stop to the system. Only a client the system
@@ -183,6 +266,25 @@ pub enum Response {
     },
     /// The pool's page counts.
     Memory(MemoryInfo),
+    /// The buffer's GPADL was sent; its creation is awaited (ask `BufferStatus` after a
+    /// notification).
+    BufferCreating {
+        /// The buffer.
+        buffer: BufferHandle,
+    },
+    /// A buffer granted into the client's window.
+    Buffer(BufferInfo),
+    /// Frame numbers of a buffer's pages.
+    Frames {
+        /// Index of the first page whose frame is in `frames`.
+        start: u32,
+        /// Up to [`FRAMES_PER_RESPONSE`] guest frame numbers, in page order.
+        frames: heapless::Vec<u64, FRAMES_PER_RESPONSE>,
+        /// Pages in the buffer.
+        total: u32,
+    },
+    /// The buffer is freed: the client's mappings of it are gone.
+    BufferFreed,
 }
 
 /// The pool's page counts, as `MemoryInfo` answers them.
@@ -239,6 +341,19 @@ pub enum ClientError {
     /// A range of a balloon reclaim is empty, overflows, or overlaps another range of the
     /// request. Nothing was reclaimed.
     BadRanges,
+    /// The buffer handle is stale or not this client's: the buffer was freed, torn down with
+    /// its channel, its creation failed, or it belongs to another client or channel.
+    BufferGone,
+    /// A buffer limit is reached; nothing was allocated.
+    BufferLimit(BufferLimit),
+    /// A buffer of 0 pages or more than `driver::MAX_BUFFER_PAGES`, or frames asked from past
+    /// its end.
+    BadBufferSize,
+    /// The buffer does not fit the free part of the channel's window slot (after its rings and
+    /// its other buffers), or a region of the slot could not be revoked and is never used again.
+    WindowFull,
+    /// The buffer's GPADL is not created yet (frames are handed out for granted buffers only).
+    BufferNotReady,
 }
 
 impl fmt::Display for ClientError {
@@ -259,6 +374,13 @@ impl fmt::Display for ClientError {
             Self::HostUnreachable => "message to the host could not be posted",
             Self::NotLent => "frame not lent to this client (or already reclaimed)",
             Self::BadRanges => "frame range empty, overflowing or overlapping",
+            Self::BufferGone => "buffer gone (freed, torn down, failed or not this client's)",
+            Self::BufferLimit(BufferLimit::Channel) => "the channel has its most buffers",
+            Self::BufferLimit(BufferLimit::Client) => "the client has its most buffers",
+            Self::BufferLimit(BufferLimit::Driver) => "the driver's buffer table is full",
+            Self::BadBufferSize => "buffer size (or frame index) out of range",
+            Self::WindowFull => "buffer does not fit the channel's window slot",
+            Self::BufferNotReady => "buffer not created yet",
         })
     }
 }

@@ -182,6 +182,13 @@ impl ChannelTable {
         }
     }
 
+    /// A buffer revoke of `relid`'s channel failed: see [`super::state::Opened::window_tainted`].
+    pub fn taint_window(&mut self, relid: RelId) {
+        if let Some(ch) = self.entry_mut(relid).and_then(|e| e.state.opened_mut()) {
+            ch.window_tainted = true;
+        }
+    }
+
     /// The relid's offer, unless it is `Free`.
     pub fn offer_of(&self, relid: RelId) -> Option<Offer> {
         self.entry(relid)

@@ -94,13 +94,31 @@ impl Driver {
             Request::BalloonLend { pages } => Ok(self.balloon_lend(k, c, pages)),
             Request::BalloonReclaim { ranges } => self.balloon_reclaim(k, c, &ranges),
             Request::MemoryInfo => Ok(self.memory_info(k, c)),
+            Request::AllocBuffer {
+                handle,
+                pages,
+                gpadl,
+            } => self.alloc_buffer(hv, k, c, &handle, pages, gpadl, now),
+            Request::BufferStatus { handle, buffer } => self.buffer_status(c, &handle, &buffer),
+            Request::BufferFrames {
+                handle,
+                buffer,
+                start,
+            } => self.buffer_frames(k, c, &handle, &buffer, start),
+            Request::FreeBuffer { handle, buffer } => {
+                self.free_buffer(hv, k, c, &handle, &buffer, now)
+            }
         };
         result.unwrap_or_else(Response::Error)
     }
 
     /// The channel a client's handle names, if the handle is current (R1): its slot is bound to
     /// the handle's relid, at the handle's generation, opening or open.
-    fn handle_channel(&self, c: ClientIdx, h: &ChannelHandle) -> Result<RelId, ClientError> {
+    pub(crate) fn handle_channel(
+        &self,
+        c: ClientIdx,
+        h: &ChannelHandle,
+    ) -> Result<RelId, ClientError> {
         let Some(Slot::Bound(relid)) = self.channels.slot(c, h.slot) else {
             return Err(ClientError::ChannelGone);
         };

@@ -154,6 +154,7 @@ impl Driver {
                 self.on_channel_timeout(hv, k, relid, now);
             }
         }
+        self.buffer_timeouts(hv, k, now);
         self.check_unload(hv, now);
     }
 

@@ -46,6 +46,7 @@
 //! holds a client's slot.
 
 mod balloon;
+mod buffers;
 mod channels;
 mod client;
 mod clients;
@@ -67,6 +68,7 @@ mod stop;
 mod teardown;
 
 pub use balloon::{DEFAULT_RESERVE_DIVISOR, MAX_LENT_RUNS};
+pub use buffers::{MAX_BUFFER_PAGES, MAX_BUFFERS, MAX_CHANNEL_BUFFERS, MAX_CLIENT_BUFFERS};
 pub use channels::{MAX_CHANNEL_PAGES, MAX_OPEN, MAX_RELIDS};
 pub use config::{ClientConfig, ConfigError, DriverConfig, MAX_CLASSES, MAX_CLIENTS};
 pub use connection::{ConnectionInfo, ConnectionState, MIN_VERSION};
@@ -80,6 +82,7 @@ pub use stop::{StopInfo, StopKind, UnloadEnd};
 use crate::ids::VpIndex;
 use crate::version::Version;
 
+use buffers::BufferTable;
 use channels::ChannelTable;
 use clients::Clients;
 use connection::Connection;
@@ -100,6 +103,7 @@ pub struct Driver {
     conn: Connection,
     channels: ChannelTable,
     pool: PagePool,
+    buffers: BufferTable,
     stats: Stats,
     /// The orderly stop a client asked for, if any.
     stop: Option<StopInfo>,
@@ -117,6 +121,7 @@ impl Driver {
         conn: Connection::new(Version::WIN10_V5_3),
         channels: ChannelTable::EMPTY,
         pool: PagePool::EMPTY,
+        buffers: BufferTable::EMPTY,
         stats: Stats::ZERO,
         stop: None,
     };
@@ -154,6 +159,7 @@ impl Driver {
         self.conn = Connection::new(config.max_version);
         self.channels.reset(&self.clients);
         self.pool.reset();
+        self.buffers.reset();
         self.stats = Stats::ZERO;
         self.stop = None;
         Ok(())

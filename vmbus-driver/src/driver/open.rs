@@ -139,6 +139,7 @@ impl Driver {
             out_pages,
             target_vp: self.target_vp,
             signals: 0,
+            window_tainted: false,
         };
         let state = ChanState::GpadlPending {
             ch,
@@ -207,6 +208,9 @@ impl Driver {
             return;
         }
         let Some(relid) = self.channels.by_gpadl(g.gpadl) else {
+            if self.on_buffer_gpadl_created(hv, k, g, now) {
+                return;
+            }
             self.stats.hostile += 1;
             self.stats.unknown_gpadl += 1;
             warn!("GPADL_CREATED for unknown {}", g.gpadl);

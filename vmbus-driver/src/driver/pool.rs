@@ -93,6 +93,11 @@ impl PagePool {
         self.arena.get(list, index)
     }
 
+    /// Tainted pages of `list`.
+    pub fn tainted(&self, list: PageList) -> usize {
+        self.arena.tainted(list)
+    }
+
     /// The list's set pages, in order.
     pub fn pages(&self, list: PageList) -> impl Iterator<Item = PageId> + '_ {
         self.arena.iter_marked(list).map(|(page, _)| page)

@@ -48,6 +48,10 @@ pub(crate) struct Opened {
     pub target_vp: VpIndex,
     /// Signal hypercalls issued for the channel.
     pub signals: u32,
+    /// Revoking a buffer's pages failed: the client may still map them in the channel's window
+    /// slot, so no buffer is allocated on the channel again and the slot is retired at its
+    /// teardown.
+    pub window_tainted: bool,
 }
 
 /// A MODIFYCHANNEL whose MODIFYCHANNEL_RESPONSE is awaited (5.3+).
@@ -166,6 +170,17 @@ pub(crate) enum ChanState {
 }
 
 impl ChanState {
+    /// The channel, to change, if a client opened it.
+    pub fn opened_mut(&mut self) -> Option<&mut Opened> {
+        match self {
+            Self::GpadlPending { ch, .. }
+            | Self::OpenPending { ch, .. }
+            | Self::Open { ch, .. }
+            | Self::TearingDown { ch, .. } => Some(ch),
+            Self::Free | Self::Offered | Self::OpenUnresolved { .. } => None,
+        }
+    }
+
     /// The channel, if a client opened it (opening, open or being torn down).
     pub fn opened(&self) -> Option<&Opened> {
         match self {

@@ -113,6 +113,10 @@ pub struct Stats {
     pub balloon_pages_reclaimed: u64,
     /// Balloon reclaims refused (a frame not lent to the client, bad ranges, no table space).
     pub balloon_reclaims_refused: u64,
+    /// Buffers granted to clients (`AllocBuffer`, their GPADL created if asked for).
+    pub buffers_allocated: u64,
+    /// Buffers whose pages went back to the pool or into quarantine at their channel's end.
+    pub buffers_released: u64,
 }
 
 /// Counters kept per client, so one client's mistakes are visible as its own.
@@ -192,5 +196,7 @@ impl Stats {
         balloon_pages_lent: 0,
         balloon_pages_reclaimed: 0,
         balloon_reclaims_refused: 0,
+        buffers_allocated: 0,
+        buffers_released: 0,
     };
 }

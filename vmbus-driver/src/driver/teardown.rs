@@ -112,8 +112,15 @@ impl Driver {
         };
         self.channels
             .set_state(relid, ChanState::TearingDown { ch, td });
-        // Step 2: revoke every ring page; the client's mappings are gone when this returns.
-        let failed = self.pool.revoke(k, ch.pages, relid, &mut self.stats);
+        // Step 2: revoke every ring page and every page of the channel's buffers; the client's
+        // mappings are gone when this returns.
+        let failed = self.pool.revoke(k, ch.pages, relid, &mut self.stats)
+            + self.revoke_channel_buffers(k, relid);
+        let tainted = self
+            .channels
+            .state(relid)
+            .opened()
+            .is_some_and(|o| o.window_tainted);
         let c = ch.client;
         if self.channels.slot(c, slot) == Some(Slot::Bound(relid)) {
             let status = if reason == TeardownReason::OpenFailed {
@@ -124,7 +131,7 @@ impl Driver {
             };
             self.write_status(k, c, slot, generation, status);
             // A slot whose pages may still be mapped there is never used again.
-            let retire = failed > 0 && start.granted;
+            let retire = (failed > 0 && start.granted) || tainted;
             if retire {
                 let id = self.clients.id(c);
                 warn!("{relid}: window {slot} of {id} retired for good");
@@ -176,13 +183,10 @@ impl Driver {
             }
             Close::Nothing | Close::SentBeforeResult | Close::Sent => {}
         }
-        // Step 3b: the GPADL.
+        // Step 3b: the ring GPADL.
+        let mut waiting = false;
         match td.gpadl {
-            GpadlHold::Pending | GpadlHold::TeardownSent => {
-                self.channels
-                    .set_state(relid, ChanState::TearingDown { ch, td });
-                return;
-            }
+            GpadlHold::Pending | GpadlHold::TeardownSent => waiting = true,
             GpadlHold::Held => {
                 let msg = ChannelMessage::GpadlTeardown(GpadlTeardown {
                     child_relid: relid,
@@ -191,17 +195,21 @@ impl Driver {
                 if post(hv, &mut self.stats, self.conn.msg_conn(), &msg).is_ok() {
                     td.gpadl = GpadlHold::TeardownSent;
                     td.deadline = Some(self.deadline(now));
-                    self.channels
-                        .set_state(relid, ChanState::TearingDown { ch, td });
-                    return;
+                    waiting = true;
+                } else {
+                    // The host may still hold the GPADL and was not told: never reuse the pages.
+                    td.gpadl = GpadlHold::Quarantined;
                 }
-                // The host may still hold the GPADL and was not told: never reuse the pages.
-                td.gpadl = GpadlHold::Quarantined;
             }
             GpadlHold::None | GpadlHold::Gone | GpadlHold::Quarantined => {}
         }
         self.channels
             .set_state(relid, ChanState::TearingDown { ch, td });
+        // Step 3c: the buffers' GPADLs, after CLOSECHANNEL and before RELID_RELEASED; the
+        // teardown ends only when the host let go of every one.
+        if !self.advance_channel_buffers(hv, relid, now) || waiting {
+            return;
+        }
         self.finish_teardown(hv, k, relid, now);
     }
 
@@ -235,12 +243,14 @@ impl Driver {
         } else {
             self.channels.set_state(relid, ChanState::Offered);
         }
-        // Step 5.
+        // Step 5, the buffers' pages too.
         if td.gpadl == GpadlHold::Quarantined {
             self.pool.quarantine(ch.gpadl, ch.pages, &mut self.stats);
         } else {
             self.pool.zero_and_return(k, ch.pages, &mut self.stats);
         }
+        let ring_quarantine = (td.gpadl == GpadlHold::Quarantined).then_some(ch.gpadl);
+        self.finish_channel_buffers(k, relid, ring_quarantine);
         self.stats.teardowns_completed += 1;
         // A primary may be waiting for this sub-channel: every primary of the device, since an
         // implied rescind can leave an old primary in teardown beside a new offer of it.
@@ -278,7 +288,15 @@ impl Driver {
             }
             return;
         }
-        if self.pool.release(k, gpadl, &mut self.stats) {
+        if self.on_buffer_gpadl_torndown(hv, k, gpadl, now) {
+            return;
+        }
+        // A quarantined ring GPADL may keep its channel's buffer pages beside its own.
+        let mut released = false;
+        while self.pool.release(k, gpadl, &mut self.stats) {
+            released = true;
+        }
+        if released {
             return;
         }
         self.stats.hostile += 1;

@@ -92,6 +92,8 @@ pub struct FakeHv {
     pub gpadls: BTreeMap<u32, Vec<u64>>,
     /// Status of signal_event.
     pub signal_status: HvStatus,
+    /// GPADL ids whose GPADL_CREATED and GPADL_TORNDOWN never come (one buffer's, say).
+    pub silent_gpadls: HashSet<u32>,
 }
 
 impl FakeHv {
@@ -113,6 +115,7 @@ impl FakeHv {
             pending_gpadls: HashMap::new(),
             gpadls: BTreeMap::new(),
             signal_status: HvStatus::SUCCESS,
+            silent_gpadls: HashSet::new(),
         }
     }
 
@@ -230,6 +233,9 @@ impl FakeHv {
             ),
             ChannelMessage::GpadlTeardown(t) => {
                 self.gpadls.remove(&t.gpadl.0);
+                if self.silent_gpadls.contains(&t.gpadl.0) {
+                    return HvStatus::SUCCESS;
+                }
                 self.reply(
                     MessageType::GPADL_TORNDOWN,
                     ChannelMessage::GpadlTorndown(GpadlTorndown { gpadl: t.gpadl }),
@@ -263,6 +269,9 @@ impl FakeHv {
             let (relid, _, pfns) = self.pending_gpadls.remove(&id).unwrap();
             if self.gpadl_status == 0 {
                 self.gpadls.insert(id, pfns);
+            }
+            if self.silent_gpadls.contains(&id) {
+                return;
             }
             self.reply(
                 MessageType::GPADL_CREATED,
@@ -494,6 +503,18 @@ impl FakeKernel {
         let at = status_offset(slot);
         let bytes: [u8; STATUS_RECORD_SIZE] = page[at..at + STATUS_RECORD_SIZE].try_into().unwrap();
         StatusRecord::from_bytes(&bytes).unwrap()
+    }
+
+    /// Pages in the free pool whose frame a GPADL the host holds still covers.
+    pub fn free_pages_the_host_holds(&self, hv: &FakeHv) -> Vec<PageId> {
+        self.free
+            .iter()
+            .copied()
+            .filter(|p| {
+                let f = self.frame(*p);
+                hv.gpadls.values().any(|pfns| pfns.contains(&f))
+            })
+            .collect()
     }
 
     /// Number of pages not in the pool.
