@@ -6,6 +6,8 @@ use vmbus_driver::ids::ConnectionId;
 use vmbus_driver::msg::OfferFlags;
 use vmbus_driver::version::{FeatureFlags, Version};
 
+pub use crate::devices::network::NetOptions;
+
 /// Which host's rules the simulation follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -52,6 +54,8 @@ pub enum DeviceKind {
     DynamicMemory(DmOptions),
     /// Storage (storvsp: the vstor protocol) over a SCSI or IDE channel, a RAM disk behind it.
     Storage(StorageOptions),
+    /// Synthetic network adapter (netvsp: NVSP + RNDIS) over a loopback switch.
+    Network(NetOptions),
 }
 
 impl DeviceKind {
@@ -167,6 +171,14 @@ pub const DYNAMIC_MEMORY_CLASS: Guid = Guid::from_fields(
     [0x80, 0x57, 0xa3, 0x07, 0xdc, 0x18, 0xa5, 0x02],
 );
 
+/// Synthetic network adapter class f8615163-df3e-46c5-913f-f2d2f965ed0e.
+pub const NETWORK_CLASS: Guid = Guid::from_fields(
+    0xf8615163,
+    0xdf3e,
+    0x46c5,
+    [0x91, 0x3f, 0xf2, 0xd2, 0xf9, 0x65, 0xed, 0x0e],
+);
+
 /// Synthetic SCSI controller class ba6163d9-04a1-4d29-b605-72e2ffb1dc7f.
 pub const SCSI_CLASS: Guid = Guid::from_fields(
     0xba6163d9,
@@ -258,6 +270,16 @@ impl DeviceSpec {
     /// The Dynamic Memory device with `opts`.
     pub const fn dynamic_memory_with(opts: DmOptions) -> Self {
         Self::service(DYNAMIC_MEMORY_CLASS, 5, DeviceKind::DynamicMemory(opts))
+    }
+
+    /// The synthetic network adapter with [`NetOptions::DEFAULT`].
+    pub const fn network() -> Self {
+        Self::network_with(NetOptions::DEFAULT)
+    }
+
+    /// The synthetic network adapter with `opts`.
+    pub const fn network_with(opts: NetOptions) -> Self {
+        Self::service(NETWORK_CLASS, 6, DeviceKind::Network(opts))
     }
 
     /// The synthetic SCSI controller with [`StorageOptions::DEFAULT`].

@@ -134,6 +134,8 @@ pub struct Host {
     pub(crate) services: Services,
     /// Their message trace.
     pub(crate) trace: TraceLog,
+    /// The synthetic network adapter.
+    pub(crate) net: crate::devices::network::NetState,
     /// The storage devices and their RAM disk.
     pub(crate) storage: crate::devices::storage::Storage,
 }
@@ -184,6 +186,7 @@ impl Host {
             scratch: [0; SCRATCH],
             services: Services::NEW,
             trace: TraceLog::new(),
+            net: crate::devices::network::NetState::NEW,
             storage: crate::devices::storage::Storage::NEW,
         }
     }

@@ -64,6 +64,17 @@ pub struct Hostile {
     pub dm_balloon_before_capabilities: bool,
     /// [`Host::unballoon`](crate::Host::unballoon) returns a range the host never ballooned.
     pub dm_unballoon_unknown: bool,
+    /// Network: transfer-page ranges start at the end of the receive buffer (beyond it).
+    pub net_xfer_beyond_buffer: bool,
+    /// Network: RNDIS messages to the guest say 4096 bytes more than their range holds.
+    pub net_rndis_oversize_length: bool,
+    /// Network: RNDIS packets to the guest have a data offset past the message's end.
+    pub net_rndis_bad_data_offset: bool,
+    /// Network: every RNDIS completion is followed by one for a transaction id the guest never
+    /// used ([`NET_UNKNOWN_TID`]).
+    pub net_unknown_completion: bool,
+    /// Network: the receive buffer completion's section runs one page past the buffer.
+    pub net_bad_sections: bool,
     /// Storage: SRB completions' `vmscsi_request` length says the other generation's size
     /// (0x24 at 5.1 and later, 0x34 before).
     pub stor_bad_srb_length: bool,
@@ -79,6 +90,9 @@ pub struct Hostile {
     /// Storage: successful SRB completions report half the bytes moved.
     pub stor_short_transfer: bool,
 }
+
+/// Transaction id of the completions [`Hostile::net_unknown_completion`] adds.
+pub const NET_UNKNOWN_TID: u64 = 0xDEAD_0000_BEEF_0001;
 
 /// Length of an IC request under [`Hostile::ic_truncate`].
 pub const IC_TRUNCATED_LEN: usize = 16;
@@ -113,6 +127,11 @@ impl Hostile {
         dm_oversize: false,
         dm_balloon_before_capabilities: false,
         dm_unballoon_unknown: false,
+        net_xfer_beyond_buffer: false,
+        net_rndis_oversize_length: false,
+        net_rndis_bad_data_offset: false,
+        net_unknown_completion: false,
+        net_bad_sections: false,
         stor_bad_srb_length: false,
         stor_unknown_tid: false,
         stor_duplicate: false,

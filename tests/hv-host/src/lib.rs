@@ -34,6 +34,7 @@ pub use devices::dynmem::{DmCaps, DmFault, DmPhase, DmRange, DmState};
 pub use devices::ic::{IcFault, IcPhase};
 pub use devices::icsvc::{IcChannel, IcStats};
 pub use devices::kvp::KvpEntry;
+pub use devices::network::{NetEvent, NetFault, NetOptions, NetState, NetStats};
 pub use devices::storage::event::{StorBent, StorEvent, StorFault, StorPhase};
 pub use devices::storage::{StorChannel, Storage, StorageStats};
 pub use devices::timesync::TimeSample;

@@ -9,6 +9,7 @@ use vmbus_driver::ring::RingError;
 
 use crate::devices::dynmem::DmFault;
 use crate::devices::ic::IcFault;
+use crate::devices::network::NetFault;
 use crate::devices::storage::event::StorFault;
 use crate::devices::trace::{Service, TraceEvent, TraceRecord};
 use crate::memory::GuestMemError;
@@ -240,6 +241,8 @@ pub enum GuestError {
     Ic(RelId, IcFault),
     /// A Dynamic Memory message the host refused.
     Dm(RelId, DmFault),
+    /// A network (NVSP / RNDIS) message or completion the host refused.
+    Net(RelId, NetFault),
     /// A storage (vstor) request the host refused.
     Storage(RelId, StorFault),
 }
@@ -276,6 +279,7 @@ impl fmt::Display for GuestError {
             Self::UnsupportedPacket(r, t) => write!(f, "{r}: packet type {t:#x} not accepted"),
             Self::Ic(r, e) => write!(f, "{r}: {e}"),
             Self::Dm(r, e) => write!(f, "{r}: {e}"),
+            Self::Net(r, e) => write!(f, "{r}: {e}"),
             Self::Storage(r, e) => write!(f, "{r}: {e}"),
         }
     }

@@ -185,6 +185,11 @@ fn hostile_modes_together_do_not_break_the_host() {
         stor_duplicate: true,
         stor_oversize_sense: true,
         stor_short_transfer: true,
+        net_xfer_beyond_buffer: true,
+        net_rndis_oversize_length: true,
+        net_rndis_bad_data_offset: true,
+        net_unknown_completion: true,
+        net_bad_sections: true,
     });
     for _ in 0..50 {
         g.post(&ChannelMessage::RequestOffers);

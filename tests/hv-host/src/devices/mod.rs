@@ -13,6 +13,7 @@ pub mod heartbeat;
 pub mod ic;
 pub mod icsvc;
 pub mod kvp;
+pub mod network;
 pub(crate) mod service;
 pub mod shutdown;
 pub mod storage;
@@ -81,7 +82,25 @@ impl Host {
         // Split borrows: the PFNs (gpadls), the channel, and the scratch buffer.
         let pfns = self.gpadls.pfns(slot);
         let ch = &mut self.channels[idx];
-        let out = if let crate::config::DeviceKind::Storage(opts) = kind {
+        let out = if let crate::config::DeviceKind::Network(opts) = kind {
+            let mut ctx = service::Ctx {
+                relid,
+                trace: &mut self.trace,
+                errors: &mut self.errors,
+                counters: &mut self.counters,
+                gpadls: &self.gpadls,
+                hostile: self.hostile,
+            };
+            network::run(
+                mem,
+                pfns,
+                opts,
+                &mut ch.ring,
+                &mut ch.stats,
+                &mut self.net,
+                &mut ctx,
+            )
+        } else if let crate::config::DeviceKind::Storage(opts) = kind {
             let mut ctx = service::Ctx {
                 relid,
                 trace: &mut self.trace,

@@ -6,6 +6,7 @@ use core::fmt;
 
 use vmbus_driver::ids::RelId;
 
+use crate::devices::network::NetEvent;
 use crate::devices::storage::event::StorEvent;
 use crate::log::{Direction, GuestError};
 
@@ -22,6 +23,8 @@ pub enum Service {
     Kvp,
     /// Dynamic Memory.
     DynamicMemory,
+    /// The synthetic network adapter (NVSP and RNDIS control messages).
+    Network,
     /// Storage (vstor messages of a SCSI or IDE channel).
     Storage,
 }
@@ -34,6 +37,7 @@ impl fmt::Display for Service {
             Self::TimeSync => "ic timesync",
             Self::Kvp => "ic kvp",
             Self::DynamicMemory => "dm",
+            Self::Network => "netvsp",
             Self::Storage => "storvsp",
         })
     }
@@ -236,6 +240,8 @@ pub enum TraceEvent {
     },
     /// DM_UNBALLOON_RESPONSE.
     DmUnballoonResponse,
+    /// An NVSP or RNDIS control message.
+    Net(NetEvent),
     /// A vstor message.
     Storage(StorEvent),
 }
@@ -340,6 +346,7 @@ impl fmt::Display for TraceEvent {
                 write!(f, "UNBALLOON_REQUEST {ranges} ranges, {pages} pages")
             }
             Self::DmUnballoonResponse => f.write_str("UNBALLOON_RESPONSE"),
+            Self::Net(e) => write!(f, "{e}"),
             Self::Storage(e) => write!(f, "{e}"),
         }
     }
