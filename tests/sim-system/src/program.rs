@@ -208,4 +208,31 @@ impl ClientEnv for ClientCtx<'_> {
             max_channels: self.info.max_channels,
         }
     }
+
+    // Window access goes through the client's own VSpace, as its loads and stores would: a
+    // page the driver revoked is a fault (false), never another page's bytes.
+    fn window_read(&mut self, window_page: usize, offset: usize, buf: &mut [u8]) -> bool {
+        match self.window_vaddr(window_page, offset, buf.len()) {
+            Some(vaddr) => self.read_memory(vaddr, buf).is_ok(),
+            None => false,
+        }
+    }
+
+    fn window_write(&mut self, window_page: usize, offset: usize, data: &[u8]) -> bool {
+        match self.window_vaddr(window_page, offset, data.len()) {
+            Some(vaddr) => self.write_memory(vaddr, data).is_ok(),
+            None => false,
+        }
+    }
+}
+
+impl ClientCtx<'_> {
+    /// The address of byte `offset` of window page `window_page`, when `len` bytes from there
+    /// stay inside the window.
+    fn window_vaddr(&self, window_page: usize, offset: usize, len: usize) -> Option<u64> {
+        let page = crate::layout::PAGE as usize;
+        let start = window_page.checked_mul(page)?.checked_add(offset)?;
+        let end = start.checked_add(len)?;
+        (end <= self.info.window_pages * page).then(|| self.info.window_base + start as u64)
+    }
 }
