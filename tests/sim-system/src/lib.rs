@@ -33,6 +33,7 @@ mod program;
 pub mod programs;
 mod ringmem;
 pub mod services;
+pub mod storage;
 mod world;
 
 pub use error::{BuildError, BuildStep, NotifyError};
