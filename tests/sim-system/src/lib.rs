@@ -29,6 +29,7 @@ mod hooks;
 mod instance;
 mod kernel;
 pub mod layout;
+pub mod network;
 mod program;
 pub mod programs;
 mod ringmem;
