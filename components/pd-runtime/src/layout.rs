@@ -96,7 +96,7 @@ pub mod window {
 /// Most protection domains the root task builds in one image.
 pub const MAX_PDS: usize = 16;
 /// Most memory regions the root task builds in one image.
-pub const MAX_REGIONS: usize = 16;
+pub const MAX_REGIONS: usize = 32;
 
 /// Slots of a PD's root CNode.
 ///

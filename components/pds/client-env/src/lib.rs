@@ -5,7 +5,7 @@
 //! is bound to its thread); ring memory is `shared_mem::MappedRing` over the window pages the
 //! driver granted. When the driver revokes a channel those pages vanish from the window: the
 //! library then reports `ChannelGone` from the status record, and any access that still reaches
-//! a ring is a page fault that the kernel stops the PD on and the root task reports to the
+//! a ring or a channel buffer (`window_read` / `window_write`) is a page fault that the kernel stops the PD on and the root task reports to the
 //! driver.
 #![no_std]
 #![allow(
@@ -107,6 +107,45 @@ impl ClientEnv for Sel4Env {
 
     fn window(&self) -> WindowLayout {
         self.layout
+    }
+
+    fn window_read(&mut self, window_page: usize, offset: usize, buf: &mut [u8]) -> bool {
+        let Some(base) = self.window_span(window_page, offset, buf.len()) else {
+            return false;
+        };
+        for (i, b) in buf.iter_mut().enumerate() {
+            // SAFETY: inside the window (checked for the whole copy by `window_span`); a
+            // volatile byte load through a raw pointer, no reference formed. The library calls
+            // this only after it read the channel's status record as open with no system call
+            // since, and the driver revokes only while it runs (this PD is then blocked in a
+            // call or preempted by a higher-priority PD): a page revoked under a preempted copy
+            // is a fault the kernel stops this PD on, never another page's bytes.
+            *b = unsafe { ((base + i) as *const u8).read_volatile() };
+        }
+        true
+    }
+
+    fn window_write(&mut self, window_page: usize, offset: usize, data: &[u8]) -> bool {
+        let Some(base) = self.window_span(window_page, offset, data.len()) else {
+            return false;
+        };
+        for (i, &b) in data.iter().enumerate() {
+            // SAFETY: as in `window_read`.
+            unsafe { ((base + i) as *mut u8).write_volatile(b) };
+        }
+        true
+    }
+}
+
+impl Sel4Env {
+    /// The address of byte `offset` from window page `window_page` when `len` bytes from there
+    /// lie inside the window.
+    fn window_span(&self, window_page: usize, offset: usize, len: usize) -> Option<usize> {
+        let start = window_page.checked_mul(4096)?.checked_add(offset)?;
+        if start.checked_add(len)? > self.layout.pages.checked_mul(4096)? {
+            return None;
+        }
+        Some(self.window + start)
     }
 }
 

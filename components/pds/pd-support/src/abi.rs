@@ -104,3 +104,35 @@ pub mod clock {
     /// samples taken, and 1 when the cycle counter is calibrated (two samples seen).
     pub const NOW: u64 = 0xC10C;
 }
+
+/// The sDDF connections of `system.xml`: the network driver (`net`) with its client
+/// (`net_client`), the block driver (`storage`) with its client (`blk_client`). The regions are
+/// the description's memory regions (each end finds its mapping by name in its generated
+/// configuration, `region::SharedRegion::of`); the queue capacities are what both ends give
+/// their queues. A data region's buffer count follows from its size.
+pub mod sddf {
+    /// Network RX free queue (client → driver: empty buffers).
+    pub const NET_RX_FREE: &str = "net_rx_free";
+    /// Network RX active queue (driver → client: received frames).
+    pub const NET_RX_ACTIVE: &str = "net_rx_active";
+    /// Network TX free queue (driver → client: buffers sent).
+    pub const NET_TX_FREE: &str = "net_tx_free";
+    /// Network TX active queue (client → driver: frames to send).
+    pub const NET_TX_ACTIVE: &str = "net_tx_active";
+    /// The RX data region (the buffers of the RX queues).
+    pub const NET_RX_DATA: &str = "net_rx_data";
+    /// The TX data region (the buffers of the TX queues).
+    pub const NET_TX_DATA: &str = "net_tx_data";
+    /// Descriptors in each network queue.
+    pub const NET_QUEUE_CAPACITY: u32 = 32;
+    /// The block device's storage information (driver writes, client reads).
+    pub const BLK_STORAGE_INFO: &str = "blk_storage_info";
+    /// Block request queue (client → driver).
+    pub const BLK_REQUEST: &str = "blk_request";
+    /// Block response queue (driver → client).
+    pub const BLK_RESPONSE: &str = "blk_response";
+    /// The block data region the requests name by offset.
+    pub const BLK_DATA: &str = "blk_data";
+    /// Entries in each block queue.
+    pub const BLK_QUEUE_CAPACITY: u32 = 32;
+}

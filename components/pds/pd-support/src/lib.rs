@@ -10,7 +10,7 @@
 #![no_std]
 #![allow(
     unsafe_code,
-    reason = "atomic and volatile access to shared pages at fixed addresses (`page`), the cycle counter (`cycles`)"
+    reason = "atomic and volatile access to shared pages at fixed addresses (`page`, `region`), the cycle counter (`cycles`)"
 )]
 
 pub mod abi;
@@ -19,3 +19,4 @@ pub mod cycles;
 pub use pd_info as info;
 pub mod logger;
 pub mod page;
+pub mod region;
