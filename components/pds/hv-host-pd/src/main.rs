@@ -11,7 +11,7 @@
 //! configuration): when they serve the integration services or Dynamic Memory (`system.xml`),
 //! the host offers those devices and plays a Hyper-V-like script over them
 //! ([`services::Services`]: heartbeats, time samples, a KVP exchange, a balloon inflate and
-//! deflate, then a shutdown request). Otherwise it plays its part of the end-to-end scenario of
+//! deflate, the network and storage run of [`vsc::Vsc`], then a shutdown request). Otherwise it plays its part of the end-to-end scenario of
 //! `build/qemu-e2e.xml` ([`scenario::Scenario`]): it rescinds device A's channel while client A's
 //! traffic flows, checks the order of the teardown messages in its log and prints the log, then
 //! offers device B and checks that B's ring pages are A's recycled pages, zeroed.
@@ -22,6 +22,7 @@ mod guest;
 mod scenario;
 mod services;
 mod synic;
+mod vsc;
 
 use hv_host::{DeviceSpec, Host, HostConfig};
 use pd_runtime::layout::SELF_CHANNEL;

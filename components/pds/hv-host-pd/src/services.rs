@@ -15,6 +15,8 @@ use pd_runtime::config::Guid as ConfigGuid;
 use pd_runtime::println;
 use vmbus_driver::guid::Guid;
 
+use crate::vsc::Vsc;
+
 /// Simulated seconds (heartbeats and time samples) before the balloon is inflated.
 const TICKS_BEFORE_BALLOON: u32 = 3;
 /// Simulated seconds in all before the shutdown request.
@@ -60,6 +62,8 @@ pub struct Services {
     phase: Phase,
     ticks: u32,
     trace_seen: u64,
+    /// The network and storage run.
+    vsc: Vsc,
     /// Why the script failed, once it has.
     pub failed: Option<&'static str>,
 }
@@ -67,7 +71,7 @@ pub struct Services {
 /// Whether the system's clients (`classes`: every class they serve, from the host's generated
 /// configuration) serve one of the integration-service or Dynamic Memory classes.
 pub fn serves(classes: &[ConfigGuid]) -> bool {
-    DEVICES.iter().any(|(_, spec)| served(classes, spec.class))
+    DEVICES.iter().any(|(_, spec)| served(classes, spec.class)) || crate::vsc::serves(classes)
 }
 
 fn served(classes: &[ConfigGuid], class: Guid) -> bool {
@@ -87,6 +91,7 @@ impl Services {
                 Err(e) => println!("hv-host: adding the {service} device: {e}"),
             }
         }
+        let vsc = Vsc::new(host, classes);
         host.set_host_time(START_FILETIME);
         println!(
             "hv-host: {} service devices ready; waiting for the guest's INITIATE_CONTACT",
@@ -97,6 +102,7 @@ impl Services {
             phase: Phase::Negotiating,
             ticks: 0,
             trace_seen: 0,
+            vsc,
             failed: None,
         }
     }
@@ -148,6 +154,15 @@ impl Services {
         if self.failed.is_some() {
             return false;
         }
+        let vsc_changed = self.vsc.step(host, mem);
+        if let Some(why) = self.vsc.failed {
+            self.failed = Some(why);
+            return false;
+        }
+        vsc_changed | self.step_services(host, mem)
+    }
+
+    fn step_services<G: GuestMemory>(&mut self, host: &mut Host, mem: &mut G) -> bool {
         match self.phase {
             Phase::Negotiating => {
                 if self.negotiated(host) {
@@ -176,7 +191,9 @@ impl Services {
                     };
                 }
                 if self.ticks >= TICKS {
-                    return self.ask_shutdown(host);
+                    // The network and storage clients keep their traffic going: the host runs
+                    // again on their calls until their run is done.
+                    return self.vsc.done() && self.ask_shutdown(host);
                 }
                 self.tick(host)
             }
