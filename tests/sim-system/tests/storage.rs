@@ -308,3 +308,83 @@ fn a_short_transfer_from_the_host_is_an_io_error_response() {
     let r = s.request(Code::Read, 0, 0, 8);
     assert_eq!((r.status, r.success_count), (BlkStatus::Ok, 8));
 }
+
+#[test]
+fn a_duplicated_completion_answers_the_request_once_and_the_copy_is_the_hosts_error() {
+    let mut s = Sys::boot(Hostile::NONE);
+    s.w.host_mut().set_hostile(Hostile {
+        stor_duplicate: true,
+        ..Hostile::NONE
+    });
+    for b in 0..8 {
+        s.write_region(b * BLOCK, &pattern(b));
+    }
+    // 8 blocks: two SCSI commands (the host's largest transfer is 4 blocks), each completed twice.
+    let w = s.request(Code::Write, 0, 0, 8);
+    assert_eq!((w.status, w.success_count), (BlkStatus::Ok, 8));
+    s.w.run(20);
+    assert!(
+        s.client.responses().is_empty(),
+        "the duplicate completions answered nothing more"
+    );
+    let stray = s.drv.state().host_errors.len();
+    assert!(stray >= 2, "each duplicate is the host's error: {stray}");
+    let r = s.request(Code::Read, 8 * BLOCK, 0, 8);
+    assert_eq!((r.status, r.success_count), (BlkStatus::Ok, 8));
+    for b in 0..8 {
+        assert_eq!(
+            s.read_region((8 + b) * BLOCK, BLOCK),
+            pattern(b),
+            "block {b}"
+        );
+    }
+    assert_eq!(s.drv.state().gone, 0);
+    assert!(!s.w.client_stopped(s.storage));
+}
+
+#[test]
+fn an_srb_completion_of_the_wrong_length_is_an_io_error_and_the_next_request_succeeds() {
+    let mut s = Sys::boot(Hostile::NONE);
+    s.w.host_mut().set_hostile(Hostile {
+        stor_bad_srb_length: true,
+        ..Hostile::NONE
+    });
+    let r = s.request(Code::Read, 0, 0, 1);
+    assert_eq!((r.status, r.success_count), (BlkStatus::Io, 0));
+    assert!(
+        s.drv
+            .state()
+            .host_errors
+            .iter()
+            .any(|e| e.contains("SRB length")),
+        "{:?}",
+        s.drv.state().host_errors
+    );
+    s.w.host_mut().set_hostile(Hostile::NONE);
+    let r = s.request(Code::Read, 0, 0, 1);
+    assert_eq!((r.status, r.success_count), (BlkStatus::Ok, 1));
+}
+
+#[test]
+fn a_sense_length_beyond_the_sense_area_is_an_io_error_not_a_read_past_it() {
+    let mut s = Sys::boot(Hostile::NONE);
+    s.w.host_mut().set_hostile(Hostile {
+        stor_oversize_sense: true,
+        ..Hostile::NONE
+    });
+    let r = s.request(Code::Read, 0, 0, 1);
+    assert_eq!((r.status, r.success_count), (BlkStatus::Io, 0));
+    assert!(
+        s.drv
+            .state()
+            .host_errors
+            .iter()
+            .any(|e| e.contains("sense length")),
+        "{:?}",
+        s.drv.state().host_errors
+    );
+    s.w.host_mut().set_hostile(Hostile::NONE);
+    let r = s.request(Code::Read, 0, 0, 1);
+    assert_eq!((r.status, r.success_count), (BlkStatus::Ok, 1));
+    assert!(!s.w.client_stopped(s.storage));
+}
