@@ -58,16 +58,18 @@ pub trait Kernel {
     fn read_page(&self, page: PageId, offset: usize, buf: &mut [u8]) -> Result<(), KernelError>;
     /// Fills `page` with zeroes.
     fn zero_page(&mut self, page: PageId) -> Result<(), KernelError>;
-    /// Copies the page's original capability and maps the copy at page `window_page` of the
-    /// client's channel window (read-write, uncached attributes as the kernel's default).
+    /// Maps a copy of the page's original capability at page `window_page` of the client's
+    /// channel window (read-write, uncached attributes as the kernel's default). The seam may
+    /// reuse a copy it kept from an earlier grant of the page.
     fn grant(
         &mut self,
         page: PageId,
         client: ClientId,
         window_page: usize,
     ) -> Result<(), KernelError>;
-    /// Revokes the page's original capability: every derived capability and every client mapping
-    /// of the page is gone when this returns. Revoking a page with no derived capability is a no-op.
+    /// Revokes the page: every client mapping of it is gone when this returns, and no client
+    /// holds a capability to it (the seam may keep unmapped copies in the driver's own CSpace
+    /// for the next grant). Revoking a page that is mapped nowhere is a no-op.
     fn revoke(&mut self, page: PageId) -> Result<(), KernelError>;
     /// Pages in the pool, free or not (for the balloon's reserve and `MemoryInfo`).
     fn pool_pages(&self) -> usize;

@@ -21,6 +21,10 @@ pub struct Counters {
     pub maps: u64,
     /// Mappings removed (by unmap, delete or revoke).
     pub unmaps: u64,
+    /// Successful `Page_Unmap` invocations (an unmap the caller asked for, whether or not the
+    /// capability was mapped; [`Counters::unmaps`] also counts the mappings a delete or revoke
+    /// removed).
+    pub unmap_calls: u64,
     /// Notification signals (including those made by interrupts).
     pub signals: u64,
     /// Waits that returned a pending word.

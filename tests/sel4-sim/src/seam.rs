@@ -4,8 +4,13 @@
 //! `pool_base + page * 4096`; its reads and writes of pages go through that mapping. Granting a
 //! page copies the original into a free slot of the driver's CSpace and maps the copy, through
 //! the driver's copy of the client's VSpace capability, at `window_base + window_page * 4096` of
-//! the client. Revoking a page is `CNode_Revoke` on the original: the copies, and with them the
-//! client mappings and the slots they took, are gone.
+//! the client. Revoking a page unmaps each copy (`Page_Unmap`): the client mappings are gone,
+//! and the copies stay in the driver's CSpace, unmapped, for the page's next grant, which then
+//! only maps one (no client ever holds a capability, so an unmapped copy in the driver's
+//! CSpace gives no client a way back to the page). Rescind to reuse costs two invocations per
+//! page (unmap, map) where copy, map, unmap, revoke took four, and it does not depend on what
+//! a delete or a revoke does to mappings (seL4 5.0.0 on x86 leaves them unless the capability
+//! is the frame's last).
 //!
 //! A page lent to the host (the balloon) loses the driver's own mapping as well
 //! ([`DriverSeam::unmap_own`], `X86_Page_Unmap` of the original); until
@@ -107,6 +112,8 @@ struct PoolPage {
     /// Whether the driver's own mapping of the page is in place (false while lent).
     own_mapped: bool,
     grants: Vec<Grant>,
+    /// Copies of the original kept unmapped in the driver's CSpace for the next grant.
+    spares: Vec<CapPtr>,
 }
 
 /// The driver PD's side of the seam: its pool, its clients, its interrupt. Kernel operations
@@ -178,6 +185,7 @@ impl DriverSeam {
                     taken: false,
                     own_mapped: true,
                     grants: Vec::new(),
+                    spares: Vec::new(),
                 });
             }
         }
@@ -245,6 +253,13 @@ impl DriverSeam {
     #[must_use]
     pub fn pool_vaddr(&self, page: PageId) -> Option<u64> {
         self.pages.get(page.0 as usize).map(|p| p.vaddr)
+    }
+
+    /// Unmapped copies the seam keeps in the driver's CSpace for the next grants (at most one
+    /// per page and simultaneous mapping that page ever had).
+    #[must_use]
+    pub fn spare_copies(&self) -> usize {
+        self.pages.iter().map(|p| p.spares.len()).sum()
     }
 
     /// Number of client mappings `page` has.
@@ -477,17 +492,26 @@ impl DriverSeam {
         }
         let vaddr = link.window_vaddr(window_page);
         let vspace = SlotRef::new(self.driver, link.vspace_cap);
-        let copy = sim
-            .copy_to_free(
-                SlotRef::new(self.driver, original),
-                self.driver,
-                CapRights::READ_WRITE,
-            )
-            .map_err(refused)?;
+        let spare = self
+            .pages
+            .get_mut(page.0 as usize)
+            .and_then(|p| p.spares.pop());
+        let copy = match spare {
+            Some(c) => c,
+            None => sim
+                .copy_to_free(
+                    SlotRef::new(self.driver, original),
+                    self.driver,
+                    CapRights::READ_WRITE,
+                )
+                .map_err(refused)?,
+        };
         let copy_ref = SlotRef::new(self.driver, copy);
         if let Err(e) = sim.map(copy_ref, vspace, vaddr, CapRights::READ_WRITE) {
-            // Undo the copy so a refused grant leaves nothing derived behind.
-            let _ = sim.delete(copy_ref);
+            // The copy is unmapped: keep it for the next grant.
+            if let Some(p) = self.pages.get_mut(page.0 as usize) {
+                p.spares.push(copy);
+            }
             return Err(refused(e));
         }
         self.clients[ci].window[window_page] = Some(page);
@@ -501,25 +525,18 @@ impl DriverSeam {
         Ok(())
     }
 
-    /// [`Kernel::revoke`]: `CNode_Revoke` on the original. Under
-    /// [`crate::SimConfig::sel4_5_0_x86_unmap_only_final`] the copies are unmapped first, as a
-    /// driver on seL4 5.0.0 must do because deleting them leaves their mappings in place.
+    /// [`Kernel::revoke`]: `Page_Unmap` of every copy mapped into a client; the copies stay in
+    /// the driver's CSpace, unmapped, for the page's next grant. The mappings are gone however
+    /// the kernel treats deletes (no delete or revoke is involved).
     ///
     /// # Errors
-    /// `NoSuchPage`, `Refused`.
+    /// `NoSuchPage`, `Refused` (the grants not yet unmapped stay recorded: the driver
+    /// quarantines the page).
     pub fn revoke(&mut self, sim: &mut Sim, page: PageId) -> Result<(), KernelError> {
-        let p = self.page(page)?;
-        let original = p.original;
-        let grants = p.grants.clone();
-        if sim.config().sel4_5_0_x86_unmap_only_final {
-            for g in &grants {
-                sim.unmap(SlotRef::new(self.driver, g.copy))
-                    .map_err(refused)?;
-            }
-        }
-        sim.revoke(SlotRef::new(self.driver, original))
-            .map_err(refused)?;
+        let grants = self.page(page)?.grants.clone();
         for g in grants {
+            sim.unmap(SlotRef::new(self.driver, g.copy))
+                .map_err(refused)?;
             if let Some(slot) = self
                 .clients
                 .get_mut(g.client)
@@ -527,9 +544,10 @@ impl DriverSeam {
             {
                 *slot = None;
             }
-        }
-        if let Some(p) = self.pages.get_mut(page.0 as usize) {
-            p.grants.clear();
+            if let Some(p) = self.pages.get_mut(page.0 as usize) {
+                p.grants.retain(|x| x.copy != g.copy);
+                p.spares.push(g.copy);
+            }
         }
         Ok(())
     }

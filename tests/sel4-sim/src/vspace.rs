@@ -171,6 +171,7 @@ impl Sim {
                 }),
             );
         }
+        self.counters.unmap_calls += 1;
         Ok(())
     }
 

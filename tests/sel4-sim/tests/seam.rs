@@ -100,7 +100,7 @@ fn revoke_makes_the_clients_next_access_fault_at_the_window_address() {
 }
 
 #[test]
-fn revoke_removes_every_clients_mapping_and_frees_the_copy_slots() {
+fn revoke_removes_every_clients_mapping_and_keeps_the_copies_for_the_next_grant() {
     let mut w = world(2);
     let driver = w.k.seam.driver();
     let free_before = w.k.sim.free_slot_count(driver).unwrap();
@@ -109,13 +109,27 @@ fn revoke_removes_every_clients_mapping_and_frees_the_copy_slots() {
     w.k.grant(p, ClientId(1), 0).unwrap();
     assert_eq!(w.k.seam.grant_count(p), 2);
     assert_eq!(w.k.sim.free_slot_count(driver).unwrap(), free_before - 2);
+    w.k.sim.reset_counters();
     w.k.revoke(p).unwrap();
-    assert_eq!(w.k.sim.free_slot_count(driver).unwrap(), free_before);
+    assert_eq!(w.k.seam.grant_count(p), 0);
     assert_eq!(w.k.sim.mapped_page_count(w.a).unwrap(), 0);
     assert_eq!(w.k.sim.mapped_page_count(w.b).unwrap(), 0);
-    assert_eq!(w.k.sim.counters().revoked_caps, 2);
-    // The window pages are free for a new grant.
+    let c = *w.k.sim.counters();
+    assert_eq!(
+        (c.unmap_calls, c.revokes, c.deletes),
+        (2, 0, 0),
+        "one unmap per mapping, nothing else"
+    );
+    // The copies stay in the driver's CSpace, unmapped ...
+    assert_eq!(w.k.sim.free_slot_count(driver).unwrap(), free_before - 2);
+    // ... and the next grants map them without copying again.
     w.k.grant(p, ClientId(0), 0).unwrap();
+    w.k.grant(p, ClientId(1), 1).unwrap();
+    let c = *w.k.sim.counters();
+    assert_eq!((c.copies, c.maps), (0, 2));
+    assert_eq!(w.k.sim.free_slot_count(driver).unwrap(), free_before - 2);
+    assert_eq!(w.k.sim.mapped_page_count(w.a).unwrap(), 1);
+    assert_eq!(w.k.sim.mapped_page_count(w.b).unwrap(), 1);
 }
 
 #[test]
@@ -291,9 +305,10 @@ fn counters_count_the_kernel_work_of_a_grant_cycle() {
             c.revokes,
             c.revoked_caps,
             c.unmaps,
+            c.unmap_calls,
             c.signals
         ),
-        (2, 2, 1, 2, 2, 1)
+        (2, 2, 0, 0, 2, 2, 1)
     );
     assert_eq!(c.errors, 0);
 }
@@ -369,7 +384,7 @@ fn setup_rejects_bad_layouts() {
 }
 
 #[test]
-fn a_grant_the_kernel_refuses_leaves_no_copy_behind() {
+fn a_grant_the_kernel_refuses_keeps_its_copy_unmapped_for_the_next_grant() {
     let mut w = world(1);
     let driver = w.k.seam.driver();
     // The client already has its own page where window page 0 would go.
@@ -382,16 +397,19 @@ fn a_grant_the_kernel_refuses_leaves_no_copy_behind() {
     assert_eq!(w.k.grant(p, ClientId(0), 0), Err(KernelError::Refused(8)));
     assert_eq!(
         w.k.sim.free_slot_count(driver).unwrap(),
-        free,
-        "copy left in a slot"
+        free - 1,
+        "the copy is kept, unmapped"
     );
     assert_eq!(w.k.seam.grant_count(p), 0);
     assert_eq!(w.k.seam.client(ClientId(0)).unwrap().window_page(0), None);
+    w.k.sim.reset_counters();
     w.k.grant(p, ClientId(0), 1).unwrap();
     assert_eq!(
         w.k.seam.client(ClientId(0)).unwrap().window_page(1),
         Some(p)
     );
+    assert_eq!(w.k.sim.counters().copies, 0, "the kept copy was mapped");
+    assert_eq!(w.k.sim.free_slot_count(driver).unwrap(), free - 1);
 }
 
 #[test]

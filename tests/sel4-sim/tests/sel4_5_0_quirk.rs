@@ -54,7 +54,7 @@ fn revoking_the_original_leaves_a_stale_client_mapping_on_sel4_5_0() {
 }
 
 #[test]
-fn the_seam_unmaps_copies_before_revoking_on_sel4_5_0() {
+fn the_seams_revoke_unmaps_every_copy_on_sel4_5_0() {
     let mut sim = quirky();
     let d = sim.create_pd("driver", 2);
     let a = sim.create_pd("a", 1);

@@ -336,6 +336,7 @@ fn diff(a: &Counters, b: &Counters) -> Counters {
         retypes: b.retypes - a.retypes,
         maps: b.maps - a.maps,
         unmaps: b.unmaps - a.unmaps,
+        unmap_calls: b.unmap_calls - a.unmap_calls,
         signals: b.signals - a.signals,
         waits: b.waits - a.waits,
         waits_blocked: b.waits_blocked - a.waits_blocked,
@@ -360,26 +361,16 @@ struct ReuseCost {
 }
 
 impl ReuseCost {
-    /// Kernel invocations on page capabilities and mappings. Under seL4 5.0.0's semantics the
-    /// driver unmaps each copy before the revoke, so those unmaps are invocations; otherwise
-    /// the unmaps counted are the revoke's own effect on the copies' mappings.
-    fn invocations(&self, quirk: bool) -> u64 {
-        let t = &self.teardown;
-        let r = &self.reopen;
-        let explicit_unmaps = if quirk { t.unmaps + r.unmaps } else { 0 };
-        t.copies
-            + t.mints
-            + t.maps
-            + t.revokes
-            + t.deletes
-            + t.retypes
-            + r.copies
-            + r.mints
-            + r.maps
-            + r.revokes
-            + r.deletes
-            + r.retypes
-            + explicit_unmaps
+    /// Kernel invocations on page capabilities and mappings: copies, mints, maps, explicit
+    /// unmaps (`Page_Unmap`), deletes, revokes and retypes; the mappings a delete or revoke
+    /// removes as its effect are not invocations of their own.
+    fn invocations(&self) -> u64 {
+        [&self.teardown, &self.reopen]
+            .iter()
+            .map(|c| {
+                c.copies + c.mints + c.maps + c.unmap_calls + c.revokes + c.deletes + c.retypes
+            })
+            .sum()
     }
 }
 
@@ -549,29 +540,32 @@ fn report(dispatch: &[Vec<f64>]) {
         });
         let t = &cost.teardown;
         let r = &cost.reopen;
-        let per = cost.invocations(quirk) as f64 / cost.pages as f64;
+        let per = cost.invocations() as f64 / cost.pages as f64;
         println!(
             "kernel operations per page, rescind to reuse, {label}: {per:.2} per page over {} pages",
             cost.pages
         );
         println!(
-            "  rescind -> pool: revokes {} (caps revoked {}), unmaps {}{}, deletes {}, copies {}, maps {}; pages zeroed {} (driver-mapping writes, no kernel call)",
+            "  rescind -> pool: unmaps {} (explicit {}), revokes {} (caps revoked {}), deletes {}, copies {}, maps {}; pages zeroed {} (driver-mapping writes, no kernel call)",
+            t.unmaps,
+            t.unmap_calls,
             t.revokes,
             t.revoked_caps,
-            t.unmaps,
-            if quirk {
-                " (explicit)"
-            } else {
-                " (effect of the revoke)"
-            },
             t.deletes,
             t.copies,
             t.maps,
             cost.zeroed
         );
         println!(
-            "  reuse (re-open): copies {}, maps {}, mints {}, retypes {}, revokes {}, unmaps {}; same frames reused: {}",
-            r.copies, r.maps, r.mints, r.retypes, r.revokes, r.unmaps, cost.same_frames
+            "  reuse (re-open): copies {}, maps {}, mints {}, retypes {}, revokes {}, unmaps {} (explicit {}); same frames reused: {}",
+            r.copies,
+            r.maps,
+            r.mints,
+            r.retypes,
+            r.revokes,
+            r.unmaps,
+            r.unmap_calls,
+            cost.same_frames
         );
         println!(
             "  target <= 3: {}",
@@ -600,7 +594,7 @@ fn main() {
         report(&dispatch);
     } else {
         let cost = rescind_to_reuse(SimConfig::default());
-        let per = cost.invocations(false) as f64 / cost.pages as f64;
+        let per = cost.invocations() as f64 / cost.pages as f64;
         assert!(per <= 3.0, "kernel operations per page: {per}");
         assert!(cost.same_frames);
     }

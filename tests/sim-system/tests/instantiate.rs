@@ -68,8 +68,10 @@ fn described_maps_are_shared_and_carry_their_rights() {
         }
     }
     // hv_host and the driver both map the two SynIC pages and the hypercall input page; the
-    // driver and each of the 7 clients map the client's control page.
-    assert_eq!(checked, 2 * 3 + 2 * 7);
+    // driver and each of the 7 clients map the client's control page; the network driver and
+    // its sDDF client map the six network regions, the storage driver and its client the four
+    // block regions.
+    assert_eq!(checked, 2 * 3 + 2 * 7 + 2 * 6 + 2 * 4);
     // A write by one mapper is read by the other: the frames are shared, not copied.
     let host = inst.pd("hv_host").unwrap();
     let driver = inst.pd("vmbus_driver").unwrap();

@@ -455,15 +455,19 @@ fn orderly_stop(flags: u32, kind: StopKind, want: HostRequest) {
     assert_eq!(d.open_count(), 0, "every channel closed");
     assert_eq!(d.connection().state, ConnectionState::Disconnected);
     assert!(s.w.driver_channels().iter().all(|c| c.pages == 0));
-    // No client maps a ring page any more.
+    // No client maps a ring or buffer page any more: nothing in its window.
     let k = s.w.instance().kernel().borrow();
     for c in s.w.instance().clients() {
-        assert_eq!(
-            k.sim.mapped_page_count(c.pd).unwrap(),
-            1,
-            "{}: only its control page",
-            c.name
-        );
+        for page in 0..c.window_pages as u64 {
+            assert!(
+                k.sim
+                    .mapping(c.pd, c.window_base + page * 4096)
+                    .unwrap()
+                    .is_none(),
+                "{}: window page {page} still mapped",
+                c.name
+            );
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 //! (docs/lifetime.md#ballooned-pages).
 //!
 //! A lent page follows the lifetime rule like a ring page: before the host gets it, every
-//! capability derived from it is revoked (`Kernel::revoke`) and the driver's own mapping is
+//! client mapping of it is revoked (`Kernel::revoke`) and the driver's own mapping is
 //! removed (`Kernel::unmap_own`), so nothing in the guest can touch memory the host owns; when
 //! the host gives it back, the driver maps it again (`Kernel::map_own`), zeroes it (the host may
 //! have written into it) and only then returns it to the pool. A page on which any of these

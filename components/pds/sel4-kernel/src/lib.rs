@@ -9,7 +9,7 @@
 //! copy slot (`pd_runtime::layout::slot::copy`) and maps the copy into the client's window; a
 //! revoke takes every copy away again.
 //!
-//! Revocation does not rely on the capability derivation tree alone, for two reasons measured on
+//! Revocation does not rely on the capability derivation tree, for two reasons measured on
 //! seL4 5.0.0 under QEMU:
 //! - deleting a frame capability unmaps it only when it is the last capability to the frame
 //!   (`Mode_finaliseCap` checks `final`): with the pool capability alive, revoking it deleted the
@@ -18,8 +18,13 @@
 //!   backed by a region that the host also maps, the driver holds a copy, and revoking it deleted
 //!   nothing (the next grant found its copy slot still full).
 //!
-//! So a revoke unmaps and deletes every copy this seam made (it knows them: one slot per page and
-//! mapping, `slot::copy`), then revokes the pool capability for anything derived otherwise.
+//! So a revoke unmaps every copy this seam mapped (it knows them: one slot per page and
+//! mapping, `slot::copy`), explicitly, and keeps the unmapped copies in their slots: the page's
+//! next grant maps a kept copy instead of copying the original again. A client never holds a
+//! capability (the driver maps copies through its capability to the client's VSpace), so an
+//! unmapped copy in the driver's CSpace gives no client a way back to the page. Rescind to
+//! reuse costs two invocations per page: `Page_Unmap` at the revoke, `Page_Map` at the next
+//! grant (copy, map, unmap, delete and revoke before).
 //!
 //! A page lent to the host (the Dynamic Memory balloon) loses the driver's own mapping too:
 //! `unmap_own` unmaps the original capability (`seL4_X86_Page_Unmap`; the root task mapped the
@@ -78,6 +83,9 @@ pub struct Sel4Kernel {
     reused: usize,
     /// Bit `page * MAX_MAPPINGS + k`: copy `k` of `page` is mapped into a client.
     mapped: Bits<{ MAX_POOL * MAX_MAPPINGS / 64 }>,
+    /// Bit `page * MAX_MAPPINGS + k`: copy `k` of `page` is in its slot (mapped or kept
+    /// unmapped for the next grant).
+    copied: Bits<{ MAX_POOL * MAX_MAPPINGS / 64 }>,
     /// Pages whose own mapping in the driver is removed (lent to the host).
     unmapped: Bits<{ MAX_POOL / 64 }>,
     /// Pages free in the pool.
@@ -112,6 +120,7 @@ impl Sel4Kernel {
             ever_taken: Bits::new(),
             reused: 0,
             mapped: Bits::new(),
+            copied: Bits::new(),
             unmapped: Bits::new(),
             free: pages,
             clients: config.clients,
@@ -246,48 +255,44 @@ impl Kernel for Sel4Kernel {
         if window_page >= c.window_pages {
             return Err(KernelError::OutsideWindow);
         }
+        // A kept copy first (no copy needed), else an empty slot.
+        let bit = |k: usize| i * MAX_MAPPINGS + k;
         let k = (0..MAX_MAPPINGS)
-            .find(|&k| !self.mapped.get(i * MAX_MAPPINGS + k))
+            .find(|&k| !self.mapped.get(bit(k)) && self.copied.get(bit(k)))
+            .or_else(|| (0..MAX_MAPPINGS).find(|&k| !self.mapped.get(bit(k))))
             .ok_or(KernelError::WindowSlotBusy)?;
         let copy = self.copy_slot(i, k);
-        let cn = own_cnode();
-        cn.copy(copy, cn, Self::original(i), Rights::READ_WRITE)
-            .map_err(refused)?;
+        if !self.copied.get(bit(k)) {
+            let cn = own_cnode();
+            cn.copy(copy, cn, Self::original(i), Rights::READ_WRITE)
+                .map_err(refused)?;
+            self.copied.set(bit(k), true);
+        }
         let vaddr = (c.window_vaddr + window_page * PAGE_SIZE) as Word;
         let vspace = VSpace(slot::VSPACE_CAP_BASE + c.vspace_slot);
         if let Err(e) = Frame(copy).map(vspace, vaddr, Rights::READ_WRITE) {
-            if cn.delete(copy).is_err() {
-                // The copy is still in its slot: remember it, so the page's revoke (which the
-                // driver runs after any failed grant) unmaps and deletes it, or fails and the
-                // driver quarantines the page.
-                self.mapped.set(i * MAX_MAPPINGS + k, true);
-            }
+            // The copy stays in its slot, unmapped, for the next grant.
             return Err(if e == Error::DeleteFirst {
                 KernelError::WindowSlotBusy
             } else {
                 refused(e)
             });
         }
-        self.mapped.set(i * MAX_MAPPINGS + k, true);
+        self.mapped.set(bit(k), true);
         Ok(())
     }
 
-    /// Any error of an unmap, delete or revoke is returned as it is: the driver then keeps the
-    /// page out of the pool for good (a client may still reach it), whatever the code.
+    /// `Page_Unmap` of every copy mapped into a client; the copies stay in their slots for the
+    /// next grant. Any error of an unmap is returned as it is: the driver then keeps the page
+    /// out of the pool for good (a client may still reach it), whatever the code.
     fn revoke(&mut self, page: PageId) -> Result<(), KernelError> {
         let i = self.page(page)?;
-        let cn = own_cnode();
         for k in 0..MAX_MAPPINGS {
             if self.mapped.get(i * MAX_MAPPINGS + k) {
-                let copy = self.copy_slot(i, k);
-                Frame(copy).unmap().map_err(refused)?;
-                cn.delete(copy).map_err(refused)?;
+                Frame(self.copy_slot(i, k)).unmap().map_err(refused)?;
                 self.mapped.set(i * MAX_MAPPINGS + k, false);
             }
         }
-        // Deletes any other capability derived from the page (none when every grant went
-        // through this seam); effective only when the pool capability is a retype original.
-        cn.revoke(Self::original(i)).map_err(refused)?;
         Ok(())
     }
 
