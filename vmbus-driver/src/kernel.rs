@@ -58,6 +58,22 @@ pub trait Kernel {
     fn read_page(&self, page: PageId, offset: usize, buf: &mut [u8]) -> Result<(), KernelError>;
     /// Fills `page` with zeroes.
     fn zero_page(&mut self, page: PageId) -> Result<(), KernelError>;
+    /// Atomically ORs `bits` into the little-endian u32 at `offset` (4-byte aligned) of the
+    /// driver's own mapping of `page`: a locked read-modify-write that a host (or hypervisor)
+    /// updating the same word concurrently cannot lose (the monitor page's pending bits,
+    /// docs/protocol.md#monitor-pages).
+    ///
+    /// The default is a read followed by a write, exact only where nothing else writes the page
+    /// meanwhile (single-threaded test seams); the seL4 seam and the simulated seam override it.
+    fn or_page_u32(&mut self, page: PageId, offset: usize, bits: u32) -> Result<(), KernelError> {
+        if !offset.is_multiple_of(4) {
+            return Err(KernelError::OutOfBounds);
+        }
+        let mut b = [0u8; 4];
+        self.read_page(page, offset, &mut b)?;
+        let v = u32::from_le_bytes(b) | bits;
+        self.write_page(page, offset, &v.to_le_bytes())
+    }
     /// Maps a copy of the page's original capability at page `window_page` of the client's
     /// channel window (read-write, uncached attributes as the kernel's default). The seam may
     /// reuse a copy it kept from an earlier grant of the page.

@@ -241,7 +241,8 @@ pub enum Response {
     Closed,
     /// The signal request was handled.
     Signalled {
-        /// Whether the driver issued HvCallSignalEvent (false: the ring did not need a signal).
+        /// Whether the driver signalled the host: HvCallSignalEvent, or the channel's monitor
+        /// bit for a monitored channel (false: the ring did not need a signal).
         hypercall: bool,
     },
     /// The stop is under way (or done): every channel is being closed and the bus unloaded.

@@ -37,6 +37,9 @@ pub(crate) struct Offer {
     pub connection_id: ConnectionId,
     /// 0 for a primary channel.
     pub sub_index: u16,
+    /// The monitor id (below 128) when the host allocated one: the channel may be signalled
+    /// through the monitor page (docs/protocol.md#monitor-pages).
+    pub monitor: Option<u8>,
 }
 
 impl Offer {
@@ -45,6 +48,7 @@ impl Offer {
         instance: Guid::NIL,
         connection_id: ConnectionId(0),
         sub_index: 0,
+        monitor: None,
     };
 
     /// Whether both offers are of the same device (class and instance).

@@ -82,6 +82,9 @@ pub(crate) struct Connection {
     /// UNLOAD was sent; waiting for UNLOAD_RESPONSE.
     unload_sent: bool,
     refused: u32,
+    /// GPAs of the monitor pages every INITIATE_CONTACT of this walk carries (parent-to-child,
+    /// child-to-parent), or (0, 0) for none.
+    monitor: (u64, u64),
 }
 
 impl Connection {
@@ -97,6 +100,7 @@ impl Connection {
             deadline: None,
             unload_sent: false,
             refused: 0,
+            monitor: (0, 0),
         }
     }
 
@@ -140,6 +144,11 @@ impl Connection {
         )
     }
 
+    /// Whether the walk in progress (or the connection) passed monitor pages.
+    pub fn monitored(&self) -> bool {
+        self.monitor != (0, 0)
+    }
+
     /// Whether UNLOAD was sent (the host forgets every offer when it handles it).
     pub fn unload_sent(&self) -> bool {
         self.unload_sent
@@ -155,14 +164,24 @@ impl Connection {
             .nth(i)
     }
 
+    /// Whether [`Connection::start`] would start a walk now (disconnected or failed).
+    pub fn can_start(&self) -> bool {
+        matches!(
+            self.state,
+            ConnectionState::Disconnected | ConnectionState::Failed
+        )
+    }
+
     /// Starts the handshake: INITIATE_CONTACT for the newest allowed version, answered by
-    /// `deadline`. Does nothing unless disconnected or failed.
+    /// `deadline`, with the monitor page GPAs `monitor` ((0, 0): none) in every attempt of the
+    /// walk. Does nothing unless disconnected or failed.
     pub fn start<H: Hypervisor + ?Sized>(
         &mut self,
         hv: &mut H,
         stats: &mut Stats,
         target_vp: VpIndex,
         deadline: Deadline,
+        monitor: (u64, u64),
     ) {
         if !matches!(
             self.state,
@@ -172,6 +191,7 @@ impl Connection {
             return;
         }
         *self = Connection::new(self.max_version);
+        self.monitor = monitor;
         self.try_from(hv, stats, 0, target_vp, deadline);
     }
 
@@ -202,8 +222,8 @@ impl Connection {
                     // Hosts ignore the interrupt page from 2.4 on, the oldest version we ask for.
                     ContactTarget::InterruptPage(0)
                 },
-                monitor_page1: 0,
-                monitor_page2: 0,
+                monitor_page1: self.monitor.0,
+                monitor_page2: self.monitor.1,
                 client_id: None,
             });
             let conn = v.initiate_contact_connection_id();

@@ -105,7 +105,7 @@ impl Driver {
             ChannelMessage::OpenChannelResult(r) => self.on_open_result(hv, k, r, now),
             ChannelMessage::GpadlTorndown(t) => self.on_gpadl_torndown(hv, k, t.gpadl, now),
             ChannelMessage::ModifyChannelResponse(r) => self.on_modify_response(r),
-            ChannelMessage::UnloadResponse => self.on_unload_response(),
+            ChannelMessage::UnloadResponse => self.on_unload_response(k),
             other => {
                 self.stats.hostile += 1;
                 self.stats.unexpected_messages += 1;
@@ -146,7 +146,7 @@ impl Driver {
         k: &mut K,
         now: u64,
     ) {
-        self.connection_tick(now);
+        self.connection_tick(k, now);
         for relid in ChannelTable::relids() {
             let deadline = self.channels.state(relid).deadline();
             if deadline.is_some_and(|d| d.passed(now)) {
@@ -155,7 +155,7 @@ impl Driver {
             }
         }
         self.buffer_timeouts(hv, k, now);
-        self.check_unload(hv, now);
+        self.check_unload(hv, k, now);
     }
 
     /// Takes SINT2's event flags and hands each channel's event to its owner.

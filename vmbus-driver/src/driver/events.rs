@@ -1,6 +1,6 @@
 //! Host events to clients (status record counter + notification) and client signals to the host
-//! (HvCallSignalEvent only when the outbound ring has unread data and the host did not mask
-//! interrupts).
+//! (only when the outbound ring has unread data and the host did not mask interrupts: the
+//! channel's monitor bit when it is monitored, else HvCallSignalEvent).
 
 use log::warn;
 
@@ -84,7 +84,8 @@ impl Driver {
 
     /// A client's Signal for open channel `relid`: reads the outbound ring header through the
     /// driver's own mapping and signals the host only if the host has not masked interrupts and
-    /// there is unread data. Returns whether the hypercall was issued.
+    /// there is unread data. Returns whether the host was signalled (by the hypercall, or for a
+    /// monitored channel by its monitor bit).
     pub(crate) fn signal_channel<H: Hypervisor + ?Sized, K: Kernel + ?Sized>(
         &mut self,
         hv: &mut H,
@@ -92,7 +93,7 @@ impl Driver {
         relid: RelId,
     ) -> Result<bool, ClientError> {
         let ChanState::Open {
-            mut ch,
+            ch,
             slot,
             signalled_at,
             retarget,
@@ -139,20 +140,38 @@ impl Driver {
             self.clients.stats_mut(ch.client).signals_suppressed += 1;
             return Ok(false);
         }
-        let Some(conn) = self.channels.offer_of(relid).map(|o| o.connection_id) else {
+        let Some(offer) = self.channels.offer_of(relid) else {
             return Err(ClientError::ChannelGone);
         };
+        let signalled = ChanState::Open {
+            ch: super::state::Opened {
+                signals: ch.signals.wrapping_add(1),
+                ..ch
+            },
+            slot,
+            signalled_at: Some((write, read)),
+            retarget,
+        };
+        // A monitored channel: its bit in the child-to-parent monitor page, no hypercall
+        // (docs/protocol.md#monitor-pages). Should the page be unreachable, the hypercall.
+        if let Some(id) = offer.monitor.filter(|_| self.monitoring()) {
+            match self.set_monitor_bit(k, id) {
+                Ok(()) => {
+                    self.stats.monitor_signals += 1;
+                    self.channels.set_state(relid, signalled);
+                    return Ok(true);
+                }
+                Err(e) => {
+                    self.stats.kernel_errors += 1;
+                    warn!("monitor bit {id} of {relid}: {e}; signalling by hypercall");
+                }
+            }
+        }
+        let conn = offer.connection_id;
         let status = hv.signal_event(conn, 0);
         if status.is_success() {
             self.stats.signals += 1;
-            ch.signals = ch.signals.wrapping_add(1);
-            let state = ChanState::Open {
-                ch,
-                slot,
-                signalled_at: Some((write, read)),
-                retarget,
-            };
-            self.channels.set_state(relid, state);
+            self.channels.set_state(relid, signalled);
             Ok(true)
         } else {
             self.stats.signal_failures += 1;

@@ -46,7 +46,7 @@ pub struct ChannelInfo {
     pub generation: u32,
     /// Host events delivered to the client's slot (monotonic over the slot's life).
     pub events: u32,
-    /// Signal hypercalls issued for the client.
+    /// Signals given for the channel (hypercalls and monitor bits).
     pub signals: u32,
     /// The VP the host interrupts for the channel (after any confirmed MODIFYCHANNEL); `None`
     /// when no client holds it.

@@ -24,12 +24,13 @@ impl Driver {
         self.conn.version()
     }
 
-    /// Starts the handshake: INITIATE_CONTACT for the newest allowed version. Does nothing unless
-    /// disconnected or failed.
+    /// Starts the handshake: INITIATE_CONTACT for the newest allowed version, without monitor
+    /// pages (every guest-to-host signal a hypercall; [`Driver::start_monitored`] passes them).
+    /// Does nothing unless disconnected or failed.
     pub fn start<H: Hypervisor + ?Sized>(&mut self, hv: &mut H, now: u64) {
         let deadline = self.deadline(now);
         self.conn
-            .start(hv, &mut self.stats, self.target_vp, deadline);
+            .start(hv, &mut self.stats, self.target_vp, deadline, (0, 0));
     }
 
     /// VERSION_RESPONSE.
@@ -65,7 +66,7 @@ impl Driver {
     ) {
         match self.conn.begin_unload() {
             UnloadStart::TearDown => {}
-            UnloadStart::Finish => return self.finish_unload(UnloadEnd::NotSent),
+            UnloadStart::Finish => return self.finish_unload(k, UnloadEnd::NotSent),
             UnloadStart::Nothing => return,
         }
         info!(
@@ -75,41 +76,50 @@ impl Driver {
         for relid in ChannelTable::relids() {
             self.begin_teardown(hv, k, relid, TeardownReason::Unload, now);
         }
-        self.check_unload(hv, now);
+        self.check_unload(hv, k, now);
     }
 
     /// Sends UNLOAD once every teardown finished.
-    pub(crate) fn check_unload<H: Hypervisor + ?Sized>(&mut self, hv: &mut H, now: u64) {
+    pub(crate) fn check_unload<H: Hypervisor + ?Sized, K: Kernel + ?Sized>(
+        &mut self,
+        hv: &mut H,
+        k: &mut K,
+        now: u64,
+    ) {
         if !self.conn.awaits_teardowns() || self.channels.opened_count() != 0 {
             return;
         }
         let deadline = self.deadline(now);
         if !self.conn.send_unload(hv, &mut self.stats, deadline) {
-            self.finish_unload(UnloadEnd::NotSent);
+            self.finish_unload(k, UnloadEnd::NotSent);
         }
     }
 
     /// UNLOAD_RESPONSE.
-    pub(crate) fn on_unload_response(&mut self) {
+    pub(crate) fn on_unload_response<K: Kernel + ?Sized>(&mut self, k: &mut K) {
         if self.conn.on_unload_response() {
-            self.finish_unload(UnloadEnd::Answered);
+            self.finish_unload(k, UnloadEnd::Answered);
         } else {
             self.hostile_unexpected("UNLOAD_RESPONSE without UNLOAD");
         }
     }
 
     /// The host forgot every offer (or the unload ended as `end` says): clear the table
-    /// (generations move on); a stop under way is complete.
-    fn finish_unload(&mut self, end: UnloadEnd) {
+    /// (generations move on); a stop under way is complete. Only an answered UNLOAD returns the
+    /// monitor pages: otherwise the host may still hold them, and the next start reuses them.
+    fn finish_unload<K: Kernel + ?Sized>(&mut self, k: &mut K, end: UnloadEnd) {
+        if end == UnloadEnd::Answered {
+            self.release_monitor_pages(k);
+        }
         self.channels.forget_all();
         self.conn.finish_unload();
         self.end_stop(end);
     }
 
     /// Connection-level timeouts.
-    pub(crate) fn connection_tick(&mut self, now: u64) {
+    pub(crate) fn connection_tick<K: Kernel + ?Sized>(&mut self, k: &mut K, now: u64) {
         if self.conn.tick(now, &mut self.stats) {
-            self.finish_unload(UnloadEnd::TimedOut);
+            self.finish_unload(k, UnloadEnd::TimedOut);
         }
     }
 

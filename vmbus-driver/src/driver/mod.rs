@@ -57,6 +57,7 @@ mod dispatch;
 mod events;
 mod info;
 mod lifecycle;
+mod monitor;
 mod offers;
 mod open;
 mod pages;
@@ -87,6 +88,7 @@ use channels::ChannelTable;
 use clients::Clients;
 use connection::Connection;
 use deadline::Deadline;
+use monitor::MonitorPages;
 use pool::PagePool;
 
 /// Transient post-message failures retried before the post counts as failed.
@@ -104,6 +106,8 @@ pub struct Driver {
     channels: ChannelTable,
     pool: PagePool,
     buffers: BufferTable,
+    /// The monitor pages passed at connect, if any.
+    monitor: MonitorPages,
     stats: Stats,
     /// The orderly stop a client asked for, if any.
     stop: Option<StopInfo>,
@@ -122,6 +126,7 @@ impl Driver {
         channels: ChannelTable::EMPTY,
         pool: PagePool::EMPTY,
         buffers: BufferTable::EMPTY,
+        monitor: MonitorPages::NONE,
         stats: Stats::ZERO,
         stop: None,
     };
@@ -160,6 +165,8 @@ impl Driver {
         self.channels.reset(&self.clients);
         self.pool.reset();
         self.buffers.reset();
+        // Monitor pages held from before are forgotten, never returned: the host may hold them.
+        self.monitor = MonitorPages::NONE;
         self.stats = Stats::ZERO;
         self.stop = None;
         Ok(())

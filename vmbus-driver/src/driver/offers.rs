@@ -49,11 +49,24 @@ impl Driver {
             warn!("duplicate offer of {relid} ignored");
             return;
         }
+        // The monitor page holds 128 bits (4 trigger groups of 32): a larger id names no bit,
+        // so the channel is signalled with the hypercall, which every host accepts.
+        let monitor = match (o.monitor_allocated, o.monitor_id) {
+            (true, id) if usize::from(id) < super::monitor::MONITOR_IDS => Some(id),
+            (true, id) => {
+                self.stats.hostile += 1;
+                self.stats.bad_monitor_ids += 1;
+                warn!("offer {relid} has monitor id {id}, outside 0..128: signalled by hypercall");
+                None
+            }
+            (false, _) => None,
+        };
         let offer = Offer {
             class: o.if_type,
             instance: o.if_instance,
             connection_id: o.connection_id,
             sub_index: o.sub_channel_index,
+            monitor,
         };
         // A host offers a device (class, instance, sub-channel index) under one relid at a
         // time: if the driver still holds it under another, the host rescinded that relid and

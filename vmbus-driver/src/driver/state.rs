@@ -46,7 +46,7 @@ pub(crate) struct Opened {
     pub out_pages: u16,
     /// The VP the host interrupts for the channel.
     pub target_vp: VpIndex,
-    /// Signal hypercalls issued for the channel.
+    /// Signals given for the channel (hypercalls and monitor bits).
     pub signals: u32,
     /// Revoking a buffer's pages failed: the client may still map them in the channel's window
     /// slot, so no buffer is allocated on the channel again and the slot is retired at its

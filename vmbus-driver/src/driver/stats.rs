@@ -80,8 +80,17 @@ pub struct Stats {
     pub pages_taken: u64,
     /// Pages zeroed and returned to the pool.
     pub pages_returned: u64,
-    /// HvCallSignalEvent issued for clients.
+    /// HvCallSignalEvent issued for clients: guest-to-host signals that cost a hypercall.
     pub signals: u64,
+    /// Guest-to-host signals given by setting the channel's bit in the child-to-parent monitor
+    /// page (no hypercall; docs/protocol.md#monitor-pages). `signals + monitor_signals` is every
+    /// signal the driver gave.
+    pub monitor_signals: u64,
+    /// Offers with monitor_allocated set and a monitor id of 128 or above (the monitor page has
+    /// 128 bits): hostile; such a channel is signalled with the hypercall.
+    pub bad_monitor_ids: u64,
+    /// Connections started with monitor pages (both pages taken and passed in INITIATE_CONTACT).
+    pub monitor_connects: u64,
     /// Client signal requests that the ring did not justify (no hypercall): nothing unread, the
     /// host masked interrupts, or nothing the host can see changed since the last signal.
     pub signals_suppressed: u64,
@@ -183,6 +192,9 @@ impl Stats {
         pages_taken: 0,
         pages_returned: 0,
         signals: 0,
+        monitor_signals: 0,
+        bad_monitor_ids: 0,
+        monitor_connects: 0,
         signals_suppressed: 0,
         signal_failures: 0,
         client_requests: 0,

@@ -264,7 +264,7 @@ impl Driver {
                 }
             }
         }
-        self.check_unload(hv, now);
+        self.check_unload(hv, k, now);
     }
 
     /// GPADL_TORNDOWN.

@@ -2,7 +2,7 @@
 //!
 //! Wire formats are in [`hypercall`], [`msr`], [`cpuid`] and [`synic`]; the [`Hypervisor`] seam
 //! in [`seam`] is what the driver logic calls, and [`consume_message`] / [`scan_events`] are the
-//! guest-side SynIC procedures written once over it.
+//! guest-side SynIC procedures written once over it. [`monitor`] is the monitor page's layout.
 
 /// The Hyper-V page size (4 KiB): the unit of PFNs and GPADL ranges, and the size of every page
 /// the driver handles (ring pages, pool pages, the SynIC pages, a client's control page).
@@ -14,6 +14,7 @@ pub const PAGE_SIZE_U32: u32 = PAGE_SIZE as u32;
 
 pub mod cpuid;
 pub mod hypercall;
+pub mod monitor;
 pub mod msr;
 pub mod seam;
 pub mod synic;

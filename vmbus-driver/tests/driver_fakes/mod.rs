@@ -619,6 +619,21 @@ impl Kernel for FakeKernel {
         Ok(())
     }
 
+    fn or_page_u32(&mut self, page: PageId, offset: usize, bits: u32) -> Result<(), KernelError> {
+        if self.fault("or_page_u32").is_some() {
+            return Err(KernelError::Refused(1));
+        }
+        self.check_mapped(page, "set bits in")?;
+        let p = self.page_mut(page)?;
+        let w = p
+            .get_mut(offset..offset + 4)
+            .filter(|_| offset.is_multiple_of(4))
+            .ok_or(KernelError::OutOfBounds)?;
+        let v = u32::from_le_bytes((&*w).try_into().unwrap()) | bits;
+        w.copy_from_slice(&v.to_le_bytes());
+        Ok(())
+    }
+
     fn grant(
         &mut self,
         page: PageId,
@@ -887,6 +902,13 @@ impl World {
     /// Starts and completes the handshake and offers.
     pub fn connect(&mut self) {
         self.d.start(&mut self.hv, self.now);
+        self.pump();
+        assert_eq!(self.d.connection().state, ConnectionState::Connected);
+    }
+
+    /// As [`World::connect`], with monitor pages (`Driver::start_monitored`).
+    pub fn connect_monitored(&mut self) {
+        self.d.start_monitored(&mut self.hv, &mut self.k, self.now);
         self.pump();
         assert_eq!(self.d.connection().state, ConnectionState::Connected);
     }
