@@ -149,6 +149,7 @@ compile_error!("sDDF's queues are native-endian C structs; this crate encodes th
 
 pub mod blk;
 pub mod error;
+pub mod frames;
 pub mod mem;
 pub mod net;
 mod ring;

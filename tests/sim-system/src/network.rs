@@ -664,12 +664,11 @@ impl ClientProgram for NetvscDriver {
 
 // ---- the test client: sDDF queues only ----
 
-/// The guest's address on the switch's network.
-pub const GUEST_IP: [u8; 4] = [10, 0, 0, 2];
-/// The ICMP echo identifier the test client uses.
-pub const ICMP_ID: u16 = 0x5e14;
-/// The UDP source port the test client uses.
-pub const UDP_SPORT: u16 = 40007;
+// The test client's frames and addresses (shared with the image's `net_client` PD).
+pub use sddf::frames::{
+    GUEST_IP, ICMP_ID, MAX_FRAME, UDP_SPORT, arp_request, echo_request, inet_checksum,
+    is_arp_reply, is_echo_reply, is_udp_echo, udp_datagram,
+};
 /// Steps the test client waits for an answer before it sends the next request.
 pub const ANSWER_STEPS: u64 = 40;
 
@@ -875,12 +874,13 @@ impl ClientProgram for NetTestClient {
             Request::Udp(n) => Request::Udp(n.wrapping_add(self.rounds.wrapping_mul(256))),
             Request::Arp => Request::Arp,
         };
-        let frame = match r {
-            Request::Arp => arp_request(),
-            Request::Ping(seq) => echo_request(seq),
-            Request::Udp(n) => udp_datagram(n),
+        let mut frame = [0u8; MAX_FRAME];
+        let len = match r {
+            Request::Arp => arp_request(&mut frame),
+            Request::Ping(seq) => echo_request(seq, &mut frame),
+            Request::Udp(n) => udp_datagram(n, &mut frame),
         };
-        if self.send(&frame) {
+        if self.send(&frame[..len]) {
             self.next += 1;
             self.waiting = Some((r, ctx.now()));
         }
@@ -890,176 +890,15 @@ impl ClientProgram for NetTestClient {
 
 // ---- frames ----
 
-const GUEST_MAC: [u8; 6] = hv_host::NetOptions::DEFAULT.mac;
-const SWITCH_MAC: [u8; 6] = hv_host::NetOptions::DEFAULT.switch_mac;
-const SWITCH_IP: [u8; 4] = hv_host::NetOptions::DEFAULT.host_ip;
-const ECHO_PORT: u16 = hv_host::NetOptions::DEFAULT.udp_echo_port;
-
-/// The Internet checksum of `b` (RFC 1071), with `acc` already summed.
-#[must_use]
-pub fn inet_checksum(b: &[u8], mut acc: u32) -> u16 {
-    for c in b.chunks(2) {
-        acc += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
+#[cfg(test)]
+mod tests {
+    /// The frames module's addresses are the host switch's defaults.
+    #[test]
+    fn frames_speak_to_the_default_switch() {
+        let o = hv_host::NetOptions::DEFAULT;
+        assert_eq!(sddf::frames::GUEST_MAC, o.mac);
+        assert_eq!(sddf::frames::SWITCH_MAC, o.switch_mac);
+        assert_eq!(sddf::frames::SWITCH_IP, o.host_ip);
+        assert_eq!(sddf::frames::ECHO_PORT, o.udp_echo_port);
     }
-    while acc > 0xFFFF {
-        acc = (acc & 0xFFFF) + (acc >> 16);
-    }
-    !(acc as u16)
-}
-
-fn eth(dst: [u8; 6], ethertype: u16) -> Vec<u8> {
-    let mut f = Vec::with_capacity(64);
-    f.extend_from_slice(&dst);
-    f.extend_from_slice(&GUEST_MAC);
-    f.extend_from_slice(&ethertype.to_be_bytes());
-    f
-}
-
-/// An ARP request from the guest for the switch's address.
-#[must_use]
-pub fn arp_request() -> Vec<u8> {
-    let mut f = eth([0xff; 6], 0x0806);
-    f.extend_from_slice(&[0, 1, 0x08, 0, 6, 4, 0, 1]);
-    f.extend_from_slice(&GUEST_MAC);
-    f.extend_from_slice(&GUEST_IP);
-    f.extend_from_slice(&[0; 6]);
-    f.extend_from_slice(&SWITCH_IP);
-    f.resize(60, 0);
-    f
-}
-
-fn ipv4(f: &mut Vec<u8>, proto: u8, l4: &[u8]) {
-    let total = (20 + l4.len()) as u16;
-    let mut ip = [0u8; 20];
-    ip[0] = 0x45;
-    ip[2..4].copy_from_slice(&total.to_be_bytes());
-    ip[8] = 64;
-    ip[9] = proto;
-    ip[12..16].copy_from_slice(&GUEST_IP);
-    ip[16..20].copy_from_slice(&SWITCH_IP);
-    let c = inet_checksum(&ip, 0);
-    ip[10..12].copy_from_slice(&c.to_be_bytes());
-    f.extend_from_slice(&ip);
-    f.extend_from_slice(l4);
-}
-
-fn echo_payload(seq: u16) -> [u8; 32] {
-    core::array::from_fn(|i| (i as u8) ^ (seq as u8))
-}
-
-/// An ICMP echo request to the switch with sequence `seq`.
-#[must_use]
-pub fn echo_request(seq: u16) -> Vec<u8> {
-    let mut icmp = vec![8, 0, 0, 0];
-    icmp.extend_from_slice(&ICMP_ID.to_be_bytes());
-    icmp.extend_from_slice(&seq.to_be_bytes());
-    icmp.extend_from_slice(&echo_payload(seq));
-    let c = inet_checksum(&icmp, 0);
-    icmp[2..4].copy_from_slice(&c.to_be_bytes());
-    let mut f = eth(SWITCH_MAC, 0x0800);
-    ipv4(&mut f, 1, &icmp);
-    f
-}
-
-fn udp_payload(n: u16) -> Vec<u8> {
-    format!("seL4 netvsc echo {n}").into_bytes()
-}
-
-fn pseudo_sum(src: [u8; 4], dst: [u8; 4], len: u16) -> u32 {
-    let mut p = [0u8; 12];
-    p[..4].copy_from_slice(&src);
-    p[4..8].copy_from_slice(&dst);
-    p[9] = 17;
-    p[10..12].copy_from_slice(&len.to_be_bytes());
-    u32::from(!inet_checksum(&p, 0))
-}
-
-/// A UDP datagram to the switch's echo port, its payload naming `n`.
-#[must_use]
-pub fn udp_datagram(n: u16) -> Vec<u8> {
-    let payload = udp_payload(n);
-    let len = (8 + payload.len()) as u16;
-    let mut udp = Vec::new();
-    udp.extend_from_slice(&UDP_SPORT.to_be_bytes());
-    udp.extend_from_slice(&ECHO_PORT.to_be_bytes());
-    udp.extend_from_slice(&len.to_be_bytes());
-    udp.extend_from_slice(&[0, 0]);
-    udp.extend_from_slice(&payload);
-    let c = match inet_checksum(&udp, pseudo_sum(GUEST_IP, SWITCH_IP, len)) {
-        0 => 0xFFFF,
-        c => c,
-    };
-    udp[6..8].copy_from_slice(&c.to_be_bytes());
-    let mut f = eth(SWITCH_MAC, 0x0800);
-    ipv4(&mut f, 17, &udp);
-    f.resize(f.len().max(60), 0);
-    f
-}
-
-fn for_guest(f: &[u8], ethertype: u16) -> bool {
-    f.len() >= 14
-        && f[..6] == GUEST_MAC
-        && f[6..12] == SWITCH_MAC
-        && f[12..14] == ethertype.to_be_bytes()
-}
-
-/// Whether `f` is the switch's ARP reply to the guest's request.
-#[must_use]
-pub fn is_arp_reply(f: &[u8]) -> bool {
-    let Some(a) = f.get(14..42) else {
-        return false;
-    };
-    for_guest(f, 0x0806)
-        && a[..8] == [0, 1, 0x08, 0, 6, 4, 0, 2]
-        && a[8..14] == SWITCH_MAC
-        && a[14..18] == SWITCH_IP
-        && a[18..24] == GUEST_MAC
-        && a[24..28] == GUEST_IP
-}
-
-/// The IPv4 packet's header and payload if `f` is a valid IPv4 frame from the switch to the guest
-/// of protocol `proto`.
-fn ipv4_from_switch(f: &[u8], proto: u8) -> Option<(&[u8], &[u8])> {
-    if !for_guest(f, 0x0800) {
-        return None;
-    }
-    let ip = f.get(14..)?;
-    let total = usize::from(u16::from_be_bytes([*ip.get(2)?, *ip.get(3)?]));
-    let (hdr, l4) = ip.get(..total)?.split_at_checked(20)?;
-    let ok = hdr[0] == 0x45
-        && hdr[9] == proto
-        && inet_checksum(hdr, 0) == 0
-        && hdr[12..16] == SWITCH_IP
-        && hdr[16..20] == GUEST_IP;
-    ok.then_some((hdr, l4))
-}
-
-/// Whether `f` is the echo reply to [`echo_request`]`(seq)`.
-#[must_use]
-pub fn is_echo_reply(f: &[u8], seq: u16) -> bool {
-    let Some((_, icmp)) = ipv4_from_switch(f, 1) else {
-        return false;
-    };
-    icmp.len() == 8 + 32
-        && icmp[..2] == [0, 0]
-        && inet_checksum(icmp, 0) == 0
-        && icmp[4..6] == ICMP_ID.to_be_bytes()
-        && icmp[6..8] == seq.to_be_bytes()
-        && icmp[8..] == echo_payload(seq)
-}
-
-/// Whether `f` echoes [`udp_datagram`]`(n)`.
-#[must_use]
-pub fn is_udp_echo(f: &[u8], n: u16) -> bool {
-    let Some((_, udp)) = ipv4_from_switch(f, 17) else {
-        return false;
-    };
-    let payload = udp_payload(n);
-    let len = (8 + payload.len()) as u16;
-    udp.len() == usize::from(len)
-        && udp[..2] == ECHO_PORT.to_be_bytes()
-        && udp[2..4] == UDP_SPORT.to_be_bytes()
-        && udp[4..6] == len.to_be_bytes()
-        && inet_checksum(udp, pseudo_sum(SWITCH_IP, GUEST_IP, len)) == 0
-        && udp[8..] == payload[..]
 }
