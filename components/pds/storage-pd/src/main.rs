@@ -141,7 +141,8 @@ enum Link {
 struct Storage {
     env: Sel4Env,
     info: StorageInfoPage<SharedRegion>,
-    responder: BlkResponder<SharedRegion>,
+    /// The response queue.
+    out: Responses,
     data: SharedRegion,
     /// Pages of the data region and of the channel's buffer.
     data_pages: usize,
@@ -155,12 +156,8 @@ struct Storage {
     held: Option<BlkRequest>,
     /// READs in flight: (client id, data-region offset), copied out when they complete.
     reads: [Option<(u32, u64)>; MAX_PENDING],
-    /// Responses queued since the client was last notified (or the storage information changed).
-    notify_client: bool,
     /// Something happened in this pass: run another before sleeping.
     progress: bool,
-    /// Requests answered with `NoDevice` while no device was there (logged at the next ready).
-    refused: u64,
     host_errors: u64,
     queue_broken: bool,
 }
@@ -175,8 +172,8 @@ fn main_loop(config: &'static PdConfig) -> ! {
         loop {
             s.progress = false;
             s.pass();
-            if s.notify_client {
-                s.notify_client = false;
+            if s.out.notify {
+                s.out.notify = false;
                 notify(s.client);
             }
             if !s.progress {
@@ -216,7 +213,11 @@ impl Storage {
         Storage {
             env: env_of(config),
             info,
-            responder: queue.responder(BlkDataRegion::offsets(size)),
+            out: Responses {
+                q: queue.responder(BlkDataRegion::offsets(size)),
+                notify: false,
+                no_device: 0,
+            },
             data,
             data_pages,
             client: PdChannel(client.id),
@@ -225,9 +226,7 @@ impl Storage {
             retry: false,
             held: None,
             reads: [None; MAX_PENDING],
-            notify_client: false,
             progress: false,
-            refused: 0,
             host_errors: 0,
             queue_broken: false,
         }
@@ -552,16 +551,16 @@ impl Storage {
             println!("storage: storage information refused: {e:?}");
             return self.fail_channel();
         }
-        self.responder.set_device(DeviceLimits::from(&info));
+        self.out.q.set_device(DeviceLimits::from(&info));
         c.bridge = Some(bridge);
         c.stage = Stage::Serving;
-        self.notify_client = true;
-        if self.refused > 0 {
+        self.out.notify = true;
+        if self.out.no_device > 0 {
             println!(
                 "storage: {} requests were refused while there was no device",
-                self.refused
+                self.out.no_device
             );
-            self.refused = 0;
+            self.out.no_device = 0;
         }
         println!(
             "storage: device of {} sectors of {} bytes on {}",
@@ -621,7 +620,7 @@ impl Storage {
         if r.status != BlkStatus::Ok && ch.check_open(env).is_err() {
             r.status = BlkStatus::NoDevice;
         }
-        respond(&mut self.responder, &mut self.notify_client, r);
+        self.out.send(r);
     }
 
     /// Takes the client's requests: through the bridge while serving, `NoDevice` without a
@@ -639,10 +638,10 @@ impl Storage {
             let req = match self.held.take() {
                 Some(r) => r,
                 None => {
-                    if self.responder.is_plugged() == Ok(true) {
+                    if self.out.q.is_plugged() == Ok(true) {
                         return;
                     }
-                    match self.responder.dequeue_request() {
+                    match self.out.q.dequeue_request() {
                         Ok(Some(r)) => r,
                         Ok(None) => return,
                         Err(PeerError::BadRequest { id, fault }) => {
@@ -652,15 +651,11 @@ impl Storage {
                             };
                             println!("storage: request {id} refused: {fault:?}");
                             self.progress = true;
-                            respond(
-                                &mut self.responder,
-                                &mut self.notify_client,
-                                BlkResponse {
-                                    status,
-                                    success_count: 0,
-                                    id,
-                                },
-                            );
+                            self.out.send(BlkResponse {
+                                status,
+                                success_count: 0,
+                                id,
+                            });
                             continue;
                         }
                         Err(e) => {
@@ -684,12 +679,7 @@ impl Storage {
     fn take(&mut self, req: BlkRequest) -> bool {
         let serving = matches!(&self.link, Link::Open(c) if c.stage == Stage::Serving);
         let Link::Open(c) = &mut self.link else {
-            self.refused += 1;
-            respond(
-                &mut self.responder,
-                &mut self.notify_client,
-                no_device(req.id),
-            );
+            self.out.send(no_device(req.id));
             return true;
         };
         let Conn {
@@ -701,21 +691,11 @@ impl Storage {
             ..
         } = c
         else {
-            self.refused += 1;
-            respond(
-                &mut self.responder,
-                &mut self.notify_client,
-                no_device(req.id),
-            );
+            self.out.send(no_device(req.id));
             return true;
         };
         if !serving {
-            self.refused += 1;
-            respond(
-                &mut self.responder,
-                &mut self.notify_client,
-                no_device(req.id),
-            );
+            self.out.send(no_device(req.id));
             return true;
         }
         let env = &mut self.env;
@@ -732,7 +712,7 @@ impl Storage {
                 success_count: 0,
                 id: req.id,
             };
-            respond(&mut self.responder, &mut self.notify_client, r);
+            self.out.send(r);
             return true;
         }
         let frames = &frames[..self.data_pages];
@@ -757,7 +737,7 @@ impl Storage {
                 if r.status != BlkStatus::Ok && ch.check_open(env).is_err() {
                     r.status = BlkStatus::NoDevice;
                 }
-                respond(&mut self.responder, &mut self.notify_client, r);
+                self.out.send(r);
                 true
             }
             Err(Refusal::Busy) => {
@@ -772,10 +752,10 @@ impl Storage {
         let mut n = 0;
         if let Link::Open(c) = &mut self.link {
             if let Some(b) = c.bridge.as_mut() {
-                let (responder, notify_client) = (&mut self.responder, &mut self.notify_client);
+                let out = &mut self.out;
                 b.fail_all(|r| {
                     n += 1;
-                    respond(responder, notify_client, r);
+                    out.send(r);
                 });
             }
             if let Some(r) = c.requests.as_mut() {
@@ -784,11 +764,7 @@ impl Storage {
         }
         if let Some(req) = self.held.take() {
             n += 1;
-            respond(
-                &mut self.responder,
-                &mut self.notify_client,
-                no_device(req.id),
-            );
+            self.out.send(no_device(req.id));
         }
         self.reads = [None; MAX_PENDING];
         n
@@ -799,9 +775,12 @@ impl Storage {
         self.progress = true;
         // Withdrawn first: a client that sees the failed responses sees no device.
         self.info.withdraw();
-        self.notify_client = true;
+        self.out.notify = true;
         let served = matches!(&self.link, Link::Open(c) if c.stage == Stage::Serving);
-        let n = self.fail_in_flight();
+        self.fail_in_flight();
+        // Those in flight, and those whose send found the channel gone.
+        let n = self.out.no_device;
+        self.out.no_device = 0;
         let relid = match &self.link {
             Link::Open(c) => Some(c.ch.relid()),
             _ => None,
@@ -851,15 +830,31 @@ fn no_device(id: u32) -> BlkResponse {
     }
 }
 
-fn respond(responder: &mut BlkResponder<SharedRegion>, notify_client: &mut bool, r: BlkResponse) {
-    *notify_client = true;
-    // The response queue holds as many entries as the request queue, so it is never full
-    // unless the client broke it (stopped taking responses): the response is lost then.
-    if responder.enqueue_response(&r).is_err() {
-        println!(
-            "storage: response {} lost: response queue full or broken",
-            r.id
-        );
+/// The serving end's response side.
+struct Responses {
+    q: BlkResponder<SharedRegion>,
+    /// Responses queued since the client was last notified (or the storage information
+    /// changed).
+    notify: bool,
+    /// `NoDevice` responses since the last report (logged when the device goes, and when it is
+    /// ready again).
+    no_device: u64,
+}
+
+impl Responses {
+    fn send(&mut self, r: BlkResponse) {
+        self.notify = true;
+        if r.status == BlkStatus::NoDevice {
+            self.no_device += 1;
+        }
+        // The response queue holds as many entries as the request queue, so it is never full
+        // unless the client broke it (stopped taking responses): the response is lost then.
+        if self.q.enqueue_response(&r).is_err() {
+            println!(
+                "storage: response {} lost: response queue full or broken",
+                r.id
+            );
+        }
     }
 }
 
