@@ -323,6 +323,11 @@ impl Storage {
             let Link::Open(c) = &mut self.link else {
                 return true;
             };
+            if c.stage == Stage::Failed {
+                // Nothing more is read from a given-up channel (the pass's status check sees
+                // it go).
+                return true;
+            }
             let rx = match c.ch.recv(&mut self.env, &mut buf) {
                 Ok(Some(rx)) => rx,
                 Ok(None) => return true,
@@ -341,7 +346,7 @@ impl Storage {
             };
             if c.stage == Stage::Init {
                 self.on_init_packet(rx.transaction_id, packet);
-            } else if c.stage != Stage::Failed {
+            } else {
                 self.on_completion(rx.transaction_id, packet);
             }
         }
