@@ -327,6 +327,15 @@ pub struct HostConfig {
     /// Guest-to-host messages the host buffers before PostMessage fails with
     /// INSUFFICIENT_BUFFERS (QEMU: 16); at most [`MAX_INBOUND`](crate::host::MAX_INBOUND).
     pub inbound_capacity: usize,
+    /// Hyper-V mode: offer every channel with a monitor id (monitor_allocated, ids distinct,
+    /// the first 128 relids), as Hyper-V does for most devices, and honour the monitor pages
+    /// (docs/protocol.md#monitor-pages). QEMU mode never allocates one. A device with
+    /// [`DeviceSpec::monitored`] gets one even when this is off.
+    pub monitor_ids: bool,
+    /// The latency the host writes for each monitored channel into both monitor pages
+    /// (`latency[group][bit]`, u16; the simulation's own value, in 100 ns units as Hyper-V's
+    /// monitor latencies are said to be; nothing in the guest reads it but Linux's sysfs).
+    pub monitor_latency: u16,
 }
 
 impl HostConfig {
@@ -339,6 +348,8 @@ impl HostConfig {
             msg_conn_id: ConnectionId(1),
             features: FeatureFlags::NONE,
             inbound_capacity: 16,
+            monitor_ids: true,
+            monitor_latency: MONITOR_LATENCY,
         }
     }
 
@@ -351,6 +362,11 @@ impl HostConfig {
             msg_conn_id: ConnectionId(1),
             features: FeatureFlags::NONE,
             inbound_capacity: 16,
+            monitor_ids: false,
+            monitor_latency: MONITOR_LATENCY,
         }
     }
 }
+
+/// The monitor latency [`HostConfig::hyperv`] writes (100, i.e. 10 µs in 100 ns units).
+pub const MONITOR_LATENCY: u16 = 100;

@@ -127,6 +127,8 @@ pub struct Host {
     pub(crate) legacy_scan: bool,
     /// Next GPADL id used by `stray_gpadl_created`.
     pub(crate) stray_gpadl: u32,
+    /// The monitor pages of the connection (docs/protocol.md#monitor-pages).
+    pub(crate) monitor: crate::monitor::MonitorState,
     /// Successful opens wait for [`Host::hold_open_results`]`(false)` before their result.
     pub(crate) hold_open_results: bool,
     pub(crate) scratch: [u8; SCRATCH],
@@ -167,6 +169,8 @@ impl Host {
                 ignored: 0,
                 silenced: 0,
                 signals_received: 0,
+                monitor_signals: 0,
+                monitor_scans: 0,
                 spurious_signals: 0,
                 events_sent: 0,
                 gpadls_created: 0,
@@ -182,6 +186,7 @@ impl Host {
             replying_to: None,
             legacy_scan: false,
             stray_gpadl: 0xF000_0000,
+            monitor: crate::monitor::MonitorState::NONE,
             hold_open_results: false,
             scratch: [0; SCRATCH],
             services: Services::NEW,
@@ -590,6 +595,7 @@ impl Host {
         self.outbox.clear();
         self.gpadls.clear();
         self.legacy_scan = false;
+        self.monitor = crate::monitor::MonitorState::NONE;
         for relid in 1..RELID_SLOTS as u32 {
             self.reset_channel(RelId(relid));
         }

@@ -8,6 +8,8 @@ use vmbus_driver::msg::{ChannelMessage, ConnectionState, MessageType};
 pub const OUT_OF_RANGE_RELID_BASE: u32 = 2048;
 /// The header type written by [`Hostile::unknown_type`] (beyond the table's 29).
 pub const UNKNOWN_MSGTYPE: u32 = 0x7F;
+/// `bad_monitor_ids`: the monitor id offered is this plus the channel's real one.
+pub const BAD_MONITOR_ID_BASE: u8 = 128;
 /// The slot size byte written by [`Hostile::oversize_slot`] (over the 240 limit).
 pub const OVERSIZE_SLOT_SIZE: u8 = 0xF8;
 
@@ -38,6 +40,9 @@ pub struct Hostile {
     pub stray_gpadl_created: bool,
     /// Every poll sets all 2047 channel event flags.
     pub event_flood: bool,
+    /// Offers carry monitor_allocated with a monitor id of 128 or above (the page has 128
+    /// bits), as [`BAD_MONITOR_ID_BASE`] + the id it would have had.
+    pub bad_monitor_ids: bool,
     /// Every poll writes an out-of-range write index into each open channel's host-to-guest ring
     /// header and an out-of-range read index into its guest-to-host ring header.
     pub corrupt_ring_indices: bool,
@@ -115,6 +120,7 @@ impl Hostile {
         silence: 0,
         stray_gpadl_created: false,
         event_flood: false,
+        bad_monitor_ids: false,
         corrupt_ring_indices: false,
         targets: 0,
         ic_foreign_versions: false,

@@ -20,6 +20,7 @@ pub mod host;
 pub mod hostile;
 pub mod log;
 pub mod memory;
+pub mod monitor;
 pub mod offers;
 pub mod open;
 pub mod port;

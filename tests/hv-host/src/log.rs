@@ -245,11 +245,21 @@ pub enum GuestError {
     Net(RelId, NetFault),
     /// A storage (vstor) request the host refused.
     Storage(RelId, StorFault),
+    /// INITIATE_CONTACT gave one monitor page without the other.
+    MonitorPagesOneOfTwo,
+    /// A monitor page GPA that is not page-aligned, not guest memory, or the same page twice.
+    BadMonitorPage(u64),
+    /// A pending bit set in the child-to-parent monitor page for a monitor id no open channel
+    /// has.
+    UnknownMonitorBit(u8),
 }
 
 impl fmt::Display for GuestError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Self::MonitorPagesOneOfTwo => f.write_str("one monitor page without the other"),
+            Self::BadMonitorPage(gpa) => write!(f, "monitor page {gpa:#x} unusable"),
+            Self::UnknownMonitorBit(id) => write!(f, "monitor bit {id} names no open channel"),
             Self::Decode(e) => write!(f, "undecodable message: {e}"),
             Self::NotConnected(t) => write!(f, "{t} before the version handshake"),
             Self::WrongConnection {
@@ -303,6 +313,11 @@ pub struct Counters {
     pub silenced: u64,
     /// SignalEvent calls accepted.
     pub signals_received: u64,
+    /// Guest signals taken from the pending bits of the child-to-parent monitor page (no
+    /// hypercall), for an open channel.
+    pub monitor_signals: u64,
+    /// Monitor page scans (polls that read the pending words).
+    pub monitor_scans: u64,
     /// SignalEvent calls for a channel that had no unread data (against
     /// docs/protocol.md#producer-when-to-signal's rule) or was not open.
     pub spurious_signals: u64,

@@ -73,6 +73,22 @@ pub trait GuestMemory {
         self.write(pfn, offset, &value.to_le_bytes())
     }
 
+    /// Swaps the aligned little-endian u32 at `offset` with `value` and returns the old value
+    /// (the host taking the monitor page's pending bits). The default is a load then a store,
+    /// exact for a single-threaded simulation; memory shared with a running guest overrides it
+    /// with a real atomic swap, so a bit the guest sets in between is not lost.
+    fn swap_u32(
+        &mut self,
+        pfn: u64,
+        offset: usize,
+        value: u32,
+        order: Ordering,
+    ) -> Result<u32, GuestMemError> {
+        let old = self.load_u32(pfn, offset, order)?;
+        self.store_u32(pfn, offset, value, order)?;
+        Ok(old)
+    }
+
     /// A memory fence for the ring protocol's barriers.
     fn fence(&mut self, order: Ordering) {
         fence(order);
@@ -97,6 +113,15 @@ impl<G: GuestMemory + ?Sized> GuestMemory for &mut G {
         order: Ordering,
     ) -> Result<(), GuestMemError> {
         (**self).store_u32(pfn, offset, value, order)
+    }
+    fn swap_u32(
+        &mut self,
+        pfn: u64,
+        offset: usize,
+        value: u32,
+        order: Ordering,
+    ) -> Result<u32, GuestMemError> {
+        (**self).swap_u32(pfn, offset, value, order)
     }
     fn fence(&mut self, order: Ordering) {
         (**self).fence(order);

@@ -23,7 +23,7 @@ pub const RELID_SLOTS: usize = 2048;
 /// Devices the host can hold at once.
 pub const MAX_DEVICES: usize = 256;
 /// OpenVMM's "no monitor" id.
-const NO_MONITOR: u8 = 0xFF;
+pub(crate) const NO_MONITOR: u8 = 0xFF;
 
 /// A device index in the host's table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -55,6 +55,8 @@ pub struct ChannelStats {
     pub bytes_out: u64,
     /// SignalEvent calls for this channel.
     pub signals_from_guest: u64,
+    /// Signals taken from the channel's pending bit in the child-to-parent monitor page.
+    pub monitor_signals: u64,
     /// Of those, calls when the guest-to-host ring had no unread data or the channel was not open.
     pub spurious_signals: u64,
     /// Event flags set for the guest.
@@ -92,6 +94,7 @@ impl Channel {
             bytes_in: 0,
             bytes_out: 0,
             signals_from_guest: 0,
+            monitor_signals: 0,
             spurious_signals: 0,
             signals_to_guest: 0,
             dropped: 0,
@@ -269,7 +272,8 @@ impl Host {
             // count <= 65536.
             live: count as u32,
         };
-        let monitored = spec.monitored && self.config.mode == Mode::HyperV;
+        let monitored =
+            (spec.monitored || self.config.monitor_ids) && self.config.mode == Mode::HyperV;
         let mut last = 0;
         for i in 0..count {
             let Some(relid) = self.free_relid(last) else {
@@ -344,6 +348,7 @@ impl Host {
             if let Some(c) = self.slot_mut(relid) {
                 c.state = ChannelState::Rescinded;
             }
+            self.monitor_changed();
             let _ = self.outbox.push(HostEvent::Rescind(relid));
         } else {
             self.gpadls.drop_channel(relid);
@@ -365,6 +370,7 @@ impl Host {
             released: c.released,
             ..Channel::FREE
         };
+        self.monitor_changed();
         // A device whose channels are all gone leaves the table.
         let d = &mut self.devices[dev];
         d.live = d.live.saturating_sub(1);
@@ -449,7 +455,13 @@ impl Host {
             sub_channel_index: c.sub_index,
             mmio_megabytes_optional: 0,
             child_relid: relid,
-            monitor_id: if qemu { 0 } else { c.monitor_id },
+            monitor_id: if qemu {
+                0
+            } else if self.hostile.bad_monitor_ids && c.monitor_id != NO_MONITOR {
+                crate::hostile::BAD_MONITOR_ID_BASE.saturating_add(c.monitor_id)
+            } else {
+                c.monitor_id
+            },
             monitor_allocated: !qemu && c.monitor_id != NO_MONITOR,
             is_dedicated_interrupt: true,
             connection_id: self.connection_id_of(relid),
@@ -457,6 +469,7 @@ impl Host {
         if let Some(c) = self.slot_mut(relid) {
             c.announced = true;
         }
+        self.monitor_changed();
         self.counters.offers_sent += 1;
         self.send(ChannelMessage::OfferChannel(offer));
         if self.hostile.duplicate_offers {

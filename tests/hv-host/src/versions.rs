@@ -117,6 +117,7 @@ impl Host {
             ext,
         };
         if (ic.monitor_page1 == 0) != (ic.monitor_page2 == 0) {
+            self.guest_error(GuestError::MonitorPagesOneOfTwo);
             // Pre-2.4 hosts cannot report a failure, so they refuse the version instead.
             let reply = if v.has_per_channel_event_flags() {
                 VersionResponse {
@@ -140,6 +141,7 @@ impl Host {
             interrupt_page: interrupt_page(ic),
             offers_requested: false,
         };
+        self.take_monitor_pages(ic);
         self.send(ChannelMessage::VersionResponse(accepted));
     }
 

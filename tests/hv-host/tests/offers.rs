@@ -32,9 +32,25 @@ fn hyperv_offers_then_alloffers_with_subchannels_and_distinct_connection_ids() {
         // OpenVMM's scheme relid | SINT 2 << 12: never QEMU's 16 + relid.
         assert_eq!(o.connection_id, ConnectionId(o.child_relid.0 | 0x2000));
         assert!(o.is_dedicated_interrupt);
-        assert!(!o.monitor_allocated);
-        assert_eq!(o.monitor_id, 0xFF);
+        // Hyper-V mode offers every channel with a distinct monitor id (relid - 1).
+        assert!(o.monitor_allocated);
+        assert_eq!(u32::from(o.monitor_id), o.child_relid.0 - 1);
     }
+}
+
+#[test]
+fn monitor_ids_switched_off_offer_no_monitor() {
+    let cfg = HostConfig {
+        monitor_ids: false,
+        ..HostConfig::hyperv()
+    };
+    let mut g = Guest::new(cfg, 1);
+    g.host
+        .add_device(DeviceSpec::echo(class(1), instance(1)))
+        .unwrap();
+    let o = g.connect(Version::WIN10_V5_3)[0];
+    assert!(!o.monitor_allocated);
+    assert_eq!(o.monitor_id, 0xFF);
 }
 
 #[test]
@@ -166,7 +182,11 @@ fn relids_run_out_at_2047() {
 fn monitored_devices_get_a_monitor_id_on_hyperv_only() {
     let mut spec = DeviceSpec::echo(class(1), instance(1));
     spec.monitored = true;
-    let mut g = Guest::new(HostConfig::hyperv(), 1);
+    let cfg = HostConfig {
+        monitor_ids: false,
+        ..HostConfig::hyperv()
+    };
+    let mut g = Guest::new(cfg, 1);
     g.host.add_device(spec).unwrap();
     let o = g.connect(Version::WIN10_V5_3)[0];
     assert!(o.monitor_allocated);

@@ -168,6 +168,7 @@ fn hostile_modes_together_do_not_break_the_host() {
         silence: 0,
         stray_gpadl_created: true,
         event_flood: true,
+        bad_monitor_ids: true,
         corrupt_ring_indices: true,
         targets: 0,
         ic_foreign_versions: true,

@@ -455,6 +455,31 @@ impl DriverSeam {
             .map_err(|_| refused(Error::FailedLookup))
     }
 
+    /// [`Kernel::or_page_u32`], through the driver's own mapping: the load, the OR and the store
+    /// happen in one call on the simulation, which nothing else runs during, so the update is
+    /// atomic with respect to every other PD (and the simulated host).
+    ///
+    /// # Errors
+    /// As [`DriverSeam::write_page`]; `OutOfBounds` for an offset not 4-byte aligned.
+    pub fn or_page_u32(
+        &mut self,
+        sim: &mut Sim,
+        page: PageId,
+        offset: usize,
+        bits: u32,
+    ) -> Result<(), KernelError> {
+        if !offset.is_multiple_of(4) {
+            return Err(KernelError::OutOfBounds);
+        }
+        let vaddr = self.span(page, offset, 4)?;
+        let mut b = [0u8; 4];
+        sim.peek(self.driver, vaddr, &mut b)
+            .map_err(|_| refused(Error::FailedLookup))?;
+        let v = u32::from_le_bytes(b) | bits;
+        sim.write(self.driver, vaddr, &v.to_le_bytes())
+            .map_err(|_| refused(Error::FailedLookup))
+    }
+
     /// [`Kernel::zero_page`].
     ///
     /// # Errors
@@ -641,6 +666,14 @@ macro_rules! impl_kernel {
             }
             fn zero_page(&mut self, page: PageId) -> Result<(), KernelError> {
                 self.seam.zero_page(&mut self.sim, page)
+            }
+            fn or_page_u32(
+                &mut self,
+                page: PageId,
+                offset: usize,
+                bits: u32,
+            ) -> Result<(), KernelError> {
+                self.seam.or_page_u32(&mut self.sim, page, offset, bits)
             }
             fn grant(
                 &mut self,

@@ -108,6 +108,9 @@ impl Kernel for DriverKernel<'_> {
     fn zero_page(&mut self, page: PageId) -> Result<(), KernelError> {
         self.kernel.zero_page(page)
     }
+    fn or_page_u32(&mut self, page: PageId, offset: usize, bits: u32) -> Result<(), KernelError> {
+        self.kernel.or_page_u32(page, offset, bits)
+    }
     fn grant(
         &mut self,
         page: PageId,

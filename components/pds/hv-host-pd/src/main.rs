@@ -56,7 +56,12 @@ enum Script {
 }
 
 /// The host (about 800 KiB): built by the loader from its `const` initialiser, never on a stack.
-static HOST: StaticCell<Host> = StaticCell::new(Host::new(HostConfig::hyperv()));
+// No monitor ids: this host runs only when the driver calls it (no timer), so it could never
+// notice a monitor bit (components/pds/README.md).
+static HOST: StaticCell<Host> = StaticCell::new(Host::new(HostConfig {
+    monitor_ids: false,
+    ..HostConfig::hyperv()
+}));
 
 struct HostPd {
     host: &'static mut Host,

@@ -33,6 +33,8 @@
 //! the driver cannot fault on memory the host owns.
 #![no_std]
 
+use core::sync::atomic::{AtomicU32, Ordering};
+
 use pd_runtime::config::{Driver, DriverClient};
 use pd_runtime::layout::slot;
 use pd_runtime::{Channel, irq_ack, notify, own_cnode};
@@ -231,6 +233,26 @@ impl Kernel for Sel4Kernel {
         } else {
             Err(KernelError::OutOfBounds)
         }
+    }
+
+    /// The OR is a `lock or` on the driver's own mapping of the pool page, so a host (or the
+    /// hypervisor) clearing bits of the same word at the same time loses none of ours.
+    #[allow(unsafe_code)]
+    fn or_page_u32(&mut self, page: PageId, offset: usize, bits: u32) -> Result<(), KernelError> {
+        if !offset.is_multiple_of(4) {
+            return Err(KernelError::OutOfBounds);
+        }
+        let at = self.page_offset(page, offset, 4)?;
+        let addr = self.pool.base() + at;
+        // SAFETY: `page_offset` checked that the 4 bytes lie inside this pool page and that
+        // the page is mapped in the driver (a lent page is refused above); the pool is mapped
+        // read-write for the driver's whole life in the run-time range, outside every Rust
+        // object, and `addr` is 4-byte aligned (the pool is page-aligned, `offset` checked).
+        // Others write the word only with atomic or plain aligned stores, so treating it as an
+        // `AtomicU32` for this one access is sound; no reference outlives the call.
+        let word = unsafe { AtomicU32::from_ptr(addr as *mut u32) };
+        word.fetch_or(bits.to_le(), Ordering::SeqCst);
+        Ok(())
     }
 
     fn zero_page(&mut self, page: PageId) -> Result<(), KernelError> {

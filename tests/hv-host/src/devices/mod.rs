@@ -52,6 +52,7 @@ impl Host {
         if core::mem::take(&mut self.legacy_scan) {
             self.scan_legacy(mem);
         }
+        self.poll_monitor(mem);
         if self.hostile.event_flood {
             self.flood_events(1..RELID_SLOTS as u32);
         }
