@@ -8,20 +8,27 @@
 //! - round 1: an ARP request for the switch, 4 ICMP echo requests and 4 UDP datagrams to the echo
 //!   port, one at a time, each answer checked (addresses, checksums, sequence, payload), then
 //!   `PASS round 1`;
-//! - then streams UDP datagrams for ever, one outstanding at a time (the next when the last one's
-//!   echo arrived), so the host sees continuous traffic;
-//! - loss rule (the image has no timer): a wake-up that brings nothing new (no RX frame, no TX
-//!   buffer back) while a request is outstanding is the driver telling that the link came (back)
-//!   up: the request is counted lost once and sent again (a duplicate or stale answer, known by
-//!   its sequence number, is ignored);
-//! - after traffic resumed following a loss: round 2 (ARP, 4 pings, 4 UDP echoes), `PASS round
-//!   2`, and streaming again.
+//! - then streams UDP datagrams, one outstanding at a time (the next when the last one's echo
+//!   arrived), so the host sees continuous traffic. The stream pauses after [`STREAM_BURST`]
+//!   echoes: the image has no timer and the host answers within the driver's calls, so while
+//!   the stream runs this PD, the driver, the VMBus driver and the host are always runnable and
+//!   no PD of a lower priority (the block client, the integration services, Dynamic Memory)
+//!   would ever run again;
+//! - loss rule: a wake-up that brings nothing new (no RX frame, no TX buffer back) is the driver
+//!   telling that the link came (back) up. A request outstanding then was lost with the old link:
+//!   it is counted once (`request N unanswered (link down)`) and sent again (a duplicate or stale
+//!   answer, known by its sequence number, is ignored), and the next round runs once its answer
+//!   came; a paused stream starts the next round at once;
+//! - round 2 (and any later one): ARP, 4 pings, 4 UDP echoes, `PASS round 2 (after the link came
+//!   back)` with the requests lost to the rescind, then the stream again.
 //!
 //! Signalling follows sDDF: while it runs, the client keeps its consumer flags set (the driver
 //! does not notify for what it is about to see anyway); before it sleeps it asks for a
-//! notification and looks at its queues once more. Only the driver runs between those steps
-//! when this PD makes a system call, so a wake-up that finds nothing new was a notification
-//! with nothing new, not a late one for something already taken.
+//! notification and looks at its queues once more, with no system call between that look and
+//! the wait. On one core, no PD of a higher priority runs while this one runs unless its own
+//! notification to the driver wakes one, so a wake-up that finds nothing new was a notification
+//! with nothing new (the driver's link-up report), not a late one for something already taken.
+//! A notification from before the PD started is dropped at the start for the same reason.
 //!
 //! A wrong answer or a broken queue is logged as a line starting `net_client: FAIL:`.
 #![no_std]
@@ -49,8 +56,8 @@ const PER_ROUND: u16 = 4;
 const MAX_TX: usize = 64;
 /// Earlier sequence numbers whose late answers are ignored.
 const STALE_WINDOW: u16 = 16;
-/// Log one streamed echo in this many.
-const LOG_EVERY: u64 = 256;
+/// Datagrams a stream sends before it pauses (see the module's notes).
+const STREAM_BURST: u64 = 64;
 
 /// A request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +77,8 @@ enum Phase {
     Round { n: u8, k: u16 },
     /// Streaming UDP datagrams.
     Stream,
+    /// The stream paused (nothing outstanding) until the link comes back.
+    Paused,
 }
 
 struct Client {
@@ -81,15 +90,17 @@ struct Client {
     tx_owned: [NetBuffer; MAX_TX],
     n_owned: usize,
     phase: Phase,
+    /// The last round started.
+    round: u8,
     /// The request sent and not answered yet.
     outstanding: Option<Request>,
     /// The next sequence number.
     seq: u16,
     /// Whether the outstanding request was counted lost already.
     counted: bool,
-    /// A loss happened and round 2 has not run yet.
+    /// A loss happened and the next round has not started yet.
     after_loss: bool,
-    /// Requests lost to link outages.
+    /// Requests lost to link outages since the last round.
     lost: u64,
     /// Requests sent (resends included).
     sent: u64,
@@ -97,7 +108,7 @@ struct Client {
     answers: u64,
     /// Stale or duplicate answers ignored.
     stale: u64,
-    /// Stream echoes.
+    /// Stream echoes since the stream (re)started.
     streamed: u64,
     failed: bool,
     /// Notify the driver at the end of this pass.
@@ -184,7 +195,7 @@ impl Client {
     fn next_request(&mut self) -> Request {
         let k = match self.phase {
             Phase::Round { k, .. } => k,
-            Phase::Stream => PER_ROUND + 1,
+            Phase::Stream | Phase::Paused => PER_ROUND + 1,
         };
         if k == 0 {
             return Request::Arp;
@@ -249,27 +260,41 @@ impl Client {
                         self.lost
                     );
                 }
-                println!("net_client: streaming UDP datagrams, one outstanding at a time");
+                self.lost = 0;
+                self.streamed = 0;
                 self.phase = Phase::Stream;
             }
             Phase::Round { n, k } => self.phase = Phase::Round { n, k: k + 1 },
+            Phase::Stream if self.after_loss => {
+                // Traffic resumed after the loss: the next round.
+                self.next_round();
+            }
             Phase::Stream => {
                 self.streamed += 1;
-                if self.after_loss {
-                    // Traffic resumed after the loss: the second round.
-                    self.after_loss = false;
+                if self.streamed == STREAM_BURST {
                     println!(
-                        "net_client: traffic resumed after the link came back; round 2: ARP, {PER_ROUND} pings, {PER_ROUND} UDP echoes"
+                        "net_client: stream paused after {STREAM_BURST} UDP echoes ({} requests sent, {} stale answers ignored): the lower priorities get the CPU; the stream goes on after the link comes back",
+                        self.sent, self.stale
                     );
-                    self.phase = Phase::Round { n: 2, k: 0 };
-                } else if self.streamed.is_multiple_of(LOG_EVERY) {
-                    println!(
-                        "net_client: {} datagrams streamed ({} requests sent, {} stale answers ignored)",
-                        self.streamed, self.sent, self.stale
-                    );
+                    self.phase = Phase::Paused;
                 }
             }
+            Phase::Paused => {}
         }
+    }
+
+    /// Starts the round after the current one.
+    fn next_round(&mut self) {
+        self.after_loss = false;
+        self.round = self.round.saturating_add(1);
+        println!(
+            "net_client: traffic resumed after the link came back; round {}: ARP, {PER_ROUND} pings, {PER_ROUND} UDP echoes",
+            self.round
+        );
+        self.phase = Phase::Round {
+            n: self.round,
+            k: 0,
+        };
     }
 
     /// Drains the RX active queue (each buffer back on the RX free queue at once). How many
@@ -315,7 +340,7 @@ impl Client {
                 self.on_quiet_wakeup();
             }
             first = false;
-            if self.outstanding.is_none() && !self.failed {
+            if self.outstanding.is_none() && !self.failed && self.phase != Phase::Paused {
                 let r = self.next_request();
                 if !self.send(r) {
                     // No TX buffer free: it goes when one comes back.
@@ -344,9 +369,14 @@ impl Client {
     }
 
     /// A notification that brought nothing: the driver says the link came (back) up. An
-    /// outstanding request was lost with the old link: count it and send it again.
+    /// outstanding request was lost with the old link: it is counted and sent again, and the
+    /// next round follows its answer. A paused stream: the next round starts now.
     fn on_quiet_wakeup(&mut self) {
         let Some(r) = self.outstanding else {
+            if self.phase == Phase::Paused {
+                println!("net_client: the driver reports the link up again");
+                self.next_round();
+            }
             return;
         };
         if !self.counted {
@@ -408,6 +438,7 @@ fn init() -> Idle {
         tx_owned: [NetBuffer::default(); MAX_TX],
         n_owned: 0,
         phase: Phase::Round { n: 1, k: 0 },
+        round: 1,
         outstanding: None,
         seq: 1,
         counted: false,
@@ -438,6 +469,9 @@ fn init() -> Idle {
     if c.rx.free.take_signal() {
         c.kick = true;
     }
+    // A notification from before this PD started tells nothing it will not see in the queues:
+    // drop it, so that every later wake-up that finds nothing new is a link-up report.
+    let _ = sel4::Notification(slot::INPUT).poll();
     c.run(false);
     loop {
         let _ = sel4::Endpoint(slot::INPUT).recv();
