@@ -2,12 +2,13 @@
 //! adapter (a loopback switch answering ARP, ICMP echo and UDP echo) and the synthetic SCSI
 //! controller (a RAM disk) when the system's clients serve their classes, lets the guest's sDDF
 //! clients work through netvsc and storvsc, and then rescinds both devices while that traffic
-//! flows. It checks what a host can see of the guest's cleanup: every GPADL of the rescinded
-//! channels torn down before the relid is released, and every page of them that held data
-//! zeroed or reused by the time the relid is released (its contents changed: the driver zeroes
-//! a page before the pool has it again). Then it offers both devices again and waits until the
-//! clients' second round went through the new channels; only then may the services script ask
-//! for the shutdown.
+//! flows (each device once its own client's first round is done and its stream under way). It
+//! checks what a host can see of the guest's cleanup: every GPADL of the rescinded channels
+//! torn down before the relid is released, and every page of them that held data zeroed or
+//! reused once the driver is past the release (its contents changed: the driver zeroes a page
+//! after RELID_RELEASED, before the pool has it again; the host looks at its next call). Then
+//! it offers each device again and waits until its client's second round went through the new
+//! channel; only then may the services script ask for the shutdown.
 //!
 //! The clients judge their own traffic (every reply and block checked; `PASS round N` lines,
 //! which `cargo xtask qemu-test` requires); the host judges the cleanup. The image has no timer,
@@ -72,6 +73,8 @@ enum Phase {
     First,
     /// Rescinded; waiting for RELID_RELEASED.
     Rescinded,
+    /// RELID_RELEASED seen; the pages are checked at the host's next call.
+    Released,
     /// Offered again; waiting for the second round.
     Second,
     /// The second round went through.
@@ -163,17 +166,18 @@ impl Vsc {
         }
         self.read_log(host);
         let mut changed = false;
-        // Both devices are rescinded in the same step, once both finished their first round.
-        let ready = self
-            .devices
-            .iter()
-            .flatten()
-            .all(|d| d.phase == Phase::First && d.first_round_done(host));
-        let has_any = self.devices.iter().flatten().next().is_some();
         for d in self.devices.iter_mut().flatten() {
             let r = match d.phase {
-                Phase::First if ready && has_any => d.rescind(host, mem),
-                Phase::Rescinded if d.released => d.check_and_reoffer(host, mem),
+                // Each device is rescinded when its own first round is done and its client's
+                // stream is under way.
+                Phase::First if d.first_round_done(host) => d.rescind(host, mem),
+                Phase::Rescinded if d.released => {
+                    // The driver zeroes and returns the pages after it posted RELID_RELEASED,
+                    // in the same run: look at them at the host's next call.
+                    d.phase = Phase::Released;
+                    Ok(false)
+                }
+                Phase::Released => d.check_and_reoffer(host, mem),
                 Phase::Second if d.second_round_done(host) => {
                     println!(
                         "hv-host: {}: second round through the new channel: {}",
@@ -207,7 +211,7 @@ impl Vsc {
                     && let Some(ch) = host.channel(relid)
                     && ch.class == d.kind.spec().class
                     && ch.sub_channel_index == 0
-                    && d.phase != Phase::Rescinded
+                    && !matches!(d.phase, Phase::Rescinded | Phase::Released)
                 {
                     d.relid = Some(relid);
                     d.gpadls = [None; MAX_GPADLS];

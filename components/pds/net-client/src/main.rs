@@ -30,7 +30,8 @@
 //! with nothing new (the driver's link-up report), not a late one for something already taken.
 //! A notification from before the PD started is dropped at the start for the same reason.
 //!
-//! A wrong answer or a broken queue is logged as a line starting `net_client: FAIL:`.
+//! A wrong answer or a broken queue is logged as a line starting `net_client: FAIL:` and
+//! reported to the root task as a failure, which ends the run with it.
 #![no_std]
 #![no_main]
 
@@ -118,6 +119,10 @@ struct Client {
 impl Client {
     fn fail(&mut self, what: core::fmt::Arguments<'_>) {
         println!("net_client: FAIL: {what}");
+        if !self.failed {
+            // The run fails here: the root task ends it with the failure (QEMU's exit status).
+            pd_runtime::report(pd_support::abi::scenario::REPORT_FAIL, &[]);
+        }
         self.failed = true;
     }
 
