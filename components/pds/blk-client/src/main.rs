@@ -22,8 +22,9 @@
 //!   them) and checks them, then writes, flushes, reads back and checks the new round's
 //!   pattern; prints `PASS round 2 (after the device came back)` and streams again.
 //!
-//! Any wrong data, wrong response or broken queue prints a line starting `blk_client: FAIL:`
-//! and the client stops.
+//! Any wrong data, wrong response or broken queue is printed as a line starting
+//! `blk_client: FAIL:`, reported to the root task as a failure (which ends the run with it), and
+//! the client stops.
 //!
 //! Data region layout (blocks of 4 KiB): 0..16 the blocks to write (region block b holds disk
 //! block b's pattern), 16..32 where round read-backs land, 32..64 the stream's read slots.
@@ -114,6 +115,8 @@ struct Fail;
 macro_rules! fail {
     ($($arg:tt)*) => {{
         println!("blk_client: FAIL: {}", format_args!($($arg)*));
+        // The run fails here: the root task ends it with the failure (QEMU's exit status).
+        pd_runtime::report(pd_support::abi::scenario::REPORT_FAIL, &[]);
         return Err(Fail);
     }};
 }
