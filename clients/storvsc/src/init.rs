@@ -1,8 +1,11 @@
 //! The initialisation exchange on the primary channel: `BEGIN_INITIALIZATION`, then
 //! `QUERY_PROTOCOL_VERSION` for each version newest first until the host accepts one (status 0),
 //! `QUERY_PROPERTIES`, `END_INITIALIZATION`. Each request is an in-band packet with a completion
-//! requested and the transaction id [`INIT_TRANSACTION_ID`]; each answer is a `COMPLETE_IO`
-//! completion with that id. A refused version is answered with a non-zero status (OpenVMM:
+//! requested and its step's own transaction id ([`Init::transaction_id`]: [`INIT_TRANSACTION_ID`]
+//! for the first, one less for each step after it); each answer is a `COMPLETE_IO` completion
+//! with that id. A completion with an earlier step's id (a host that completed a request twice)
+//! is ignored ([`InitStep::Stale`]) rather than taken as the answer to the request in flight, as
+//! it would be if every step used one id (Linux's storvsc uses one request for every step). A refused version is answered with a non-zero status (OpenVMM:
 //! `REVISION_MISMATCH`); any other operation than `COMPLETE_IO`, or a non-zero status for the
 //! other steps, ends the exchange.
 
@@ -11,9 +14,13 @@ use crate::msg::{
     self, ChannelProperties, DecodeError, Operation, PACKET_MAX, PROPERTY_MULTI_CHANNEL, Version,
 };
 
-/// The transaction id of the initialisation requests and of the sub-channel request (never a
-/// request table id, never the host's unsolicited 0).
+/// The transaction id of the first initialisation request and of the sub-channel request; the
+/// later initialisation steps count down from it ([`Init::transaction_id`]). Never a request
+/// table id (`generation << 32 | slot + 1`, slot below 2^16), never the host's unsolicited 0.
 pub const INIT_TRANSACTION_ID: u64 = u64::MAX;
+
+/// Steps of the exchange with a request of their own: BEGIN, each proposal, properties, END.
+const STEPS: u64 = Version::PROPOSALS.len() as u64 + 3;
 
 /// What the exchange agreed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,7 +73,7 @@ pub enum InitError {
     },
     /// The host refused every version the guest speaks.
     NoCommonVersion,
-    /// A completion with another id than [`INIT_TRANSACTION_ID`].
+    /// A completion with an id no step of the exchange used.
     Transaction(u64),
     /// Properties allowing less than one page per request.
     NoTransfer {
@@ -104,11 +111,14 @@ impl core::fmt::Display for InitError {
 /// What to do after a packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InitStep {
-    /// Send the first `n` bytes of the output buffer, in-band, completion requested, with
-    /// [`INIT_TRANSACTION_ID`].
+    /// Send the first `n` bytes of the output buffer, in-band, completion requested, with the
+    /// new state's [`Init::transaction_id`].
     Send(usize),
     /// Nothing to send (an unsolicited packet, ignored).
     Wait,
+    /// A completion with an earlier step's id (this id): the host completed a request twice.
+    /// Ignored, nothing to send; the caller counts it as the host's error.
+    Stale(u64),
     /// The exchange is done.
     Ready(Negotiated),
 }
@@ -120,6 +130,26 @@ impl Init {
             Init::Begin,
             msg::simple_request(out, Operation::BEGIN_INITIALIZATION),
         )
+    }
+
+    /// The transaction id of the request this state awaits the answer to: the id to send the
+    /// request [`InitStep::Send`] asks for with (the first, from [`Init::begin`], is
+    /// [`INIT_TRANSACTION_ID`]).
+    #[must_use]
+    pub const fn transaction_id(&self) -> u64 {
+        INIT_TRANSACTION_ID - self.step_number()
+    }
+
+    /// The step's number: 0 for BEGIN, then one per proposal, properties, END.
+    const fn step_number(&self) -> u64 {
+        let proposals = Version::PROPOSALS.len() as u64;
+        match self {
+            Init::Begin => 0,
+            Init::Proposing { index } => 1 + *index as u64,
+            Init::Properties { .. } => 1 + proposals,
+            Init::Ending(_) => 2 + proposals,
+            Init::Ready(_) | Init::Failed(_) => STEPS,
+        }
     }
 
     /// The agreed parameters once ready.
@@ -162,8 +192,13 @@ impl Init {
         if matches!(self, Init::Ready(_) | Init::Failed(_)) {
             return Err(InitError::OutOfOrder);
         }
-        if transaction_id != INIT_TRANSACTION_ID {
-            return Err(InitError::Transaction(transaction_id));
+        if transaction_id != self.transaction_id() {
+            let step = INIT_TRANSACTION_ID.wrapping_sub(transaction_id);
+            return if step < self.step_number() {
+                Ok(InitStep::Stale(transaction_id))
+            } else {
+                Err(InitError::Transaction(transaction_id))
+            };
         }
         match *self {
             Init::Begin => {

@@ -26,15 +26,19 @@
 //!     for (at, bytes) in body { p[*at..*at + bytes.len()].copy_from_slice(bytes); }
 //!     p
 //! }
-//! let id = storvsc::INIT_TRANSACTION_ID;
 //! let mut out = [0u8; PACKET_MAX];
-//! let (mut init, _n) = Init::begin(&mut out); // send out[.._n] in-band with id
-//! init.on_packet(id, &completion(0, &[]), &mut out).unwrap(); // begun: propose 6.2
-//! init.on_packet(id, &completion(0xC000_0059, &[]), &mut out).unwrap(); // 6.2 refused: 6.0
-//! init.on_packet(id, &completion(0, &[]), &mut out).unwrap(); // 6.0 accepted: properties
+//! // Send out[.._n] in-band with init.transaction_id(), and each request that follows too.
+//! let (mut init, _n) = Init::begin(&mut out);
+//! assert_eq!(init.transaction_id(), storvsc::INIT_TRANSACTION_ID);
+//! let mut answer = |init: &mut Init, p: &[u8], out: &mut [u8; PACKET_MAX]| {
+//!     init.on_packet(init.transaction_id(), p, out).unwrap()
+//! };
+//! answer(&mut init, &completion(0, &[]), &mut out); // begun: propose 6.2
+//! answer(&mut init, &completion(0xC000_0059, &[]), &mut out); // 6.2 refused: 6.0
+//! answer(&mut init, &completion(0, &[]), &mut out); // 6.0 accepted: properties
 //! let props = completion(0, &[(16, &[0, 0]), (24, &0x40000u32.to_le_bytes())]);
-//! init.on_packet(id, &props, &mut out).unwrap(); // 256 KiB per request: end
-//! let InitStep::Ready(negotiated) = init.on_packet(id, &completion(0, &[]), &mut out).unwrap()
+//! answer(&mut init, &props, &mut out); // 256 KiB per request: end
+//! let InitStep::Ready(negotiated) = answer(&mut init, &completion(0, &[]), &mut out)
 //! else { panic!() };
 //! assert_eq!(negotiated.version, storvsc::Version::WIN8_1);
 //!

@@ -255,7 +255,7 @@ fn run_init(
             _ => completion(0, &[]),
         };
         k += 1;
-        match init.on_packet(ID, &answer, &mut out) {
+        match init.on_packet(init.transaction_id(), &answer, &mut out) {
             Ok(InitStep::Send(64)) => {}
             Ok(InitStep::Ready(n)) => {
                 assert_eq!(init, Init::Ready(n));
@@ -349,11 +349,44 @@ fn init_refuses_wrong_operations_ids_statuses_and_late_packets() {
         version: Version::WIN10,
     };
     assert_eq!(
-        init.on_packet(ID, &properties(0, 0, 0x1000)[..35], &mut out),
+        init.on_packet(
+            init.transaction_id(),
+            &properties(0, 0, 0x1000)[..35],
+            &mut out
+        ),
         Err(InitError::Decode(DecodeError::Truncated {
             needed: 36,
             got: 35
         }))
+    );
+}
+
+#[test]
+fn a_duplicated_init_completion_is_ignored_not_taken_as_the_next_steps_answer() {
+    let mut out = [0u8; PACKET_MAX];
+    let (mut init, _) = Init::begin(&mut out);
+    let begun = init.transaction_id();
+    assert_eq!(
+        init.on_packet(begun, &completion(0, &[]), &mut out),
+        Ok(InitStep::Send(64))
+    );
+    // The host completes BEGIN_INITIALIZATION again: not the answer to the version proposal.
+    assert_eq!(
+        init.on_packet(begun, &completion(0, &[]), &mut out),
+        Ok(InitStep::Stale(begun))
+    );
+    assert_eq!(init, Init::Proposing { index: 0 });
+    assert_ne!(init.transaction_id(), begun);
+    // The proposal's own answer still moves the exchange on.
+    assert_eq!(
+        init.on_packet(init.transaction_id(), &completion(0, &[]), &mut out),
+        Ok(InitStep::Send(64))
+    );
+    assert!(matches!(init, Init::Properties { .. }));
+    // An id no step used is still refused.
+    assert_eq!(
+        init.on_packet(begun - 40, &completion(0, &[]), &mut out),
+        Err(InitError::Transaction(begun - 40))
     );
 }
 

@@ -417,8 +417,12 @@ impl StorvscDriver {
         let mut out = [0u8; PACKET_MAX];
         match c.init.on_packet(tid, packet, &mut out) {
             Ok(InitStep::Wait) => {}
+            Ok(InitStep::Stale(tid)) => self.state.borrow_mut().host_errors.push(format!(
+                "initialisation: a second completion of step {tid:#x}, ignored"
+            )),
             Ok(InitStep::Send(n)) => {
-                if let Err(e) = c.ch.send_packet(ctx, INIT_TRANSACTION_ID, true, &out[..n]) {
+                let id = c.init.transaction_id();
+                if let Err(e) = c.ch.send_packet(ctx, id, true, &out[..n]) {
                     self.error(format!("initialisation: {e}"));
                 }
             }

@@ -388,3 +388,28 @@ fn a_sense_length_beyond_the_sense_area_is_an_io_error_not_a_read_past_it() {
     assert_eq!((r.status, r.success_count), (BlkStatus::Ok, 1));
     assert!(!s.w.client_stopped(s.storage));
 }
+
+#[test]
+fn a_host_that_completes_every_request_twice_from_the_start_still_initialises_and_serves() {
+    // Duplicated completions during the initialisation exchange are ignored as the host's
+    // errors, not taken as the next step's answer.
+    let mut s = Sys::boot(Hostile {
+        stor_duplicate: true,
+        ..Hostile::NONE
+    });
+    assert!(
+        s.drv
+            .state()
+            .host_errors
+            .iter()
+            .any(|e| e.contains("second completion")),
+        "{:?}",
+        s.drv.state().host_errors
+    );
+    s.write_region(0, &pattern(3));
+    let w = s.request(Code::Write, 0, 3, 1);
+    assert_eq!((w.status, w.success_count), (BlkStatus::Ok, 1));
+    let r = s.request(Code::Read, BLOCK, 3, 1);
+    assert_eq!((r.status, r.success_count), (BlkStatus::Ok, 1));
+    assert_eq!(s.read_region(BLOCK, BLOCK), pattern(3));
+}

@@ -359,10 +359,14 @@ impl Storage {
         let mut out = [0u8; PACKET_MAX];
         match c.init.on_packet(tid, packet, &mut out) {
             Ok(InitStep::Wait) => {}
+            Ok(InitStep::Stale(tid)) => {
+                println!(
+                    "storage: host error: a second completion of initialisation step {tid:#x}, ignored"
+                );
+            }
             Ok(InitStep::Send(n)) => {
-                if let Err(e) =
-                    c.ch.send_packet(&mut self.env, INIT_TRANSACTION_ID, true, &out[..n])
-                {
+                let id = c.init.transaction_id();
+                if let Err(e) = c.ch.send_packet(&mut self.env, id, true, &out[..n]) {
                     println!("storage: initialisation: {e}");
                 }
             }
