@@ -18,11 +18,16 @@ pub(crate) const CLASSES: [(&str, Guid); 8] = [
 ];
 
 /// The device set when `--devices` is not given: every class the repository's clients serve
-/// (IDE shares the storage client with SCSI and is left out), network with three sub-channels
-/// and SCSI with one.
-pub(crate) const DEFAULT_DEVICES: &str = "heartbeat,shutdown,timesync,kvp,dynmem,net+3,scsi+1";
+/// (IDE shares the storage client with SCSI and is left out), the host's real network adapter
+/// and SCSI controller without sub-channels (the netvsc and storvsc drivers open none).
+pub(crate) const DEFAULT_DEVICES: &str = "heartbeat,shutdown,timesync,kvp,dynmem,net,scsi";
 
-/// Devices of one class: `count` echo devices, each with `sub_channels` sub-channels.
+/// The device set of `--echo` when `--devices` is not given: network and SCSI as echo devices,
+/// network with three sub-channels and SCSI with one.
+pub(crate) const ECHO_DEVICES: &str = "heartbeat,shutdown,timesync,kvp,dynmem,net+3,scsi+1";
+
+/// Devices of one class: `count` devices, each with `sub_channels` sub-channels (network, SCSI
+/// and IDE: the host's real devices, or echo devices with `--echo`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct DeviceReq {
     /// Class name as given.
@@ -94,6 +99,39 @@ pub(crate) fn parse_devices(list: &str) -> Result<Vec<DeviceReq>, DeviceListErro
         return Err(DeviceListError::Empty);
     }
     Ok(out)
+}
+
+/// Checks a device set for the real network and storage devices (no `--echo`): one network
+/// adapter and one SCSI controller at most, without sub-channels (the netvsc and storvsc driver
+/// programs open only a primary channel), and no IDE channel (the storage PD runs storvsc on
+/// the SCSI controller).
+pub(crate) fn check_real(devices: &[DeviceReq]) -> Result<(), String> {
+    for d in devices {
+        match d.name {
+            "net" | "scsi" if d.count > 1 => {
+                return Err(format!(
+                    "`{}*{}`: one real {} device at most (its PD runs one driver); use --echo for more",
+                    d.name, d.count, d.name
+                ));
+            }
+            "net" | "scsi" if d.sub_channels > 0 => {
+                return Err(format!(
+                    "`{}+{}`: the real {} device is offered without sub-channels (its driver opens \
+                     none); use --echo for sub-channel scenarios",
+                    d.name, d.sub_channels, d.name
+                ));
+            }
+            "ide" => {
+                return Err(
+                    "`ide`: the storage PD runs storvsc on the SCSI controller only; use \
+                            --echo for an IDE echo device"
+                        .into(),
+                );
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 fn number(s: &str, min: u16, max: u16) -> Result<u16, DeviceListError> {

@@ -4,16 +4,24 @@ use std::path::PathBuf;
 
 use hv_host::Hostile;
 
-use super::devices::{DEFAULT_DEVICES, DeviceReq, parse_devices};
+use super::devices::{DEFAULT_DEVICES, DeviceReq, ECHO_DEVICES, check_real, parse_devices};
 use crate::args::{Arg, ArgError, Args};
 
 /// Usage of `cargo xtask run`.
 pub(crate) const USAGE: &str = "usage: cargo xtask run [options]
 The main job: boots the system of system.xml on the simulated seL4 kernel and Hyper-V host,
 runs a scenario with hot removal and re-adding, prints the live channel table and a summary.
+By default the host offers its real network adapter and SCSI controller (no sub-channels: the
+drivers open none): the net PD runs netvsc and the storage PD storvsc as sDDF drivers, and the
+sDDF clients net_client (ARP, pings, UDP echoes) and blk_client (blocks written, flushed, read
+back and verified) use them; the default scenario removes both under traffic and adds them back.
   --scenario NAME     default | hotplug | rescind-storm | unload | hostile   (default: default)
   --devices LIST      NAME[*COUNT][+SUBS],...  classes: heartbeat shutdown timesync kvp dynmem
-                      net scsi ide   (default: heartbeat,shutdown,timesync,kvp,dynmem,net+3,scsi+1)
+                      net scsi ide   (default: heartbeat,shutdown,timesync,kvp,dynmem,net,scsi;
+                      without --echo: net and scsi once each, no sub-channels, no ide)
+  --echo              net, scsi and ide are echo devices and the net and storage PDs run the
+                      echo workload on every channel, sub-channels included (default devices
+                      with --echo: heartbeat,shutdown,timesync,kvp,dynmem,net+3,scsi+1)
   --hostile MODES     host misbehaviour during the middle phase, comma-separated: unknown-type
                       oversize-slot truncate wrong-fields out-of-range duplicate-offers no-reply
                       stray-gpadl event-flood corrupt-ring (the bus), ic-foreign-versions
@@ -179,6 +187,8 @@ impl HostileMode {
 pub(crate) struct Options {
     pub scenario: ScenarioName,
     pub devices: Vec<DeviceReq>,
+    /// Network, SCSI and IDE as echo devices (the echo workload on the net and storage PDs).
+    pub echo: bool,
     pub hostile: Vec<HostileMode>,
     pub host: HostKind,
     pub steps: u64,
@@ -195,6 +205,7 @@ impl Default for Options {
             scenario: ScenarioName::Default,
             // The default list is a constant that parses.
             devices: parse_devices(DEFAULT_DEVICES).unwrap_or_default(),
+            echo: false,
             hostile: Vec::new(),
             host: HostKind::HyperV,
             steps: 400,
@@ -218,6 +229,7 @@ fn bad(option: &str, value: &str, expected: &str) -> ArgError {
 /// Parses the arguments after `run`.
 pub(crate) fn parse(args: &[String]) -> Result<Options, ArgError> {
     let mut o = Options::default();
+    let mut devices = None;
     let mut args = Args::new(args)?;
     while let Some(a) = args.next()? {
         match a {
@@ -230,12 +242,14 @@ pub(crate) fn parse(args: &[String]) -> Result<Options, ArgError> {
                     .ok_or_else(|| bad("--scenario", v, "a scenario (see --help)"))?;
             }
             Arg::Long("--devices") => {
-                o.devices =
-                    parse_devices(args.value("--devices")?).map_err(|e| ArgError::Invalid {
+                devices = Some(parse_devices(args.value("--devices")?).map_err(|e| {
+                    ArgError::Invalid {
                         option: "--devices".into(),
                         why: e.to_string(),
-                    })?;
+                    }
+                })?);
             }
+            Arg::Long("--echo") => o.echo = true,
             Arg::Long("--hostile") => o.hostile = parse_hostile(args.value("--hostile")?)?,
             Arg::Long("--host") => {
                 o.host = match args.value("--host")? {
@@ -259,6 +273,18 @@ pub(crate) fn parse(args: &[String]) -> Result<Options, ArgError> {
             Arg::Short('q') => o.verbosity = o.verbosity.saturating_sub(1),
             other => return Err(other.unexpected()),
         }
+    }
+    o.devices = match devices {
+        Some(d) => d,
+        // The default lists are constants that parse.
+        None if o.echo => parse_devices(ECHO_DEVICES).unwrap_or_default(),
+        None => parse_devices(DEFAULT_DEVICES).unwrap_or_default(),
+    };
+    if !o.echo {
+        check_real(&o.devices).map_err(|why| ArgError::Invalid {
+            option: "--devices".into(),
+            why,
+        })?;
     }
     Ok(o)
 }

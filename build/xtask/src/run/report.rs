@@ -5,6 +5,7 @@ use vmbus_driver::driver::{ConnectionState, Stats};
 use vmbus_driver::version::Version;
 
 use super::program::Totals;
+use super::sddf::{NetReport, StorReport};
 use super::services::ServiceReport;
 
 /// The end state of a run.
@@ -46,6 +47,13 @@ pub(crate) struct Report {
     pub lent: usize,
     /// The service clients and their hosts' side.
     pub services: ServiceReport,
+    /// The real network device, its driver and sDDF client (not with --echo).
+    pub network: Option<NetReport>,
+    /// The real SCSI controller, its driver and the block workload (not with --echo).
+    pub storage: Option<StorReport>,
+    /// Whether the host stayed honest (no hostile mode): then a block request failing with
+    /// anything but `NoDevice` is a failure too.
+    pub honest: bool,
 }
 
 impl Report {
@@ -77,7 +85,51 @@ impl Report {
             faults: w.faults().len(),
             lent: w.driver().lent_pages(),
             services,
+            network: None,
+            storage: None,
+            honest: true,
         }
+    }
+
+    /// Why the run failed, if it did: pages unaccounted, echoes that did not match, network
+    /// answers or blocks that did not verify. Empty when the run succeeded.
+    pub(crate) fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        if self.unaccounted() != 0 {
+            p.push(format!("{} pool pages unaccounted", self.unaccounted()));
+        }
+        if self.clients.mismatches != 0 {
+            p.push(format!("{} echo mismatches", self.clients.mismatches));
+        }
+        if let Some(n) = &self.network
+            && n.failures != 0
+        {
+            p.push(format!(
+                "{} network frames failed verification (answering nothing asked)",
+                n.failures
+            ));
+        }
+        if let Some(s) = &self.storage {
+            if s.stats.blocks_mismatched != 0 {
+                p.push(format!(
+                    "{} blocks read back different from what was written",
+                    s.stats.blocks_mismatched
+                ));
+            }
+            if s.stats.stray != 0 {
+                p.push(format!(
+                    "{} block responses to no request in flight",
+                    s.stats.stray
+                ));
+            }
+            if self.honest && s.stats.failed != 0 {
+                p.push(format!(
+                    "{} block requests failed with an error from an honest host",
+                    s.stats.failed
+                ));
+            }
+        }
+        p
     }
 
     /// Pool pages neither free, nor held by a channel, nor quarantined, nor lent to the host:

@@ -8,7 +8,7 @@ use log::{info, warn};
 use sel4_sim::SimConfig;
 use sim_system::{Instance, World, WorldConfig};
 use vmbus_driver::driver::{ChannelState, ConnectionState};
-use vmbus_driver::guid::Guid;
+use vmbus_driver::guid::{self, Guid};
 use vmbus_driver::ids::RelId;
 use vmbus_driver::version::Version;
 
@@ -16,6 +16,7 @@ use super::devices::{DeviceReq, class_label};
 use super::options::{HostKind, HostileMode, Options, ScenarioName};
 use super::program::{BusClient, Handle, Mode, Totals};
 use super::report::{Report, add_totals};
+use super::sddf::Sddf;
 use super::services::{ServiceReport, Services, is_service};
 use super::table::channel_table;
 
@@ -86,6 +87,10 @@ pub(crate) struct Runner<'o> {
     steps_run: u64,
     /// The host's IC/DM trace printed so far (its total at the last print).
     trace_mark: u64,
+    /// The real network and storage drivers and their sDDF clients.
+    sddf: Sddf,
+    /// Run after every world step (tests: a host that misbehaves in ways no mode covers).
+    after_step: Option<&'o mut dyn FnMut(&mut World)>,
 }
 
 impl core::fmt::Debug for Runner<'_> {
@@ -125,7 +130,24 @@ impl<'o> Runner<'o> {
         );
         let mut handles = Vec::new();
         let clients: Vec<_> = w.instance().clients().to_vec();
+        // The real devices: netvsc on the network client, storvsc on the SCSI client, unless
+        // --echo (or the set has no such device).
+        let real = |name: &str| !opts.echo && opts.devices.iter().any(|d| d.name == name);
+        let mut sddf = Sddf::default();
+        let (mut net_done, mut blk_done) = (!real("net"), !real("scsi"));
         for c in clients.iter().filter(|c| !is_service(c)) {
+            if !net_done && c.classes.contains(&guid::NETWORK) {
+                info!("{} runs netvsc as an sDDF network driver", c.name);
+                sddf.install_net(&mut w, c.id);
+                net_done = true;
+                continue;
+            }
+            if !blk_done && c.classes.contains(&guid::SCSI) {
+                info!("{} runs storvsc as an sDDF block driver", c.name);
+                sddf.install_blk(&mut w, c.id);
+                blk_done = true;
+                continue;
+            }
             let slot_pages = c.window_pages / c.max_channels.max(1);
             let (program, handle) = BusClient::new(&c.name, slot_pages);
             w.set_program(c.id, Box::new(program));
@@ -145,7 +167,7 @@ impl<'o> Runner<'o> {
                 serial += 1;
                 devices.push(Placed {
                     name: req.name,
-                    spec: spec_for(req, serial, opts.seed),
+                    spec: spec_for(req, serial, opts.seed, opts.echo),
                     id: None,
                 });
             }
@@ -161,7 +183,15 @@ impl<'o> Runner<'o> {
             services,
             steps_run: 0,
             trace_mark: 0,
+            sddf,
+            after_step: None,
         })
+    }
+
+    /// Has `f` run after every world step.
+    pub(crate) fn after_step(mut self, f: &'o mut dyn FnMut(&mut World)) -> Self {
+        self.after_step = Some(f);
+        self
     }
 
     fn next_random(&mut self, below: usize) -> usize {
@@ -227,9 +257,32 @@ impl<'o> Runner<'o> {
                 self.w.host_mut().ic_tick();
             }
             self.w.step();
+            self.sddf.step(&mut self.w);
+            if let Some(f) = &mut self.after_step {
+                f(&mut self.w);
+            }
             if let Some(v) = self.w.driver().version() {
                 self.version = Some(v);
             }
+        }
+    }
+
+    /// Steps until `cond` holds of the runner (the sDDF clients' state included).
+    fn run_until_r(
+        &mut self,
+        what: &'static str,
+        cond: impl Fn(&Self) -> bool,
+    ) -> Result<(), RunError> {
+        for _ in 0..SETTLE_STEPS {
+            if cond(self) {
+                return Ok(());
+            }
+            self.run(1);
+        }
+        if cond(self) {
+            Ok(())
+        } else {
+            Err(RunError::Stuck(what))
         }
     }
 
@@ -302,16 +355,23 @@ impl<'o> Runner<'o> {
 
     /// Waits until no channel is half-way (opening or in teardown) and every offered channel
     /// that a client serves is open.
+    /// A real driver opens one channel of its class: the others stay offered.
     fn settle(&mut self, what: &'static str) -> Result<(), RunError> {
+        let real = self.sddf.real_classes();
         self.run_until(what, |w| {
-            w.driver_channels().iter().all(|c| {
+            let chans = w.driver_channels();
+            chans.iter().all(|c| {
                 matches!(c.state, ChannelState::Open)
                     || (c.state == ChannelState::Offered
-                        && !w
+                        && (!w
                             .instance()
                             .clients()
                             .iter()
-                            .any(|cl| cl.classes.contains(&c.class)))
+                            .any(|cl| cl.classes.contains(&c.class))
+                            || (real.contains(&c.class)
+                                && chans
+                                    .iter()
+                                    .any(|o| o.class == c.class && o.state == ChannelState::Open))))
             })
         })
     }
@@ -336,6 +396,7 @@ impl<'o> Runner<'o> {
             "host removes {} (device {}) while traffic flows",
             d.name, id.0
         );
+        self.sddf.removing(&d.spec.class);
         self.w
             .host_mut()
             .remove_device(id)
@@ -358,16 +419,18 @@ impl<'o> Runner<'o> {
 
     /// Every client closes everything, then opens again ([`Services::pause_ic`] for the
     /// service clients).
+    /// The real drivers keep their channels.
     fn close_and_reopen(&mut self) -> Result<(), RunError> {
         for h in &self.handles {
             h.set_mode(Mode::CloseAll);
         }
         self.services.pause_ic(true);
         self.run(2);
+        let keep = self.sddf.driver_clients();
         self.run_until("the clients' closes", |w| {
-            w.driver_channels()
-                .iter()
-                .all(|c| c.state == ChannelState::Offered)
+            w.driver_channels().iter().all(|c| {
+                c.state == ChannelState::Offered || c.client.is_some_and(|id| keep.contains(&id))
+            })
         })?;
         for h in &self.handles {
             h.set_mode(Mode::Active);
@@ -422,13 +485,29 @@ impl<'o> Runner<'o> {
             self.run(phase / 4);
             self.w.host_mut().set_hostile(Hostile::NONE);
             info!("host honest again after {}", m.name());
-            if let Some(i) = touched {
+            let mut again: Vec<usize> = touched.into_iter().collect();
+            if m == HostileMode::CorruptRing && !self.is_qemu() {
+                // netvsc and storvsc keep a channel whose ring the host corrupted (they log
+                // the error on every pass and do not close it, unlike the echo and service
+                // clients): the honest host removes their devices and offers them again.
+                let real = self.sddf.real_classes();
+                for i in 0..self.devices.len() {
+                    if real.contains(&self.devices[i].spec.class) && !again.contains(&i) {
+                        again.push(i);
+                    }
+                }
+            }
+            if !again.is_empty() {
                 // The hostile mode may have mangled the rescind or the offer: the honest host
                 // removes the device and offers it again, and its channels must serve again
                 // (the driver learns of a lost rescind from the new offer of the same device).
-                self.remove(i)?;
+                for &i in &again {
+                    self.remove(i)?;
+                }
                 self.run(phase / 4);
-                self.add(i)?;
+                for &i in &again {
+                    self.add(i)?;
+                }
             }
             self.run(phase);
             let t = channel_table(&self.w, &format!("after hostile mode {}", m.name()));
@@ -458,9 +537,21 @@ impl<'o> Runner<'o> {
                 .iter()
                 .any(|cl| cl.classes.contains(class))
         };
+        let real = self.sddf.real_classes();
         let mut problems = Vec::new();
         for c in self.w.host().channels() {
             if c.state == hv_host::ChannelState::Rescinded || !served(&c.class) {
+                continue;
+            }
+            // A real driver opens one channel of its class.
+            if real.contains(&c.class)
+                && c.state != hv_host::ChannelState::Open
+                && self
+                    .w
+                    .host()
+                    .channels()
+                    .any(|o| o.class == c.class && o.state == hv_host::ChannelState::Open)
+            {
                 continue;
             }
             // Shutdown, KVP (after its script) and Dynamic Memory move nothing unless the host
@@ -558,13 +649,18 @@ impl<'o> Runner<'o> {
         let mut totals = self.totals();
         add_totals(&mut totals, &self.services.totals());
         let services = ServiceReport::gather(&self.w, &self.services);
-        Ok(Report::gather(
+        let (network, storage) = self.sddf.report(&self.w);
+        let mut report = Report::gather(
             &self.w,
             self.opts.scenario.name(),
             self.version,
             totals,
             services,
-        ))
+        );
+        report.network = network;
+        report.storage = storage;
+        report.honest = self.opts.hostile.is_empty() && self.opts.scenario != ScenarioName::Hostile;
+        Ok(report)
     }
 
     /// Whether the host can ask for a shutdown: a shutdown device is offered and its client
@@ -632,28 +728,74 @@ impl<'o> Runner<'o> {
         self.services_table("after the deflate")
     }
 
-    /// Hot removal of one device while traffic flows, then re-adding it.
+    /// Hot removal of the network and storage devices while traffic flows (the first device
+    /// when the set has neither), then re-adding them: with the real devices, traffic is
+    /// verified before the removal, the drivers report the link down and answer the requests in
+    /// flight with `NoDevice`, every page comes back, and traffic is verified again after the
+    /// re-add.
     fn default_scenario(&mut self, s: u64) -> Result<(), RunError> {
-        let Some(i) = self
-            .devices
-            .iter()
-            .position(|d| d.name == "net")
-            .or((!self.devices.is_empty()).then_some(0))
-        else {
-            return Ok(());
-        };
-        let name = self.devices[i].name;
+        let mut targets: Vec<usize> = (0..self.devices.len())
+            .filter(|&i| matches!(self.devices[i].name, "net" | "scsi"))
+            .collect();
+        if targets.is_empty() {
+            if self.devices.is_empty() {
+                return Ok(());
+            }
+            targets.push(0);
+        }
+        let mut names: Vec<&str> = targets.iter().map(|&i| self.devices[i].name).collect();
+        names.dedup();
+        let name = names.join(" and ");
+        self.run_until_r("the network and storage drivers ready", |r| {
+            r.sddf.drivers_ready()
+        })?;
+        self.run_until_r("traffic checked before the removal", |r| {
+            r.sddf.checked_since_mark()
+        })?;
+        // Mid-traffic: a block request in flight when the host removes the devices.
+        self.run_until_r("a block request in flight", |r| r.sddf.blk_busy())?;
+        self.sddf.mark();
         let mark = self.w.host().log().total();
-        self.remove(i)?;
+        for &i in &targets {
+            self.remove(i)?;
+        }
+        self.run_until_r("the drivers' link down and NoDevice answers", |r| {
+            r.sddf.noticed_removal()
+        })?;
         self.released()?;
         let order = teardown_messages(&self.w, mark);
         self.print(&format!(
             "-- hot removal of {name}: the teardown as the host saw it --\n{order}"
         ))?;
         self.table(&format!("after hot removal of {name}: relids released"))?;
-        self.add(i)?;
+        let pool = self.w.instance().pool().pages as i64;
+        let in_channels: usize = self.w.driver_channels().iter().map(|c| c.pages).sum();
+        let (free, quarantined, lent) = (
+            self.w.pool_free(),
+            self.w.driver().quarantined_pages(),
+            self.w.driver().lent_pages(),
+        );
+        let unaccounted =
+            pool - free as i64 - in_channels as i64 - quarantined as i64 - lent as i64;
+        self.print(&format!(
+            "-- pool after the teardown: {free} free, {in_channels} in channels, {quarantined} quarantined, {lent} lent, {unaccounted} unaccounted --\n"
+        ))?;
+        if unaccounted != 0 {
+            return Err(RunError::NotRecovered(format!(
+                "{unaccounted} pool pages unaccounted after the removal of {name}"
+            )));
+        }
+        for &i in &targets {
+            self.add(i)?;
+        }
         self.run(s / 4);
         self.settle("the re-added channels opening")?;
+        self.run_until_r("the network and storage drivers ready again", |r| {
+            r.sddf.drivers_ready()
+        })?;
+        self.run_until_r("traffic checked after the re-add", |r| {
+            r.sddf.checked_since_mark()
+        })?;
         self.table(&format!("after re-adding {name}: clients reopened"))?;
         self.run(s / 4);
         // The clients' own closes: every channel closed by its client, then opened again.
@@ -722,9 +864,10 @@ impl<'o> Runner<'o> {
 }
 
 /// The host's description of device `serial` of `req`: the host's own device for the
-/// integration services and Dynamic Memory, an echo device for the rest (network and storage,
-/// until their clients exist); the instance GUID is derived from the seed and its number.
-fn spec_for(req: &DeviceReq, serial: u32, seed: u64) -> DeviceSpec {
+/// integration services and Dynamic Memory, its network adapter (loopback switch) and SCSI
+/// controller (RAM disk) for network and SCSI unless `echo`, an echo device for the rest; the
+/// instance GUID is derived from the seed and its number.
+fn spec_for(req: &DeviceReq, serial: u32, seed: u64, echo: bool) -> DeviceSpec {
     let s = seed.to_le_bytes();
     let instance = Guid::from_fields(
         serial,
@@ -738,6 +881,8 @@ fn spec_for(req: &DeviceReq, serial: u32, seed: u64) -> DeviceSpec {
         "timesync" => DeviceSpec::timesync(),
         "kvp" => DeviceSpec::kvp(),
         "dynmem" => DeviceSpec::dynamic_memory(),
+        "net" if !echo => DeviceSpec::network(),
+        "scsi" if !echo => DeviceSpec::scsi(),
         _ => DeviceSpec::echo(req.class, instance),
     };
     DeviceSpec { instance, ..spec }.with_sub_channels(req.sub_channels)

@@ -207,6 +207,12 @@ pub(crate) fn summary(r: &Report) -> String {
     for e in &r.host_errors[shown..] {
         let _ = writeln!(s, "  host saw: {e}");
     }
+    if let Some(n) = &r.network {
+        let _ = writeln!(s, "{}", n.line());
+    }
+    if let Some(st) = &r.storage {
+        let _ = writeln!(s, "{}", st.line());
+    }
     s.push_str(&r.services.render());
     let _ = writeln!(
         s,

@@ -1,9 +1,9 @@
 //! The main job end to end, in-process: the scenarios complete and their summaries agree with
 //! themselves and with the pool.
 
-use super::execute;
 use super::options::{HostKind, HostileMode, Options, ScenarioName, parse};
 use super::report::Report;
+use super::{execute, execute_with, verdict};
 
 fn run(args: &[&str]) -> (Report, String) {
     let args: Vec<String> = args.iter().map(ToString::to_string).collect();
@@ -11,6 +11,13 @@ fn run(args: &[&str]) -> (Report, String) {
     let mut out = Vec::new();
     let report = execute(&opts, &mut out).expect("the run completes");
     (report, String::from_utf8(out).expect("utf-8 output"))
+}
+
+/// The summary line that starts with `prefix`.
+fn line<'a>(out: &'a str, prefix: &str) -> &'a str {
+    out.lines()
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no `{prefix}` line in:\n{out}"))
 }
 
 /// The accounting every run must end with: every page free (unload tore everything down),
@@ -36,27 +43,41 @@ fn assert_consistent(r: &Report) {
         r.faults, 0,
         "the client library never touches a revoked ring"
     );
+    assert_eq!(verdict(r), Ok(()), "the run succeeds");
+    if let Some(n) = &r.network {
+        assert_eq!(n.failures, 0, "{n:?}");
+    }
+    if let Some(s) = &r.storage {
+        assert_eq!((s.stats.blocks_mismatched, s.stats.stray), (0, 0), "{s:?}");
+    }
+}
+
+/// The driver opened exactly what the clients and the real drivers' programs opened.
+fn opens_agree(r: &Report) {
+    let real = r.network.map_or(0, |n| n.opens) + r.storage.map_or(0, |s| s.opens);
+    assert_eq!(r.driver.opens, r.clients.opens + real, "{:?}", r.clients);
 }
 
 #[test]
-fn the_default_run_removes_and_readds_a_device_and_leaks_no_page() {
+fn the_default_run_removes_and_readds_the_network_and_storage_devices_and_leaks_no_page() {
     let (r, out) = run(&["--steps", "200"]);
     assert_consistent(&r);
     assert_eq!(r.quarantined, 0, "an honest host confirms every teardown");
     assert_eq!(r.pool_free + r.lent, r.pool_total);
-    // Hot removal of net (primary + 3 sub-channels) and its re-adding.
-    assert_eq!(r.driver.rescinds, 4);
-    assert_eq!(r.driver.relids_released, 4);
-    assert_eq!(r.host.releases, 4);
-    // 7 devices, 11 channels at boot, 4 offered again.
-    assert_eq!(r.driver.offers, 15);
-    assert!(
-        r.clients.opens >= 15,
-        "every channel opened, net twice: {:?}",
-        r.clients
+    // Hot removal of the network adapter and the SCSI controller (no sub-channels) and their
+    // re-adding.
+    assert_eq!(r.driver.rescinds, 2);
+    assert_eq!(r.driver.relids_released, 2);
+    assert_eq!(r.host.releases, 2);
+    // 7 devices, 7 channels at boot, 2 offered again.
+    assert_eq!(r.driver.offers, 9);
+    opens_agree(&r);
+    let (n, s) = (r.network.unwrap(), r.storage.unwrap());
+    assert_eq!(
+        (n.opens, s.opens),
+        (2, 2),
+        "opened, then again after the re-add"
     );
-    assert_eq!(r.driver.opens, r.clients.opens);
-    assert!(r.clients.echoed > 100, "{:?}", r.clients);
     assert_eq!(r.host.guest_errors, 0, "{:?}", r.host_errors);
     assert_eq!(r.driver.hostile, 0);
     assert!(r.version.is_some());
@@ -67,9 +88,11 @@ fn the_default_run_removes_and_readds_a_device_and_leaks_no_page() {
     );
     for moment in [
         "after boot",
-        "hot removal of net: the teardown as the host saw it",
+        "hot removal of net and scsi: the teardown as the host saw it",
         "GPADL_TORNDOWN",
-        "after re-adding net",
+        "-- pool after the teardown: ",
+        " quarantined, 0 lent, 0 unaccounted --",
+        "after re-adding net and scsi",
         "after the host ballooned out 256 pages",
         "after the host gave 128 pages back",
         "after the orderly stop: every channel closed, UNLOAD answered",
@@ -77,6 +100,111 @@ fn the_default_run_removes_and_readds_a_device_and_leaks_no_page() {
     ] {
         assert!(out.contains(moment), "missing `{moment}` in:\n{out}");
     }
+}
+
+#[test]
+fn the_network_and_storage_lines_show_traffic_verified_before_and_after_the_re_add() {
+    let (r, out) = run(&["--steps", "200", "-q"]);
+    assert_consistent(&r);
+    let n = r.network.expect("the real network device");
+    let before = n.before.expect("a removal");
+    let after = n.after();
+    for (what, c) in [("before", before), ("after", after)] {
+        assert!(
+            c.arp > 0 && c.icmp > 0 && c.udp > 0,
+            "ARP, ICMP and UDP verified {what} the re-add: {n:?}"
+        );
+    }
+    // Every answer the client verified came from the host's switch.
+    assert!(n.answered.arp <= n.host.arp && n.answered.icmp <= n.host.icmp);
+    assert!(n.answered.udp <= n.host.udp);
+    assert!(
+        n.unanswered <= n.removals + 1,
+        "only requests lost with the device: {n:?}"
+    );
+    assert!(n.link_downs >= 2 && n.gone >= 2, "rescind and stop: {n:?}");
+    assert!(n.readies >= 2, "ready again after the re-add: {n:?}");
+    assert!(n.tx_sent > 0 && n.rx_delivered > 0 && n.frames_switched > 0);
+    let s = r.storage.expect("the real SCSI controller");
+    let b = s.before.expect("a removal");
+    assert!(b.blocks_verified > 0, "{s:?}");
+    assert!(s.verified_after() > 0, "{s:?}");
+    assert!(
+        s.stats.no_device >= 1,
+        "a request in flight failed with NoDevice: {s:?}"
+    );
+    assert_eq!(s.stats.failed, 0, "{s:?}");
+    assert_eq!(s.stats.blocks_verified, s.stats.blocks_read);
+    assert!(s.stats.blocks_written >= s.stats.blocks_read);
+    assert_eq!((s.opens, s.gone), (2, 2));
+    let net = line(&out, "network:   ");
+    for text in [
+        "client answered and verified ARP ",
+        "before the removal ",
+        "after the re-add ",
+        "failed verification 0",
+        "link downs ",
+        "bridge frames tx ",
+    ] {
+        assert!(net.contains(text), "missing `{text}` in: {net}");
+    }
+    let st = line(&out, "storage:   ");
+    for text in [
+        "mismatched 0",
+        "verified before the removal ",
+        &format!("after the re-add {}", s.verified_after()),
+        &format!("requests failed with NoDevice {}", s.stats.no_device),
+        "storvsc opens 2 (reopens 1)",
+    ] {
+        assert!(st.contains(text), "missing `{text}` in: {st}");
+    }
+}
+
+#[test]
+fn a_block_that_reads_back_different_fails_the_run() {
+    let args: Vec<String> = ["--steps", "120", "-q"]
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let opts = parse(&args).unwrap();
+    let mut out = Vec::new();
+    // The host's disk forgets every write: what is read back is not what was written.
+    let mut lossy = |w: &mut sim_system::World| w.host_mut().storage_disk_mut().fill(0xA5);
+    let r = execute_with(&opts, &mut out, Some(&mut lossy)).expect("the run completes");
+    let s = r.storage.unwrap();
+    assert!(s.stats.blocks_mismatched > 0, "{s:?}");
+    assert_eq!(s.stats.blocks_verified, 0, "{s:?}");
+    let why = verdict(&r).expect_err("the run fails");
+    assert!(why.contains("blocks read back different"), "{why}");
+    let out = String::from_utf8(out).unwrap();
+    assert!(
+        line(&out, "storage:   ").contains(&format!("mismatched {}", s.stats.blocks_mismatched))
+    );
+}
+
+#[test]
+fn a_network_answer_that_does_not_verify_fails_the_run() {
+    let (mut r, _) = run(&["--steps", "120", "-q"]);
+    assert_eq!(verdict(&r), Ok(()));
+    r.network.as_mut().unwrap().failures = 1;
+    let why = verdict(&r).expect_err("the run fails");
+    assert!(why.contains("network frames failed verification"), "{why}");
+}
+
+#[test]
+fn echo_devices_with_sub_channels_are_removed_and_re_added_with_echo() {
+    let (r, out) = run(&["--echo", "--steps", "200", "-q"]);
+    assert_consistent(&r);
+    assert!(r.network.is_none() && r.storage.is_none());
+    // net (primary + 3 sub-channels) and scsi (primary + 1).
+    assert_eq!(r.driver.rescinds, 6);
+    assert_eq!(r.driver.relids_released, 6);
+    // 7 devices, 11 channels at boot, 6 offered again.
+    assert_eq!(r.driver.offers, 17);
+    assert_eq!(r.driver.opens, r.clients.opens);
+    assert!(r.clients.echoed > 100, "{:?}", r.clients);
+    assert!(out.contains("hot removal of net and scsi: the teardown as the host saw it"));
+    assert!(!out.contains("network:   ") && !out.contains("storage:   "));
 }
 
 #[test]
@@ -191,8 +319,17 @@ fn no_zombie_channel_survives_a_hostile_mode_and_every_offered_channel_serves_ag
     // `execute` itself fails (`RunError::NotRecovered`) unless every channel the host offers
     // after the modes is open in the driver and moved traffic in the recovery phase, and the
     // driver holds no channel the host does not have open (a lost rescind's zombie).
-    for mode in ["truncate", "no-reply", "event-flood", "corrupt-ring", "all"] {
-        let args: Vec<String> = [
+    // The echo set (11 channels, sub-channels included) and the real devices (7 channels).
+    for (mode, echo, channels) in [
+        ("truncate", true, 11),
+        ("no-reply", true, 11),
+        ("event-flood", true, 11),
+        ("corrupt-ring", true, 11),
+        ("all", true, 11),
+        ("corrupt-ring", false, 7),
+        ("all", false, 7),
+    ] {
+        let mut args: Vec<String> = [
             "--scenario",
             "hostile",
             "--hostile",
@@ -204,6 +341,9 @@ fn no_zombie_channel_survives_a_hostile_mode_and_every_offered_channel_serves_ag
         .iter()
         .map(ToString::to_string)
         .collect();
+        if echo {
+            args.push("--echo".into());
+        }
         let opts = parse(&args).unwrap();
         let mut out = Vec::new();
         let r = execute(&opts, &mut out).expect("the run completes");
@@ -216,8 +356,8 @@ fn no_zombie_channel_survives_a_hostile_mode_and_every_offered_channel_serves_ag
             .and_then(|t| t.split("\n--").next())
             .unwrap_or_else(|| panic!("{mode}: no recovery table"));
         let rows: Vec<&str> = recovered.lines().skip(2).collect();
-        // Exactly the 11 channels of the device set: no zombie of a mangled rescind is left.
-        assert_eq!(rows.len(), 11, "{mode}: {recovered}");
+        // Exactly the channels of the device set: no zombie of a mangled rescind is left.
+        assert_eq!(rows.len(), channels, "{mode}: {recovered}");
         assert!(
             rows.iter().all(|l| l.contains(" open ")),
             "{mode}: not every channel reopened:\n{recovered}"
@@ -228,19 +368,33 @@ fn no_zombie_channel_survives_a_hostile_mode_and_every_offered_channel_serves_ag
 #[test]
 fn the_other_scenarios_complete_with_consistent_counts() {
     for scenario in ["hotplug", "rescind-storm", "unload"] {
-        let (r, _) = run(&[
-            "--scenario",
-            scenario,
-            "--steps",
-            "120",
-            "--seed",
-            "3",
-            "-q",
-        ]);
-        assert_consistent(&r);
-        assert_eq!(r.quarantined, 0, "{scenario}");
-        assert_eq!(r.driver.rescinds, r.driver.relids_released, "{scenario}");
-        assert!(r.clients.echoed > 0, "{scenario}");
+        for echo in [true, false] {
+            let mut args = vec![
+                "--scenario",
+                scenario,
+                "--steps",
+                "120",
+                "--seed",
+                "3",
+                "-q",
+            ];
+            if echo {
+                args.push("--echo");
+            }
+            let (r, _) = run(&args);
+            assert_consistent(&r);
+            assert_eq!(r.quarantined, 0, "{scenario}");
+            assert_eq!(r.driver.rescinds, r.driver.relids_released, "{scenario}");
+            opens_agree(&r);
+            if echo {
+                assert!(r.clients.echoed > 0, "{scenario}");
+            } else {
+                let (n, s) = (r.network.unwrap(), r.storage.unwrap());
+                assert!(n.answered.total() > 0, "{scenario}: {n:?}");
+                assert!(s.stats.blocks_verified > 0, "{scenario}: {s:?}");
+                assert_eq!(s.stats.failed, 0, "{scenario}: {s:?}");
+            }
+        }
     }
 }
 
@@ -269,6 +423,7 @@ fn options_parse_and_refuse() {
     let args: Vec<String> = [
         "--scenario",
         "rescind-storm",
+        "--echo",
         "--devices",
         "net*2+3,heartbeat",
         "--hostile",
@@ -294,11 +449,25 @@ fn options_parse_and_refuse() {
         vec![HostileMode::NoReply, HostileMode::EventFlood]
     );
     assert_eq!(o.host, HostKind::Qemu);
+    assert!(o.echo);
     assert_eq!((o.steps, o.seed, o.verbosity), (100, 9, 1));
+    // The defaults: the real network and SCSI devices without sub-channels; with --echo the
+    // echo set with sub-channels.
+    let d = parse(&[]).unwrap();
+    assert!(!d.echo);
+    let net = d.devices.iter().find(|r| r.name == "net").unwrap();
+    assert_eq!((net.count, net.sub_channels), (1, 0));
+    let e = parse(&["--echo".to_string()]).unwrap();
+    let net = e.devices.iter().find(|r| r.name == "net").unwrap();
+    assert_eq!((net.count, net.sub_channels), (1, 3));
     for bad in [
         &["--scenario", "nope"][..],
         &["--devices", "toaster"],
         &["--devices", "net+99"],
+        // The real devices: one each, no sub-channels, no IDE (--echo for those).
+        &["--devices", "net+3"],
+        &["--devices", "scsi*2"],
+        &["--devices", "heartbeat,ide"],
         &["--hostile", "polite"],
         &["--steps"],
         &["--frobnicate"],
