@@ -1,10 +1,11 @@
-//! Project commands: `cargo xtask check | gen | image | iso | lint | mutants | qemu | qemu-test |
-//! run | test`. Every command answers `-h` / `--help` with its usage and does nothing else; an unknown
+//! Project commands: `cargo xtask bench | check | gen | image | iso | lint | mutants | qemu |
+//! qemu-test | run | test`. Every command answers `-h` / `--help` with its usage and does nothing else; an unknown
 //! or malformed argument is an error (exit status 2) that names it (see `args`).
 
 use std::process::ExitCode;
 
 mod args;
+mod bench;
 mod check;
 mod generate;
 mod image;
@@ -18,6 +19,7 @@ mod test;
 const USAGE: &str =
     "usage: cargo xtask <command> [args]   (cargo xtask <command> --help: its options)
 commands:
+  bench [--quick] the ring and driver benchmarks with their baselines, one table of ratios
   check [ARGS]   validate a system description and its VMBus companion
   gen [ARGS]     print each PD program's configuration, generated from a description
   image [ARGS]   build the seL4 kernel, the PD programs and the boot image
@@ -35,6 +37,7 @@ commands:
 /// The command named `cmd`, if there is one.
 fn command(cmd: &str) -> Option<fn(&[String]) -> ExitCode> {
     Some(match cmd {
+        "bench" => bench::main,
         "check" => check::main,
         "gen" => generate::main,
         "image" => image::image,
@@ -95,6 +98,7 @@ mod tests {
     /// Each command's parser.
     fn parsers() -> Vec<(&'static str, Parser)> {
         vec![
+            ("bench", Box::new(|a| bench::parse(a).map(drop))),
             ("check", Box::new(|a| check::parse(a).map(drop))),
             ("gen", Box::new(|a| generate::parse(a).map(drop))),
             (

@@ -521,10 +521,40 @@ fn report(dispatch: &[Vec<f64>]) {
         "  target: {MAX_CHANNELS}-channel cost <= 1.2 x 1-channel cost (medians): {r:.3} -> {}",
         if r <= 1.2 { "met" } else { "MISSED" }
     );
+    // Machine-readable lines for `cargo xtask bench`: BENCH, bench, case, metric, median, lo, hi.
+    println!(
+        "BENCHNOTE\tdriver\tdispatch: median [p10..p90] of the interleaved batches, x 1 ch: ratio \
+         of the medians [the ratios of the p10s and of the p90s]; open/close: median [min..max] of the \
+         criterion samples; kernel operations: counted"
+    );
+    for (n, v) in counts.iter().zip(dispatch) {
+        println!(
+            "BENCH\tdriver\tdispatch {n} ch\tns/event\t{:.2}\t{:.2}\t{:.2}",
+            pct(v, 50),
+            pct(v, 10),
+            pct(v, 90)
+        );
+        let (r10, r90) = (
+            pct(v, 10) / pct(&dispatch[0], 10),
+            pct(v, 90) / pct(&dispatch[0], 90),
+        );
+        println!(
+            "BENCH\tdriver\tdispatch {n} ch\tx 1 ch\t{:.4}\t{:.4}\t{:.4}",
+            pct(v, 50) / pct(&dispatch[0], 50),
+            r10.min(r90),
+            r10.max(r90)
+        );
+    }
     if let Some((med, lo, hi)) = spread("open_close/cycle") {
         println!(
             "open/close cycles: {:.0} cycles/s (median {:.1} us/cycle [{:.1} .. {:.1}])",
             1e9 / med,
+            med / 1e3,
+            lo / 1e3,
+            hi / 1e3
+        );
+        println!(
+            "BENCH\tdriver\topen/close\tus/cycle\t{:.3}\t{:.3}\t{:.3}",
             med / 1e3,
             lo / 1e3,
             hi / 1e3
@@ -570,6 +600,10 @@ fn report(dispatch: &[Vec<f64>]) {
         println!(
             "  target <= 3: {}",
             if per <= 3.0 { "met" } else { "MISSED" }
+        );
+        println!(
+            "BENCH\tdriver\trescind->reuse{}\tkernel ops/page\t{per:.3}\t{per:.3}\t{per:.3}",
+            if quirk { " (5.0.0 quirk)" } else { "" }
         );
     }
 }
