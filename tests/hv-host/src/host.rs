@@ -170,6 +170,7 @@ impl Host {
                 silenced: 0,
                 signals_received: 0,
                 monitor_signals: 0,
+                packets_of_freed_channels: 0,
                 monitor_scans: 0,
                 spurious_signals: 0,
                 events_sent: 0,

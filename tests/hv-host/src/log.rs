@@ -316,6 +316,9 @@ pub struct Counters {
     /// Guest signals taken from the pending bits of the child-to-parent monitor page (no
     /// hypercall), for an open channel.
     pub monitor_signals: u64,
+    /// Packets taken from the rings of channels freed since (their per-channel counts are gone;
+    /// [`Host::packets_received`](crate::Host::packets_received) adds the live ones).
+    pub packets_of_freed_channels: u64,
     /// Monitor page scans (polls that read the pending words).
     pub monitor_scans: u64,
     /// SignalEvent calls for a channel that had no unread data (against

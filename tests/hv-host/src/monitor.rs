@@ -169,7 +169,11 @@ impl Host {
             return;
         };
         if c.state != ChannelState::Open || c.ring.result_pending.is_some() {
-            return self.guest_error(GuestError::UnknownMonitorBit(id));
+            // A signal racing the channel's close or rescind, as a SignalEvent on a closed
+            // port would be: spurious, not the guest's error.
+            c.stats.spurious_signals += 1;
+            self.counters.spurious_signals += 1;
+            return;
         }
         c.stats.monitor_signals += 1;
         c.ring.signalled = true;

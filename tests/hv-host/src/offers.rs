@@ -307,6 +307,17 @@ impl Host {
         Ok(DeviceId(dev as u16))
     }
 
+    /// Packets the host took from the guest's rings, on every channel since the start (the
+    /// channels freed since included).
+    pub fn packets_received(&self) -> u64 {
+        self.counters.packets_of_freed_channels
+            + self
+                .channels
+                .iter()
+                .map(|c| c.stats.packets_in)
+                .sum::<u64>()
+    }
+
     /// Removes a device: rescinds its sub-channels, then its primary.
     pub fn remove_device(&mut self, dev: DeviceId) -> Result<(), HostError> {
         let i = usize::from(dev.0);
@@ -366,10 +377,12 @@ impl Host {
             return;
         }
         let dev = usize::from(c.device);
+        let packets = c.stats.packets_in;
         *c = Channel {
             released: c.released,
             ..Channel::FREE
         };
+        self.counters.packets_of_freed_channels += packets;
         self.monitor_changed();
         // A device whose channels are all gone leaves the table.
         let d = &mut self.devices[dev];

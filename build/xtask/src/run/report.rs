@@ -25,6 +25,10 @@ pub(crate) struct Report {
     pub driver: Stats,
     /// The host's counters.
     pub host: hv_host::Counters,
+    /// The driver's monitor pages held at the end (0 after an answered UNLOAD).
+    pub monitor_pages: usize,
+    /// Packets the host took from the guest's rings over the run.
+    pub packets_to_host: u64,
     /// Guest errors the host logged (the last few).
     pub host_errors: Vec<String>,
     /// The kernel model's operation counters.
@@ -74,6 +78,8 @@ impl Report {
             versions_refused: conn.versions_refused,
             driver: w.driver_stats(),
             host: w.host().counters(),
+            packets_to_host: w.host().packets_received(),
+            monitor_pages: w.driver().monitor_pages().map_or(0, |p| p.len()),
             host_errors: w.host().errors().iter().map(|e| e.to_string()).collect(),
             kernel: w.sim_counters(),
             clients,
@@ -132,7 +138,8 @@ impl Report {
         p
     }
 
-    /// Pool pages neither free, nor held by a channel, nor quarantined, nor lent to the host:
+    /// Pool pages neither free, nor held by a channel, nor quarantined, nor lent to the host, nor
+    /// the driver's monitor pages:
     /// leaked (must be 0).
     pub(crate) fn unaccounted(&self) -> i64 {
         self.pool_total as i64
@@ -140,6 +147,7 @@ impl Report {
             - self.pages_in_channels as i64
             - self.quarantined as i64
             - self.lent as i64
+            - self.monitor_pages as i64
     }
 }
 

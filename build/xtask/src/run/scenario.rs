@@ -343,7 +343,9 @@ impl<'o> Runner<'o> {
         for i in 0..self.devices.len() {
             self.add(i)?;
         }
-        self.w.start();
+        // As a guest on Hyper-V: monitor pages at connect, so channels offered with a monitor id
+        // are signalled through the monitor page (no hypercall); QEMU's host offers none.
+        self.w.start_monitored();
         let n = self.offered_channels();
         self.run_until("the handshake and every offer", |w| {
             w.driver().connection().state == ConnectionState::Connected
@@ -775,10 +777,15 @@ impl<'o> Runner<'o> {
             self.w.driver().quarantined_pages(),
             self.w.driver().lent_pages(),
         );
-        let unaccounted =
-            pool - free as i64 - in_channels as i64 - quarantined as i64 - lent as i64;
+        let monitor = self.w.driver().monitor_pages().map_or(0, |p| p.len());
+        let unaccounted = pool
+            - free as i64
+            - in_channels as i64
+            - quarantined as i64
+            - lent as i64
+            - monitor as i64;
         self.print(&format!(
-            "-- pool after the teardown: {free} free, {in_channels} in channels, {quarantined} quarantined, {lent} lent, {unaccounted} unaccounted --\n"
+            "-- pool after the teardown: {free} free, {in_channels} in channels, {quarantined} quarantined, {lent} lent, {monitor} monitor pages, {unaccounted} unaccounted --\n"
         ))?;
         if unaccounted != 0 {
             return Err(RunError::NotRecovered(format!(

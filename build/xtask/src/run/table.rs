@@ -137,6 +137,18 @@ pub(crate) fn summary(r: &Report) -> String {
         d.signals,
         d.signals_suppressed
     );
+    let per_1000 = |n: u64| n as f64 * 1000.0 / r.packets_to_host.max(1) as f64;
+    let _ = writeln!(
+        s,
+        "signals:   {} packets to the host; guest-to-host signals by hypercall {} ({:.1} per 1000 packets), by monitor page {} ({:.1} per 1000 packets); monitor connects {}, hostile monitor ids {}",
+        r.packets_to_host,
+        d.signals,
+        per_1000(d.signals),
+        d.monitor_signals,
+        per_1000(d.monitor_signals),
+        d.monitor_connects,
+        d.bad_monitor_ids
+    );
     let _ = writeln!(
         s,
         "clients:   opens {} gone {} closed {} refused {} errors {}; faults {}",

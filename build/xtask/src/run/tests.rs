@@ -91,7 +91,7 @@ fn the_default_run_removes_and_readds_the_network_and_storage_devices_and_leaks_
         "hot removal of net and scsi: the teardown as the host saw it",
         "GPADL_TORNDOWN",
         "-- pool after the teardown: ",
-        " quarantined, 0 lent, 0 unaccounted --",
+        " quarantined, 0 lent, 2 monitor pages, 0 unaccounted --",
         "after re-adding net and scsi",
         "after the host ballooned out 256 pages",
         "after the host gave 128 pages back",
@@ -100,6 +100,16 @@ fn the_default_run_removes_and_readds_the_network_and_storage_devices_and_leaks_
     ] {
         assert!(out.contains(moment), "missing `{moment}` in:\n{out}");
     }
+    // As on Hyper-V: monitor pages at connect, every channel offered with a monitor id, so no
+    // guest-to-host signal costs a hypercall; the monitor pages go back after UNLOAD.
+    assert_eq!(r.driver.monitor_connects, 1);
+    assert_eq!(r.driver.signals, 0, "no signal by hypercall");
+    assert!(r.driver.monitor_signals > 0);
+    assert_eq!(r.monitor_pages, 0, "returned after the answered UNLOAD");
+    assert!(
+        out.contains("(0.0 per 1000 packets), by monitor page"),
+        "{out}"
+    );
 }
 
 #[test]
