@@ -342,44 +342,15 @@ fn a_duplicated_completion_answers_the_request_once_and_the_copy_is_the_hosts_er
     assert!(!s.w.client_stopped(s.storage));
 }
 
-#[test]
-fn an_srb_completion_of_the_wrong_length_is_an_io_error_and_the_next_request_succeeds() {
+/// Boots an honest host, turns `hostile` on: a one-block read is an I/O error whose cause the
+/// driver names (`why` in its host errors); with the host honest again the next read succeeds.
+fn a_bent_completion_is_an_io_error_and_the_device_recovers(hostile: Hostile, why: &str) {
     let mut s = Sys::boot(Hostile::NONE);
-    s.w.host_mut().set_hostile(Hostile {
-        stor_bad_srb_length: true,
-        ..Hostile::NONE
-    });
+    s.w.host_mut().set_hostile(hostile);
     let r = s.request(Code::Read, 0, 0, 1);
     assert_eq!((r.status, r.success_count), (BlkStatus::Io, 0));
     assert!(
-        s.drv
-            .state()
-            .host_errors
-            .iter()
-            .any(|e| e.contains("SRB length")),
-        "{:?}",
-        s.drv.state().host_errors
-    );
-    s.w.host_mut().set_hostile(Hostile::NONE);
-    let r = s.request(Code::Read, 0, 0, 1);
-    assert_eq!((r.status, r.success_count), (BlkStatus::Ok, 1));
-}
-
-#[test]
-fn a_sense_length_beyond_the_sense_area_is_an_io_error_not_a_read_past_it() {
-    let mut s = Sys::boot(Hostile::NONE);
-    s.w.host_mut().set_hostile(Hostile {
-        stor_oversize_sense: true,
-        ..Hostile::NONE
-    });
-    let r = s.request(Code::Read, 0, 0, 1);
-    assert_eq!((r.status, r.success_count), (BlkStatus::Io, 0));
-    assert!(
-        s.drv
-            .state()
-            .host_errors
-            .iter()
-            .any(|e| e.contains("sense length")),
+        s.drv.state().host_errors.iter().any(|e| e.contains(why)),
         "{:?}",
         s.drv.state().host_errors
     );
@@ -387,6 +358,28 @@ fn a_sense_length_beyond_the_sense_area_is_an_io_error_not_a_read_past_it() {
     let r = s.request(Code::Read, 0, 0, 1);
     assert_eq!((r.status, r.success_count), (BlkStatus::Ok, 1));
     assert!(!s.w.client_stopped(s.storage));
+}
+
+#[test]
+fn an_srb_completion_of_the_wrong_length_is_an_io_error_and_the_next_request_succeeds() {
+    a_bent_completion_is_an_io_error_and_the_device_recovers(
+        Hostile {
+            stor_bad_srb_length: true,
+            ..Hostile::NONE
+        },
+        "SRB length",
+    );
+}
+
+#[test]
+fn a_sense_length_beyond_the_sense_area_is_an_io_error_not_a_read_past_it() {
+    a_bent_completion_is_an_io_error_and_the_device_recovers(
+        Hostile {
+            stor_oversize_sense: true,
+            ..Hostile::NONE
+        },
+        "sense length",
+    );
 }
 
 #[test]
