@@ -84,8 +84,16 @@ pub trait GuestMemory {
         value: u32,
         order: Ordering,
     ) -> Result<u32, GuestMemError> {
-        let old = self.load_u32(pfn, offset, order)?;
-        self.store_u32(pfn, offset, value, order)?;
+        // A load takes the acquire half of `order`, the store its release half (an atomic load
+        // or store refuses the other).
+        let (load, store) = match order {
+            Ordering::AcqRel => (Ordering::Acquire, Ordering::Release),
+            Ordering::Acquire => (Ordering::Acquire, Ordering::Relaxed),
+            Ordering::Release => (Ordering::Relaxed, Ordering::Release),
+            o => (o, o),
+        };
+        let old = self.load_u32(pfn, offset, load)?;
+        self.store_u32(pfn, offset, value, store)?;
         Ok(old)
     }
 
@@ -311,5 +319,54 @@ impl<G: GuestMemory> RingMem for GpadlRingMem<'_, '_, G> {
                 self.record(e);
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use core::sync::atomic::{AtomicU32, Ordering};
+
+    use super::{GuestMemError, GuestMemory};
+
+    /// One word of guest memory behind a real atomic, as the image's host PD has it: an atomic
+    /// load or store refuses (panics on) the half of an ordering it cannot take.
+    struct AtomicWord(AtomicU32);
+
+    impl GuestMemory for AtomicWord {
+        fn read(&mut self, _: u64, _: usize, _: &mut [u8]) -> Result<(), GuestMemError> {
+            Ok(())
+        }
+        fn write(&mut self, _: u64, _: usize, _: &[u8]) -> Result<(), GuestMemError> {
+            Ok(())
+        }
+        fn load_u32(&mut self, _: u64, _: usize, order: Ordering) -> Result<u32, GuestMemError> {
+            Ok(self.0.load(order))
+        }
+        fn store_u32(
+            &mut self,
+            _: u64,
+            _: usize,
+            value: u32,
+            order: Ordering,
+        ) -> Result<(), GuestMemError> {
+            self.0.store(value, order);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_default_swap_splits_an_acquire_release_order_between_its_load_and_store() {
+        let mut m = AtomicWord(AtomicU32::new(0b101));
+        for order in [
+            Ordering::AcqRel,
+            Ordering::Acquire,
+            Ordering::Release,
+            Ordering::SeqCst,
+            Ordering::Relaxed,
+        ] {
+            m.0.store(0b101, Ordering::Relaxed);
+            assert_eq!(m.swap_u32(0, 0, 0, order), Ok(0b101), "{order:?}");
+            assert_eq!(m.0.load(Ordering::Relaxed), 0);
+        }
     }
 }

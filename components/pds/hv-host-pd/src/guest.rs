@@ -84,4 +84,20 @@ impl GuestMemory for PoolMemory {
         self.page(pfn, offset, 4)?.store_u32(offset, value, order);
         Ok(())
     }
+
+    /// One atomic swap (acquire-release whatever `order` says): the guest may set bits in the
+    /// word at any moment (the monitor page's pending bits), none may be lost between a load and
+    /// a store.
+    fn swap_u32(
+        &mut self,
+        pfn: u64,
+        offset: usize,
+        value: u32,
+        _order: Ordering,
+    ) -> Result<u32, GuestMemError> {
+        if !offset.is_multiple_of(4) {
+            return Err(GuestMemError::OutOfPage { offset, len: 4 });
+        }
+        Ok(self.page(pfn, offset, 4)?.swap_u32(offset, value))
+    }
 }
