@@ -621,7 +621,7 @@ impl Storage {
             && r.success_count > 0
         {
             let bytes = u64::from(r.success_count) * u64::from(BLK_TRANSFER_SIZE);
-            if copy_out(ch, env, buffer, &self.data, offset, bytes).is_err() {
+            if bounce(Bounce::Out, ch, env, buffer, &self.data, offset, bytes).is_err() {
                 r.success_count = 0;
                 r.status = BlkStatus::NoDevice;
             }
@@ -709,7 +709,15 @@ impl Storage {
         }
         let env = &mut self.env;
         if req.code == BlkRequestCode::Write
-            && let Err(e) = copy_in(ch, env, buffer, &self.data, req.io_or_offset, req.bytes())
+            && let Err(e) = bounce(
+                Bounce::In,
+                ch,
+                env,
+                buffer,
+                &self.data,
+                req.io_or_offset,
+                req.bytes(),
+            )
         {
             let status = if e == ClientError::ChannelGone {
                 BlkStatus::NoDevice
@@ -888,31 +896,19 @@ fn send_part(
     }
 }
 
-/// Copies `len` bytes at `offset` of the sDDF data region into the channel's buffer.
-fn copy_in(
-    ch: &Ch,
-    env: &mut Sel4Env,
-    buffer: &Buffer,
-    data: &SharedRegion,
-    offset: u64,
-    len: u64,
-) -> Result<(), ClientError> {
-    let (Ok(offset), Ok(len)) = (usize::try_from(offset), usize::try_from(len)) else {
-        return Err(ClientError::OutOfBuffer);
-    };
-    let mut chunk = [0u8; COPY_CHUNK];
-    let mut at = 0;
-    while at < len {
-        let n = (len - at).min(COPY_CHUNK);
-        data.read(offset + at, &mut chunk[..n]);
-        ch.write_buffer(env, buffer, offset + at, &chunk[..n])?;
-        at += n;
-    }
-    Ok(())
+/// Which way a bounce copy goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Bounce {
+    /// sDDF data region -> channel buffer (before a WRITE is sent).
+    In,
+    /// Channel buffer -> sDDF data region (after a READ completed).
+    Out,
 }
 
-/// Copies `len` bytes at `offset` of the channel's buffer into the sDDF data region.
-fn copy_out(
+/// Copies `len` bytes at `offset` between the sDDF data region and the channel's buffer (the
+/// same offset in both), `dir` as it says, in chunks through the stack.
+fn bounce(
+    dir: Bounce,
     ch: &Ch,
     env: &mut Sel4Env,
     buffer: &Buffer,
@@ -927,8 +923,17 @@ fn copy_out(
     let mut at = 0;
     while at < len {
         let n = (len - at).min(COPY_CHUNK);
-        ch.read_buffer(env, buffer, offset + at, &mut chunk[..n])?;
-        data.write(offset + at, &chunk[..n]);
+        let piece = &mut chunk[..n];
+        match dir {
+            Bounce::In => {
+                data.read(offset + at, piece);
+                ch.write_buffer(env, buffer, offset + at, piece)?;
+            }
+            Bounce::Out => {
+                ch.read_buffer(env, buffer, offset + at, piece)?;
+                data.write(offset + at, piece);
+            }
+        }
         at += n;
     }
     Ok(())
