@@ -26,13 +26,15 @@
 //! kernel model and the interrupt acknowledgement. Flags rotate over every open relid, so the
 //! 2047-channel case touches all of its table entries and all 16 control pages.
 
-use std::cell::RefCell;
-use std::collections::BTreeMap;
+#[path = "common/samples.rs"]
+mod samples;
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
 use hv_host::DeviceSpec;
+use samples::{record, spread};
 use sel4_sim::{Counters, SimConfig};
 use sim_system::{DriverKernel, Instance, World, WorldConfig};
 use vmbus_client::open;
@@ -50,33 +52,6 @@ const SLOTS: usize = 128;
 const VSPACE_SLOT: usize = 200;
 /// Open channels the event bitmap can name at most: relids 1..2048.
 const MAX_CHANNELS: usize = 2047;
-
-thread_local! {
-    /// Per-iteration times (ns) of each benchmark, from its criterion samples.
-    static SAMPLES: RefCell<BTreeMap<String, Vec<f64>>> = const { RefCell::new(BTreeMap::new()) };
-}
-
-fn record(name: &str, iters: u64, took: Duration) {
-    SAMPLES.with(|s| {
-        s.borrow_mut()
-            .entry(name.to_string())
-            .or_default()
-            .push(took.as_nanos() as f64 / iters.max(1) as f64);
-    });
-}
-
-/// (median, min, max) per-iteration ns of a benchmark's samples.
-fn spread(name: &str) -> Option<(f64, f64, f64)> {
-    SAMPLES.with(|s| {
-        let s = s.borrow();
-        let mut v = s.get(name)?.clone();
-        if v.is_empty() {
-            return None;
-        }
-        v.sort_by(f64::total_cmp);
-        Some((v[v.len() / 2], v[0], v[v.len() - 1]))
-    })
-}
 
 /// Class GUID of dispatch client `i`.
 fn class_of(i: usize) -> Guid {

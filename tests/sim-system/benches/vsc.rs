@@ -25,12 +25,14 @@
 //! Run with `cargo bench -p sim-system --bench vsc`. On a small shared machine the figures are
 //! indicative only; the ratios, taken in one run, are the figures to compare.
 
-use std::cell::RefCell;
-use std::collections::BTreeMap;
+#[path = "common/samples.rs"]
+mod samples;
+
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
 use hv_host::{DeviceSpec, NetOptions};
+use samples::{median, record};
 use sddf::net::NetBuffer;
 use sddf::{BLK_TRANSFER_SIZE, BlkRequestCode, BlkStatus, QueueMem};
 use sim_system::network::{NetQueues, NetvscDriver, NetvscHandle, inet_checksum};
@@ -51,33 +53,6 @@ const BLOCK: usize = BLK_TRANSFER_SIZE as usize;
 const DISK_BLOCKS: u64 = 64;
 /// Steps a batch may take before the bench gives up.
 const MAX_STEPS: u64 = 10_000;
-
-thread_local! {
-    /// Per-iteration times (ns) of each benchmark, from its criterion samples.
-    static SAMPLES: RefCell<BTreeMap<String, Vec<f64>>> = const { RefCell::new(BTreeMap::new()) };
-}
-
-fn record(name: &str, iters: u64, took: Duration) {
-    SAMPLES.with(|s| {
-        s.borrow_mut()
-            .entry(name.to_string())
-            .or_default()
-            .push(took.as_nanos() as f64 / iters.max(1) as f64);
-    });
-}
-
-/// Median per-iteration ns of a benchmark's samples.
-fn median(name: &str) -> Option<f64> {
-    SAMPLES.with(|s| {
-        let s = s.borrow();
-        let mut v = s.get(name)?.clone();
-        if v.is_empty() {
-            return None;
-        }
-        v.sort_by(f64::total_cmp);
-        Some(v[v.len() / 2])
-    })
-}
 
 // ---- the bare channel ----
 
