@@ -157,20 +157,3 @@ impl Kernel for DriverKernel<'_> {
         DriverKernel::control_write(self, client, offset, data)
     }
 }
-
-impl crate::World {
-    /// Starts the driver as [`World::start`](crate::World::start) does, but through
-    /// `Driver::start_monitored`: the driver takes its two monitor pages through this seam and
-    /// passes them in INITIATE_CONTACT, so channels the host offers with a monitor id are
-    /// signalled through the monitor page instead of the hypercall.
-    pub fn start_monitored(&mut self) {
-        let now = self.core.now;
-        let core = &mut self.core;
-        let mut k = core.inst.kernel().borrow_mut();
-        let mut dk = DriverKernel::new(&mut k, core.inst.clients());
-        let mut hv = hv_host::GuestPort::new(&mut core.host);
-        core.driver.start_monitored(&mut hv, &mut dk, now);
-        drop(k);
-        core.raise_pending_irq();
-    }
-}

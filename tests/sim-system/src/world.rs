@@ -337,8 +337,17 @@ impl World {
         Self::new(inst, cfg)
     }
 
-    /// Starts the driver: its INITIATE_CONTACT goes to the host.
+    /// Starts the driver as the seL4 driver PD does, through `Driver::start_monitored`: it takes
+    /// its two monitor pages from the pool (through the kernel seam) and passes them in
+    /// INITIATE_CONTACT, so channels the host offers with a monitor id are signalled through the
+    /// monitor page instead of the hypercall.
     pub fn start(&mut self) {
+        self.with_seams(|driver, hv, k, now| driver.start_monitored(hv, k, now));
+    }
+
+    /// Starts the driver without monitor pages (`Driver::start`): every signal to the host is a
+    /// hypercall, as with a host that offers no monitor ids.
+    pub fn start_unmonitored(&mut self) {
         let now = self.core.now;
         let mut hv = HostPort::new(&mut self.core.host);
         self.core.driver.start(&mut hv, now);
@@ -347,12 +356,18 @@ impl World {
 
     /// Unloads the bus: the driver tears every channel down and sends UNLOAD.
     pub fn unload(&mut self) {
+        self.with_seams(|driver, hv, k, now| driver.unload(hv, k, now));
+    }
+
+    /// Runs `f` on the driver with its host and kernel seams and the current time, then
+    /// raises the interrupt if the host has one pending.
+    fn with_seams(&mut self, f: impl FnOnce(&mut Driver, &mut HostPort, &mut DriverKernel, u64)) {
         let now = self.core.now;
         let core = &mut self.core;
         let mut k = core.inst.kernel().borrow_mut();
         let mut dk = DriverKernel::new(&mut k, core.inst.clients());
         let mut hv = HostPort::new(&mut core.host);
-        core.driver.unload(&mut hv, &mut dk, now);
+        f(&mut core.driver, &mut hv, &mut dk, now);
         drop(k);
         core.raise_pending_irq();
     }
@@ -551,6 +566,14 @@ impl World {
     #[must_use]
     pub fn pool_free(&self) -> usize {
         self.core.inst.kernel().borrow().seam.free_pages()
+    }
+
+    /// Pool pages the driver holds for the connection rather than for a channel: the two
+    /// monitor pages [`World::start`] takes (none before the start, none after an answered
+    /// unload, none with [`World::start_unmonitored`]).
+    #[must_use]
+    pub fn connection_pages(&self) -> usize {
+        self.core.driver.monitor_pages().map_or(0, |p| p.len())
     }
 
     /// Faults the world handed to the driver, oldest first.

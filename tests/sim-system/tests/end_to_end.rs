@@ -113,7 +113,7 @@ fn rescind_scenario(sim: SimConfig) {
     assert_eq!(row.state, ChannelState::Open);
     assert_eq!(row.client, Some(hb));
     assert_eq!(row.pages, 8);
-    assert_eq!(w.pool_free(), pool_pages - 8);
+    assert_eq!(w.pool_free(), pool_pages - w.connection_pages() - 8);
     // The rings are mapped in the client's window slot 0.
     let window = w.client("heartbeat").unwrap().window_base;
     let pd = w.client_pd(hb).unwrap();
@@ -208,7 +208,7 @@ fn rescind_scenario(sim: SimConfig) {
             assert_eq!(rid, relid);
         }
     }
-    assert_eq!(w.pool_free(), pool_pages);
+    assert_eq!(w.pool_free(), pool_pages - w.connection_pages());
     assert_eq!(w.driver().quarantined_pages(), 0);
     assert_eq!(w.driver_stats().relids_released, 1);
 

@@ -40,9 +40,9 @@ fn stream(monitored: bool) -> Run {
         .add_device(DeviceSpec::echo(class, INSTANCE).with_kind(DeviceKind::Sink))
         .expect("host takes the device");
     if monitored {
-        w.start_monitored();
-    } else {
         w.start();
+    } else {
+        w.start_unmonitored();
     }
     w.run_until(
         |w| {
@@ -121,7 +121,7 @@ fn a_streaming_monitored_channel_signals_the_host_with_no_hypercall() {
 fn the_monitor_pages_go_back_to_the_pool_after_unload() {
     let mut w = World::repository(&WorldConfig::default());
     let free = w.pool_free();
-    w.start_monitored();
+    w.start();
     w.run_until(
         |w| w.driver().connection().state == ConnectionState::Connected,
         100,

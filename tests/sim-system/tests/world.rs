@@ -242,8 +242,11 @@ fn unload_tears_every_channel_down_before_unload() {
     }
     assert_eq!(w.pool_free(), free - 8);
     let mark = w.host().log().total();
+    // The answered unload returns the connection's monitor pages too.
+    let monitor = w.connection_pages();
+    assert_eq!(monitor, 2);
     w.unload();
-    w.run_until(|w| w.pool_free() == free, 100)
+    w.run_until(|w| w.pool_free() == free + monitor, 100)
         .expect("pages return");
     let sent: Vec<MessageType> = w
         .host()

@@ -345,7 +345,7 @@ impl<'o> Runner<'o> {
         }
         // As a guest on Hyper-V: monitor pages at connect, so channels offered with a monitor id
         // are signalled through the monitor page (no hypercall); QEMU's host offers none.
-        self.w.start_monitored();
+        self.w.start();
         let n = self.offered_channels();
         self.run_until("the handshake and every offer", |w| {
             w.driver().connection().state == ConnectionState::Connected

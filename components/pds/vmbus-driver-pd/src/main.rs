@@ -93,8 +93,9 @@ struct DriverPd {
     faults_a: u32,
     /// Where the Hyper-V system's rescind stands.
     rescind: Rescind,
-    /// Pages taken when the first Dynamic Memory client reported ready: its channel's ring
-    /// pages (nothing is ballooned before the negotiation ends).
+    /// Pages taken for channels when the first Dynamic Memory client reported ready: its
+    /// channel's ring pages (the connection's monitor pages are not counted; nothing is
+    /// ballooned before the negotiation ends).
     ring_pages: Option<u64>,
     done: bool,
     verdict: Option<u64>,
@@ -157,11 +158,18 @@ impl DriverPd {
         );
     }
 
+    /// Pages the driver holds for the connection, not for a channel: the two monitor pages
+    /// (taken at connect, returned only after an answered unload).
+    fn connection_pages(&self) -> u64 {
+        self.driver.monitor_pages().map_or(0, |p| p.len() as u64)
+    }
+
     /// The Hyper-V system's rescind (`build/qemu-hyperv.xml`): once a client has faulted in its
     /// window after a rescind and the teardown the host accepted is complete (the relid
-    /// released, no channel open), every page taken must be back in the pool: the ring pages,
-    /// and the balloon's (every page lent was reclaimed; a lend counts as a page taken, a
-    /// reclaim that went back to the pool as one returned).
+    /// released, no channel open), every page taken for the channel must be back in the pool:
+    /// the ring pages, and the balloon's (every page lent was reclaimed; a lend counts as a page
+    /// taken, a reclaim that went back to the pool as one returned). Only the connection's
+    /// monitor pages stay taken.
     fn check_hyperv(&mut self) {
         if self.rescind != Rescind::Faulted || self.done {
             return;
@@ -173,7 +181,7 @@ impl DriverPd {
         if st.balloon_pages_lent != st.balloon_pages_reclaimed {
             self.print_stats();
             self.fail("balloon pages still lent to the host after the rescind");
-        } else if st.pages_returned == st.pages_taken
+        } else if st.pages_returned + self.connection_pages() == st.pages_taken
             && self.driver.quarantined_pages() == 0
             && st.hostile == 0
         {
@@ -199,7 +207,7 @@ impl DriverPd {
         };
         println!("vmbus-driver: {client} reports its Dynamic Memory service ready");
         if self.rescind == Rescind::Waiting && self.ring_pages.is_none() {
-            self.ring_pages = Some(self.driver.stats().pages_taken);
+            self.ring_pages = Some(self.driver.stats().pages_taken - self.connection_pages());
         }
         if let Rescind::Done { taken, reused } = self.rescind
             && !self.done
@@ -387,7 +395,7 @@ fn init() -> DriverPd {
         wiring.clients.len()
     );
     let now = pd.tick();
-    pd.driver.start(&mut pd.hv, now);
+    pd.driver.start_monitored(&mut pd.hv, &mut pd.kernel, now);
     pd
 }
 

@@ -41,6 +41,9 @@ fn case(k: Option<u64>) -> u64 {
     assert_eq!(gpadls.len(), 2);
     let mark = rig.w.host().log().total();
     let before = rig.w.driver_stats();
+    // The answered unload also returns the connection's two monitor pages.
+    let monitor = rig.w.connection_pages() as u64;
+    assert_eq!(monitor, 2, "{ctx}");
 
     rig.w.host_mut().rescind(ra).unwrap();
     let mut unloaded = false;
@@ -124,8 +127,16 @@ fn case(k: Option<u64>) -> u64 {
         2,
         "{ctx}"
     );
-    assert_eq!(after.pages_returned - before.pages_returned, 16, "{ctx}");
-    assert_eq!(rig.w.pool_free(), 8192, "{ctx}: every page back");
+    assert_eq!(
+        after.pages_returned - before.pages_returned,
+        16 + monitor,
+        "{ctx}"
+    );
+    assert_eq!(
+        rig.w.pool_free() + rig.w.connection_pages(),
+        8192,
+        "{ctx}: every page back"
+    );
     assert_eq!(rig.w.driver().open_count(), 0, "{ctx}");
     assert_eq!(rig.w.host().gpadl_count(), 0, "{ctx}");
     for id in [a, b] {
