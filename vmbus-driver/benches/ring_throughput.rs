@@ -326,13 +326,13 @@ fn ring_stream<M: RingMem + Copy + Send + Sync>(
     init_ring(&mem, FEATURE_PENDING_SEND_SZ);
     let to_reader = Doorbell::default();
     let to_writer = Doorbell::default();
-    let src = vec![0x5au8; size];
     let total_len = RingWriter::<M>::inband_len(size) as u32;
     let batch = batch as u32;
-    let mut w = RingWriter::new(mem).unwrap();
-    let mut r = RingReader::new(mem).unwrap();
-    let mut dst = vec![0u8; size];
+    // Each side's state and buffer are made in its own thread (its stack, its allocation), so no
+    // line is shared between the two threads but the ring's own.
     let writer = || {
+        let mut w = RingWriter::new(mem).unwrap();
+        let src = vec![0x5au8; size];
         let (mut seq, mut signals, mut full_polls) = (0u64, 0u64, 0u32);
         let mut backoff = Backoff::default();
         while seq < packets {
@@ -372,6 +372,8 @@ fn ring_stream<M: RingMem + Copy + Send + Sync>(
         signals
     };
     let reader = || {
+        let mut r = RingReader::new(mem).unwrap();
+        let mut dst = vec![0u8; size];
         let (mut next, mut signals, mut idle) = (0u64, 0u64, 0u32);
         let mut backoff = Backoff::default();
         r.disable_interrupts();
@@ -566,10 +568,10 @@ fn handoff<I: Indices, const BARRIER: bool>(
 ) -> Outcome {
     let slots = Slots::new(size);
     let idx = I::default();
-    let src = vec![0x5au8; size];
-    let mut dst = vec![0u8; size];
     let batch = batch as u64;
+    // Each side's buffer is allocated in its own thread, as in `ring_stream`.
     let writer = || {
+        let src = vec![0x5au8; size];
         let mut i = 0u64;
         let mut backoff = Backoff::default();
         while i < packets {
@@ -594,6 +596,7 @@ fn handoff<I: Indices, const BARRIER: bool>(
         }
     };
     let reader = || {
+        let mut dst = vec![0u8; size];
         let mut i = 0u64;
         let mut backoff = Backoff::default();
         while i < packets {
@@ -635,10 +638,10 @@ static BBQ: Churrasco<RING> = Churrasco::new();
 fn bbqueue(size: usize, packets: u64, batch: usize, pin: Pinning) -> Outcome {
     let prod = BBQ.stream_producer();
     let cons = BBQ.stream_consumer();
-    let src = vec![0x5au8; size];
-    let mut dst = vec![0u8; size];
     let batch = batch as u64;
+    // Each side's buffer is allocated in its own thread, as in `ring_stream`.
     let writer = || {
+        let src = vec![0x5au8; size];
         let mut sent = 0u64;
         let mut backoff = Backoff::default();
         while sent < packets {
@@ -658,6 +661,7 @@ fn bbqueue(size: usize, packets: u64, batch: usize, pin: Pinning) -> Outcome {
         }
     };
     let reader = || {
+        let mut dst = vec![0u8; size];
         let mut got = 0u64;
         let mut backoff = Backoff::default();
         while got < packets {

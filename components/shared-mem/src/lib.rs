@@ -9,13 +9,15 @@
 //!   write never changes a value the compiler assumed stable; the ring code copies what it needs
 //!   once and validates the copy. Control words of the header are `AtomicU32` operations through
 //!   a raw pointer, created for that one operation.
-//! * Data is copied by one of two primitives: relaxed `AtomicU64` word loads and stores (native
+//! * Data is copied by one of three primitives: relaxed `AtomicU64` word loads and stores (native
 //!   byte order, so byte `i` of the data area is the byte at address `data + i`; partial words
 //!   are loaded whole, or merged with `fetch_and`/`fetch_or`, never a retry loop), and on x86-64
-//!   with SSE2, for long or unaligned copies, a 16-byte-move copy loop in an `asm!` block, which
-//!   moves a 4 KiB payload at memcpy speed where word-sized atomics cannot (see `bulk_copy` for
-//!   why a racing peer can only produce bytes that validation then sees). Miri cannot run inline
-//!   assembly, so under Miri (and on other targets) the word copies serve every access.
+//!   for copies of 1 KiB or more, one `rep movsb` (`string_copy`), and with SSE2, for shorter
+//!   long or unaligned copies, a 16-byte-move copy loop (`bulk_copy`), both in `asm!` blocks,
+//!   which move a 4 KiB payload at memcpy speed where word-sized atomics cannot (see
+//!   `bulk_copy` for why a racing peer can only produce bytes that validation then sees). Miri
+//!   cannot run inline assembly, so under Miri (and on other targets) the word copies serve
+//!   every access.
 //! * Every data access is bounds-checked against the data size given at construction, so no value
 //!   can make this crate touch memory outside the ring.
 //! * The tests run under Miri: `cargo +nightly-2026-05-20 miri test -p shared-mem --features heap`
@@ -165,6 +167,12 @@ impl RingMem for MappedRing {
     #[inline]
     fn read_data(&self, offset: u32, buf: &mut [u8]) {
         let start = self.check_range(offset, buf.len());
+        #[cfg(all(target_arch = "x86_64", not(miri)))]
+        if buf.len() >= STRING_COPY_MIN {
+            // SAFETY: as for `bulk_copy` below.
+            unsafe { string_copy(buf.as_mut_ptr(), self.data.as_ptr().add(start), buf.len()) };
+            return;
+        }
         #[cfg(all(target_arch = "x86_64", target_feature = "sse2", not(miri)))]
         if use_bulk_copy(start, buf.len()) {
             // SAFETY: `check_range` put `start .. start + buf.len()` inside the data area, which
@@ -179,6 +187,12 @@ impl RingMem for MappedRing {
     #[inline]
     fn write_data(&self, offset: u32, data: &[u8]) {
         let start = self.check_range(offset, data.len());
+        #[cfg(all(target_arch = "x86_64", not(miri)))]
+        if data.len() >= STRING_COPY_MIN {
+            // SAFETY: as for `bulk_copy` below.
+            unsafe { string_copy(self.data.as_ptr().add(start), data.as_ptr(), data.len()) };
+            return;
+        }
         #[cfg(all(target_arch = "x86_64", target_feature = "sse2", not(miri)))]
         if use_bulk_copy(start, data.len()) {
             // SAFETY: as in `read_data`, with the roles of the two regions swapped.
@@ -315,7 +329,7 @@ bulk_copy_cfg! {
     /// Copies `len` bytes from `src` to `dst` in an `asm!` block: 64 bytes per step through four
     /// 16-byte SSE registers, then 16, then 8 bytes per step, then single bytes. One of the two
     /// regions is the shared ring, the other our own buffer. Word-sized atomics move 8 bytes per
-    /// store; this moves 16, which is what lets a 4 KiB payload go at memcpy speed.
+    /// store; this moves 16.
     ///
     /// Why this is sound although the peer may write the shared bytes during the copy: the block
     /// is opaque to the compiler, so there is no Rust-level assumption about the shared bytes
@@ -341,53 +355,53 @@ bulk_copy_cfg! {
         // it changes (flags included: no `preserves_flags`).
         unsafe {
             core::arch::asm!(
-                "cmp {n}, 64",
+                "cmp rcx, 64",
                 "jb 3f",
                 "2:",
-                "movdqu {a}, xmmword ptr [{s}]",
-                "movdqu {b}, xmmword ptr [{s} + 16]",
-                "movdqu {c}, xmmword ptr [{s} + 32]",
-                "movdqu {d}, xmmword ptr [{s} + 48]",
-                "movdqu xmmword ptr [{t}], {a}",
-                "movdqu xmmword ptr [{t} + 16], {b}",
-                "movdqu xmmword ptr [{t} + 32], {c}",
-                "movdqu xmmword ptr [{t} + 48], {d}",
-                "add {s}, 64",
-                "add {t}, 64",
-                "sub {n}, 64",
-                "cmp {n}, 64",
+                "movdqu {a}, xmmword ptr [rsi]",
+                "movdqu {b}, xmmword ptr [rsi + 16]",
+                "movdqu {c}, xmmword ptr [rsi + 32]",
+                "movdqu {d}, xmmword ptr [rsi + 48]",
+                "movdqu xmmword ptr [rdi], {a}",
+                "movdqu xmmword ptr [rdi + 16], {b}",
+                "movdqu xmmword ptr [rdi + 32], {c}",
+                "movdqu xmmword ptr [rdi + 48], {d}",
+                "add rsi, 64",
+                "add rdi, 64",
+                "sub rcx, 64",
+                "cmp rcx, 64",
                 "jae 2b",
                 "3:",
-                "cmp {n}, 16",
+                "cmp rcx, 16",
                 "jb 4f",
-                "movdqu {a}, xmmword ptr [{s}]",
-                "movdqu xmmword ptr [{t}], {a}",
-                "add {s}, 16",
-                "add {t}, 16",
-                "sub {n}, 16",
+                "movdqu {a}, xmmword ptr [rsi]",
+                "movdqu xmmword ptr [rdi], {a}",
+                "add rsi, 16",
+                "add rdi, 16",
+                "sub rcx, 16",
                 "jmp 3b",
                 "4:",
-                "cmp {n}, 8",
+                "cmp rcx, 8",
                 "jb 5f",
-                "mov {w}, qword ptr [{s}]",
-                "mov qword ptr [{t}], {w}",
-                "add {s}, 8",
-                "add {t}, 8",
-                "sub {n}, 8",
+                "mov {w}, qword ptr [rsi]",
+                "mov qword ptr [rdi], {w}",
+                "add rsi, 8",
+                "add rdi, 8",
+                "sub rcx, 8",
                 "5:",
-                "test {n}, {n}",
+                "test rcx, rcx",
                 "jz 7f",
                 "6:",
-                "mov {wb}, byte ptr [{s}]",
-                "mov byte ptr [{t}], {wb}",
-                "inc {s}",
-                "inc {t}",
-                "dec {n}",
+                "mov {wb}, byte ptr [rsi]",
+                "mov byte ptr [rdi], {wb}",
+                "inc rsi",
+                "inc rdi",
+                "dec rcx",
                 "jnz 6b",
                 "7:",
-                n = inout(reg) len => _,
-                s = inout(reg) src => _,
-                t = inout(reg) dst => _,
+                inout("rcx") len => _,
+                inout("rsi") src => _,
+                inout("rdi") dst => _,
                 w = out(reg) _,
                 wb = out(reg_byte) _,
                 a = out(xmm_reg) _,
@@ -395,6 +409,55 @@ bulk_copy_cfg! {
                 c = out(xmm_reg) _,
                 d = out(xmm_reg) _,
                 options(nostack),
+            );
+        }
+    }
+}
+
+/// Whether this target has the string copy: any x86-64 (the string move needs no SSE, so the
+/// image's `x86_64-unknown-none` programs have it too), outside Miri.
+macro_rules! string_copy_cfg {
+    ($($item:item)*) => {
+        $(#[cfg(all(target_arch = "x86_64", not(miri)))] $item)*
+    };
+}
+
+string_copy_cfg! {
+    /// Copies of at least this many bytes go by [`string_copy`]: on processors with fast string
+    /// moves (ERMS, FSRM) one `rep movsb` moves whole lines at a time, where the SSE loop needs a
+    /// step per 16 bytes and word copies one per 8; below it the string move's start-up costs
+    /// more than it saves (docs/performance.md: a 256-byte packet 1.4x slower by string move, a
+    /// 4 KiB one 25% faster).
+    const STRING_COPY_MIN: usize = 1024;
+
+    /// Copies `len` bytes from `src` to `dst` with one `rep movsb`. One of the two regions is the
+    /// shared ring, the other our own buffer.
+    ///
+    /// Sound with a racing peer for the reasons given at [`bulk_copy`]: the block is opaque to
+    /// the compiler and a compiler memory barrier, and each byte is read or written indivisibly,
+    /// so a race yields only arbitrary initialised bytes that validation then sees. Ordering: x86
+    /// may perform the stores *within* one fast string move out of order among themselves, but
+    /// never after a store that follows the instruction (Intel SDM vol. 3, "Fast-String
+    /// Operation and Out-of-Order Stores"); the Release store of the index that publishes
+    /// (writer) or frees (reader) the bytes is such a later, separate store, and loads are not
+    /// reordered with later stores. The direction flag is clear on entry, as the ABI guarantees,
+    /// so the move runs upwards through exactly `len` bytes.
+    ///
+    /// # Safety
+    ///
+    /// `src` valid for reads and `dst` for writes of `len` bytes; the regions do not overlap.
+    #[inline]
+    unsafe fn string_copy(dst: *mut u8, src: *const u8, len: usize) {
+        // SAFETY: the caller provides valid, non-overlapping regions of `len` bytes; `rep movsb`
+        // touches exactly `src .. src + len` and `dst .. dst + len`, and the three registers it
+        // changes are declared.
+        unsafe {
+            core::arch::asm!(
+                "rep movsb",
+                inout("rcx") len => _,
+                inout("rsi") src => _,
+                inout("rdi") dst => _,
+                options(nostack, preserves_flags),
             );
         }
     }

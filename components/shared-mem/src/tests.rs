@@ -202,13 +202,15 @@ fn heap_ring_carries_packets_and_refuses_bad_sizes() {
     }
 }
 
-/// Guards both copy primitives (word copies, and the x86-64 bulk loop with its 64/16/8/1-byte
-/// steps) against a wrong length, a shifted byte or a write past either end of the range.
+/// Guards both copy primitives (word copies, and the x86-64 bulk copy: its string move from
+/// 1 KiB, and below that its loop with 64/16/8/1-byte steps) against a wrong length, a shifted byte or a write past either end of the range.
 #[test]
 fn copies_of_every_step_size_are_byte_exact_and_stay_in_range() {
     let pages = Pages::new(HEADER_SIZE + 1280);
     let ring = pages.ring();
-    for len in [1usize, 7, 8, 15, 16, 24, 63, 64, 65, 88, 200, 1000] {
+    for len in [
+        1usize, 7, 8, 15, 16, 24, 63, 64, 65, 88, 200, 1000, 1023, 1024, 1025, 1200,
+    ] {
         for offset in [0u32, 1, 8, 13, 64] {
             ring.write_data(0, &[0xaa; 1280]);
             let src: Vec<u8> = (0..len).map(|i| (i * 13 + len) as u8 | 1).collect();
