@@ -127,6 +127,17 @@ impl MappedRing {
         unsafe { AtomicU64::from_ptr(self.data.as_ptr().add(index * 8).cast::<u64>()) }
     }
 
+    /// The index of the data word at `offset`, which must be 8-aligned with the word inside the
+    /// data area (a caller bug otherwise, never something peer data can cause: panics).
+    #[inline]
+    fn word_index(&self, offset: u32) -> usize {
+        assert!(
+            offset.is_multiple_of(8) && offset < self.data_size,
+            "ring data word access out of range"
+        );
+        offset as usize / 8
+    }
+
     #[inline]
     fn check_range(&self, offset: u32, len: usize) -> usize {
         let start = offset as usize;
@@ -200,6 +211,20 @@ impl RingMem for MappedRing {
             return;
         }
         self.write_words(start, data);
+    }
+
+    #[inline]
+    fn read_word(&self, offset: u32) -> u64 {
+        let index = self.word_index(offset);
+        // Native order in memory, little-endian by contract: a no-op on x86.
+        u64::from_le(self.data_word(index).load(Ordering::Relaxed))
+    }
+
+    #[inline]
+    fn write_word(&self, offset: u32, value: u64) {
+        let index = self.word_index(offset);
+        self.data_word(index)
+            .store(value.to_le(), Ordering::Relaxed);
     }
 }
 

@@ -84,6 +84,38 @@ fn data_bytes_land_right_after_the_header_page_at_any_alignment() {
     }
 }
 
+/// Guards `MappedRing`'s one-load word access: data byte `offset + i` is byte `i` of the word's
+/// little-endian encoding, as `read_data`/`write_data` lay the same bytes out.
+#[test]
+fn word_accesses_use_the_little_endian_byte_layout_of_the_data_area() {
+    let pages = Pages::new(HEADER_SIZE + 64);
+    let ring = pages.ring();
+    let value = 0x0807_0605_0403_0201_u64;
+    for offset in [0u32, 8, 56] {
+        ring.write_word(offset, value);
+        for i in 0..8 {
+            assert_eq!(pages.byte(HEADER_SIZE + offset as usize + i), i as u8 + 1);
+        }
+        let bytes: [u8; 8] = core::array::from_fn(|i| 0x10 + i as u8);
+        ring.write_data(offset, &bytes);
+        assert_eq!(ring.read_word(offset), u64::from_le_bytes(bytes));
+    }
+}
+
+#[test]
+#[should_panic(expected = "out of range")]
+fn word_access_past_the_ring_panics_instead_of_touching_other_memory() {
+    let pages = Pages::new(HEADER_SIZE + 64);
+    pages.ring().write_word(64, 0);
+}
+
+#[test]
+#[should_panic(expected = "out of range")]
+fn misaligned_word_access_panics() {
+    let pages = Pages::new(HEADER_SIZE + 64);
+    let _ = pages.ring().read_word(4);
+}
+
 #[test]
 #[should_panic(expected = "out of range")]
 fn data_access_past_the_ring_panics_instead_of_touching_other_memory() {

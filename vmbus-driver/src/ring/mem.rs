@@ -82,6 +82,24 @@ pub trait RingMem {
     fn read_data(&self, offset: u32, buf: &mut [u8]);
     /// Copies `data` into the data area starting at `offset`; same range contract as `read_data`.
     fn write_data(&self, offset: u32, data: &[u8]);
+    /// Loads the 8 data bytes at `offset` as one little-endian word (data byte `offset + i` is
+    /// byte `i` of `value.to_le_bytes()`): a descriptor's or trailer's word in one access.
+    ///
+    /// The ring code guarantees an 8-aligned `offset` with `offset + 8 <= data_size()`. The
+    /// default goes through [`read_data`](Self::read_data); memories that hold whole words
+    /// override it with one atomic load.
+    #[inline]
+    fn read_word(&self, offset: u32) -> u64 {
+        let mut b = [0u8; 8];
+        self.read_data(offset, &mut b);
+        u64::from_le_bytes(b)
+    }
+    /// Stores `value` as the 8 data bytes at `offset`, little-endian; the counterpart of
+    /// [`read_word`](Self::read_word), with the same contract.
+    #[inline]
+    fn write_word(&self, offset: u32, value: u64) {
+        self.write_data(offset, &value.to_le_bytes());
+    }
 }
 
 impl<T: RingMem + ?Sized> RingMem for &T {
@@ -112,6 +130,14 @@ impl<T: RingMem + ?Sized> RingMem for &T {
     #[inline]
     fn write_data(&self, offset: u32, data: &[u8]) {
         (**self).write_data(offset, data);
+    }
+    #[inline]
+    fn read_word(&self, offset: u32) -> u64 {
+        (**self).read_word(offset)
+    }
+    #[inline]
+    fn write_word(&self, offset: u32, value: u64) {
+        (**self).write_word(offset, value);
     }
 }
 
@@ -224,6 +250,20 @@ impl RingMem for FlatRingMem<'_> {
         // The ring code's case: whole words at an 8-aligned offset.
         let first = start / 8;
         store_words(&self.data[first..first + chunks.len()], chunks);
+    }
+
+    #[inline]
+    fn read_word(&self, offset: u32) -> u64 {
+        // Word `i` holds data bytes `8i..8i + 8` in little-endian order: the word is the value.
+        // An unaligned offset is a caller bug; the slice index refuses one past the end.
+        debug_assert!(offset.is_multiple_of(8));
+        self.data[offset as usize / 8].load(Ordering::Relaxed)
+    }
+
+    #[inline]
+    fn write_word(&self, offset: u32, value: u64) {
+        debug_assert!(offset.is_multiple_of(8));
+        self.data[offset as usize / 8].store(value, Ordering::Relaxed);
     }
 }
 

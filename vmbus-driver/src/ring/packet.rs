@@ -90,6 +90,30 @@ impl Descriptor {
         b
     }
 
+    /// Encodes the descriptor as its two little-endian words (the bytes of [`to_bytes`](Self::to_bytes)
+    /// 0..8 and 8..16).
+    #[inline]
+    pub fn to_words(&self) -> [u64; 2] {
+        let head = u64::from(self.packet_type.0)
+            | u64::from(self.offset8) << 16
+            | u64::from(self.len8) << 32
+            | u64::from(self.flags) << 48;
+        [head, self.transaction_id]
+    }
+
+    /// Decodes a descriptor from its two little-endian words without validating it.
+    #[inline]
+    pub fn from_words(head: u64, transaction_id: u64) -> Self {
+        // Truncating casts: each field is 16 bits of the first word.
+        Self {
+            packet_type: PacketType(head as u16),
+            offset8: (head >> 16) as u16,
+            len8: (head >> 32) as u16,
+            flags: (head >> 48) as u16,
+            transaction_id,
+        }
+    }
+
     /// Decodes a descriptor without validating it.
     #[inline]
     pub fn from_bytes(b: &[u8; 16]) -> Self {

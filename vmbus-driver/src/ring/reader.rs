@@ -191,9 +191,13 @@ impl<M: RingMem> ReadBatch<'_, M> {
         if self.available < DESCRIPTOR_LEN + TRAILER_LEN {
             return Err(Corruption::Truncated(self.available));
         }
-        let mut bytes = [0u8; DESCRIPTOR_LEN as usize];
-        copy_out(&self.reader.mem, self.reader.size, self.pos, &mut bytes);
-        let desc = Descriptor::from_bytes(&bytes);
+        // Two word loads: `pos` is 8-aligned (a checked index plus whole packets), so each word
+        // lies inside the data area, and only the second may wrap to its start.
+        let mem = &self.reader.mem;
+        let desc = Descriptor::from_words(
+            mem.read_word(self.pos),
+            mem.read_word(advance(self.pos, 8, self.reader.size)),
+        );
         if !desc.packet_type.is_known() {
             return Err(Corruption::UnknownType(desc.packet_type.0));
         }

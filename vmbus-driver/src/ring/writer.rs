@@ -11,9 +11,6 @@ use super::packet::{
 };
 use super::{RingError, advance, checked_index, checked_size, copy_in, distance};
 
-/// Largest packet (with trailer) the writer assembles on the stack and copies in with one call.
-const SMALL_PACKET: usize = 128;
-
 /// Result of [`RingWriter::request_space`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SpaceWait {
@@ -328,39 +325,32 @@ impl<M: RingMem> WriteBatch<'_, M> {
             transaction_id,
         };
         // Trailer: bits 63:32 = where this packet starts (docs/protocol.md#packets).
-        let trailer = (u64::from(start) << 32).to_le_bytes();
+        let trailer = u64::from(start) << 32;
         // Whole words straight from the payload; the last partial word with its zero padding.
         let whole = payload.len() & !7;
         if let Ext::None = ext
             && total <= size - start
         {
+            // Fast path (no extended descriptor, no wrap): the descriptor's two words, the
+            // payload's whole words in one copy, its last partial word with the zero padding in
+            // one word, the trailer in one word.
             let mem = &self.writer.mem;
-            if total as usize <= SMALL_PACKET {
-                // Small packet: assembled on the stack and copied in once.
-                let mut packet = [0u8; SMALL_PACKET];
-                packet[..16].copy_from_slice(&desc.to_bytes());
-                packet[16..16 + payload.len()].copy_from_slice(payload);
-                let t = total as usize;
-                packet[t - 8..t].copy_from_slice(&trailer);
-                mem.write_data(start, &packet[..t]);
-                self.pos = advance(start, total, size);
-                return self.wrote(total);
-            }
-            // Fast path (no extended descriptor, no wrap): three copies. The last partial payload
-            // word and the trailer go in one 16-byte copy.
-            mem.write_data(start, &desc.to_bytes());
+            let [head, id] = desc.to_words();
+            mem.write_word(start, head);
+            mem.write_word(start + 8, id);
             let body = start + DESCRIPTOR_LEN;
-            mem.write_data(body, &payload[..whole]);
-            // whole <= len < total <= size - start: no overflow.
-            let end = body + whole as u32;
-            if whole < payload.len() {
-                let mut last = [0u8; 16];
-                last[..payload.len() - whole].copy_from_slice(&payload[whole..]);
-                last[8..].copy_from_slice(&trailer);
-                mem.write_data(end, &last);
-            } else {
-                mem.write_data(end, &trailer);
+            if whole > 0 {
+                mem.write_data(body, &payload[..whole]);
             }
+            // whole <= len < total <= size - start: no overflow.
+            let mut end = body + whole as u32;
+            if whole < payload.len() {
+                let mut last = [0u8; 8];
+                last[..payload.len() - whole].copy_from_slice(&payload[whole..]);
+                mem.write_word(end, u64::from_le_bytes(last));
+                end += 8;
+            }
+            mem.write_word(end, trailer);
             self.pos = advance(start, total, size);
         } else {
             self.put(&desc.to_bytes());
@@ -398,7 +388,7 @@ impl<M: RingMem> WriteBatch<'_, M> {
                 last[..payload.len() - whole].copy_from_slice(&payload[whole..]);
                 self.put(&last);
             }
-            self.put(&trailer);
+            self.put(&trailer.to_le_bytes());
         }
         self.wrote(total)
     }
