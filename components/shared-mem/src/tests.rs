@@ -172,7 +172,7 @@ fn two_threads_stream_packets_through_mapped_pages() {
     let ring = pages.ring();
     init_ring(&ring, 0);
     std::thread::scope(|s| {
-        s.spawn(|| {
+        let reader = s.spawn(|| {
             let mut r = RingReader::new(&ring).unwrap();
             let mut next = 0;
             while next < PACKETS {
@@ -191,7 +191,9 @@ fn two_threads_stream_packets_through_mapped_pages() {
         });
         let mut w = RingWriter::new(&ring).unwrap();
         let mut seq = 0;
-        while seq < PACKETS {
+        // A reader that failed frees no more space: stop, and let the scope report its panic
+        // instead of waiting for space for ever.
+        while seq < PACKETS && !reader.is_finished() {
             let mut b = w.batch().unwrap();
             while b.write_inband(seq, false, &seq.to_ne_bytes()).is_ok() {
                 seq += 1;
