@@ -26,6 +26,7 @@ fn all_2047_relids_open_at_once_receive_events_and_unload_cleanly() {
             classes: &classes,
             instance: None,
             power: false,
+            low_latency: false,
         })
         .collect();
     let cfg = DriverConfig {

@@ -25,6 +25,7 @@ fn client(id: u16, window_pages: usize, max_channels: usize) -> ClientConfig<'st
         classes: &CLASSES,
         instance: None,
         power: false,
+        low_latency: false,
     }
 }
 

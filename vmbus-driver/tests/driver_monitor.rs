@@ -9,7 +9,7 @@ use driver_fakes::*;
 use vmbus_driver::control::{ChannelHandle, Request, Response};
 use vmbus_driver::hv::PAGE_SIZE;
 use vmbus_driver::hv::monitor::{pending_bit, pending_offset};
-use vmbus_driver::ids::{ConnectionId, PageId};
+use vmbus_driver::ids::{ClientId, ConnectionId, PageId};
 use vmbus_driver::msg::{MessageType, OfferChannel};
 use vmbus_driver::version::Version;
 
@@ -36,7 +36,11 @@ fn set_outbound(w: &mut World, write: u32, read: u32) {
 }
 
 fn signal(w: &mut World, h: ChannelHandle) -> Response {
-    w.call(A, Request::Signal { handle: h })
+    signal_as(w, A, h)
+}
+
+fn signal_as(w: &mut World, client: ClientId, h: ChannelHandle) -> Response {
+    w.call(client, Request::Signal { handle: h })
 }
 
 fn hypercalls(w: &World) -> usize {
@@ -112,6 +116,30 @@ fn a_monitored_channel_signals_with_its_monitor_bit_and_no_hypercall() {
     assert_eq!(pending(&w, 37), 1 << 5);
     let s = w.d.stats();
     assert_eq!((s.signals, s.monitor_signals), (0, 2));
+}
+
+#[test]
+fn a_low_latency_clients_monitored_channel_signals_by_hypercall_and_sets_no_bit() {
+    let mut o = offer(6, HEARTBEAT, 2, 0);
+    o.monitor_allocated = true;
+    o.monitor_id = 41;
+    let mut w = World::new(vec![monitored(5, 37), o]);
+    w.connect_monitored();
+    let hb = w.open(B, 6);
+    w.clear_log();
+    set_outbound(&mut w, 64, 0);
+    assert_eq!(
+        signal_as(&mut w, B, hb),
+        Response::Signalled { hypercall: true }
+    );
+    assert_eq!(w.events(), [Ev::Signal(ConnectionId(0x106))]);
+    assert_eq!(
+        pending(&w, 41),
+        0,
+        "no monitor bit for a low-latency client"
+    );
+    let s = w.d.stats();
+    assert_eq!((s.signals, s.monitor_signals), (1, 0));
 }
 
 #[test]

@@ -87,6 +87,7 @@ fn an_offer_of_another_instance_does_not_wake_a_client_with_an_instance_filter()
         classes: &CLASSES,
         instance: Some(Guid([2; 16])),
         power: false,
+        low_latency: false,
     }];
     let log: Log = Default::default();
     let mut hv = FakeHv::new(log.clone());

@@ -427,6 +427,7 @@ fn instance_filter_limits_a_client_to_one_device() {
         classes: &classes,
         instance: Some(Guid([2; 16])),
         power: false,
+        low_latency: false,
     }];
     let cfg = DriverConfig {
         target_vp: VpIndex(0),

@@ -192,6 +192,7 @@ fn a_channel_of_exactly_the_largest_ring_size_opens() {
         classes: &classes,
         instance: None,
         power: false,
+        low_latency: false,
     }];
     let cfg = DriverConfig {
         target_vp: VpIndex(TARGET_VP),

@@ -170,6 +170,8 @@ pub struct DriverClient {
     pub max_channels: u32,
     /// May ask the driver to stop the system (`power="true"`).
     pub power: bool,
+    /// Signalled by hypercall even when monitored (`low_latency="true"`).
+    pub low_latency: bool,
 }
 
 /// The simulated host's wiring.
@@ -299,6 +301,7 @@ fn driver_clients(sys: &System) -> Vec<DriverClient> {
                     .map(|g| g.bytes()),
                 max_channels: c.max_channels,
                 power: c.power,
+                low_latency: c.low_latency,
             }
         })
         .collect()
@@ -494,7 +497,7 @@ pub fn render(sys: &System, configs: &[PdConfig]) -> String {
                 for cl in &d.clients {
                     let _ = writeln!(
                         s,
-                        "                {TYPES}::DriverClient {{ id: {}, name: {:?}, pd_index: {}, vspace_slot: {}, channel: {}, window_vaddr: {:#x}, window_pages: {}, control_vaddr: {:#x}, classes: {}, instance: {}, max_channels: {}, power: {} }},",
+                        "                {TYPES}::DriverClient {{ id: {}, name: {:?}, pd_index: {}, vspace_slot: {}, channel: {}, window_vaddr: {:#x}, window_pages: {}, control_vaddr: {:#x}, classes: {}, instance: {}, max_channels: {}, power: {}, low_latency: {} }},",
                         cl.id,
                         cl.name,
                         cl.pd_index,
@@ -506,7 +509,8 @@ pub fn render(sys: &System, configs: &[PdConfig]) -> String {
                         guids(&cl.classes),
                         opt_guid(cl.instance.as_ref()),
                         cl.max_channels,
-                        cl.power
+                        cl.power,
+                        cl.low_latency
                     );
                 }
                 let _ = writeln!(s, "            ],");

@@ -26,7 +26,7 @@
 //!   maps and pool) and delivers the SINT2 interrupt on the driver's channel id `ID` (one it uses
 //!   for nothing else).
 //! - `<client pd="P" driver_channel="ID" window_vaddr="A" window_size="S" max_channels="M"
-//!   control="R" [power="true|false"]>` with `<device class="GUID" [instance="GUID"]/>`
+//!   control="R" [power="true|false"] [low_latency="true|false"]>` with `<device class="GUID" [instance="GUID"]/>`
 //!   children: PD `P` reaches the driver over its channel `ID` (which must lead to the driver, with `pp="true"` on the client
 //!   end); the driver holds a `cap_vspace` for it and maps channel rings into its window
 //!   `A..A+S` (page aligned, at least 4 pages per channel, over none of the client's maps, inside
@@ -37,7 +37,10 @@
 //!   and filter. A client's position among the clients is its number (`ClientId`).
 //!   `power="true"` lets the client ask the driver for an orderly stop of the system
 //!   (`Request::Stop`: the shutdown integration service); default `false`, and the driver
-//!   refuses the request of any other client.
+//!   refuses the request of any other client. `low_latency="true"` makes the driver signal
+//!   the host for the client's channels by hypercall even when the host offered them with a
+//!   monitor id (the host sees each signal at once instead of at its next scan of the monitor
+//!   page); default `false`.
 //!
 //! Microkit elements and attributes understood (x86-64; anything else, including any child of an
 //! element that takes none and any element in a namespace, is an error naming the file and line,

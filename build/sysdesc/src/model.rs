@@ -489,6 +489,9 @@ pub struct VmbusClient {
     /// Whether it may ask the driver to stop the system (`power="true"`: the shutdown
     /// integration service); default false.
     pub power: bool,
+    /// Whether the driver signals the host for its channels by hypercall even when they are
+    /// offered with a monitor id (`low_latency="true"`); default false.
+    pub low_latency: bool,
     /// Line of the element (in the companion).
     pub line: u32,
 }

@@ -795,32 +795,37 @@ fn load_finds_the_companion_beside_the_description() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// The client table row the driver PD is built with, for a client with `attrs` added.
+fn client_row(attrs: &str) -> (sysdesc::config::DriverClient, String) {
+    let vm = vmbus_companion(DRIVER_OK, &format!("{CLIENT_OK}{attrs}"), "");
+    let sys = check_pair(&vmbus_system("", "", ""), &vm).unwrap_or_else(|d| panic!("{d:#?}"));
+    let cfg = sysdesc::config::pd_config(&sys, "driver").unwrap();
+    let row = cfg.driver.as_ref().unwrap().clients[0].clone();
+    (row, sysdesc::config::render(&sys, &[cfg]))
+}
+
 #[test]
-fn the_power_attribute_reaches_the_drivers_client_table_and_defaults_to_false() {
-    for (attr, want) in [
-        ("", false),
-        (r#" power="true""#, true),
-        (r#" power="false""#, false),
-    ] {
-        let vm = vmbus_companion(DRIVER_OK, &format!("{CLIENT_OK}{attr}"), "");
-        let sys = check_pair(&vmbus_system("", "", ""), &vm).unwrap_or_else(|d| panic!("{d:#?}"));
-        let cfg = sysdesc::config::pd_config(&sys, "driver").unwrap();
-        let d = cfg.driver.as_ref().unwrap();
-        assert_eq!(d.clients[0].power, want, "{attr}");
-        // The generated configuration the driver PD is built with carries it.
-        let src = sysdesc::config::render(&sys, &[cfg]);
-        assert!(src.contains(&format!("power: {want} }}")), "{src}");
+fn the_power_and_low_latency_attributes_reach_the_drivers_client_table_and_default_to_false() {
+    type Field = fn(&sysdesc::config::DriverClient) -> bool;
+    let fields: [(&str, Field); 2] = [("power", |r| r.power), ("low_latency", |r| r.low_latency)];
+    for (name, field) in fields {
+        for (value, want) in [(None, false), (Some("true"), true), (Some("false"), false)] {
+            let attr = value.map_or(String::new(), |v| format!(r#" {name}="{v}""#));
+            let (row, src) = client_row(&attr);
+            assert_eq!(field(&row), want, "{attr}");
+            // The generated configuration the driver PD is built with carries it.
+            assert!(src.contains(&format!("{name}: {want}")), "{attr}: {src}");
+        }
     }
 }
 
 #[test]
-fn a_power_attribute_that_is_not_a_boolean_is_refused() {
-    let vm = vmbus_companion(DRIVER_OK, &format!(r#"{CLIENT_OK} power="yes""#), "");
-    let d = pair_diags(&vmbus_system("", "", ""), &vm);
-    let text: Vec<String> = d.iter().map(|d| d.to_string()).collect();
-    assert!(
-        text.iter()
-            .any(|t| t.contains("'power' on 'client' is 'yes', must be 'true' or 'false'")),
-        "{text:#?}"
-    );
+fn power_or_low_latency_attributes_that_are_not_booleans_are_refused() {
+    for name in ["power", "low_latency"] {
+        let vm = vmbus_companion(DRIVER_OK, &format!(r#"{CLIENT_OK} {name}="yes""#), "");
+        let d = pair_diags(&vmbus_system("", "", ""), &vm);
+        let text: Vec<String> = d.iter().map(|d| d.to_string()).collect();
+        let want = format!("'{name}' on 'client' is 'yes', must be 'true' or 'false'");
+        assert!(text.iter().any(|t| t.contains(&want)), "{text:#?}");
+    }
 }

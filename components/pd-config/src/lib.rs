@@ -166,6 +166,9 @@ pub struct DriverClient {
     pub max_channels: u32,
     /// May ask the driver to stop the system (`power="true"` in the VMBus companion).
     pub power: bool,
+    /// Its channels are signalled by hypercall even when the host offered them with a monitor
+    /// id (`low_latency="true"` in the VMBus companion).
+    pub low_latency: bool,
 }
 
 /// The simulated Hyper-V host's wiring (the image's stand-in for the hypervisor).

@@ -257,6 +257,7 @@ impl Builder<'_> {
                 classes: c.classes.iter().map(|&b| Guid(b)).collect(),
                 instance: c.instance.map(Guid),
                 power: c.power,
+                low_latency: c.low_latency,
                 driver_channel: c.client_channel,
                 driver_end: c.channel,
                 control_vaddr: c.client_control_vaddr,

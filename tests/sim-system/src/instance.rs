@@ -99,6 +99,8 @@ pub struct ClientInfo {
     pub instance: Option<Guid>,
     /// May ask the driver to stop the system (`power="true"`).
     pub power: bool,
+    /// Signalled by hypercall even when monitored (`low_latency="true"`).
+    pub low_latency: bool,
     /// The client's channel id towards the driver.
     pub driver_channel: u8,
     /// The driver's channel id towards this client.

@@ -282,6 +282,7 @@ fn driver_for(inst: &Instance, cfg: &WorldConfig) -> Box<Driver> {
             classes: cl,
             instance: c.instance,
             power: c.power,
+            low_latency: c.low_latency,
         })
         .collect();
     Box::new(Driver::new(&DriverConfig {

@@ -35,6 +35,8 @@ struct ClientEntry {
     instance: Option<Guid>,
     /// May stop the system.
     power: bool,
+    /// Its channels are signalled by hypercall even when monitored.
+    low_latency: bool,
     /// Offers of its classes delivered so far (published in its control page).
     offers_delivered: u32,
     stats: ClientStats,
@@ -49,6 +51,7 @@ impl ClientEntry {
         classes: [Guid::NIL; MAX_CLASSES],
         instance: None,
         power: false,
+        low_latency: false,
         offers_delivered: 0,
         stats: ClientStats::ZERO,
     };
@@ -106,6 +109,7 @@ impl Clients {
             e.classes[..c.classes.len()].copy_from_slice(c.classes);
             e.instance = c.instance;
             e.power = c.power;
+            e.low_latency = c.low_latency;
         }
         self.count = configs.len();
         Ok(())
@@ -154,6 +158,11 @@ impl Clients {
     /// Whether client `c` may stop the system.
     pub fn power(&self, c: ClientIdx) -> bool {
         self.entries[c.get()].power
+    }
+
+    /// Whether client `c`'s channels are signalled by hypercall even when monitored.
+    pub fn low_latency(&self, c: ClientIdx) -> bool {
+        self.entries[c.get()].low_latency
     }
 
     /// Offers of client `c`'s classes delivered so far.

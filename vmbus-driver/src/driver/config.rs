@@ -28,6 +28,11 @@ pub struct ClientConfig<'a> {
     /// Whether the client may stop the system (`Request::Stop`: the shutdown integration
     /// service answering the host's shut-down or restart request).
     pub power: bool,
+    /// Whether the driver signals the host for this client's channels by hypercall even when
+    /// the host offered them with a monitor id (Linux's low-latency channels,
+    /// docs/protocol.md#monitor-pages): the host sees each signal at once rather than at its next
+    /// scan of the monitor page, at the price of one hypercall per signal.
+    pub low_latency: bool,
 }
 
 /// The driver's configuration.

@@ -153,8 +153,10 @@ impl Driver {
             retarget,
         };
         // A monitored channel: its bit in the child-to-parent monitor page, no hypercall
-        // (docs/protocol.md#monitor-pages). Should the page be unreachable, the hypercall.
-        if let Some(id) = offer.monitor.filter(|_| self.monitoring()) {
+        // (docs/protocol.md#monitor-pages), unless its client asked for low latency. Should the
+        // page be unreachable, the hypercall.
+        let monitored = self.monitoring() && !self.clients.low_latency(ch.client);
+        if let Some(id) = offer.monitor.filter(|_| monitored) {
             match self.set_monitor_bit(k, id) {
                 Ok(()) => {
                     self.stats.monitor_signals += 1;

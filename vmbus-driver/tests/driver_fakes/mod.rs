@@ -859,6 +859,7 @@ impl World {
                 classes: &A_CLASSES,
                 instance: None,
                 power: false,
+                low_latency: false,
             },
             ClientConfig {
                 id: B,
@@ -866,8 +867,11 @@ impl World {
                 max_channels: MAX_CHANNELS,
                 classes: &B_CLASSES,
                 instance: None,
-                // B plays the shutdown integration service: it may stop the system.
+                // B plays the shutdown integration service: it may stop the system. It also
+                // asks for low latency: its channels are signalled by hypercall even when
+                // monitored.
                 power: true,
+                low_latency: true,
             },
         ];
         let cfg = DriverConfig {

@@ -193,6 +193,7 @@ impl Parser<'_, '_> {
                 "max_channels",
                 "control",
                 "power",
+                "low_latency",
             ],
         );
         let pd = self.req(node, "pd").map(str::to_string);
@@ -204,6 +205,7 @@ impl Parser<'_, '_> {
             .map(|n| n as u32);
         let control = self.req(node, "control").map(str::to_string);
         let power = self.boolean(node, "power", false);
+        let low_latency = self.boolean(node, "low_latency", false);
         let mut devices = Vec::new();
         let mut elements_seen = 0;
         for c in elements(node) {
@@ -243,6 +245,7 @@ impl Parser<'_, '_> {
                 control: control?,
                 devices,
                 power,
+                low_latency,
                 line: self.line(node),
             },
         ))

@@ -326,6 +326,7 @@ fn configure(driver: &mut Driver, wiring: &DriverWiring) {
         classes: &[],
         instance: None,
         power: false,
+        low_latency: false,
     }; MAX_CLIENTS];
     for ((slot, c), row) in clients.iter_mut().zip(wiring.clients).zip(&classes) {
         *slot = ClientConfig {
@@ -335,6 +336,7 @@ fn configure(driver: &mut Driver, wiring: &DriverWiring) {
             classes: &row[..c.classes.len().min(MAX_CLASSES)],
             instance: c.instance.map(|g| Guid(g.0)),
             power: c.power,
+            low_latency: c.low_latency,
         };
     }
     let config = DriverConfig {

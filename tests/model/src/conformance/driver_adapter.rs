@@ -388,6 +388,7 @@ impl DriverImplementation {
                 classes: &classes,
                 instance: None,
                 power: false,
+                low_latency: false,
             })
             .collect();
         let dcfg = DriverConfig {
