@@ -574,7 +574,7 @@ impl World {
     /// unload, none with [`World::start_unmonitored`]).
     #[must_use]
     pub fn connection_pages(&self) -> usize {
-        self.core.driver.monitor_pages().map_or(0, |p| p.len())
+        self.core.driver.connection_pages()
     }
 
     /// Faults the world handed to the driver, oldest first.

@@ -59,6 +59,12 @@ impl Driver {
         self.monitor.pages
     }
 
+    /// Pool pages held for the connection rather than for a channel: the two monitor pages
+    /// while held, else none.
+    pub fn connection_pages(&self) -> usize {
+        self.monitor.pages.map_or(0, |p| p.len())
+    }
+
     /// The GPAs to pass, taking the pages if none are held; (0, 0) if they cannot be had.
     fn monitor_gpas<K: Kernel + ?Sized>(&mut self, k: &mut K) -> (u64, u64) {
         if self.monitor.pages.is_none() {

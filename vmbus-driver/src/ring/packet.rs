@@ -81,17 +81,16 @@ impl Descriptor {
     /// Encodes the descriptor (little-endian, offsets of docs/protocol.md#packets).
     #[inline]
     pub fn to_bytes(&self) -> [u8; 16] {
+        let [head, id] = self.to_words();
         let mut b = [0u8; 16];
-        b[0..2].copy_from_slice(&self.packet_type.0.to_le_bytes());
-        b[2..4].copy_from_slice(&self.offset8.to_le_bytes());
-        b[4..6].copy_from_slice(&self.len8.to_le_bytes());
-        b[6..8].copy_from_slice(&self.flags.to_le_bytes());
-        b[8..16].copy_from_slice(&self.transaction_id.to_le_bytes());
+        b[..8].copy_from_slice(&head.to_le_bytes());
+        b[8..].copy_from_slice(&id.to_le_bytes());
         b
     }
 
-    /// Encodes the descriptor as its two little-endian words (the bytes of [`to_bytes`](Self::to_bytes)
-    /// 0..8 and 8..16).
+    /// Encodes the descriptor as its two little-endian words: type in bits 15:0 of the first,
+    /// offset8 in 31:16, len8 in 47:32, flags in 63:48; the transaction id is the second (the
+    /// byte offsets of docs/protocol.md#packets).
     #[inline]
     pub fn to_words(&self) -> [u64; 2] {
         let head = u64::from(self.packet_type.0)
@@ -117,16 +116,12 @@ impl Descriptor {
     /// Decodes a descriptor without validating it.
     #[inline]
     pub fn from_bytes(b: &[u8; 16]) -> Self {
-        let u16_at = |i: usize| u16::from_le_bytes([b[i], b[i + 1]]);
-        let mut id = [0u8; 8];
-        id.copy_from_slice(&b[8..16]);
-        Self {
-            packet_type: PacketType(u16_at(0)),
-            offset8: u16_at(2),
-            len8: u16_at(4),
-            flags: u16_at(6),
-            transaction_id: u64::from_le_bytes(id),
-        }
+        let word = |i: usize| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&b[i..i + 8]);
+            u64::from_le_bytes(w)
+        };
+        Self::from_words(word(0), word(8))
     }
 }
 

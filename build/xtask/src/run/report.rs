@@ -79,7 +79,7 @@ impl Report {
             driver: w.driver_stats(),
             host: w.host().counters(),
             packets_to_host: w.host().packets_received(),
-            monitor_pages: w.driver().monitor_pages().map_or(0, |p| p.len()),
+            monitor_pages: w.driver().connection_pages(),
             host_errors: w.host().errors().iter().map(|e| e.to_string()).collect(),
             kernel: w.sim_counters(),
             clients,

@@ -777,7 +777,7 @@ impl<'o> Runner<'o> {
             self.w.driver().quarantined_pages(),
             self.w.driver().lent_pages(),
         );
-        let monitor = self.w.driver().monitor_pages().map_or(0, |p| p.len());
+        let monitor = self.w.driver().connection_pages();
         let unaccounted = pool
             - free as i64
             - in_channels as i64

@@ -161,7 +161,7 @@ impl DriverPd {
     /// Pages the driver holds for the connection, not for a channel: the two monitor pages
     /// (taken at connect, returned only after an answered unload).
     fn connection_pages(&self) -> u64 {
-        self.driver.monitor_pages().map_or(0, |p| p.len() as u64)
+        self.driver.connection_pages() as u64
     }
 
     /// The Hyper-V system's rescind (`build/qemu-hyperv.xml`): once a client has faulted in its
